@@ -1,0 +1,222 @@
+"""Write a simulated world and its clickstream as the EDM Cup 2023 release's files (real names, columns and
+value formats), plus the ground truth in `_truth/` for oracle AUC, parameter recovery and drift checks."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+
+from ktirt.simulate.ids import random_ids
+from ktirt.simulate.responses import ACTIONS, Clickstream
+from ktirt.simulate.world import DOMAINS, World
+
+log = logging.getLogger(__name__)
+CHUNK_ROWS = 2_000_000
+
+
+def _csv(df: pd.DataFrame | pa.Table, path: Path) -> None:
+    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+    pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
+
+
+def _datetime_text(seconds: np.ndarray) -> np.ndarray:
+    """'2022-09-06 13:42:07.123' (UTC), blank where missing, as assignment_details has them."""
+    ms = np.where(np.isfinite(seconds), np.round(np.nan_to_num(seconds) * 1000), 0).astype("int64")
+    text = np.char.replace(np.datetime_as_string(ms.astype("datetime64[ms]"), unit="ms"), "T", " ")
+    return np.where(np.isfinite(seconds), text, "")
+
+
+def _vectors(x: np.ndarray) -> list[str]:
+    return ["[" + ", ".join(f"{v:.4f}" for v in row) + "]" for row in x]
+
+
+def write_tables(world: World, clicks: Clickstream, out: Path, rng: np.random.Generator, evaluation_fraction: float) -> dict:
+    out.mkdir(parents=True, exist_ok=True)
+    ids = world.ids
+    items, skills = world.items, world.skills
+    logs, problems, tests = clicks.logs, clicks.problems, clicks.unit_tests
+    log_ids = random_ids(rng, len(logs))
+    n_hints = items["n_hints"].to_numpy()
+    n_expl = items["has_explanation"].to_numpy().astype(int)
+    extra_ids = random_ids(rng, int(n_hints.sum() + n_expl.sum()) + len(tests))
+    hint_ids = extra_ids[: n_hints.sum()]
+    expl_ids = extra_ids[n_hints.sum() : n_hints.sum() + n_expl.sum()]
+    hint_offset = np.concatenate([[0], np.cumsum(n_hints)[:-1]])
+    expl_of_item = np.full(len(items), -1)
+    expl_of_item[n_expl == 1] = np.arange(n_expl.sum())
+
+    # problem_details.csv
+    code = np.where(items["has_skill_code"], skills["code"].to_numpy()[items["skill"]], "")
+    desc = np.where(items["has_skill_code"], skills["description"].to_numpy()[items["skill"]], "")
+    _csv(pd.DataFrame({
+        "problem_id": ids["problem"],
+        "problem_multipart_id": ids["multipart"][items["multipart_index"]],
+        "problem_multipart_position": items["multipart_position"],
+        "problem_type": items["problem_type"],
+        "problem_skill_code": code,
+        "problem_skill_description": desc,
+        "problem_contains_image": items["contains_image"],
+        "problem_contains_equation": items["contains_equation"],
+        "problem_contains_video": items["contains_video"],
+        "problem_text_bert_pca": _vectors(items.attrs["text"]),
+    }), out / "problem_details.csv")
+
+    # hint_details.csv, explanation_details.csv
+    hint_item = np.repeat(np.arange(len(items)), n_hints)
+    text = items.attrs["text"]
+    _csv(pd.DataFrame({
+        "hint_id": hint_ids,
+        "hint_creator_id": ids["teacher"][rng.integers(0, len(ids["teacher"]), len(hint_ids))],
+        "hint_position": np.arange(len(hint_ids)) - hint_offset[hint_item] + 1,
+        "hint_contains_image": (rng.random(len(hint_ids)) < 0.1).astype(np.int8),
+        "hint_contains_equation": (rng.random(len(hint_ids)) < 0.3).astype(np.int8),
+        "hint_contains_video": (rng.random(len(hint_ids)) < 0.01).astype(np.int8),
+        "hint_text_bert_pca": _vectors(np.round(text[hint_item] + rng.normal(0, 0.3, (len(hint_ids), text.shape[1])), 4)),
+    }), out / "hint_details.csv")
+    expl_item = np.flatnonzero(n_expl)
+    _csv(pd.DataFrame({
+        "explanation_id": expl_ids,
+        "explanation_creator_id": ids["teacher"][rng.integers(0, len(ids["teacher"]), len(expl_ids))],
+        "explanation_contains_image": (rng.random(len(expl_ids)) < 0.1).astype(np.int8),
+        "explanation_contains_equation": (rng.random(len(expl_ids)) < 0.3).astype(np.int8),
+        "explanation_contains_video": (rng.random(len(expl_ids)) < 0.02).astype(np.int8),
+        "explanation_text_bert_pca": _vectors(np.round(text[expl_item] + rng.normal(0, 0.3, (len(expl_ids), text.shape[1])), 4)),
+    }), out / "explanation_details.csv")
+
+    # sequence_details.csv, sequence_relationships.csv
+    seqs = world.sequences
+    sk = skills.iloc[seqs["skill"]].reset_index(drop=True)
+    grade = sk["code"].str.split(".").str[0]
+    domain = sk["code"].str.split(".").str[1]
+    kind = np.where(seqs["is_unit_test"], "Unit Test", "Problem Set")
+    rank = seqs.groupby("skill").cumcount().to_numpy()
+    _csv(pd.DataFrame({
+        "sequence_id": ids["sequence"],
+        "sequence_folder_path_level_1": "Simulated Middle School Math (ktirt)",
+        "sequence_folder_path_level_2": "Grade " + grade,
+        "sequence_folder_path_level_3": domain.map(lambda d: DOMAINS[d][0]),
+        "sequence_folder_path_level_4": sk["code"],
+        "sequence_folder_path_level_5": kind,
+        "sequence_name": [f"{c} {k} {r}" for c, k, r in zip(sk["code"], kind, rank)],
+        "sequence_problem_ids": ["[" + ",".join(ids["problem"][world.seq_items[s : s + n]]) + "]"
+                                 for s, n in zip(seqs["start"], seqs["length"])],
+    }), out / "sequence_details.csv")
+    ut_seq = seqs.index[seqs["is_unit_test"]].to_numpy()
+    pairs = pd.DataFrame({"u": ut_seq[seqs["skill"][~seqs["is_unit_test"]]], "i": seqs.index[~seqs["is_unit_test"]]})
+    _csv(pd.DataFrame({"unit_test_sequence_id": ids["sequence"][pairs["u"]], "in_unit_sequence_id": ids["sequence"][pairs["i"]]}),
+         out / "sequence_relationships.csv")
+
+    # assignment_details.csv, assignment_relationships.csv
+    cls = logs["class_index"].to_numpy()
+    _csv(pd.DataFrame({
+        "assignment_log_id": log_ids,
+        "teacher_id": ids["teacher"][world.classes["teacher_index"].to_numpy()[cls]],
+        "class_id": ids["class"][cls],
+        "student_id": ids["student"][logs["student"]],
+        "sequence_id": ids["sequence"][logs["sequence"]],
+        "assignment_release_date": _datetime_text(logs["release"].to_numpy()),
+        "assignment_due_date": _datetime_text(logs["due"].to_numpy()),
+        "assignment_start_time": _datetime_text(logs["start"].to_numpy()),
+        "assignment_end_time": _datetime_text(logs["end"].to_numpy()),
+    }), out / "assignment_details.csv")
+    key = ["student", "class_index", "unit"]
+    rel = logs.reset_index().merge(logs[logs["is_unit_test"]].reset_index()[key + ["index"]], on=key, suffixes=("", "_test"))
+    rel = rel[~rel["is_unit_test"]]
+    _csv(pd.DataFrame({"unit_test_assignment_log_id": log_ids[rel["index_test"]], "in_unit_assignment_log_id": log_ids[rel["index"]]}),
+         out / "assignment_relationships.csv")
+
+    # unit-test scores: whole logs are withheld for evaluation, as in the competition
+    test_logs = np.unique(tests["log"])
+    held = rng.random(len(test_logs)) < evaluation_fraction
+    withheld = np.isin(tests["log"].to_numpy(), test_logs[held])
+    t_log, t_item = log_ids[tests["log"]], ids["problem"][tests["item"]]
+    _csv(pd.DataFrame({"assignment_log_id": t_log[~withheld], "problem_id": t_item[~withheld], "score": tests["score"][~withheld]}),
+         out / "training_unit_test_scores.csv")
+    _csv(pd.DataFrame({"id": np.arange(withheld.sum()), "assignment_log_id": t_log[withheld], "problem_id": t_item[withheld]}),
+         out / "evaluation_unit_test_scores.csv")
+
+    n_actions = _write_action_logs(clicks, logs, log_ids, ids["problem"], hint_ids, hint_offset, expl_ids, expl_of_item, out)
+    _write_truth(world, clicks, log_ids, withheld, out / "_truth")
+    return {"action_rows": n_actions, "assignment_logs": len(logs), "problems": len(items), "unit_test_scores": len(tests)}
+
+
+def _write_action_logs(clicks, logs, log_ids, problem_ids, hint_ids, hint_offset, expl_ids, expl_of_item, out: Path) -> int:
+    a = clicks.actions
+    log_arr, prob_arr = pa.array(log_ids), pa.array(problem_ids)
+    hint_arr, expl_arr = pa.array(hint_ids), pa.array(expl_ids)
+    action_arr = pa.array(ACTIONS)
+    expl_code = ACTIONS.index("explanation_requested")
+    per_log = {c: logs[c].to_numpy() for c in ("max_attempts", "available_core_tutoring", "score_viewable", "continuous_score_viewable")}
+    schema = pa.schema([("assignment_log_id", pa.string()), ("timestamp", pa.float64()), ("problem_id", pa.string()),
+                        ("max_attempts", pa.int64()), ("available_core_tutoring", pa.string()), ("score_viewable", pa.int8()),
+                        ("continuous_score_viewable", pa.int8()), ("action", pa.string()), ("hint_id", pa.string()),
+                        ("explanation_id", pa.string())])
+    n = len(a["log"])
+    with pacsv.CSVWriter(out / "action_logs.csv", schema, write_options=pacsv.WriteOptions(quoting_style="needed")) as w:
+        for lo in range(0, n, CHUNK_ROWS):
+            sl = slice(lo, min(n, lo + CHUNK_ROWS))
+            lg, it, act = a["log"][sl], a["item"][sl], a["action"][sl]
+            hint = np.where(a["hint_ordinal"][sl] >= 0, hint_offset[np.maximum(it, 0)] + a["hint_ordinal"][sl], -1)
+            expl = np.where(act == expl_code, expl_of_item[np.maximum(it, 0)], -1)
+            cols = [
+                log_arr.take(pa.array(lg)),
+                pa.array(np.round(a["timestamp"][sl], 3)),
+                prob_arr.take(pa.array(it, mask=it < 0)),
+                pa.array(per_log["max_attempts"][lg]),
+                pa.array(per_log["available_core_tutoring"][lg]),
+                pa.array(per_log["score_viewable"][lg]),
+                pa.array(per_log["continuous_score_viewable"][lg]),
+                action_arr.take(pa.array(act.astype(np.int32))),
+                hint_arr.take(pa.array(hint, mask=hint < 0)),
+                expl_arr.take(pa.array(expl, mask=expl < 0)),
+            ]
+            w.write_table(pa.Table.from_arrays(cols, schema=schema))
+    return n
+
+
+def _write_truth(world: World, clicks: Clickstream, log_ids: np.ndarray, withheld: np.ndarray, truth: Path) -> None:
+    truth.mkdir(parents=True, exist_ok=True)
+    it, sk, ids = world.items, world.skills, world.ids
+    drift_ms = pd.to_datetime(it["drift_time"], unit="s", utc=True).astype("datetime64[ms, UTC]")
+    pq.write_table(pa.Table.from_pandas(pd.DataFrame({
+        "item_id": ids["problem"],
+        "skill_id": sk["code"].to_numpy()[it["skill"]],
+        "skill_code_published": it["has_skill_code"].to_numpy(),
+        "problem_type": it["problem_type"],
+        "is_unit_test_item": it["is_unit_test"],
+        "difficulty": it["b"], "discrimination": it["a"], "guessing": it["c"],
+        "drift": it["drift"], "drift_time": drift_ms, "drift_shift": it["drift_shift"],
+    }), preserve_index=False), truth / "items.parquet")
+    st = world.students
+    pq.write_table(pa.Table.from_pandas(pd.DataFrame({
+        "user_id": ids["student"], "theta": st["theta"], "learning_rate": st["learning_rate"],
+        "help_bias": st["help_bias"], "speed": st["speed"], "class_id": ids["class"][st["class_index"]],
+    }), preserve_index=False), truth / "students.parquet")
+    pr = clicks.problems
+    answered = ~pr["started_only"].to_numpy()
+    pq.write_table(pa.Table.from_pandas(pd.DataFrame({
+        "action_sequence_id": log_ids[pr["log"]][answered],
+        "item_id": ids["problem"][pr["item"]][answered],
+        "user_id": ids["student"][pr["student"]][answered],
+        "graded": pr["graded"].to_numpy()[answered],
+        "p_correct": pr["p_correct"].to_numpy()[answered],
+        "p_solve": pr["p_solve"].to_numpy()[answered],
+        "difficulty_effective": pr["b_effective"].to_numpy()[answered],
+        "opportunity": pr["opportunity"].to_numpy()[answered],
+    }), preserve_index=False), truth / "responses.parquet")
+    ut = clicks.unit_tests
+    pq.write_table(pa.Table.from_pandas(pd.DataFrame({
+        "unit_test_id": log_ids[ut["log"]],
+        "item_id": ids["problem"][ut["item"]],
+        "user_id": ids["student"][ut["student"]],
+        "p_correct": ut["p_correct"],
+        "score": ut["score"],
+        "withheld": withheld,
+    }), preserve_index=False), truth / "unit_test_responses.parquet")

@@ -1,0 +1,331 @@
+"""The dynamic half of the generative model: when each student works, how each first response comes about,
+and the clickstream it leaves.
+
+For a practice problem of item i met by student s at their n-th opportunity on the item's skill:
+
+    p_solve = c_i + (1 - c_i) * sigmoid(a_i * (theta_s + eta_s * log(1 + n) - b_i(t)))
+    p_help  = sigmoid(help_bias_s - 0.8 * logit(p_solve))          # weaker students ask for help first
+    first action: a help request with p_help (hint, answer, explanation, video or tutor), else a
+    response, correct with p_solve; so P(first response correct) = (1 - p_help) * p_solve
+    latency ~ LogNormal(type base + 0.7 * (1 - p_solve) + speed_s, 0.45), halved for help requests
+
+After a wrong first response the student retries (success chance p_solve + 0.35, + 0.15 after help) up to
+the assignment's max_attempts, then asks for the answer. Unit-test scores use p_solve without help.
+Everything is vectorised over all problems at once: EDM-Cup scale is about 7.5 M problems, 27 M actions.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from ktirt.simulate.config import SimulationConfig
+from ktirt.simulate.world import DAY, UNGRADED, World
+
+# action vocabulary, in the order a problem's rows are laid out
+SLOTS = ["assignment_resumed", "problem_started", "first", "hint_requested", "wrong_response",
+         "correct_response", "answer_requested", "continue_selected", "problem_finished"]
+HELP_TYPES = ["hint_requested", "answer_requested", "explanation_requested", "skill_related_video_requested", "live_tutor_requested"]
+HELP_WEIGHTS = np.array([0.75, 0.12, 0.06, 0.04, 0.03])
+ACTIONS = ["assignment_started", "assignment_resumed", "assignment_finished", "problem_started", "problem_finished",
+           "correct_response", "wrong_response", "open_response", "continue_selected", *HELP_TYPES]
+CODE = {a: i for i, a in enumerate(ACTIONS)}
+LATENCY_BASE = {"Multiple Choice": 3.3, "Number": 3.7, UNGRADED: 4.6}
+ABANDON_SHARE, RESUME_SHARE = 0.03, 0.08
+
+
+@dataclass
+class Clickstream:
+    logs: pd.DataFrame
+    problems: pd.DataFrame
+    unit_tests: pd.DataFrame
+    actions: dict[str, np.ndarray]
+
+
+def _sigmoid(x):
+    return 1.0 / (1.0 + np.exp(-x))
+
+
+def _excl_cumsum(x):
+    out = np.zeros(len(x), dtype=np.int64)
+    np.cumsum(x[:-1], out=out[1:])
+    return out
+
+
+def _expand(counts: np.ndarray):
+    """For groups with `counts` members: the group of every member and its rank inside the group."""
+    group = np.repeat(np.arange(len(counts)), counts)
+    rank = np.arange(len(group)) - np.repeat(_excl_cumsum(counts), counts)
+    return group, rank
+
+
+def simulate_clickstream(cfg: SimulationConfig, world: World, rng: np.random.Generator) -> Clickstream:
+    logs = _assignment_logs(cfg, world, rng)
+    problems = _practice_problems(world, logs, rng)
+    unit_tests = _unit_test_problems(world, logs, rng)
+    _choose_drift(cfg, world, problems, rng)
+    _opportunities(cfg, world, problems, unit_tests)
+    _respond(world, logs, problems, rng)
+    _score_unit_tests(world, unit_tests, rng)
+    actions = _action_rows(logs, problems, rng)
+    return Clickstream(logs, problems, unit_tests, actions)
+
+
+def _assignment_logs(cfg: SimulationConfig, world: World, rng) -> pd.DataFrame:
+    n_classes, n_units, n_asg = len(world.classes), cfg.units_per_class, cfg.assignments_per_unit
+    year_start = pd.Timestamp(cfg.start_date, tz="UTC").timestamp()
+    unit_gap = rng.uniform(20, 30, (n_classes, n_units))
+    unit_day = world.classes["start_day"].to_numpy()[:, None] + np.cumsum(unit_gap, axis=1) - unit_gap[:, :1]
+    steps = rng.uniform(2, 4, (n_classes, n_units, n_asg + 1))
+    steps[:, :, 0] = 0
+    steps[:, :, n_asg] = rng.uniform(3, 5, (n_classes, n_units))
+    release_day = np.floor(unit_day[:, :, None] + np.cumsum(steps, axis=2))
+    release = year_start + release_day * DAY + 13 * 3600  # 8 am US Eastern
+    ut_seq = world.sequences.index[world.sequences["is_unit_test"]].to_numpy()
+    seq = np.concatenate([world.class_sequences, ut_seq[world.class_units][:, :, None]], axis=2)
+    slot = np.broadcast_to(np.arange(n_asg + 1), seq.shape)
+    unit = np.broadcast_to(np.arange(n_units)[None, :, None], seq.shape)
+    klass = np.broadcast_to(np.arange(n_classes)[:, None, None], seq.shape)
+    ca = pd.DataFrame({"class_index": klass.ravel(), "unit": unit.ravel(), "slot": slot.ravel(),
+                       "sequence": seq.ravel(), "release": release.ravel()})
+    ca["is_unit_test"] = ca["slot"] == n_asg
+    ca["max_attempts"] = rng.choice([1, 3, 10], len(ca), p=[0.15, 0.55, 0.3])
+    ca["available_core_tutoring"] = rng.choice(["answer", "hint", "explanation"], len(ca), p=[0.5, 0.35, 0.15])
+    ca["score_viewable"] = (rng.random(len(ca)) < 0.8).astype(np.int8)
+    ca["continuous_score_viewable"] = (rng.random(len(ca)) < 0.6).astype(np.int8)
+
+    students_by_class = np.argsort(world.students["class_index"].to_numpy(), kind="stable")
+    class_size = np.bincount(world.students["class_index"], minlength=n_classes)
+    class_offset = _excl_cumsum(class_size)
+    ca_of_log, member = _expand(class_size[ca["class_index"].to_numpy()])
+    logs = ca.iloc[ca_of_log].reset_index(drop=True)
+    logs["student"] = students_by_class[class_offset[logs["class_index"].to_numpy()] + member]
+    logs["due"] = logs["release"] + 7 * DAY
+    delay = rng.exponential(DAY, len(logs)) + rng.uniform(0, 6 * 3600, len(logs))
+    logs["start"] = np.minimum(logs["release"] + delay, logs["due"] + 2 * DAY)
+    logs["end"] = np.nan
+    return logs
+
+
+def _practice_problems(world: World, logs: pd.DataFrame, rng) -> pd.DataFrame:
+    practice = np.flatnonzero(~logs["is_unit_test"].to_numpy())
+    seq = logs["sequence"].to_numpy()[practice]
+    length = world.sequences["length"].to_numpy()[seq]
+    start = world.sequences["start"].to_numpy()[seq]
+    k, position = _expand(length)
+    abandon_at = np.where(rng.random(len(practice)) < ABANDON_SHARE, rng.integers(0, length), length)
+    resume_at = np.where(rng.random(len(practice)) < RESUME_SHARE, rng.integers(1, np.maximum(length, 2)), -1)
+    keep = position <= abandon_at[k]
+    k, position = k[keep], position[keep]
+    logs["abandoned"] = False
+    logs.loc[practice[abandon_at < length], "abandoned"] = True
+    return pd.DataFrame(
+        {
+            "log": practice[k],
+            "item": world.seq_items[start[k] + position],
+            "position": position,
+            "started_only": position == abandon_at[k],
+            "resumed": position == resume_at[k],
+            "student": logs["student"].to_numpy()[practice[k]],
+            "time": logs["start"].to_numpy()[practice[k]],
+        }
+    )
+
+
+def _unit_test_problems(world: World, logs: pd.DataFrame, rng) -> pd.DataFrame:
+    tests = np.flatnonzero(logs["is_unit_test"].to_numpy())
+    seq = logs["sequence"].to_numpy()[tests]
+    length = world.sequences["length"].to_numpy()[seq]
+    k, position = _expand(length)
+    logs.loc[tests, "end"] = logs.loc[tests, "start"] + rng.uniform(15, 45, len(tests)) * 60
+    return pd.DataFrame(
+        {
+            "log": tests[k],
+            "item": world.seq_items[world.sequences["start"].to_numpy()[seq][k] + position],
+            "student": logs["student"].to_numpy()[tests[k]],
+            "time": logs["start"].to_numpy()[tests[k]],
+        }
+    )
+
+
+def _choose_drift(cfg: SimulationConfig, world: World, problems: pd.DataFrame, rng) -> None:
+    """Drifting items: graded practice items met by at least 40 students; the shift happens at a random
+    quantile (30-70 %) of the item's own period of use, so both sides of it are observed."""
+    items = world.items
+    n_use = np.bincount(problems["item"], minlength=len(items))
+    eligible = np.flatnonzero((n_use >= 40) & (items["problem_type"] != UNGRADED).to_numpy() & ~items["is_unit_test"].to_numpy())
+    n_drift = min(round(cfg.drift_fraction * len(items)), len(eligible))
+    drift = np.sort(rng.choice(eligible, n_drift, replace=False))
+    order = np.lexsort((problems["time"].to_numpy(), problems["item"].to_numpy()))
+    times = problems["time"].to_numpy()[order]
+    first = _excl_cumsum(n_use)
+    q = rng.uniform(0.3, 0.7, n_drift)
+    at = first[drift] + np.floor(q * n_use[drift]).astype(np.int64)
+    items.loc[drift, "drift"] = True
+    items.loc[drift, "drift_time"] = times[at]
+    items.loc[drift, "drift_shift"] = rng.choice([-1.0, 1.0], n_drift) * cfg.drift_shift
+
+
+def _opportunities(cfg: SimulationConfig, world: World, problems: pd.DataFrame, unit_tests: pd.DataFrame) -> None:
+    """Prior practice on the item's skill: opportunities before each practice problem and before each test."""
+    skill = world.items["skill"].to_numpy()
+    n_skills = cfg.n_skills
+    pk = problems["student"].to_numpy() * n_skills + skill[problems["item"].to_numpy()]
+    order = np.lexsort((problems["position"].to_numpy(), problems["time"].to_numpy(), pk))
+    sorted_key = pk[order]
+    new_group = np.r_[True, sorted_key[1:] != sorted_key[:-1]]
+    group_start = np.maximum.accumulate(np.where(new_group, np.arange(len(order)), 0))
+    opp = np.empty(len(order), dtype=np.int64)
+    opp[order] = np.arange(len(order)) - group_start
+    problems["opportunity"] = opp
+    # for a unit test: practice rows of the same (student, skill) that started before it
+    t0 = min(problems["time"].min(), unit_tests["time"].min())
+    comp = sorted_key * 10**10 + (problems["time"].to_numpy()[order] - t0).astype(np.int64)
+    uk = unit_tests["student"].to_numpy() * n_skills + skill[unit_tests["item"].to_numpy()]
+    q = uk * 10**10 + (unit_tests["time"].to_numpy() - t0).astype(np.int64)
+    unit_tests["opportunity"] = np.searchsorted(comp, q, "left") - np.searchsorted(comp, uk * 10**10, "left")
+
+
+def _p_solve(world: World, student, item, time, opportunity):
+    it, st = world.items, world.students
+    b = it["b"].to_numpy()[item]
+    drift_time = it["drift_time"].to_numpy()[item]
+    b_eff = b + np.where(time >= np.nan_to_num(drift_time, nan=np.inf), it["drift_shift"].to_numpy()[item], 0.0)
+    ability = st["theta"].to_numpy()[student] + st["learning_rate"].to_numpy()[student] * np.log1p(opportunity)
+    c = it["c"].to_numpy()[item]
+    return c + (1 - c) * _sigmoid(it["a"].to_numpy()[item] * (ability - b_eff)), b_eff
+
+
+def _respond(world: World, logs: pd.DataFrame, problems: pd.DataFrame, rng) -> None:
+    it, st = world.items, world.students
+    item, student = problems["item"].to_numpy(), problems["student"].to_numpy()
+    n = len(problems)
+    p, b_eff = _p_solve(world, student, item, problems["time"].to_numpy(), problems["opportunity"].to_numpy())
+    graded = it["problem_type"].to_numpy()[item] != UNGRADED
+    logit = np.log(p) - np.log1p(-p)
+    p_help = _sigmoid(st["help_bias"].to_numpy()[student] - 0.8 * logit)
+    helps = graded & (rng.random(n) < p_help)
+    correct = graded & ~helps & (rng.random(n) < p)
+
+    weights = np.broadcast_to(HELP_WEIGHTS, (n, len(HELP_TYPES))).copy()
+    weights[it["n_hints"].to_numpy()[item] == 0, 0] = 0
+    weights[~it["has_explanation"].to_numpy()[item], 2] = 0
+    cum = np.cumsum(weights, axis=1)
+    help_kind = np.argmax(cum > rng.random(n)[:, None] * cum[:, -1:], axis=1)
+    help_codes = np.array([CODE[h] for h in HELP_TYPES])
+    first = np.where(~graded, CODE["open_response"],
+                     np.where(helps, help_codes[help_kind], np.where(correct, CODE["correct_response"], CODE["wrong_response"])))
+
+    ptype = it["problem_type"].to_numpy()[item]
+    base = pd.Series(ptype).map(LATENCY_BASE).fillna(3.9).to_numpy()
+    latency = np.exp(base + 0.7 * (1 - p) + st["speed"].to_numpy()[student] + rng.normal(0, 0.45, n))
+    latency = np.clip(np.where(helps, 0.5 * latency, latency), 1.0, 1200.0)
+
+    problems["p_solve"] = p
+    problems["p_correct"] = np.where(graded, (1 - p_help) * p, np.nan)
+    problems["b_effective"] = b_eff
+    problems["graded"] = graded
+    problems["first_action"] = first
+    problems["latency"] = latency
+    problems["n_hints"] = it["n_hints"].to_numpy()[item]
+    problems["correct"] = correct
+
+
+def _score_unit_tests(world: World, unit_tests: pd.DataFrame, rng) -> None:
+    p, _ = _p_solve(world, unit_tests["student"].to_numpy(), unit_tests["item"].to_numpy(),
+                    unit_tests["time"].to_numpy(), unit_tests["opportunity"].to_numpy())
+    unit_tests["p_correct"] = p
+    unit_tests["score"] = (rng.random(len(p)) < p).astype(np.int8)
+
+
+def _action_rows(logs: pd.DataFrame, problems: pd.DataFrame, rng) -> dict[str, np.ndarray]:
+    """Lay out every problem's clickstream rows (slot by slot) and every log's start and finish rows."""
+    n = len(problems)
+    item = problems["item"].to_numpy()
+    first = problems["first_action"].to_numpy()
+    started_only = problems["started_only"].to_numpy()
+    answered = ~started_only
+    graded = problems["graded"].to_numpy()
+    p = problems["p_solve"].to_numpy()
+    max_att = logs["max_attempts"].to_numpy()[problems["log"].to_numpy()]
+
+    is_help = np.isin(first, [CODE[h] for h in HELP_TYPES])
+    first_hint = first == CODE["hint_requested"]
+    first_answer = first == CODE["answer_requested"]
+    hints_avail = problems["n_hints"].to_numpy()
+    extra_hints = np.where(first_hint & answered, rng.binomial(np.maximum(hints_avail - 1, 0), 0.5), 0)
+    retry = answered & graded & (first != CODE["correct_response"]) & ~first_answer
+    r = np.minimum(0.95, p + 0.35 + 0.15 * is_help)
+    wrong_before_success = rng.geometric(r) - 1
+    remaining = max_att - (first == CODE["wrong_response"])
+    wrong = np.where(retry, np.minimum(wrong_before_success, remaining), 0)
+    success = retry & (wrong_before_success < remaining)
+    gave_up = retry & ~success
+
+    counts = np.zeros((n, len(SLOTS)), dtype=np.int64)
+    counts[:, 0] = problems["resumed"].to_numpy()
+    counts[:, 1] = 1
+    counts[:, 2] = answered
+    counts[:, 3] = extra_hints
+    counts[:, 4] = wrong
+    counts[:, 5] = success | (first_answer & answered)
+    counts[:, 6] = gave_up
+    counts[:, 7] = gave_up
+    counts[:, 8] = answered
+
+    prob_log = problems["log"].to_numpy()
+    practice_logs = np.unique(prob_log)
+    log_pos = np.searchsorted(practice_logs, prob_log)
+    per_problem = counts.sum(axis=1)
+    finished = ~logs["abandoned"].to_numpy()[practice_logs]
+    per_log = 1 + np.bincount(log_pos, weights=per_problem, minlength=len(practice_logs)).astype(np.int64) + finished
+    log_offset = _excl_cumsum(per_log)
+    prob_cum = _excl_cumsum(per_problem)
+    first_prob_of_log = np.searchsorted(log_pos, np.arange(len(practice_logs)))
+    prob_offset = log_offset[log_pos] + 1 + prob_cum - prob_cum[first_prob_of_log][log_pos]
+    slot_offset = np.cumsum(counts, axis=1) - counts
+
+    total = int(per_log.sum())
+    row_log = np.empty(total, dtype=np.int32)
+    row_item = np.full(total, -1, dtype=np.int32)
+    row_action = np.empty(total, dtype=np.int8)
+    row_inc = np.empty(total, dtype=np.float64)
+    row_hint = np.full(total, -1, dtype=np.int8)
+
+    starts = log_offset
+    row_log[starts], row_item[starts], row_action[starts], row_inc[starts] = practice_logs, -1, CODE["assignment_started"], 0.0
+    ends = (log_offset + per_log - 1)[finished]
+    row_log[ends], row_item[ends], row_action[ends], row_inc[ends] = practice_logs[finished], -1, CODE["assignment_finished"], 1.0
+
+    for s, name in enumerate(SLOTS):
+        prob, j = _expand(counts[:, s])
+        pos = prob_offset[prob] + slot_offset[prob, s] + j
+        row_log[pos] = prob_log[prob]
+        row_item[pos] = -1 if name == "assignment_resumed" else item[prob]
+        row_action[pos] = first[prob] if name == "first" else CODE[name]
+        m = len(prob)
+        if name == "assignment_resumed":
+            inc = rng.uniform(2 * 3600, 30 * 3600, m)
+        elif name == "problem_started":
+            inc = rng.uniform(2, 8, m)
+        elif name == "first":
+            inc = problems["latency"].to_numpy()[prob]
+            row_hint[pos] = np.where(first[prob] == CODE["hint_requested"], 0, -1)
+        elif name == "hint_requested":
+            inc = rng.exponential(20, m)
+            row_hint[pos] = 1 + j
+        elif name == "continue_selected":
+            inc = rng.uniform(1, 4, m)
+        elif name == "problem_finished":
+            inc = np.full(m, 0.5)
+        else:
+            inc = rng.exponential(20, m)
+        row_inc[pos] = inc
+
+    cs = np.cumsum(row_inc)
+    base = np.repeat(cs[log_offset] - row_inc[log_offset], per_log)
+    timestamp = logs["start"].to_numpy()[row_log] + (cs - base)
+    logs.loc[practice_logs[finished], "end"] = timestamp[ends]
+    return {"log": row_log, "item": row_item, "action": row_action, "timestamp": timestamp, "hint_ordinal": row_hint}

@@ -1,0 +1,100 @@
+"""ASSISTments 2009-2010 skill builder (`skill_builder_data.csv`) -> canonical events.
+
+The file has one row per (response, skill): a multi-skill problem repeats its `order_id`, and those rows
+collapse into one event with a skill list. It has no clock time, only `order_id`, which is chronological;
+events get an order-preserving pseudo-timestamp (1970-01-01 plus order_id milliseconds), flagged in the
+metrics as `has_timestamps: 0`. It has no unit tests and no text embeddings.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ktirt.errors import InputError
+from ktirt.sources.canonical import SourceTables, events_table, unit_tests_table
+from ktirt.sources.tables import read_csv
+
+log = logging.getLogger(__name__)
+
+SKILL_BUILDER = "skill_builder_data.csv"
+COLUMNS = {
+    "order_id": pa.int64(),
+    "assignment_id": pa.string(),
+    "user_id": pa.string(),
+    "problem_id": pa.string(),
+    "correct": pa.float64(),
+    "attempt_count": pa.float64(),
+    "ms_first_response": pa.float64(),
+    "answer_type": pa.string(),
+    "skill_id": pa.string(),
+    "hint_count": pa.float64(),
+    "first_action": pa.float64(),
+    "bottom_hint": pa.float64(),
+}
+
+
+def load(raw_dir: str | Path) -> SourceTables:
+    raw = Path(raw_dir)
+    if not raw.is_dir():
+        raise InputError("raw data folder not found (see README: real data)", raw)
+    path = raw / SKILL_BUILDER
+    df = read_csv(path, COLUMNS).to_pandas()
+    dropped = {}
+    n = len(df)
+    df = df.drop_duplicates()
+    dropped["duplicate_rows"] = n - len(df)
+    for column, reason in (("user_id", "no_student"), ("problem_id", "no_problem"), ("order_id", "no_order_id")):
+        bad = df[column].isna()
+        dropped[f"rows_{reason}"] = int(bad.sum())
+        df = df[~bad]
+    bad = ~df["correct"].isin([0.0, 1.0])
+    dropped["rows_correct_not_0_1"] = int(bad.sum())
+    df = df[~bad]
+    if df.empty:
+        raise InputError("no usable rows (every row lacks a student, a problem, an order_id or a 0/1 correct)", path)
+
+    # skill ids arrive as '10' or '10.0' depending on the export; keep the integer text
+    skill = df["skill_id"].str.replace(r"\.0$", "", regex=True)
+    skills = (
+        pd.DataFrame({"order_id": df["order_id"], "skill": skill})
+        .dropna()
+        .drop_duplicates()
+        .sort_values(["order_id", "skill"])
+        .groupby("order_id")["skill"]
+        .agg(list)
+    )
+    first = df.drop_duplicates("order_id")
+    conflict = len(first) != df.drop_duplicates(["order_id", "user_id", "problem_id", "correct"]).shape[0]
+    if conflict:
+        raise InputError("the same order_id carries different user, problem or correct values", path, "order_id")
+    latency = first["ms_first_response"].to_numpy()
+    bad_latency = ~np.isfinite(latency) | (latency < 0)
+    hints = first["hint_count"].fillna(0).to_numpy()
+    help_requested = (hints > 0) | (first["first_action"].to_numpy() == 1) | (first["bottom_hint"].to_numpy() == 1)
+    columns = {
+        "user_id": pa.array(first["user_id"], pa.string()),
+        "item_id": pa.array(first["problem_id"], pa.string()),
+        "skill_ids": pa.array([skills.get(o, []) for o in first["order_id"]], pa.list_(pa.string())),
+        "timestamp": first["order_id"].to_numpy(np.int64),
+        "correct": first["correct"].to_numpy().astype(np.int8),
+        "action_sequence_id": pa.array(first["assignment_id"].fillna(""), pa.string()),
+        "latency_ms": pa.array(np.where(bad_latency, 0, latency).astype(np.int64), pa.int64(), mask=bad_latency),
+        "help_requested": help_requested,
+        "hint_count": np.clip(hints, 0, np.iinfo(np.int16).max).astype(np.int16),
+        "attempt_count": np.clip(first["attempt_count"].fillna(0).to_numpy(), 0, np.iinfo(np.int16).max).astype(np.int16),
+        "problem_type": pa.array(first["answer_type"], pa.string(), from_pandas=True),
+    }
+    events = events_table(columns)
+    log.info("%s: %d rows -> %d events (%d multi-skill rows merged)", path.name, n, events.num_rows, len(df) - len(first))
+    return SourceTables(
+        events,
+        unit_tests_table(None),
+        dropped,
+        {"multi_skill_rows_merged": len(df) - len(first)},
+        {"has_unit_tests": 0, "has_text_embeddings": 0, "has_timestamps": 0},
+    )

@@ -1,0 +1,45 @@
+"""What every source adapter returns: the two canonical tables and the accounting of what it left out."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pyarrow as pa
+
+from ktirt.events import EVENTS_SCHEMA, UNIT_TESTS_SCHEMA, sort_events
+
+
+@dataclass
+class SourceTables:
+    events: pa.Table
+    unit_tests: pa.Table
+    dropped: dict[str, int] = field(default_factory=dict)
+    """Unusable input (no student, no problem, no time...), by reason: never dropped silently."""
+    excluded: dict[str, int] = field(default_factory=dict)
+    """Input that is not an event by definition (ungraded open responses, problems never answered)."""
+    features: dict[str, int] = field(default_factory=dict)
+    """What the source provides (1/0): unit tests, text embeddings, real timestamps."""
+
+
+def events_table(columns: dict[str, object]) -> pa.Table:
+    """Build events.parquet from column arrays, in the contract's schema and row order."""
+    order = sort_events(columns)
+    arrays = []
+    for f in EVENTS_SCHEMA:
+        col = columns[f.name]
+        if isinstance(col, (pa.Array, pa.ChunkedArray)):
+            arrays.append(col.take(pa.array(order)).cast(f.type))
+        else:
+            arrays.append(pa.array(np.asarray(col)[order], type=f.type, from_pandas=True))
+    return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
+
+
+def unit_tests_table(columns: dict[str, object] | None) -> pa.Table:
+    """Build unit_tests.parquet (sorted by user_id, timestamp, unit_test_id, item_id); empty when None."""
+    if columns is None:
+        return UNIT_TESTS_SCHEMA.empty_table()
+    table = pa.table({f.name: columns[f.name] for f in UNIT_TESTS_SCHEMA}).cast(UNIT_TESTS_SCHEMA)
+    return table.sort_by(
+        [("user_id", "ascending"), ("timestamp", "ascending"), ("unit_test_id", "ascending"), ("item_id", "ascending")]
+    )

@@ -1,0 +1,38 @@
+"""User-level train/val/test split: every response of a student lands in one split, so test figures are
+about students the models never saw."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ktirt.errors import InputError, SettingsError
+
+
+def check_ratios(train: float, val: float) -> None:
+    if not (0 < train < 1) or not (0 <= val < 1) or train + val >= 1:
+        raise SettingsError(
+            f"split.train={train} and split.val={val} must be in (0, 1) and [0, 1) with train + val < 1 "
+            "(test is the rest)"
+        )
+
+
+def split_users(user_ids, train: float, val: float, seed: int) -> dict:
+    """Deterministic split: sort the distinct ids, shuffle them with `seed`, cut by the ratios.
+
+    Each list is returned sorted, so the same ids, ratios and seed give byte-identical JSON.
+    """
+    check_ratios(train, val)
+    users = np.unique(np.asarray(user_ids, dtype=object).astype(str))
+    if len(users) < 3:
+        raise InputError(f"need at least 3 users to split into train/val/test, found {len(users)}")
+    order = np.random.default_rng(seed).permutation(len(users))
+    n_train = max(1, int(round(train * len(users))))
+    n_val = max(1 if val > 0 else 0, int(round(val * len(users))))
+    n_train = min(n_train, len(users) - n_val - 1)
+    shuffled = users[order]
+    parts = {
+        "train": shuffled[:n_train],
+        "val": shuffled[n_train : n_train + n_val],
+        "test": shuffled[n_train + n_val :],
+    }
+    return {"seed": int(seed)} | {k: sorted(v.tolist()) for k, v in parts.items()}

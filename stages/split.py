@@ -1,0 +1,30 @@
+"""Stage `split`: deterministic user-level train/val/test split of the canonical events."""
+
+import json
+import logging
+
+import click
+import pyarrow.parquet as pq
+from _stage import load_params, params_option, stage
+
+from ktirt.io import write_text
+from ktirt.split import split_users
+
+log = logging.getLogger("split")
+
+
+@click.command()
+@params_option
+@click.option("--events", default="data/interim/events.parquet", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out", default="data/splits/split.json", show_default=True, type=click.Path(dir_okay=False))
+@stage
+def main(params_path: str, events: str, out: str) -> None:
+    p = load_params(params_path, "split")
+    users = pq.read_table(events, columns=["user_id"])["user_id"]
+    split = split_users(users.to_numpy(), p["train"], p["val"], p["seed"])
+    write_text(json.dumps(split, indent=1) + "\n", out)
+    log.info("%s", ", ".join(f"{k}: {len(split[k])} users" for k in ("train", "val", "test")))
+
+
+if __name__ == "__main__":
+    main()
