@@ -20,7 +20,7 @@ class InputError(ValueError):
             where.append(self.path)
         if column:
             where.append(f"column '{column}'")
-        super().__init__(": ".join([", ".join(where), message]) if where else message)
+        super().__init__(": ".join([*where, message]))
 
 
 class SettingsError(InputError):

@@ -1,0 +1,90 @@
+"""Shared fixtures: a tiny simulated EDM Cup dataset (seconds to make) and a hand-written one whose every
+event is known in advance."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from ktirt.simulate import SimulationConfig, simulate
+from ktirt.sources import edm_cup
+
+ROOT = Path(__file__).resolve().parents[1]
+TINY = dict(seed=11, n_students=80, n_skills=4, class_size=20, units_per_class=2, assignments_per_unit=2,
+            problems_per_assignment=8, unit_test_size=3, drift_fraction=0.05)
+
+
+@pytest.fixture(scope="session")
+def tiny_raw(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sim") / "synthetic"
+    simulate(SimulationConfig.from_dict(TINY), out)
+    return out
+
+
+@pytest.fixture(scope="session")
+def tiny_tables(tiny_raw):
+    return edm_cup.load(tiny_raw)
+
+
+def run_stage(name: str, *args: str, cwd: Path | None = None):
+    """Run a stage script as DVC would, returning the CompletedProcess."""
+    import subprocess
+
+    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), *args], cwd=cwd,
+                          capture_output=True, text=True)
+
+
+# a hand-written EDM Cup release: two students, one in-unit log each, one unit test
+T0 = 1_664_000_000.0
+
+
+def hand_written_edm(folder: Path, **replace: pd.DataFrame) -> Path:
+    """Write the minimal EDM Cup files (real columns); `replace` swaps in a table by file stem."""
+    folder.mkdir(parents=True, exist_ok=True)
+    a = "assignment_log_id"
+    rows = [
+        # log L1 (student S1): P1 answered right; P2 hint first; P3 wrong then right; P4 open response; P5 never answered
+        ("L1", T0 + 0, None, "assignment_started"),
+        ("L1", T0 + 1, "P1", "problem_started"), ("L1", T0 + 31, "P1", "correct_response"), ("L1", T0 + 32, "P1", "problem_finished"),
+        ("L1", T0 + 40, "P2", "problem_started"), ("L1", T0 + 45, "P2", "hint_requested"), ("L1", T0 + 50, "P2", "hint_requested"),
+        ("L1", T0 + 70, "P2", "correct_response"), ("L1", T0 + 71, "P2", "problem_finished"),
+        ("L1", T0 + 80, "P3", "problem_started"), ("L1", T0 + 90, "P3", "wrong_response"), ("L1", T0 + 95, "P3", "correct_response"),
+        ("L1", T0 + 96, "P3", "problem_finished"),
+        ("L1", T0 + 100, "P4", "problem_started"), ("L1", T0 + 160, "P4", "open_response"), ("L1", T0 + 161, "P4", "problem_finished"),
+        ("L1", T0 + 170, "P5", "problem_started"),
+        # log L2 (student S2), rows out of order on purpose: P1 answer requested first
+        ("L2", T0 + 5000, "P1", "problem_finished"), ("L2", T0 + 4000, "P1", "problem_started"),
+        ("L2", T0 + 4010, "P1", "answer_requested"), ("L2", T0 + 4020, "P1", "correct_response"),
+        ("L2", T0 + 3999, None, "assignment_started"),
+    ]
+    logs = pd.DataFrame(rows, columns=[a, "timestamp", "problem_id", "action"])
+    logs = logs.assign(max_attempts=3, available_core_tutoring="answer", score_viewable=1, continuous_score_viewable=1,
+                       hint_id=None, explanation_id=None)
+    logs = logs[[a, "timestamp", "problem_id", "max_attempts", "available_core_tutoring", "score_viewable",
+                 "continuous_score_viewable", "action", "hint_id", "explanation_id"]]
+    tables = {
+        "action_logs": logs,
+        "assignment_details": pd.DataFrame({
+            a: ["L1", "L2", "U1"], "teacher_id": "T1", "class_id": "C1", "student_id": ["S1", "S2", "S1"],
+            "sequence_id": ["Q1", "Q1", "Q2"], "assignment_release_date": "2022-09-20 13:00:00.000",
+            "assignment_due_date": "2022-09-27 13:00:00.000",
+            "assignment_start_time": ["2022-09-24 06:13:20.000", "2022-09-24 07:19:59.000", "2022-10-01 10:00:00.000"],
+            "assignment_end_time": ""}),
+        "problem_details": pd.DataFrame({
+            "problem_id": ["P1", "P2", "P3", "P4", "P5", "P9"], "problem_multipart_id": ["M1", "M2", "M3", "M4", "M5", "M9"],
+            "problem_multipart_position": 1,
+            "problem_type": ["Number", "Multiple Choice", "Number", "Ungraded Open Response", "Number", "Number"],
+            "problem_skill_code": ["6.RP.A.1", "6.RP.A.1", "", "6.EE.B.5", "6.EE.B.5", "6.EE.B.5"],
+            "problem_skill_description": "", "problem_contains_image": 0, "problem_contains_equation": 0,
+            "problem_contains_video": 0, "problem_text_bert_pca": "[0.1, 0.2]"}),
+        "assignment_relationships": pd.DataFrame({"unit_test_assignment_log_id": ["U1"], "in_unit_assignment_log_id": ["L1"]}),
+        "training_unit_test_scores": pd.DataFrame({a: ["U1"], "problem_id": ["P9"], "score": [1]}),
+        "evaluation_unit_test_scores": pd.DataFrame({"id": [0], a: ["U1"], "problem_id": ["P1"]}),
+    }
+    tables |= replace
+    for stem, df in tables.items():
+        df.to_csv(folder / f"{stem}.csv", index=False)
+    return folder
