@@ -9,6 +9,7 @@ responses are not events. The simulator writes the same files, and this module c
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -58,41 +59,57 @@ def load(raw_dir: str | Path) -> SourceTables:
     unit_tests = _unit_tests(raw, details, problems, dropped)
     features = {
         "has_unit_tests": int(unit_tests.num_rows > 0),
-        "has_text_embeddings": int(problems.attrs.get("has_text", False)),
+        "has_text_embeddings": int(problems.has_text),
         "has_timestamps": 1,
     }
     return SourceTables(events, unit_tests, dropped, excluded, features)
 
 
-def _assignment_details(path: Path) -> pd.DataFrame:
+@dataclass
+class _Details:
+    """assignment_details.csv, keyed by assignment_log_id; students dictionary-encoded."""
+
+    log_id: pa.Array
+    student: pa.DictionaryArray
+    start_ms: np.ndarray
+
+
+@dataclass
+class _Problems:
+    """problem_details.csv, keyed by problem_id."""
+
+    problem_id: pa.Array
+    problem_type: pa.Array
+    skill_ids: pa.ListArray
+    has_text: bool
+
+
+def _assignment_details(path: Path) -> _Details:
     t = read_csv(path, {"assignment_log_id": pa.string(), "student_id": pa.string(), "assignment_start_time": pa.string()})
-    df = pd.DataFrame(
-        {
-            "student_id": t["student_id"].to_numpy(zero_copy_only=False),
-            "start_ms": to_utc_ms(t["assignment_start_time"], path, "assignment_start_time"),
-        },
-        index=pd.Index(t["assignment_log_id"].to_numpy(zero_copy_only=False), name="assignment_log_id"),
+    t = t.filter(pc.is_valid(t["assignment_log_id"]))
+    require_unique(t["assignment_log_id"], path, "assignment_log_id")
+    return _Details(
+        t["assignment_log_id"].combine_chunks(),
+        t["student_id"].combine_chunks().dictionary_encode(),
+        to_utc_ms(t["assignment_start_time"], path, "assignment_start_time"),
     )
-    df = df[df.index.notna()]
-    require_unique(df.index, path, "assignment_log_id")
-    df.attrs["path"] = path
-    return df
 
 
-def _problem_details(path: Path) -> pd.DataFrame:
-    header_has_text = "problem_text_bert_pca" in read_header(path)
+def _problem_details(path: Path) -> _Problems:
+    has_text = "problem_text_bert_pca" in read_header(path)
     t = read_csv(path, {"problem_id": pa.string(), "problem_type": pa.string(), "problem_skill_code": pa.string()})
-    df = t.to_pandas().set_index("problem_id")
-    df = df[df.index.notna()]
-    require_unique(df.index, path, "problem_id")
-    df.attrs["path"] = path
-    df.attrs["has_text"] = header_has_text
-    return df
+    t = t.filter(pc.is_valid(t["problem_id"]))
+    require_unique(t["problem_id"], path, "problem_id")
+    return _Problems(t["problem_id"].combine_chunks(), t["problem_type"].combine_chunks(),
+                     skill_lists(t["problem_skill_code"]), has_text)
 
 
-def _first_responses(
-    path: Path, details: pd.DataFrame, problems: pd.DataFrame, dropped: dict, excluded: dict
-) -> pa.Table:
+def _lookup(keys: pa.Array, table_keys: pa.Array) -> np.ndarray:
+    """Row of each key in `table_keys` (-1 where absent), by Arrow's hash join."""
+    return pc.index_in(keys, value_set=table_keys).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _first_responses(path: Path, details: _Details, problems: _Problems, dropped: dict, excluded: dict) -> pa.Table:
     t = read_csv(
         path,
         {"assignment_log_id": STRING_DICT, "timestamp": pa.float64(), "problem_id": STRING_DICT, "action": STRING_DICT},
@@ -103,7 +120,7 @@ def _first_responses(
     prob_idx, prob_vals = codes(t["problem_id"])
     act_idx, act_vals = codes(t["action"])
     del t
-    lut = np.array([_CODE.get(a, _UNKNOWN) for a in act_vals] + [_UNKNOWN], dtype=np.int8)
+    lut = np.array([_CODE.get(a, _UNKNOWN) for a in act_vals.to_pylist()] + [_UNKNOWN], dtype=np.int8)
     act = lut[act_idx]  # -1 (null action) picks the trailing _UNKNOWN
     unknown = act == _UNKNOWN
     if unknown.all():
@@ -118,11 +135,11 @@ def _first_responses(
     keep = is_problem_action & ~bad_ts & (log_idx >= 0) & (prob_idx >= 0)
     rows = np.flatnonzero(keep)
     ts, act = ts[rows], act[rows]
-    key = log_idx[rows] * np.int64(max(len(prob_vals), 1)) + prob_idx[rows]
-    group, uniq = pd.factorize(key)
+    n_prob = max(len(prob_vals), 1)
+    group, uniq = pd.factorize(log_idx[rows] * np.int64(n_prob) + prob_idx[rows])
     n_groups = len(uniq)
-    g_log = uniq // max(len(prob_vals), 1)
-    g_prob = uniq % max(len(prob_vals), 1)
+    g_log, g_prob = uniq // n_prob, uniq % n_prob
+    del rows, keep, log_idx, prob_idx, act_idx
 
     big = np.iinfo(np.int64).max
     start = np.full(n_groups, big, dtype=np.int64)
@@ -144,125 +161,127 @@ def _first_responses(
     attempt_count = np.bincount(group[is_attempt], minlength=n_groups)
     is_help = np.isin(act, [_CODE[a] for a in HELP_ACTIONS])
     help_requested = np.bincount(group[is_help], minlength=n_groups) > 0
-    del ts, act, group, key
+    del ts, act, group, cand, at_min, is_attempt, is_help
 
-    # join the assignment log to its student, the problem to its type and skill
-    student = details["student_id"].reindex(log_vals)
-    log_known = student.index.isin(details.index)
-    if not log_known.any():
+    # join the assignment log to its student, the problem to its type and skills
+    log_row = _lookup(log_vals, details.log_id)
+    if (log_row < 0).all():
         raise InputError(
             f"none of the {len(log_vals)} assignment logs appear in {ASSIGNMENT_DETAILS}", path, "assignment_log_id"
         )
-    prob_known = prob_vals.isin(problems.index)
-    if not prob_known.any():
+    prob_row = _lookup(prob_vals, problems.problem_id)
+    if (prob_row < 0).all():
         raise InputError(f"none of the {len(prob_vals)} problems appear in {PROBLEM_DETAILS}", path, "problem_id")
-    ptype = problems["problem_type"].reindex(prob_vals).to_numpy(dtype=object)
+    student_codes = details.student.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    log_student = np.where(log_row >= 0, student_codes[np.maximum(log_row, 0)], -1)
+    ptype = problems.problem_type.take(pa.array(np.maximum(prob_row, 0)))
+    ungraded_type = np.asarray(pc.equal(ptype, UNGRADED_TYPE).fill_null(False)) & (prob_row >= 0)
 
-    graded_first = answered & (first_act != _CODE["open_response"])
-    ungraded_type = ptype == UNGRADED_TYPE
     ungraded = answered & ((first_act == _CODE["open_response"]) | ungraded_type[g_prob])
     excluded["ungraded_responses"] = int(ungraded.sum())
-    ok = graded_first & ~ungraded
-    unknown_log = ok & ~log_known[g_log]
-    dropped["responses_unknown_assignment_log"] = int(unknown_log.sum())
-    ok &= ~unknown_log
-    no_student = ok & student.isna().to_numpy()[g_log]
-    dropped["responses_no_student"] = int(no_student.sum())
-    ok &= ~no_student
-    unknown_prob = ok & ~prob_known[g_prob]
-    dropped["responses_unknown_problem"] = int(unknown_prob.sum())
-    ok &= ~unknown_prob
+    ok = answered & ~ungraded
+    for reason, bad in (
+        ("responses_unknown_assignment_log", log_row[g_log] < 0),
+        ("responses_no_student", log_student[g_log] < 0),
+        ("responses_unknown_problem", prob_row[g_prob] < 0),
+    ):
+        dropped[reason] = int((ok & bad).sum())
+        ok &= ~bad
 
     sel = np.flatnonzero(ok)
     lg, pr = g_log[sel], g_prob[sel]
-    item_skills = _skill_lists(problems["problem_skill_code"].reindex(prob_vals))
     latency = first_ts[sel] - start[sel]
     has_start = start[sel] != big
     columns = {
-        "user_id": pa.array(student.to_numpy(dtype=object)[lg], pa.string()),
-        "item_id": pa.array(prob_vals.to_numpy(dtype=object)[pr], pa.string()),
-        "skill_ids": item_skills.take(pa.array(pr)),
+        "user_id": pa.DictionaryArray.from_arrays(pa.array(log_student[lg], pa.int32()), details.student.dictionary),
+        "item_id": pa.DictionaryArray.from_arrays(pa.array(pr, pa.int32()), prob_vals),
+        "skill_ids": problems.skill_ids.take(pa.array(prob_row[pr])),
         "timestamp": first_ts[sel],
         "correct": (first_act[sel] == _CODE["correct_response"]).astype(np.int8),
-        "action_sequence_id": pa.array(log_vals.to_numpy(dtype=object)[lg], pa.string()),
+        "action_sequence_id": pa.DictionaryArray.from_arrays(pa.array(lg, pa.int32()), log_vals),
         "latency_ms": pa.array(np.where(has_start, latency, 0), pa.int64(), mask=~has_start),
         "help_requested": help_requested[sel],
         "hint_count": np.minimum(hint_count[sel], np.iinfo(np.int16).max).astype(np.int16),
         "attempt_count": np.minimum(attempt_count[sel], np.iinfo(np.int16).max).astype(np.int16),
-        "problem_type": pa.array(ptype[pr], pa.string(), from_pandas=True),
+        "problem_type": ptype.take(pa.array(pr)),
     }
     events = events_table(columns)
     log.info("%s: %d action rows -> %d first-response events", path.name, n_rows, events.num_rows)
     return events
 
 
-def _skill_lists(codes_by_item: pd.Series) -> pa.ListArray:
-    """One skill list per item: the problem_skill_code, or empty where the source gives none."""
-    values = [[] if pd.isna(c) or not str(c).strip() else [str(c).strip()] for c in codes_by_item]
-    return pa.array(values, pa.list_(pa.string()))
+def skill_lists(codes_column: pa.ChunkedArray | pa.Array) -> pa.ListArray:
+    """One skill list per row: the skill code, or an empty list where the source gives none."""
+    arr = codes_column.combine_chunks() if isinstance(codes_column, pa.ChunkedArray) else codes_column
+    arr = pc.utf8_trim_whitespace(arr)
+    has = np.asarray(pc.fill_null(pc.greater(pc.utf8_length(arr), 0), False))
+    offsets = np.concatenate([[0], np.cumsum(has)]).astype(np.int32)
+    return pa.ListArray.from_arrays(pa.array(offsets), arr.filter(pa.array(has)))
 
 
-def _unit_tests(raw: Path, details: pd.DataFrame, problems: pd.DataFrame, dropped: dict) -> pa.Table:
+def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict) -> pa.Table:
     train_path, eval_path = raw / TRAINING_SCORES, raw / EVALUATION_SCORES
     if not train_path.exists() and not eval_path.exists():
         log.warning("%s: no unit-test score files; unit_tests.parquet will be empty", raw)
         return unit_tests_table(None)
+    key = {"assignment_log_id": pa.string(), "problem_id": pa.string()}
     parts = []
     if train_path.exists():
-        t = read_csv(train_path, {"assignment_log_id": pa.string(), "problem_id": pa.string(), "score": pa.float64()})
-        parts.append((train_path, t.to_pandas()))
+        parts.append((train_path, read_csv(train_path, key | {"score": pa.float64()})))
     if eval_path.exists():
-        t = read_csv(eval_path, {"assignment_log_id": pa.string(), "problem_id": pa.string()})
-        parts.append((eval_path, t.to_pandas().assign(score=np.nan)))
-    for path, df in parts:
-        dup = df.duplicated(["assignment_log_id", "problem_id"])
-        if dup.any():
-            first = df[dup].iloc[0]
-            raise InputError(
-                f"{int(dup.sum())} duplicate (assignment_log_id, problem_id) rows, e.g. "
-                f"({first.assignment_log_id}, {first.problem_id})",
-                path,
-                "assignment_log_id",
-            )
-        bad = df["score"].notna() & ~df["score"].isin([0.0, 1.0])
+        t = read_csv(eval_path, key)
+        parts.append((eval_path, t.append_column("score", pa.nulls(t.num_rows, pa.float64()))))
+    for path, t in parts:
+        pairs = pc.binary_join_element_wise(t["assignment_log_id"], t["problem_id"], "\x1f")
+        require_unique(pairs, path, "assignment_log_id", what="(assignment_log_id, problem_id) rows")
+        score = t["score"].to_numpy(zero_copy_only=False)
+        bad = ~np.isnan(score) & (score != 0) & (score != 1)
         if bad.any():
-            raise InputError(f"scores must be 0 or 1, found {df.loc[bad, 'score'].iloc[0]}", path, "score")
-        known = df["assignment_log_id"].isin(details.index)
-        if not known.any():
+            raise InputError(f"scores must be 0 or 1, found {score[bad][0]}", path, "score")
+        if (_lookup(t["assignment_log_id"].combine_chunks(), details.log_id) < 0).all():
             raise InputError(
-                f"none of the {len(df)} unit-test logs appear in {ASSIGNMENT_DETAILS}", path, "assignment_log_id"
+                f"none of the {t.num_rows} unit-test logs appear in {ASSIGNMENT_DETAILS}", path, "assignment_log_id"
             )
-    df = pd.concat([d for _, d in parts], ignore_index=True)
-    n = len(df)
-    df = df[df["assignment_log_id"].isin(details.index)]
-    dropped["unit_test_rows_unknown_assignment_log"] = n - len(df)
-    df = df.join(details, on="assignment_log_id")
-    bad = df["student_id"].isna()
-    dropped["unit_test_rows_no_student"] = int(bad.sum())
-    df = df[~bad]
-    bad = df["start_ms"] == NAT
-    dropped["unit_test_rows_no_timestamp"] = int(bad.sum())
-    df = df[~bad]
-    bad = ~df["problem_id"].isin(problems.index)
-    dropped["unit_test_rows_unknown_problem"] = int(bad.sum())
-    df = df[~bad].reset_index(drop=True)
-
-    in_unit = _in_unit_logs(raw / ASSIGNMENT_RELATIONSHIPS)
-    skills = _skill_lists(problems["problem_skill_code"].reindex(df["problem_id"]))
-    score = df["score"].to_numpy()
+    t = pa.concat_tables([p[1] for p in parts]).combine_chunks()
+    log_row = _lookup(t["assignment_log_id"], details.log_id)
+    prob_row = _lookup(t["problem_id"], problems.problem_id)
+    student = np.full(len(log_row), -1)
+    student_codes = details.student.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    student[log_row >= 0] = student_codes[log_row[log_row >= 0]]
+    start = np.where(log_row >= 0, details.start_ms[np.maximum(log_row, 0)], NAT)
+    ok = np.ones(len(log_row), dtype=bool)
+    for reason, bad in (
+        ("unit_test_rows_unknown_assignment_log", log_row < 0),
+        ("unit_test_rows_no_student", student < 0),
+        ("unit_test_rows_no_timestamp", start == NAT),
+        ("unit_test_rows_unknown_problem", prob_row < 0),
+    ):
+        dropped[reason] = int((ok & bad).sum())
+        ok &= ~bad
+    sel = pa.array(np.flatnonzero(ok))
+    t = t.take(sel)
+    score = t["score"].to_numpy(zero_copy_only=False)
+    in_unit = _in_unit_logs(raw / ASSIGNMENT_RELATIONSHIPS, t["assignment_log_id"])
     columns = {
-        "user_id": pa.array(df["student_id"], pa.string()),
-        "unit_test_id": pa.array(df["assignment_log_id"], pa.string()),
-        "item_id": pa.array(df["problem_id"], pa.string()),
-        "skill_ids": skills,
-        "timestamp": pa.array(df["start_ms"].to_numpy(), pa.timestamp("ms", tz="UTC")),
+        "user_id": details.student.dictionary.take(pa.array(student[ok])),
+        "unit_test_id": t["assignment_log_id"],
+        "item_id": t["problem_id"],
+        "skill_ids": problems.skill_ids.take(pa.array(prob_row[ok])),
+        "timestamp": pa.array(start[ok], pa.timestamp("ms", tz="UTC")),
         "correct": pa.array(np.nan_to_num(score).astype(np.int8), pa.int8(), mask=np.isnan(score)),
-        "in_unit_ids": pa.array([in_unit.get(a, []) for a in df["assignment_log_id"]], pa.list_(pa.string())),
+        "in_unit_ids": in_unit,
     }
     return unit_tests_table(columns)
 
 
-def _in_unit_logs(path: Path) -> dict[str, list[str]]:
+def _in_unit_logs(path: Path, unit_test_ids: pa.ChunkedArray) -> pa.ListArray:
+    """For each unit-test row, the sorted in-unit assignment logs that precede it (empty if none listed)."""
     t = read_csv(path, {"unit_test_assignment_log_id": pa.string(), "in_unit_assignment_log_id": pa.string()})
-    df = t.to_pandas().dropna().drop_duplicates().sort_values(["unit_test_assignment_log_id", "in_unit_assignment_log_id"])
-    return df.groupby("unit_test_assignment_log_id")["in_unit_assignment_log_id"].agg(list).to_dict()
+    t = t.drop_null().group_by(["unit_test_assignment_log_id", "in_unit_assignment_log_id"]).aggregate([])
+    t = t.sort_by([("unit_test_assignment_log_id", "ascending"), ("in_unit_assignment_log_id", "ascending")])
+    tests = t["unit_test_assignment_log_id"].to_numpy(zero_copy_only=False)
+    first = np.flatnonzero(np.r_[True, tests[1:] != tests[:-1]]) if len(tests) else np.zeros(0, np.int64)
+    offsets = np.r_[first, len(tests), len(tests)].astype(np.int32)  # a trailing empty list for the unknown
+    lists = pa.ListArray.from_arrays(pa.array(offsets), t["in_unit_assignment_log_id"].combine_chunks())
+    row = _lookup(unit_test_ids.combine_chunks(), pa.array(tests[first]) if len(tests) else pa.array([], pa.string()))
+    return lists.take(pa.array(np.where(row < 0, len(first), row)))

@@ -74,21 +74,23 @@ def _conversion_error(path: Path, header: list[str], exc: Exception) -> InputErr
     return InputError(detail, path, column)
 
 
-def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pd.Index]:
+def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
     """Dense integer codes (-1 for null) and the distinct values of a string column."""
+    # combine_chunks unifies the per-block dictionaries of a CSV read into one
     arr = column.combine_chunks() if isinstance(column, pa.ChunkedArray) else column
     if not pa.types.is_dictionary(arr.type):
         arr = arr.dictionary_encode()
-    idx = arr.indices.to_numpy(zero_copy_only=False)
-    idx = np.where(np.asarray(arr.indices.is_null()), -1, np.nan_to_num(idx, nan=-1)).astype(np.int64)
-    return idx, pd.Index(arr.dictionary.to_pylist(), dtype=object)
+    idx = arr.indices.fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
+    return idx, arr.dictionary
 
 
-def require_unique(values: pd.Series | pd.Index, path: Path, column: str) -> None:
+def require_unique(values: pa.ChunkedArray | pa.Array, path: Path, column: str, what: str = "keys") -> None:
     """Lookup tables must have one row per key, or joins silently multiply rows."""
-    dup = pd.Index(values)[pd.Index(values).duplicated()]
+    counts = pc.value_counts(values)
+    dup = counts.filter(pc.greater(counts.field("counts"), 1))
     if len(dup):
-        raise InputError(f"{len(dup)} duplicate key(s), e.g. '{dup[0]}'", path, column)
+        example = str(dup.field("values")[0]).replace("\x1f", ", ")
+        raise InputError(f"{len(dup)} duplicate {what}, e.g. '{example}'", path, column)
 
 
 def to_utc_ms(values: pa.ChunkedArray | pa.Array, path: Path, column: str) -> np.ndarray:
