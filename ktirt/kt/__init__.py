@@ -1,0 +1,1 @@
+"""Knowledge-tracing data: vocabularies, per-student sequences, windows, and pyKT's file format."""

@@ -1,0 +1,40 @@
+"""Scoring predictions against outcomes, and the floors every model figure is shown beside."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import accuracy_score, log_loss, roc_auc_score, roc_curve
+
+
+def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
+    p = np.clip(p, 1e-6, 1 - 1e-6)
+    return {
+        "auc": float(roc_auc_score(y, p)),
+        "acc": float(accuracy_score(y, p >= 0.5)),
+        "logloss": float(log_loss(y, p, labels=[0, 1])),
+    }
+
+
+def mean_baseline(keys_train: np.ndarray, y_train: np.ndarray, keys_eval: np.ndarray,
+                  fallback: np.ndarray | float) -> np.ndarray:
+    """Each evaluated response predicted by its key's correct rate among training responses
+    (the fallback where the key never occurs in training)."""
+    rate = pd.Series(y_train, dtype=float).groupby(keys_train).mean()
+    p = pd.Series(keys_eval).map(rate).to_numpy(dtype=float)
+    fb = np.broadcast_to(np.asarray(fallback, dtype=float), p.shape)
+    return np.where(np.isnan(p), fb, p)
+
+
+def roc_points(y: np.ndarray, p: np.ndarray, n: int = 200) -> pd.DataFrame:
+    """The ROC curve thinned to about `n` points (enough to draw, small enough for git)."""
+    fpr, tpr, _ = roc_curve(y, p)
+    keep = np.unique(np.r_[0, np.linspace(0, len(fpr) - 1, n).astype(int), len(fpr) - 1])
+    return pd.DataFrame({"fpr": fpr[keep].round(5), "tpr": tpr[keep].round(5)})
+
+
+def calibration(y: np.ndarray, p: np.ndarray, bins: int = 10) -> pd.DataFrame:
+    """Mean predicted vs observed correct rate by decile of the prediction."""
+    decile = pd.qcut(p, bins, labels=False, duplicates="drop")
+    df = pd.DataFrame({"decile": decile, "predicted": p, "observed": y}).groupby("decile").mean()
+    return df.reset_index().round(5)

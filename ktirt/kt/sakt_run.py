@@ -1,0 +1,165 @@
+"""One SAKT experiment end to end: sequences -> windows -> fit -> test-student metrics beside the floors
+(item-mean, skill-mean) and, on simulated data, the ceiling (oracle AUC from the true probabilities)."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import torch
+
+from ktirt.errors import InputError, SettingsError
+from ktirt.io import atomic_path
+from ktirt.kt.evaluation import binary_metrics, calibration, mean_baseline, roc_points
+from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, resolve_device, window_tensors
+from ktirt.kt.sequences import Sequences, load_sequences, query_windows
+from ktirt.kt.vocab import Vocabulary
+from ktirt.models.sakt import SAKT, SAKTConfig
+from ktirt.truth import event_probabilities, truth_dir
+
+log = logging.getLogger(__name__)
+CHECKPOINT = "model.pt"
+MODEL_KEYS = {"emb_size", "num_heads", "num_blocks", "dropout", "seq_len", "min_item_count"}
+
+
+@dataclass
+class SaktRun:
+    model: dict
+    train: dict
+    raw_dir: str | None = None
+
+    def settings(self) -> tuple[dict, int, TrainSettings]:
+        unknown = set(self.model) - MODEL_KEYS
+        if unknown:
+            raise SettingsError(f"unknown setting model.{sorted(unknown)[0]} (known: {', '.join(sorted(MODEL_KEYS))})")
+        arch = {k: v for k, v in self.model.items() if k != "min_item_count"}
+        if arch.get("seq_len", 200) < 2:
+            raise SettingsError(f"model.seq_len must be at least 2, got {arch['seq_len']}")
+        try:
+            train = TrainSettings(**self.train)
+        except TypeError as exc:
+            raise SettingsError(f"train: {exc}") from None
+        return arch, int(self.model.get("min_item_count", 10)), train
+
+
+@dataclass
+class SaktResult:
+    model: SAKT
+    vocab: Vocabulary
+    model_vocab: ModelVocab
+    metrics: dict
+    history: pd.DataFrame
+    roc: pd.DataFrame
+    calibration: pd.DataFrame
+    predictions: np.ndarray = field(repr=False)
+
+    def save(self, model_dir: str | Path, plots_dir: str | Path) -> None:
+        save_checkpoint(self.model, self.vocab, self.model_vocab, Path(model_dir) / CHECKPOINT)
+        for name, df in (("training", self.history), ("roc", self.roc), ("calibration", self.calibration)):
+            with atomic_path(Path(plots_dir) / f"{name}.csv") as tmp:
+                df.to_csv(tmp, index=False)
+
+
+def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
+    arch, min_item_count, ts = run.settings()
+    torch.manual_seed(ts.seed)
+    np.random.seed(ts.seed)
+    torch.set_num_threads(ts.threads)
+    device = resolve_device(ts.device)
+    seqs, vocab = load_sequences(events, split)
+    mv = ModelVocab.build(vocab, min_item_count)
+    cfg = SAKTConfig(n_items=mv.n_items, n_skills=mv.n_skills, **arch)
+    model = SAKT(cfg).to(device)
+    L = cfg.seq_len
+    stride = max(1, L // 2)
+    tensors = {
+        "train": window_tensors(seqs, query_windows(seqs, "train", L, L), mv),
+        "val": window_tensors(seqs, query_windows(seqs, "val", L, stride), mv),
+        "test": window_tensors(seqs, query_windows(seqs, "test", L, stride), mv),
+    }
+    n = len(seqs.item)
+    val_idx, test_idx = seqs.responses_of("val"), seqs.responses_of("test")
+    log.info("SAKT on %s: %d items (%d with own embedding), %d skills; %d train windows; device %s",
+             "CPU" if device.type == "cpu" else device, len(vocab.items), mv.n_items - 1, mv.n_skills - 1,
+             len(tensors["train"]["score"]), device)
+    hist = fit(model, tensors["train"], tensors["val"], (val_idx, seqs.correct[val_idx]), n, ts)
+
+    p = predict(model, tensors["test"], n, device=device)
+    y = seqs.correct[test_idx]
+    pt = p[test_idx]
+    if np.isnan(pt).any():
+        raise RuntimeError("a test response was not scored exactly once")  # guards the windowing invariant
+    m = binary_metrics(y, pt)
+    metrics = {
+        "val_auc": round(hist.best_val_auc, 6),
+        "test_auc": round(m["auc"], 6),
+        "test_acc": round(m["acc"], 6),
+        "test_logloss": round(m["logloss"], 6),
+    }
+    metrics |= _floors(seqs, test_idx, y)
+    truth = truth_dir(run.raw_dir) if run.raw_dir else None
+    if truth is not None:
+        oracle = event_probabilities(events, truth)[test_idx]
+        metrics["oracle_auc"] = round(binary_metrics(y, oracle)["auc"], 6)
+        metrics["auc_share_of_oracle"] = round(m["auc"] / metrics["oracle_auc"], 6)
+    metrics |= {
+        "best_epoch": hist.best_epoch,
+        "epochs": len(hist.epoch),
+        "train_seconds": round(hist.train_seconds, 2),
+        "train_seqs_per_s": round(hist.sequences_seen / max(hist.train_seconds, 1e-9), 1),
+        "test_responses": len(test_idx),
+        "test_responses_cold_item": int((mv.item[np.maximum(seqs.item[test_idx], 0)] == 0).sum()),
+        "items_with_own_embedding": mv.n_items - 1,
+    }
+    history = pd.DataFrame({"epoch": hist.epoch, "train_loss": np.round(hist.train_loss, 5), "val_auc": np.round(hist.val_auc, 5)})
+    return SaktResult(model, vocab, mv, metrics, history, roc_points(y, pt), calibration(y, pt), p)
+
+
+def _floors(seqs: Sequences, test_idx: np.ndarray, y: np.ndarray) -> dict:
+    """Item-mean (falling back to skill-mean, then overall) and skill-mean baselines from training responses."""
+    tr = seqs.responses_of("train")
+    overall = seqs.correct[tr].mean()
+    skill_p = mean_baseline(seqs.skill[tr], seqs.correct[tr], seqs.skill[test_idx], overall)
+    item_p = mean_baseline(seqs.item[tr], seqs.correct[tr], seqs.item[test_idx], skill_p)
+    return {
+        "item_mean_auc": round(binary_metrics(y, item_p)["auc"], 6),
+        "skill_mean_auc": round(binary_metrics(y, skill_p)["auc"], 6),
+    }
+
+
+def save_checkpoint(model: SAKT, vocab: Vocabulary, mv: ModelVocab, path: Path) -> None:
+    """Weights, architecture and both vocabularies: enough to reload and predict without params.yaml."""
+    with atomic_path(path) as tmp:
+        torch.save({"state_dict": model.state_dict(), "config": model.cfg.to_dict(), "vocab": vocab.to_json(),
+                    "min_item_count": mv.min_item_count}, tmp)
+
+
+def load_checkpoint(path: str | Path, map_location="cpu") -> tuple[SAKT, Vocabulary, ModelVocab]:
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("checkpoint not found (run train_sakt)", path)
+    ck = torch.load(path, map_location=map_location, weights_only=False)
+    vocab = Vocabulary.from_json(ck["vocab"])
+    mv = ModelVocab.build(vocab, ck["min_item_count"])
+    cfg = SAKTConfig(**ck["config"])
+    if (cfg.n_items, cfg.n_skills) != (mv.n_items, mv.n_skills):
+        raise InputError(f"checkpoint vocabulary ({mv.n_items} items, {mv.n_skills} skills) does not match its "
+                         f"weights ({cfg.n_items}, {cfg.n_skills})", path)
+    model = SAKT(cfg)
+    model.load_state_dict(ck["state_dict"])
+    return model.eval(), vocab, mv
+
+
+def check_vocabulary(vocab: Vocabulary, events: pa.Table, split: dict, path: str | Path) -> Sequences:
+    """Sequences of `events` under a checkpoint's vocabulary; refuses events whose training items differ
+    from the ones the checkpoint was trained on (a checkpoint from another dataset or split)."""
+    seqs, fresh = load_sequences(events, split)
+    if fresh.items[: fresh.n_train_items] != vocab.items[: vocab.n_train_items]:
+        raise InputError("checkpoint vocabulary does not match these events' training items "
+                         "(retrain, or use the checkpoint of this dataset and split)", path)
+    seqs, _ = load_sequences(events, split, vocab)
+    return seqs

@@ -1,0 +1,160 @@
+"""Training and scoring our SAKT on query windows: seeded, early-stopped on validation AUC, one
+prediction per response."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from ktirt.kt.sequences import Sequences, Windows
+from ktirt.kt.vocab import Vocabulary
+from ktirt.models.sakt import SAKT, START
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainSettings:
+    batch_size: int = 64
+    lr: float = 1e-3
+    epochs: int = 30
+    patience: int = 3
+    seed: int = 42
+    device: str = "auto"
+    threads: int = 2
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+@dataclass
+class ModelVocab:
+    """pyKT indices -> model indices: items seen at least `min_item_count` times in training get their own
+    index (1..), the rest share index 0 (their skill's embedding); skills shift by one (0 = none)."""
+
+    item: np.ndarray
+    n_items: int
+    n_skills: int
+    min_item_count: int
+
+    @classmethod
+    def build(cls, vocab: Vocabulary, min_item_count: int) -> "ModelVocab":
+        warm = vocab.item_train_count >= max(min_item_count, 1)
+        item = np.zeros(len(vocab.items), dtype=np.int64)
+        item[warm] = 1 + np.arange(warm.sum())
+        return cls(item, int(warm.sum()) + 1, len(vocab.skills) + 1, min_item_count)
+
+
+def window_tensors(seqs: Sequences, w: Windows, mv: ModelVocab) -> dict[str, torch.Tensor]:
+    """Model inputs for query windows: key p is the response before query p (start token at a student's first)."""
+    idx = w.index
+    pad = idx < 0
+    safe = np.maximum(idx, 0)
+    prev = safe - 1
+    first = np.isin(safe, seqs.offsets[:-1])
+    is_start = ~pad & first
+    known_item = seqs.item >= 0
+
+    def item_of(i):
+        return np.where(known_item[i], mv.item[np.maximum(seqs.item[i], 0)], 0)
+
+    def skill_of(i):
+        return np.where(seqs.skill[i] >= 0, seqs.skill[i] + 1, 0)
+
+    prev_ok = ~pad & ~first
+    t = {
+        "k_item": np.where(prev_ok, item_of(np.maximum(prev, 0)), 0),
+        "k_skill": np.where(prev_ok, skill_of(np.maximum(prev, 0)), 0),
+        "k_resp": np.where(prev_ok, seqs.correct[np.maximum(prev, 0)], np.where(is_start, START, -1)),
+        "q_item": np.where(pad, 0, item_of(safe)),
+        "q_skill": np.where(pad, 0, skill_of(safe)),
+        "target": np.where(pad, 0, seqs.correct[safe]).astype(np.float32),
+        "score": w.score,
+        "index": idx,
+    }
+    return {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in t.items()}
+
+
+def _forward(model: SAKT, batch: dict, device) -> torch.Tensor:
+    return model(*(batch[k].to(device) for k in ("k_item", "k_skill", "k_resp", "q_item", "q_skill")))
+
+
+def predict(model: SAKT, tensors: dict, n_responses: int, batch_size: int = 256, device=None) -> np.ndarray:
+    """Probability for every scored response (NaN elsewhere), indexed by global response index."""
+    device = device or next(model.parameters()).device
+    out = np.full(n_responses, np.nan)
+    model.eval()
+    with torch.no_grad():
+        for lo in range(0, len(tensors["score"]), batch_size):
+            b = {k: v[lo : lo + batch_size] for k, v in tensors.items()}
+            p = torch.sigmoid(_forward(model, b, device)).cpu().numpy()
+            s = b["score"].numpy()
+            out[b["index"].numpy()[s]] = p[s]
+    return out
+
+
+@dataclass
+class History:
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_auc: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_auc: float = float("nan")
+    train_seconds: float = 0.0
+    sequences_seen: int = 0
+
+
+def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.ndarray], n_responses: int,
+        s: TrainSettings) -> History:
+    """Adam on binary cross-entropy over scored positions; keeps the weights of the best validation AUC
+    and stops after `patience` epochs without improvement."""
+    device = next(model.parameters()).device
+    gen = torch.Generator().manual_seed(s.seed)
+    opt = torch.optim.Adam(model.parameters(), lr=s.lr)
+    hist, best_state, bad = History(), None, 0
+    val_idx, val_y = val_targets
+    n = len(train["score"])
+    for epoch in range(1, s.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.randperm(n, generator=gen)
+        total, count = 0.0, 0
+        for lo in tqdm(range(0, n, s.batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5):
+            sel = order[lo : lo + s.batch_size]
+            b = {k: v[sel] for k, v in train.items()}
+            mask = b["score"].to(device)
+            logits = _forward(model, b, device)
+            loss = F.binary_cross_entropy_with_logits(logits[mask], b["target"].to(device)[mask])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * int(mask.sum())
+            count += int(mask.sum())
+        hist.train_seconds += time.perf_counter() - t0
+        hist.sequences_seen += n
+        p = predict(model, val, n_responses, device=device)[val_idx]
+        auc = float(roc_auc_score(val_y, p))
+        hist.epoch.append(epoch)
+        hist.train_loss.append(total / max(count, 1))
+        hist.val_auc.append(auc)
+        log.info("epoch %d: train loss %.4f, val AUC %.4f (%.1f s)", epoch, hist.train_loss[-1], auc, time.perf_counter() - t0)
+        if not hist.best_epoch or auc > hist.best_val_auc:
+            hist.best_epoch, hist.best_val_auc, bad = epoch, auc, 0
+            best_state = copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+            if bad >= s.patience:
+                break
+    model.load_state_dict(best_state)
+    return hist

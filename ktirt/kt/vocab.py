@@ -1,0 +1,76 @@
+"""Id vocabularies shared by pyKT's files and our SAKT: training users' items and skills first, then the
+ones only val/test users meet (mapped explicitly, never silently dropped)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+NO_SKILL = "__no_skill__"
+
+
+def first_skill(skill_ids: pa.ChunkedArray | pa.ListArray) -> np.ndarray:
+    """The concept of each response: its first skill code, or NO_SKILL. (EDM Cup items have one skill;
+    ASSISTments 2009 lists several and we keep the first, sorted, as pyKT's one-concept-per-row format needs.)"""
+    arr = skill_ids.combine_chunks() if isinstance(skill_ids, pa.ChunkedArray) else skill_ids
+    first = pc.list_element(pc.if_else(pc.greater(pc.list_value_length(arr), 0), arr, pa.scalar([NO_SKILL], arr.type)), 0)
+    return first.to_numpy(zero_copy_only=False)
+
+
+@dataclass
+class Vocabulary:
+    items: list[str]
+    """pyKT question index -> item_id; the first n_train_items are those training users answered."""
+    skills: list[str]
+    n_train_items: int
+    n_train_skills: int
+    item_train_count: np.ndarray
+
+    @classmethod
+    def build(cls, item_ids: np.ndarray, skills: np.ndarray, is_train: np.ndarray) -> "Vocabulary":
+        train_items, counts = np.unique(item_ids[is_train], return_counts=True)
+        other_items = np.setdiff1d(np.unique(item_ids), train_items)
+        train_skills = np.unique(skills[is_train])
+        other_skills = np.setdiff1d(np.unique(skills), train_skills)
+        return cls(
+            items=[*train_items.tolist(), *other_items.tolist()],
+            skills=[*train_skills.tolist(), *other_skills.tolist()],
+            n_train_items=len(train_items),
+            n_train_skills=len(train_skills),
+            item_train_count=np.concatenate([counts, np.zeros(len(other_items), dtype=counts.dtype)]),
+        )
+
+    def item_index(self, item_ids) -> np.ndarray:
+        """pyKT question index of each item id; -1 for an id outside the vocabulary."""
+        return _index(self.items, item_ids)
+
+    def skill_index(self, skills) -> np.ndarray:
+        return _index(self.skills, skills)
+
+    def to_json(self) -> dict:
+        """pyKT's keyid2idx.json layout (questions, concepts), plus what our SAKT needs to reload."""
+        return {
+            "questions": {k: i for i, k in enumerate(self.items)},
+            "concepts": {k: i for i, k in enumerate(self.skills)},
+            "n_train_questions": self.n_train_items,
+            "n_train_concepts": self.n_train_skills,
+            "question_train_count": self.item_train_count.tolist(),
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Vocabulary":
+        return cls(
+            items=sorted(d["questions"], key=d["questions"].get),
+            skills=sorted(d["concepts"], key=d["concepts"].get),
+            n_train_items=d["n_train_questions"],
+            n_train_skills=d["n_train_concepts"],
+            item_train_count=np.asarray(d["question_train_count"], dtype=np.int64),
+        )
+
+
+def _index(vocab: list[str], values) -> np.ndarray:
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(values, dtype=object), pa.string())
+    return pc.index_in(arr, value_set=pa.array(vocab, pa.string())).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)

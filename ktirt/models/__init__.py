@@ -1,0 +1,1 @@
+"""The two engines' models, in plain torch."""

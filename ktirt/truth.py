@@ -1,0 +1,25 @@
+"""The simulator's ground truth, lined up with the canonical tables, for oracle figures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+TRUTH_DIR = "_truth"
+
+
+def truth_dir(raw_dir: str | Path) -> Path | None:
+    """`raw_dir/_truth` when the raw data is simulated, else None (real data has no truth)."""
+    d = Path(raw_dir) / TRUTH_DIR
+    return d if (d / "responses.parquet").exists() else None
+
+
+def event_probabilities(events: pa.Table, truth: Path) -> np.ndarray:
+    """True P(correct) behind each row of events.parquet (NaN where the truth has no such response)."""
+    keys = ["action_sequence_id", "item_id", "user_id"]
+    ev = events.select(keys).to_pandas()
+    tr = pd.read_parquet(truth / "responses.parquet", columns=[*keys, "p_correct"])
+    return ev.merge(tr, on=keys, how="left", validate="many_to_one")["p_correct"].to_numpy()

@@ -1,0 +1,35 @@
+"""Stage `pykt_adapt`: canonical events + split -> pyKT's own dataset files (any pyKT model can train on them)."""
+
+import json
+import logging
+
+import click
+import pyarrow.parquet as pq
+from _stage import load_params, params_option, stage
+
+from ktirt.io import write_json
+from ktirt.kt.pykt_format import write_pykt
+from ktirt.kt.sequences import load_sequences
+
+log = logging.getLogger("pykt_adapt")
+
+
+@click.command()
+@params_option
+@click.option("--events", default="data/interim/events.parquet", show_default=True)
+@click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
+@click.option("--out", default="data/processed/pykt", show_default=True)
+@click.option("--metrics", "metrics_path", default="metrics/pykt_adapt.json", show_default=True)
+@stage
+def main(params_path, events, split_path, out, metrics_path) -> None:
+    p = load_params(params_path, "pykt")
+    split = json.loads(open(split_path).read())
+    seqs, vocab = load_sequences(pq.read_table(events), split)
+    counts = write_pykt(seqs, vocab, out, p["seq_len"], p["folds"], split["seed"])
+    write_json(counts, metrics_path)
+    log.info("%d sequences -> %d windows of %d (%.1f %% padding)", counts["sequences"], counts["windows"],
+             p["seq_len"], 100 * counts["padded_share"])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,37 @@
+"""Stage `train_sakt`: train SAKT on training students, early-stop on validation AUC, report test students."""
+
+import json
+import logging
+
+import click
+import pyarrow.parquet as pq
+from _stage import load_params, params_option, stage
+
+from ktirt.io import write_json
+from ktirt.kt.sakt_run import SaktRun, run_sakt
+
+log = logging.getLogger("train_sakt")
+
+
+@click.command()
+@params_option
+@click.option("--events", default="data/interim/events.parquet", show_default=True)
+@click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
+@click.option("--model-dir", default="models/sakt", show_default=True)
+@click.option("--metrics", "metrics_path", default="metrics/sakt.json", show_default=True)
+@click.option("--plots-dir", default="plots/sakt", show_default=True)
+@stage
+def main(params_path, events, split_path, model_dir, metrics_path, plots_dir) -> None:
+    data = load_params(params_path, "data")
+    run = SaktRun(model=load_params(params_path, "model"), train=load_params(params_path, "train"),
+                  raw_dir=data["raw_dir"])
+    result = run_sakt(pq.read_table(events), json.loads(open(split_path).read()), run)
+    result.save(model_dir, plots_dir)
+    write_json(result.metrics, metrics_path)
+    m = result.metrics
+    log.info("test AUC %.4f (item-mean %.4f, oracle %s) after %d epochs", m["test_auc"], m["item_mean_auc"],
+             f"{m['oracle_auc']:.4f}" if "oracle_auc" in m else "n/a", m["epochs"])
+
+
+if __name__ == "__main__":
+    main()
