@@ -43,7 +43,9 @@ def repo(tmp_path_factory):
 def test_repro_builds_every_artifact(repo):
     for out in ["data/raw/synthetic/action_logs.csv", "data/raw/synthetic/_truth/items.parquet",
                 "data/interim/events.parquet", "data/interim/unit_tests.parquet", "data/splits/split.json",
-                "metrics/prepare.json", "dvc.lock"]:
+                "data/processed/pykt/train_valid_sequences.csv", "data/processed/pykt/keyid2idx.json",
+                "models/sakt/model.pt", "plots/sakt/training.csv", "metrics/prepare.json",
+                "metrics/pykt_adapt.json", "metrics/sakt.json", "dvc.lock"]:
         assert (repo / out).exists(), out
     split = json.loads((repo / "data/splits/split.json").read_text())
     assert len(split["train"]) + len(split["val"]) + len(split["test"]) == TINY["n_students"]
@@ -63,3 +65,14 @@ def test_changing_one_param_reruns_only_what_reads_it(repo):
     out = sh("dvc", "repro", cwd=repo)
     assert "Running stage 'split'" in out
     assert "Running stage 'prepare'" not in out and "Running stage 'simulate'" not in out
+
+
+def test_exp_run_with_a_model_setting_reruns_sakt_only_and_diff_shows_it(repo):
+    sh("git", "add", "-A", cwd=repo)
+    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline", cwd=repo)
+    out = sh("dvc", "exp", "run", "-S", "model.emb_size=32", cwd=repo)
+    assert "Running stage 'train_sakt'" in out
+    for stage in ("simulate", "prepare", "split", "pykt_adapt"):
+        assert f"Running stage '{stage}'" not in out
+    diff = sh("dvc", "metrics", "diff", cwd=repo)
+    assert "metrics/sakt.json" in diff and "test_auc" in diff
