@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 from ktirt.kt.vocab import Vocabulary, first_skill
@@ -54,7 +55,7 @@ def split_labels(users: np.ndarray, split: dict, events_path: str = "events") ->
         ids = split.get(name, [])
         if not ids:
             raise InputError(f"split '{name}' is empty", "split.json", name)
-        label[np.isin(users, np.asarray(ids, dtype=object))] = k
+        label[np.asarray(pc.is_in(pa.array(users, pa.string()), value_set=pa.array(ids, pa.string())))] = k
     if (label < 0).any():
         missing = users[label < 0]
         raise InputError(f"{len(missing)} users are in no split, e.g. '{missing[0]}' (rerun the split stage)",
@@ -72,7 +73,7 @@ def load_sequences(events: pa.Table, split: dict, vocab: Vocabulary | None = Non
         raise InputError("events are not sorted by user_id (rerun prepare)", "events.parquet", "user_id")
     labels = split_labels(users, split)
     offsets = np.r_[boundaries, len(user)]
-    items = events["item_id"].to_numpy(zero_copy_only=False).astype(object)
+    items = events["item_id"].combine_chunks()
     skills = first_skill(events["skill_ids"])
     is_train = np.repeat(labels == 0, np.diff(offsets))
     if vocab is None:

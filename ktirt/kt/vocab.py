@@ -12,12 +12,11 @@ import pyarrow.compute as pc
 NO_SKILL = "__no_skill__"
 
 
-def first_skill(skill_ids: pa.ChunkedArray | pa.ListArray) -> np.ndarray:
+def first_skill(skill_ids: pa.ChunkedArray | pa.ListArray) -> pa.Array:
     """The concept of each response: its first skill code, or NO_SKILL. (EDM Cup items have one skill;
     ASSISTments 2009 lists several and we keep the first, sorted, as pyKT's one-concept-per-row format needs.)"""
     arr = skill_ids.combine_chunks() if isinstance(skill_ids, pa.ChunkedArray) else skill_ids
-    first = pc.list_element(pc.if_else(pc.greater(pc.list_value_length(arr), 0), arr, pa.scalar([NO_SKILL], arr.type)), 0)
-    return first.to_numpy(zero_copy_only=False)
+    return pc.list_element(pc.if_else(pc.greater(pc.list_value_length(arr), 0), arr, pa.scalar([NO_SKILL], arr.type)), 0)
 
 
 @dataclass
@@ -30,17 +29,22 @@ class Vocabulary:
     item_train_count: np.ndarray
 
     @classmethod
-    def build(cls, item_ids: np.ndarray, skills: np.ndarray, is_train: np.ndarray) -> "Vocabulary":
-        train_items, counts = np.unique(item_ids[is_train], return_counts=True)
-        other_items = np.setdiff1d(np.unique(item_ids), train_items)
-        train_skills = np.unique(skills[is_train])
-        other_skills = np.setdiff1d(np.unique(skills), train_skills)
+    def build(cls, item_ids: pa.Array, skills: pa.Array, is_train: np.ndarray) -> "Vocabulary":
+        """Vocabularies of Arrow string columns; `is_train` marks training users' rows."""
+        mask = pa.array(is_train)
+        counts = pc.value_counts(item_ids.filter(mask))
+        train_items = counts.field("values").to_pylist()
+        n_train = dict(zip(train_items, counts.field("counts").to_pylist()))
+        train_items = sorted(train_items)
+        other_items = sorted(set(pc.unique(item_ids).to_pylist()) - set(train_items))
+        train_skills = sorted(pc.unique(skills.filter(mask)).to_pylist())
+        other_skills = sorted(set(pc.unique(skills).to_pylist()) - set(train_skills))
         return cls(
-            items=[*train_items.tolist(), *other_items.tolist()],
-            skills=[*train_skills.tolist(), *other_skills.tolist()],
+            items=[*train_items, *other_items],
+            skills=[*train_skills, *other_skills],
             n_train_items=len(train_items),
             n_train_skills=len(train_skills),
-            item_train_count=np.concatenate([counts, np.zeros(len(other_items), dtype=counts.dtype)]),
+            item_train_count=np.array([n_train[i] for i in train_items] + [0] * len(other_items), dtype=np.int64),
         )
 
     def item_index(self, item_ids) -> np.ndarray:
@@ -72,5 +76,5 @@ class Vocabulary:
 
 
 def _index(vocab: list[str], values) -> np.ndarray:
-    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(np.asarray(values, dtype=object), pa.string())
+    arr = values if isinstance(values, (pa.Array, pa.ChunkedArray)) else pa.array(list(values), pa.string())
     return pc.index_in(arr, value_set=pa.array(vocab, pa.string())).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
