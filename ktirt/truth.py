@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute  # noqa: F401  (pa.compute)
 
 TRUTH_DIR = "_truth"
 
@@ -23,3 +24,12 @@ def event_probabilities(events: pa.Table, truth: Path) -> np.ndarray:
     ev = events.select(keys).to_pandas()
     tr = pd.read_parquet(truth / "responses.parquet", columns=[*keys, "p_correct"])
     return ev.merge(tr, on=keys, how="left", validate="many_to_one")["p_correct"].to_numpy()
+
+
+def unit_test_probabilities(unit_tests: pa.Table, truth: Path) -> np.ndarray:
+    """True P(correct) behind each scored row of unit_tests.parquet, in the order of those rows."""
+    keys = ["unit_test_id", "item_id", "user_id"]
+    scored = unit_tests.filter(pa.compute.is_valid(unit_tests["correct"]))
+    ut = scored.select(keys).to_pandas()
+    tr = pd.read_parquet(truth / "unit_test_responses.parquet", columns=[*keys, "p_correct"])
+    return ut.merge(tr, on=keys, how="left", validate="many_to_one")["p_correct"].to_numpy()

@@ -285,3 +285,34 @@ def _in_unit_logs(path: Path, unit_test_ids: pa.ChunkedArray) -> pa.ListArray:
     lists = pa.ListArray.from_arrays(pa.array(offsets), t["in_unit_assignment_log_id"].combine_chunks())
     row = _lookup(unit_test_ids.combine_chunks(), pa.array(tests[first]) if len(tests) else pa.array([], pa.string()))
     return lists.take(pa.array(np.where(row < 0, len(first), row)))
+
+
+def item_text_embeddings(raw_dir: str | Path) -> tuple[list[str], np.ndarray] | None:
+    """`problem_text_bert_pca` of every problem that has one, as (problem ids, float32 matrix); None when
+    the source has no such column. Vectors of an odd length or that do not parse count as missing."""
+    path = Path(raw_dir) / PROBLEM_DETAILS
+    if not path.exists() or "problem_text_bert_pca" not in read_header(path):
+        return None
+    t = read_csv(path, {"problem_id": pa.string(), "problem_text_bert_pca": pa.string()}).drop_null()
+    body = pc.replace_substring_regex(t["problem_text_bert_pca"], r"[\[\]\s]", "")
+    parts = pc.split_pattern(body, ",")
+    lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
+    if not len(lengths):
+        return None
+    dim = int(np.bincount(lengths).argmax())
+    keep = pa.array(lengths == dim)
+    values = pc.list_flatten(parts.filter(keep))
+    try:
+        mat = values.cast(pa.float32()).to_numpy(zero_copy_only=False).reshape(-1, dim)
+    except pa.ArrowInvalid as exc:
+        raise InputError(f"a text vector does not parse ({str(exc).splitlines()[0]})", path, "problem_text_bert_pca") from None
+    return t["problem_id"].filter(keep).to_pylist(), mat
+
+
+def problem_types(raw_dir: str | Path) -> dict[str, str]:
+    """problem_id -> problem_type from problem_details.csv (unit-test items have no event to carry it)."""
+    path = Path(raw_dir) / PROBLEM_DETAILS
+    if not path.exists():
+        return {}
+    t = read_csv(path, {"problem_id": pa.string(), "problem_type": pa.string()}).drop_null()
+    return dict(zip(t["problem_id"].to_pylist(), t["problem_type"].to_pylist()))

@@ -1,0 +1,1 @@
+"""Features computed from the canonical events, in strict time order."""

@@ -1,0 +1,153 @@
+"""Clickstream history features for Wide & Deep IRT, with strict time order: a target response (an event or
+a unit-test score) sees only its student's events with an earlier timestamp, at most `history_len` of them.
+
+Per history event (static, computed once for all events):
+    correct, help requested, log(1 + hints), log(1 + attempts), latency decile (cut points from training
+    students only) or a missing flag, and the item's success rate among training students' responses
+    (leave-one-out for the event itself) or a missing flag.
+Per (target, history event), computed in each batch:
+    recency bucket of the gap between them, same-skill and same-item flags,
+    and the history item's text embedding (`problem_text_bert_pca`) or a missing flag.
+Per target, over the whole earlier history: counts, mean correctness and mean residual, in all and on
+the target's skill (`history_summary`).
+Everything is numpy/torch over whole arrays: no per-row Python loops.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+LATENCY_BINS = 10
+RECENCY_EDGES_S = np.array([60, 600, 3600, 86400, 7 * 86400])  # 1 min, 10 min, 1 h, 1 day, 1 week
+N_STATIC = 4 + LATENCY_BINS + 1 + 2
+ITEM_RATE = 4 + LATENCY_BINS + 1
+N_SUMMARY = 6
+N_PAIR = len(RECENCY_EDGES_S) + 1 + 2
+
+
+@dataclass
+class EventTable:
+    """Events as arrays: user rank, time, item and skill codes, static features."""
+
+    user: np.ndarray
+    timestamp_ms: np.ndarray
+    item: np.ndarray
+    skill: np.ndarray
+    correct: np.ndarray
+    static: np.ndarray
+    """(n_events, N_STATIC) float32"""
+    user_start: np.ndarray
+    """index of the first event of each event's user"""
+
+
+def static_features(events: pa.Table, item: np.ndarray, train_rows: np.ndarray) -> np.ndarray:
+    """The per-event features; latency cut points and item success rates come from `train_rows` only."""
+    n = events.num_rows
+    correct = events["correct"].to_numpy().astype(np.float32)
+    out = np.zeros((n, N_STATIC), dtype=np.float32)
+    out[:, 0] = correct
+    out[:, 1] = events["help_requested"].to_numpy(zero_copy_only=False).astype(np.float32)
+    out[:, 2] = np.log1p(events["hint_count"].to_numpy().astype(np.float32))
+    out[:, 3] = np.log1p(events["attempt_count"].to_numpy().astype(np.float32))
+    lat = events["latency_ms"].to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
+    have = np.isfinite(lat)
+    train_lat = lat[train_rows][have[train_rows]]
+    cuts = np.quantile(train_lat, np.linspace(0, 1, LATENCY_BINS + 1)[1:-1]) if len(train_lat) else np.zeros(LATENCY_BINS - 1)
+    bucket = np.searchsorted(cuts, np.nan_to_num(lat), side="right")
+    out[np.flatnonzero(have), 4 + bucket[have]] = 1.0
+    out[~have, 4 + LATENCY_BINS] = 1.0
+    # item success rate among training responses, leaving the event itself out
+    is_train = np.zeros(n, dtype=bool)
+    is_train[train_rows] = True
+    n_items = int(item.max()) + 1 if n else 0
+    s = np.bincount(item[is_train], weights=correct[is_train], minlength=n_items)
+    c = np.bincount(item[is_train], minlength=n_items).astype(np.float64)
+    s_loo = s[item] - np.where(is_train, correct, 0)
+    c_loo = c[item] - is_train
+    rate = np.divide(s_loo, c_loo, out=np.full(n, np.nan), where=c_loo > 0)
+    out[:, 4 + LATENCY_BINS + 1] = np.nan_to_num(rate, nan=float(correct[is_train].mean()) if is_train.any() else 0.5)
+    out[:, 4 + LATENCY_BINS + 2] = ~np.isfinite(rate)
+    return out
+
+
+def user_starts(user: np.ndarray) -> np.ndarray:
+    first = np.r_[True, user[1:] != user[:-1]]
+    return np.maximum.accumulate(np.where(first, np.arange(len(user)), 0))
+
+
+def history_end(events: EventTable, user: np.ndarray, timestamp_ms: np.ndarray) -> np.ndarray:
+    """For targets (user rank, time): one past the last event of that user strictly before that time."""
+    key = events.user.astype(np.int64) * (1 << 42) + events.timestamp_ms - events.timestamp_ms.min()
+    q = user.astype(np.int64) * (1 << 42) + timestamp_ms - events.timestamp_ms.min()
+    return np.searchsorted(key, q, side="left")
+
+
+def skill_prefix_sums(events: EventTable, values: np.ndarray, user: np.ndarray, skill: np.ndarray,
+                      timestamp_ms: np.ndarray) -> np.ndarray:
+    """For targets (user rank, skill, time): the count and the sums of `values` (n_events, k) over that
+    user's events on that skill strictly before that time; returns (n_targets, 1 + k)."""
+    times = np.unique(events.timestamp_ms)  # time ranks keep the composite key inside int64
+    n_skills = int(max(events.skill.max(), skill.max())) + 1
+    key = (events.user.astype(np.int64) * n_skills + events.skill) * (1 << 32) + np.searchsorted(times, events.timestamp_ms)
+    order = np.argsort(key, kind="stable")
+    sorted_key = key[order]
+    cs = np.vstack([np.zeros((1, 1 + values.shape[1])), np.cumsum(np.c_[np.ones(len(order)), values[order]], axis=0)])
+    group = (user.astype(np.int64) * n_skills + skill) * (1 << 32)
+    lo = np.searchsorted(sorted_key, group, "left")
+    hi = np.searchsorted(sorted_key, group + np.searchsorted(times, timestamp_ms), "left")
+    return cs[hi] - cs[lo]
+
+
+def history_summary(events: EventTable, end: np.ndarray, first: np.ndarray, skill_sums: np.ndarray) -> np.ndarray:
+    """Per target, over the student's whole earlier history (not only the window): log(1 + events),
+    log(1 + events on the target's skill), and the mean correctness and mean residual (correct minus the
+    item's success rate) overall and on the skill. A mean cannot count, and a window forgets: this does both."""
+    vals = residual_values(events)
+    cs = np.vstack([np.zeros((1, 2)), np.cumsum(vals, axis=0)])
+    n = (end - first).astype(np.float64)
+    tot = cs[end] - cs[first]
+    n_sk = skill_sums[:, 0]
+    mean_all = tot / np.maximum(n, 1)[:, None]
+    mean_sk = skill_sums[:, 1:] / np.maximum(n_sk, 1)[:, None]
+    return np.c_[np.log1p(n), np.log1p(n_sk), mean_all, mean_sk].astype(np.float32)
+
+
+def residual_values(events: EventTable) -> np.ndarray:
+    """Per event: correct, and correct minus the item's (training) success rate."""
+    return np.c_[events.correct, events.correct - events.static[:, ITEM_RATE]]
+
+
+def history_window(events: EventTable, end: np.ndarray, user_first: np.ndarray, length: int) -> np.ndarray:
+    """(n_targets, length) event indices of each target's history, -1 where there is none."""
+    idx = end[:, None] - length + np.arange(length)[None, :]
+    return np.where(idx >= user_first[:, None], idx, -1)
+
+
+def pair_features(hist: torch.Tensor, target_ms: torch.Tensor, target_item: torch.Tensor,
+                  target_skill: torch.Tensor, ts: torch.Tensor, item: torch.Tensor, skill: torch.Tensor) -> torch.Tensor:
+    """(B, H, N_PAIR): recency bucket one-hot, same skill, same item."""
+    safe = hist.clamp(min=0)
+    gap_s = (target_ms[:, None] - ts[safe]).float() / 1000.0
+    bucket = torch.bucketize(gap_s, torch.as_tensor(RECENCY_EDGES_S, dtype=torch.float32))
+    rec = torch.nn.functional.one_hot(bucket, len(RECENCY_EDGES_S) + 1).float()
+    same_skill = (skill[safe] == target_skill[:, None]).float().unsqueeze(-1)
+    same_item = (item[safe] == target_item[:, None]).float().unsqueeze(-1)
+    return torch.cat([rec, same_skill, same_item], dim=-1)
+
+
+def text_matrix(item_ids: list[str], text: tuple[list[str], np.ndarray] | None) -> np.ndarray:
+    """(n_items, dim + 1): each item's text embedding and a missing flag (all missing without a source)."""
+    if text is None:
+        return np.concatenate([np.zeros((len(item_ids), 0), np.float32), np.ones((len(item_ids), 1), np.float32)], axis=1)
+    ids, mat = text
+    pos = pc.index_in(pa.array(item_ids, pa.string()), value_set=pa.array(ids, pa.string())).fill_null(-1).to_numpy(zero_copy_only=False)
+    out = np.zeros((len(item_ids), mat.shape[1] + 1), dtype=np.float32)
+    have = pos >= 0
+    out[have, :-1] = mat[pos[have]]
+    out[~have, -1] = 1.0
+    return out

@@ -1,0 +1,373 @@
+"""One Wide & Deep IRT experiment: targets with their histories -> fit on training students -> abilities for
+every response -> item parameters (with standard errors), drift, and metrics beside the item-mean floor and,
+on simulated data, the oracle and the true item parameters."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+import torch.nn.functional as F
+from scipy.stats import pearsonr, spearmanr
+from sklearn.metrics import roc_auc_score
+from tqdm import tqdm
+
+from ktirt.errors import SettingsError
+from ktirt.features.history import (N_PAIR, N_STATIC, N_SUMMARY, EventTable, history_end, history_summary, history_window,
+                                    pair_features, residual_values, skill_prefix_sums, static_features, text_matrix,
+                                    user_starts)
+from ktirt.io import atomic_path, write_parquet
+from ktirt.irt.drift import DriftSettings, drift_table
+from ktirt.kt.evaluation import binary_metrics, mean_baseline
+from ktirt.kt.sequences import SPLITS, split_labels
+from ktirt.kt.sakt_training import resolve_device
+from ktirt.kt.vocab import NO_SKILL, first_skill
+from ktirt.models.wdirt import GUESSABLE_TYPES, WDIRTConfig, WideDeepIRT
+
+log = logging.getLogger(__name__)
+MIN_RESPONSES_FOR_RECOVERY = 20
+
+
+@dataclass
+class WDIRTSettings:
+    history_len: int = 50
+    hidden: int = 64
+    dropout: float = 0.1
+    discrimination: bool = True
+    prior_strength: float = 1.0
+    batch_size: int = 1024
+    lr: float = 0.01
+    wide_lr_factor: float = 5.0
+    epochs: int = 20
+    patience: int = 3
+    seed: int = 42
+    device: str = "auto"
+    threads: int = 2
+    drift_window: str = "W"
+    drift_z: float = 3.0
+    drift_min_shift: float = 0.5
+    drift_min_responses: int = 20
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "WDIRTSettings":
+        known = {f.name for f in fields(cls)}
+        if set(d) - known:
+            raise SettingsError(f"unknown setting wdirt.{sorted(set(d) - known)[0]} (known: {', '.join(sorted(known))})")
+        s = cls(**d)
+        if s.history_len < 1 or s.batch_size < 1 or s.epochs < 1 or s.prior_strength < 0:
+            raise SettingsError("wdirt.history_len, batch_size and epochs must be positive, prior_strength >= 0")
+        return s
+
+
+@dataclass
+class Targets:
+    """Responses to predict: item, skill, time, outcome, split and history (n, H) event indices."""
+
+    kind: np.ndarray  # 0 = in-unit event, 1 = unit-test score
+    item: np.ndarray
+    skill: np.ndarray
+    timestamp_ms: np.ndarray
+    y: np.ndarray
+    split: np.ndarray
+    history: np.ndarray
+    summary: np.ndarray
+    """(n, N_SUMMARY) whole-history summary (history_summary)"""
+    source_row: np.ndarray  # row in events.parquet / unit_tests.parquet
+
+
+@dataclass
+class WDIRTResult:
+    model: WideDeepIRT
+    item_params: pd.DataFrame
+    drift: pd.DataFrame
+    metrics: dict
+    history: pd.DataFrame
+    difficulty_plot: pd.DataFrame
+    drift_plot: pd.DataFrame
+    theta: np.ndarray = field(repr=False)
+
+    def save(self, model_dir: str | Path, plots_dir: str | Path) -> None:
+        model_dir = Path(model_dir)
+        with atomic_path(model_dir / "model.pt") as tmp:
+            torch.save({"state_dict": self.model.state_dict(), "config": self.model.cfg.to_dict()}, tmp)
+        write_parquet(pa.Table.from_pandas(self.item_params, preserve_index=False), model_dir / "item_params.parquet")
+        write_parquet(pa.Table.from_pandas(self.drift, preserve_index=False), model_dir / "item_drift.parquet")
+        for name, df in (("training", self.history), ("difficulty", self.difficulty_plot), ("drift", self.drift_plot)):
+            with atomic_path(Path(plots_dir) / f"{name}.csv") as tmp:
+                df.to_csv(tmp, index=False)
+
+
+class Catalog:
+    """Every item of the events and unit tests, with its skill, type and text embedding."""
+
+    def __init__(self, events: pa.Table, unit_tests: pa.Table, types: dict[str, str], text):
+        items = pa.concat_arrays([events["item_id"].combine_chunks(), unit_tests["item_id"].combine_chunks()])
+        skills = pa.concat_arrays([first_skill(events["skill_ids"]), first_skill(unit_tests["skill_ids"])])
+        df = pd.DataFrame({"item": items.to_numpy(zero_copy_only=False), "skill": skills.to_numpy(zero_copy_only=False)})
+        first = df.drop_duplicates("item").sort_values("item")
+        self.items = first["item"].tolist()
+        self.item_skill_name = first["skill"].to_numpy()
+        self.skills = sorted(set(self.item_skill_name) | {NO_SKILL})
+        self.item_skill = pd.Index(self.skills).get_indexer(self.item_skill_name)
+        pairs = events.select(["item_id", "problem_type"]).to_pandas().drop_duplicates("item_id")
+        ev_types = dict(zip(pairs["item_id"], pairs["problem_type"]))
+        self.types = [ev_types.get(i) or types.get(i) for i in self.items]
+        self.guessable = np.array([t in GUESSABLE_TYPES for t in self.types])
+        self.text = text_matrix(self.items, text)
+
+    def index(self, ids: pa.ChunkedArray) -> np.ndarray:
+        return pc.index_in(ids, value_set=pa.array(self.items, pa.string())).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Catalog, H: int) -> tuple[EventTable, Targets]:
+    users = events["user_id"].to_numpy(zero_copy_only=False)
+    first = np.r_[True, users[1:] != users[:-1]]
+    user_rank = np.cumsum(first) - 1
+    distinct = users[first]
+    labels = split_labels(distinct, split)
+    ts = events["timestamp"].cast(pa.int64()).to_numpy()
+    item = cat.index(events["item_id"])
+    train_rows = np.flatnonzero(labels[user_rank] == 0)
+    ev = EventTable(user_rank, ts, item, cat.item_skill[item], events["correct"].to_numpy().astype(np.float32),
+                    static_features(events, item, train_rows), user_starts(user_rank))
+
+    scored = unit_tests.filter(pc.is_valid(unit_tests["correct"]))
+    ut_rank = pc.index_in(scored["user_id"], value_set=pa.array(distinct, pa.string())).fill_null(-1).to_numpy(zero_copy_only=False)
+    ut_ts = scored["timestamp"].cast(pa.int64()).to_numpy()
+    ut_label = np.full(len(ut_rank), -1)
+    for k, name in enumerate(SPLITS):
+        ut_label[np.asarray(pc.is_in(scored["user_id"], value_set=pa.array(split[name], pa.string())))] = k
+    has_events = ut_rank >= 0
+    ut_end = np.where(has_events, history_end(ev, np.maximum(ut_rank, 0), ut_ts), 0)
+    user_first_idx = np.r_[np.flatnonzero(first), len(users)]
+    ut_first = np.where(has_events, user_first_idx[np.maximum(ut_rank, 0)], 0)
+    ut_item = cat.index(scored["item_id"])
+
+    ev_end = history_end(ev, user_rank, ts)
+    hist = np.concatenate([history_window(ev, ev_end, ev.user_start, H), history_window(ev, ut_end, ut_first, H)])
+    vals = residual_values(ev)
+    ev_skill_sums = skill_prefix_sums(ev, vals, user_rank, ev.skill, ts)
+    ut_skill_sums = skill_prefix_sums(ev, vals, np.maximum(ut_rank, 0), cat.item_skill[ut_item], ut_ts) * has_events[:, None]
+    summary = np.r_[history_summary(ev, ev_end, ev.user_start, ev_skill_sums), history_summary(ev, ut_end, ut_first, ut_skill_sums)]
+    t = Targets(
+        kind=np.r_[np.zeros(len(item), np.int8), np.ones(len(ut_item), np.int8)],
+        item=np.r_[item, ut_item],
+        skill=cat.item_skill[np.r_[item, ut_item]],
+        timestamp_ms=np.r_[ts, ut_ts],
+        y=np.r_[ev.correct, scored["correct"].to_numpy().astype(np.float32)],
+        split=np.r_[labels[user_rank], ut_label],
+        history=hist,
+        summary=summary,
+        source_row=np.r_[np.arange(len(item)), np.flatnonzero(np.asarray(pc.is_valid(unit_tests["correct"])))],
+    )
+    return ev, t
+
+
+class Batcher:
+    """Turns target indices into model inputs; all arrays live as torch tensors once."""
+
+    def __init__(self, ev: EventTable, t: Targets, device):
+        self.device = device
+        self.static = torch.as_tensor(ev.static)
+        self.summary = torch.as_tensor(t.summary)
+        self.ev_item = torch.as_tensor(ev.item)
+        self.ev_skill = torch.as_tensor(ev.skill)
+        self.ev_ts = torch.as_tensor(np.array(ev.timestamp_ms))
+        self.hist = torch.as_tensor(t.history)
+        self.item = torch.as_tensor(t.item)
+        self.skill = torch.as_tensor(t.skill)
+        self.ts = torch.as_tensor(t.timestamp_ms)
+        self.y = torch.as_tensor(t.y)
+
+    def __call__(self, idx: torch.Tensor):
+        h = self.hist[idx]
+        mask = h >= 0
+        safe = h.clamp(min=0)
+        pair = pair_features(h, self.ts[idx], self.item[idx], self.skill[idx], self.ev_ts, self.ev_item, self.ev_skill)
+        x = torch.cat([self.static[safe], pair], dim=-1) * mask.unsqueeze(-1)
+        d = self.device
+        return (x.to(d), self.ev_item[safe].to(d), mask.to(d), self.summary[idx].to(d)), self.item[idx].to(d), self.y[idx].to(d)
+
+
+def _theta_all(model: WideDeepIRT, batcher: Batcher, n: int, batch: int) -> np.ndarray:
+    model.eval()
+    out = np.empty(n, dtype=np.float32)
+    with torch.no_grad():
+        for lo in range(0, n, batch):
+            idx = torch.arange(lo, min(n, lo + batch))
+            inputs, _, _ = batcher(idx)
+            out[lo : lo + len(idx)] = model.theta(*inputs).cpu().numpy()
+    return out
+
+
+def _probabilities(model: WideDeepIRT, theta: np.ndarray, item: np.ndarray) -> np.ndarray:
+    with torch.no_grad():
+        return model.probability(torch.as_tensor(theta), torch.as_tensor(item)).numpy()
+
+
+def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s: WDIRTSettings):
+    train = np.flatnonzero(t.split == 0)
+    val = np.flatnonzero((t.split == 1) & (t.kind == 0))
+    gen = torch.Generator().manual_seed(s.seed)
+    wide = [model.skill_difficulty, model.item_offset, model.item_log_discrimination, model.item_guess_logit]
+    deep = [p for p in model.parameters() if all(p is not w for w in wide)]
+    # the per-item parameters each see a small share of every batch: they get a larger step
+    opt = torch.optim.Adam([{"params": deep, "lr": s.lr}, {"params": wide, "lr": s.lr * s.wide_lr_factor}])
+    hist = {"epoch": [], "train_loss": [], "val_auc": []}
+    best, best_state, bad, seconds = -1.0, None, 0, 0.0
+    for epoch in range(1, s.epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        order = torch.as_tensor(train)[torch.randperm(len(train), generator=gen)]
+        total = 0.0
+        for lo in tqdm(range(0, len(order), s.batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5):
+            idx = order[lo : lo + s.batch_size]
+            inputs, item, y = batcher(idx)
+            p = model.probability(model.theta(*inputs), item).clamp(1e-6, 1 - 1e-6)
+            loss = F.binary_cross_entropy(p, y) + model.prior_penalty(s.prior_strength) / len(train)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * len(idx)
+        seconds += time.perf_counter() - t0
+        model.eval()
+        with torch.no_grad():
+            pv = []
+            for lo in range(0, len(val), 4096):
+                inputs, item, _ = batcher(torch.as_tensor(val[lo : lo + 4096]))
+                pv.append(model.probability(model.theta(*inputs), item).cpu().numpy())
+        auc = float(roc_auc_score(t.y[val], np.concatenate(pv)))
+        hist["epoch"].append(epoch)
+        hist["train_loss"].append(round(total / len(train), 5))
+        hist["val_auc"].append(round(auc, 5))
+        log.info("epoch %d: train loss %.4f, val AUC %.4f (%.1f s)", epoch, total / len(train), auc, time.perf_counter() - t0)
+        if auc > best:
+            best, bad, best_state = auc, 0, copy.deepcopy(model.state_dict())
+        else:
+            bad += 1
+            if bad >= s.patience:
+                break
+    model.load_state_dict(best_state)
+    return pd.DataFrame(hist), best, seconds
+
+
+def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSettings, types: dict[str, str] | None = None,
+              text=None, truth: Path | None = None) -> WDIRTResult:
+    torch.manual_seed(s.seed)
+    torch.set_num_threads(s.threads)
+    device = resolve_device(s.device)
+    cat = Catalog(events, unit_tests, types or {}, text)
+    ev, t = build_targets(events, unit_tests, split, cat, s.history_len)
+    cfg = WDIRTConfig(n_items=len(cat.items), n_skills=len(cat.skills), n_features=N_STATIC + N_PAIR, n_summary=N_SUMMARY,
+                      text_dim=cat.text.shape[1], hidden=s.hidden, dropout=s.dropout, discrimination=s.discrimination)
+    model = WideDeepIRT(cfg, torch.as_tensor(cat.item_skill), torch.as_tensor(cat.guessable), torch.as_tensor(cat.text)).to(device)
+    batcher = Batcher(ev, t, device)
+    log.info("WD-IRT: %d items, %d skills, %d targets (%d unit-test scores), history %d; device %s",
+             len(cat.items), len(cat.skills), len(t.y), int(t.kind.sum()), s.history_len, device)
+    history, best_val, seconds = fit_wdirt(model, batcher, t, s)
+    model = model.cpu()
+    batcher.device = torch.device("cpu")
+    theta = _theta_all(model, batcher, len(t.y), 8192)
+    p = _probabilities(model, theta, t.item)
+
+    with torch.no_grad():
+        b, a, c = (f().numpy().astype(np.float64) for f in (model.difficulty, model.discrimination, model.guessing))
+    train = t.split == 0
+    n_train = np.bincount(t.item[train], minlength=len(cat.items))
+    se = _difficulty_se(t.item[train], theta[train], a, b, c, len(cat.items), s.prior_strength)
+    params = pd.DataFrame({
+        "item_id": cat.items, "skill_id": cat.item_skill_name, "difficulty": b, "discrimination": a, "guessing": c,
+        "difficulty_se": se, "n_responses": n_train, "cold": n_train == 0, "problem_type": cat.types,
+    })
+
+    ds = DriftSettings(s.drift_window, s.drift_z, s.drift_min_shift, s.drift_min_responses)
+    inunit = t.kind == 0
+    it = t.item[inunit]
+    drift = drift_table(it, t.timestamp_ms[inunit], t.y[inunit].astype(np.float64), theta[inunit].astype(np.float64),
+                        a[it], b[it], c[it], ds)
+    drift.insert(0, "item_id", np.asarray(cat.items, dtype=object)[drift.pop("item").to_numpy()])
+
+    metrics = {"val_auc": round(best_val, 6)}
+    metrics |= _auc_block(t, p, "in_unit", 0, truth_p=None)
+    metrics |= _auc_block(t, p, "unit_test", 1, truth_p=None)
+    metrics |= {
+        "items": len(cat.items), "items_cold": int((n_train == 0).sum()),
+        "items_in_events": int(len(np.unique(ev.item))), "item_coverage_of_events": 1.0,
+        "drift_windows_tested": int(drift["z"].notna().sum()),
+        "drift_windows_too_few_responses": int(drift["z"].isna().sum()),
+        "drift_flagged_items": int(drift.loc[drift["drift_flag"], "item_id"].nunique()),
+        "best_epoch": int(history["epoch"][history["val_auc"].idxmax()]), "epochs": len(history),
+        "train_seconds": round(seconds, 2),
+    }
+    diff_plot = pd.DataFrame(columns=["item_id", "difficulty", "difficulty_true", "n_responses"])
+    if truth is not None:
+        extra, diff_plot = _against_truth(events, unit_tests, t, p, params, drift, truth)
+        metrics |= extra
+    dz = drift.dropna(subset=["z"])
+    worst = dz.loc[dz["z"].abs().groupby(dz["item_id"]).idxmax()] if len(dz) else dz
+    drift_plot = worst[["item_id", "difficulty_shift", "z", "drift_flag"]].round(4)
+    return WDIRTResult(model, params, drift, metrics, history, diff_plot, drift_plot, theta)
+
+
+def _difficulty_se(item, theta, a, b, c, n_items, strength) -> np.ndarray:
+    """Standard error of each difficulty from the Fisher information of its training responses (plus the prior)."""
+    ai, bi, ci = a[item], b[item], c[item]
+    sig = 1 / (1 + np.exp(-ai * (theta - bi)))
+    pr = np.clip(ci + (1 - ci) * sig, 1e-6, 1 - 1e-6)
+    info = np.bincount(item, weights=((1 - ci) * ai * sig * (1 - sig)) ** 2 / (pr * (1 - pr)), minlength=n_items)
+    return 1 / np.sqrt(info + strength)
+
+
+def _auc_block(t: Targets, p: np.ndarray, name: str, kind: int, truth_p) -> dict:
+    test = (t.split == 2) & (t.kind == kind)
+    train = (t.split == 0) & (t.kind == kind)
+    if not test.any() or not train.any():
+        return {}
+    y = t.y[test]
+    overall = t.y[train].mean()
+    skill_p = mean_baseline(t.skill[train], t.y[train], t.skill[test], overall)
+    item_p = mean_baseline(t.item[train], t.y[train], t.item[test], skill_p)
+    return {f"{name}_auc": round(binary_metrics(y, p[test])["auc"], 6),
+            f"{name}_item_mean_auc": round(binary_metrics(y, item_p)["auc"], 6),
+            f"{name}_test_responses": int(test.sum())}
+
+
+def _against_truth(events, unit_tests, t: Targets, p, params: pd.DataFrame, drift: pd.DataFrame, truth: Path):
+    from ktirt.truth import event_probabilities, unit_test_probabilities
+
+    out = {}
+    # targets are the events in order, then the scored unit-test rows in order
+    oracle = np.r_[event_probabilities(events, truth), unit_test_probabilities(unit_tests, truth)]
+    for name, kind in (("in_unit", 0), ("unit_test", 1)):
+        test = (t.split == 2) & (t.kind == kind) & np.isfinite(oracle)
+        if test.any():
+            out[f"{name}_oracle_auc"] = round(float(roc_auc_score(t.y[test], oracle[test])), 6)
+    true = pd.read_parquet(truth / "items.parquet").set_index("item_id")
+    m = params.merge(true, left_on="item_id", right_index=True, suffixes=("", "_true"), how="inner")
+    warm = m[m["n_responses"] >= MIN_RESPONSES_FOR_RECOVERY]
+    for label, df in (("", warm), ("_all", m)):
+        if len(df) > 2:
+            out[f"difficulty_spearman{label}"] = round(float(spearmanr(df["difficulty"], df["difficulty_true"])[0]), 6)
+            out[f"difficulty_pearson{label}"] = round(float(pearsonr(df["difficulty"], df["difficulty_true"])[0]), 6)
+    if len(warm) > 2:
+        out["discrimination_pearson"] = round(float(pearsonr(warm["discrimination"], warm["discrimination_true"])[0]), 6)
+        g = warm[warm["guessing_true"] > 0]
+        if len(g):
+            out["guessing_mae"] = round(float((g["guessing"] - g["guessing_true"]).abs().mean()), 6)
+    out["recovery_items"] = len(warm)
+    seen = set(pd.unique(events["item_id"].to_numpy(zero_copy_only=False)))
+    true_drift = set(true.index[true["drift"]]) & seen
+    flagged = set(drift.loc[drift["drift_flag"], "item_id"])
+    out["drift_true_items"] = len(true_drift)
+    out["drift_precision"] = round(len(flagged & true_drift) / len(flagged), 6) if flagged else 0.0
+    out["drift_recall"] = round(len(flagged & true_drift) / len(true_drift), 6) if true_drift else 0.0
+    plot = m[["item_id", "difficulty", "difficulty_true", "n_responses"]].round(4)
+    return out, plot

@@ -1,0 +1,98 @@
+"""Wide & Deep IRT (after the EDM Cup 2023 model): a *deep* part turns a student's clickstream history into
+an ability theta, and a *wide* 3PL part with per-item parameters turns theta into P(correct):
+
+    theta = masked mean over history events of MLP(event features) + MLP(whole-history summary)
+    P     = c_i + (1 - c_i) * sigmoid(a_i * (theta - b_i))
+
+The summary (counts, mean correctness and mean residual over the student's whole earlier history, in all
+and on the target's skill) is there because a mean cannot count and a window forgets: without it theta
+could not tell a student's first problem on a skill from their twentieth.
+An event's item text embedding enters the MLP's first layer through a per-item projection computed once
+per batch (the layer is linear), so the text is never copied per history event.
+
+b_i = mu_skill + delta_i, with a Gaussian prior on delta_i (strength `prior_strength`) so items with few
+responses shrink toward their skill's mean difficulty and items never seen get exactly it; weaker priors of
+the same strength hold a_i near 1 and c_i near 0.2 until the data say otherwise. a_i is positive
+(softplus; fixed at 1 with `discrimination=False`), and c_i in [0, 0.5) only for guessable item types.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+GUESSABLE_TYPES = ("Multiple Choice", "Check All That Apply", "Ordering")
+GUESS_PRIOR_LOGIT = math.log(0.4 / 0.6)  # c = 0.5 * sigmoid(.) = 0.2, the usual prior mean for a guessing floor
+
+
+@dataclass
+class WDIRTConfig:
+    n_items: int
+    n_skills: int
+    n_features: int
+    """static + pair features per history event (the text embedding comes separately)"""
+    text_dim: int = 0
+    n_summary: int = 0
+    hidden: int = 64
+    dropout: float = 0.1
+    discrimination: bool = True
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+class WideDeepIRT(nn.Module):
+    def __init__(self, cfg: WDIRTConfig, item_skill: torch.Tensor, guessable: torch.Tensor, item_text: torch.Tensor):
+        super().__init__()
+        self.cfg = cfg
+        self.register_buffer("item_skill", item_skill.long())
+        self.register_buffer("guessable", guessable.float())
+        self.register_buffer("item_text", item_text.float())
+        self.event_in = nn.Linear(cfg.n_features, cfg.hidden)
+        self.text_in = nn.Linear(cfg.text_dim, cfg.hidden, bias=False)
+        self.event_mlp = nn.Sequential(
+            nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 1),
+        )
+        self.summary_mlp = nn.Sequential(nn.Linear(cfg.n_summary, 32), nn.ReLU(), nn.Linear(32, 1))
+        self.theta0 = nn.Parameter(torch.zeros(1))  # ability with no history
+        self.skill_difficulty = nn.Parameter(torch.zeros(cfg.n_skills))
+        self.item_offset = nn.Parameter(torch.zeros(cfg.n_items))
+        self.item_log_discrimination = nn.Parameter(torch.zeros(cfg.n_items))
+        self.item_guess_logit = nn.Parameter(torch.full((cfg.n_items,), GUESS_PRIOR_LOGIT))
+
+    # the wide part's parameters, as a user reads them
+    def difficulty(self, item: torch.Tensor | None = None) -> torch.Tensor:
+        b = self.skill_difficulty[self.item_skill] + self.item_offset
+        return b if item is None else b[item]
+
+    def discrimination(self, item: torch.Tensor | None = None) -> torch.Tensor:
+        a = F.softplus(self.item_log_discrimination) / math.log(2.0) if self.cfg.discrimination \
+            else torch.ones_like(self.item_log_discrimination)
+        return a if item is None else a[item]
+
+    def guessing(self, item: torch.Tensor | None = None) -> torch.Tensor:
+        c = 0.5 * torch.sigmoid(self.item_guess_logit) * self.guessable
+        return c if item is None else c[item]
+
+    def theta(self, features: torch.Tensor, hist_item: torch.Tensor, mask: torch.Tensor, summary: torch.Tensor) -> torch.Tensor:
+        """features (B, H, F), hist_item (B, H), mask (B, H), summary (B, n_summary) -> theta (B,)."""
+        text = self.text_in(self.item_text)  # (n_items, hidden), once per batch
+        score = self.event_mlp(self.event_in(features) + text[hist_item]).squeeze(-1)
+        m = mask.float()
+        n = m.sum(1)
+        mean = torch.where(n > 0, (score * m).sum(1) / n.clamp(min=1), self.theta0.expand_as(n))
+        return mean + self.summary_mlp(summary).squeeze(-1)
+
+    def probability(self, theta: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        c = self.guessing(item)
+        return c + (1 - c) * torch.sigmoid(self.discrimination(item) * (theta - self.difficulty(item)))
+
+    def prior_penalty(self, strength: float) -> torch.Tensor:
+        """Negative log of the Gaussian priors: item offsets toward their skill's mean, log-discriminations
+        toward 1, and guessing floors (of guessable items) toward 0.2, as IRT software puts priors on them."""
+        guess = ((self.item_guess_logit - GUESS_PRIOR_LOGIT) * self.guessable).pow(2).sum()
+        return 0.5 * strength * (self.item_offset.pow(2).sum() + self.item_log_discrimination.pow(2).sum() + guess)

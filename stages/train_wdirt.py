@@ -1,0 +1,43 @@
+"""Stage `train_wdirt`: fit Wide & Deep IRT on training students; item parameters, drift, metrics."""
+
+import json
+import logging
+
+import click
+import pyarrow.parquet as pq
+from _stage import load_params, params_option, stage
+
+from ktirt.io import write_json
+from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
+from ktirt.sources.edm_cup import item_text_embeddings, problem_types
+from ktirt.truth import truth_dir
+
+log = logging.getLogger("train_wdirt")
+
+
+@click.command()
+@params_option
+@click.option("--interim", default="data/interim", show_default=True)
+@click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
+@click.option("--model-dir", default="models/wdirt", show_default=True)
+@click.option("--metrics", "metrics_path", default="metrics/wdirt.json", show_default=True)
+@click.option("--plots-dir", default="plots/wdirt", show_default=True)
+@stage
+def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir) -> None:
+    settings = WDIRTSettings.from_dict(load_params(params_path, "wdirt"))
+    raw = load_params(params_path, "data")["raw_dir"]
+    text = item_text_embeddings(raw)
+    if text is None:
+        log.info("%s has no problem text embeddings: the deep part runs without them", raw)
+    result = run_wdirt(pq.read_table(f"{interim}/events.parquet"), pq.read_table(f"{interim}/unit_tests.parquet"),
+                       json.loads(open(split_path).read()), settings, problem_types(raw), text, truth_dir(raw))
+    result.save(model_dir, plots_dir)
+    write_json(result.metrics, metrics_path)
+    m = result.metrics
+    log.info("unit-test AUC %s, in-unit AUC %s, difficulty Spearman %s, drift precision/recall %s/%s",
+             m.get("unit_test_auc"), m.get("in_unit_auc"), m.get("difficulty_spearman"), m.get("drift_precision"),
+             m.get("drift_recall"))
+
+
+if __name__ == "__main__":
+    main()

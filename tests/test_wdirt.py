@@ -1,0 +1,143 @@
+"""Wide & Deep IRT: strict time order, the wide part's shape, the skill prior, determinism, drift."""
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+import torch
+
+from ktirt.errors import SettingsError
+from ktirt.irt.drift import DriftSettings, drift_table
+from ktirt.irt.wdirt_run import Catalog, WDIRTSettings, build_targets, run_wdirt
+from ktirt.models.wdirt import WDIRTConfig, WideDeepIRT
+from ktirt.split import split_users
+
+FAST = dict(history_len=8, hidden=16, epochs=3, patience=2, batch_size=256, lr=0.02, seed=3, threads=1, drift_min_responses=5)
+
+
+@pytest.fixture(scope="module")
+def split(tiny_tables):
+    return split_users(tiny_tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
+
+
+@pytest.fixture(scope="module")
+def result(tiny_tables, tiny_raw, split):
+    from ktirt.sources.edm_cup import item_text_embeddings, problem_types
+    from ktirt.truth import truth_dir
+
+    return run_wdirt(tiny_tables.events, tiny_tables.unit_tests, split, WDIRTSettings(**FAST),
+                     problem_types(tiny_raw), item_text_embeddings(tiny_raw), truth_dir(tiny_raw))
+
+
+def _targets(events, unit_tests, split, H=6):
+    return build_targets(events, unit_tests, split, Catalog(events, unit_tests, {}, None), H)
+
+
+def test_history_is_strictly_earlier_and_the_students_own(tiny_tables, split):
+    ev, t = _targets(tiny_tables.events, tiny_tables.unit_tests, split)
+    rows, cols = np.nonzero(t.history >= 0)
+    h = t.history[rows, cols]
+    assert (ev.timestamp_ms[h] < t.timestamp_ms[rows]).all()
+    users = tiny_tables.events["user_id"].to_numpy(zero_copy_only=False)
+    ut_users = tiny_tables.unit_tests.filter(pa.compute.is_valid(tiny_tables.unit_tests["correct"]))["user_id"].to_numpy(zero_copy_only=False)
+    target_user = np.r_[users, ut_users]
+    assert (users[h] == target_user[rows]).all()
+    assert (t.summary[:, 1] <= t.summary[:, 0] + 1e-6).all()  # skill history is part of all history
+
+
+def test_shuffling_a_students_future_does_not_change_earlier_features(tiny_tables, split):
+    events = tiny_tables.events
+    users = events["user_id"].to_numpy(zero_copy_only=False)
+    u = split["test"][0]  # a test student's events feed no item statistics, so nothing of theirs may move
+    rows = np.flatnonzero(users == u)
+    cut = rows[len(rows) // 2]
+    # shuffle the outcomes, help and latency of this student's events after `cut`
+    rng = np.random.default_rng(0)
+    later = rows[rows > cut]
+    perm = np.arange(events.num_rows)
+    perm[later] = rng.permutation(later)
+    cols = {n: events[n].to_numpy(zero_copy_only=False) for n in ("correct", "help_requested", "hint_count", "attempt_count")}
+    shuffled = events
+    for n, v in cols.items():
+        shuffled = shuffled.set_column(shuffled.schema.get_field_index(n), n, pa.array(v[perm], events.schema.field(n).type))
+    (ev1, t1), (ev2, t2) = _targets(events, tiny_tables.unit_tests, split), _targets(shuffled, tiny_tables.unit_tests, split)
+    early = rows[rows <= cut]
+    np.testing.assert_array_equal(t1.history[early], t2.history[early])
+    h = t1.history[early]
+    own = h[h >= 0]
+    np.testing.assert_array_equal(ev1.static[own], ev2.static[own])
+    np.testing.assert_array_equal(t1.summary[early], t2.summary[early])
+
+
+def _model(**kw):
+    cfg = WDIRTConfig(n_items=4, n_skills=2, n_features=3, text_dim=1, n_summary=2, **kw)
+    return WideDeepIRT(cfg, torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 0]), torch.zeros(4, 1))
+
+
+def test_wide_part_monotone_with_a_guessing_floor():
+    m = _model()
+    with torch.no_grad():
+        m.item_offset.copy_(torch.tensor([-1.0, 0.0, 0.5, 1.0]))
+        m.item_guess_logit.fill_(0.0)
+    theta = torch.linspace(-6, 6, 50)
+    for i in range(4):
+        p = m.probability(theta, torch.full((50,), i))
+        assert (p.diff() > 0).all()  # increasing in ability
+    p_easy, p_hard = m.probability(torch.zeros(1), torch.tensor([2])), m.probability(torch.zeros(1), torch.tensor([3]))
+    assert p_easy > p_hard  # decreasing in difficulty
+    c = m.guessing().detach()
+    assert c[1] == pytest.approx(0.25) and c[0] == 0 and (c < 0.5).all()
+    assert m.probability(torch.tensor([-50.0]), torch.tensor([1])) >= c[1] - 1e-6  # the floor holds
+    assert torch.allclose(_model(discrimination=False).discrimination(), torch.ones(4))
+
+
+def test_cold_items_take_their_skill_mean(result):
+    p = result.item_params
+    model = result.model
+    cold = p.index[p["cold"]]
+    with torch.no_grad():
+        skill_b = model.skill_difficulty[model.item_skill].numpy()
+    if len(cold):
+        np.testing.assert_allclose(p.loc[cold, "difficulty"], skill_b[cold], atol=1e-6)
+    # items with data move away from the skill mean, but the prior keeps the spread finite
+    assert (p.loc[~p["cold"], "difficulty"] != skill_b[~p["cold"].to_numpy()]).any()
+    assert p["difficulty_se"].gt(0).all() and p["n_responses"].ge(0).all()
+
+
+def test_every_item_of_the_events_gets_parameters_and_metrics_are_reported(result, tiny_tables):
+    items = set(tiny_tables.events["item_id"].to_pylist()) | set(tiny_tables.unit_tests["item_id"].to_pylist())
+    assert set(result.item_params["item_id"]) == items
+    for k in ("val_auc", "in_unit_auc", "in_unit_item_mean_auc", "unit_test_auc", "unit_test_oracle_auc",
+              "difficulty_spearman", "drift_precision", "drift_recall"):
+        assert k in result.metrics, k
+    assert result.metrics["difficulty_spearman"] > 0.5
+
+
+def test_same_settings_same_parameters(tiny_tables, split, result, tiny_raw):
+    from ktirt.sources.edm_cup import item_text_embeddings, problem_types
+
+    again = run_wdirt(tiny_tables.events, tiny_tables.unit_tests, split, WDIRTSettings(**FAST),
+                      problem_types(tiny_raw), item_text_embeddings(tiny_raw))
+    pd.testing.assert_frame_equal(result.item_params, again.item_params)
+
+
+def test_drift_flags_a_hand_built_shift():
+    rng = np.random.default_rng(1)
+    n = 4000
+    item = rng.integers(0, 2, n)
+    month_ms = 30 * 86400 * 1000
+    ts = 1_664_582_400_000 + rng.integers(0, 6 * month_ms, n)  # Oct 2022 .. Mar 2023
+    theta = rng.normal(0, 1, n)
+    b = np.where((item == 1) & (ts >= 1_664_582_400_000 + 3 * month_ms + 5 * 86400 * 1000), 1.5, 0.0)  # item 1 shifts in Jan
+    y = (rng.random(n) < 1 / (1 + np.exp(-(theta - b)))).astype(float)
+    d = drift_table(item, ts, y, theta, np.ones(n), np.zeros(n), np.zeros(n), DriftSettings(window="M", min_responses=20))
+    flagged = d[d["drift_flag"]]
+    assert set(flagged["item"]) == {1}
+    top = d.loc[d[d["item"] == 1]["z"].abs().idxmax()]
+    assert top["window_start"] == pd.Timestamp("2023-01-01", tz="UTC") and top["difficulty_shift"] == pytest.approx(1.5, abs=0.3)
+    assert d["z"].isna().sum() == 2  # each item's first month has nothing before it
+
+
+def test_bad_settings():
+    with pytest.raises(SettingsError, match="unknown setting wdirt.histroy_len"):
+        WDIRTSettings.from_dict({"histroy_len": 3})
