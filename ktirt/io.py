@@ -48,3 +48,9 @@ def write_json(obj, path: str | Path) -> None:
 def write_text(text: str, path: str | Path) -> None:
     with atomic_path(path) as tmp:
         tmp.write_text(text)
+
+
+def write_csv(df, path: str | Path) -> None:
+    """A pandas frame as CSV without its index (the plots DVC draws)."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)

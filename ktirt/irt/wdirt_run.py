@@ -24,7 +24,7 @@ from ktirt.errors import SettingsError
 from ktirt.features.history import (N_PAIR, N_STATIC, N_SUMMARY, EventTable, history_end, history_summary, history_window,
                                     pair_features, residual_values, skill_prefix_sums, static_features, text_matrix,
                                     user_starts)
-from ktirt.io import atomic_path, write_parquet
+from ktirt.io import atomic_path, write_csv, write_parquet
 from ktirt.irt.drift import DriftSettings, drift_table
 from ktirt.kt.evaluation import binary_metrics, mean_baseline
 from ktirt.kt.sequences import SPLITS, split_labels
@@ -101,8 +101,7 @@ class WDIRTResult:
         write_parquet(pa.Table.from_pandas(self.item_params, preserve_index=False), model_dir / "item_params.parquet")
         write_parquet(pa.Table.from_pandas(self.drift, preserve_index=False), model_dir / "item_drift.parquet")
         for name, df in (("training", self.history), ("difficulty", self.difficulty_plot), ("drift", self.drift_plot)):
-            with atomic_path(Path(plots_dir) / f"{name}.csv") as tmp:
-                df.to_csv(tmp, index=False)
+            write_csv(df, Path(plots_dir) / f"{name}.csv")
 
 
 class Catalog:

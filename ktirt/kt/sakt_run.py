@@ -13,7 +13,7 @@ import pyarrow as pa
 import torch
 
 from ktirt.errors import InputError, SettingsError
-from ktirt.io import atomic_path
+from ktirt.io import atomic_path, write_csv
 from ktirt.kt.evaluation import binary_metrics, calibration, mean_baseline, roc_points
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, resolve_device, window_tensors
 from ktirt.kt.sequences import Sequences, load_sequences, query_windows
@@ -60,8 +60,7 @@ class SaktResult:
     def save(self, model_dir: str | Path, plots_dir: str | Path) -> None:
         save_checkpoint(self.model, self.vocab, self.model_vocab, Path(model_dir) / CHECKPOINT)
         for name, df in (("training", self.history), ("roc", self.roc), ("calibration", self.calibration)):
-            with atomic_path(Path(plots_dir) / f"{name}.csv") as tmp:
-                df.to_csv(tmp, index=False)
+            write_csv(df, Path(plots_dir) / f"{name}.csv")
 
 
 def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
