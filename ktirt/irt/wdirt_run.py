@@ -28,9 +28,9 @@ from ktirt.io import atomic_path, write_csv, write_parquet
 from ktirt.irt.drift import DriftSettings, drift_table
 from ktirt.kt.evaluation import binary_metrics, mean_baseline
 from ktirt.kt.sequences import SPLITS, split_labels
-from ktirt.kt.sakt_training import resolve_device
 from ktirt.kt.vocab import NO_SKILL, first_skill
 from ktirt.models.wdirt import GUESSABLE_TYPES, WDIRTConfig, WideDeepIRT
+from ktirt.runtime import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 MIN_RESPONSES_FOR_RECOVERY = 20
@@ -260,8 +260,7 @@ def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s: WDIRTSettings
 
 def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSettings, types: dict[str, str] | None = None,
               text=None, truth: Path | None = None) -> WDIRTResult:
-    torch.manual_seed(s.seed)
-    torch.set_num_threads(s.threads)
+    seed_everything(s.seed, s.threads)
     device = resolve_device(s.device)
     cat = Catalog(events, unit_tests, types or {}, text)
     ev, t = build_targets(events, unit_tests, split, cat, s.history_len)

@@ -15,10 +15,11 @@ import torch
 from ktirt.errors import InputError, SettingsError
 from ktirt.io import atomic_path, write_csv
 from ktirt.kt.evaluation import binary_metrics, calibration, mean_baseline, roc_points
-from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, resolve_device, window_tensors
+from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, window_tensors
 from ktirt.kt.sequences import Sequences, load_sequences, query_windows
 from ktirt.kt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
+from ktirt.runtime import resolve_device, seed_everything
 from ktirt.truth import event_probabilities, truth_dir
 
 log = logging.getLogger(__name__)
@@ -65,9 +66,7 @@ class SaktResult:
 
 def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
     arch, min_item_count, ts = run.settings()
-    torch.manual_seed(ts.seed)
-    np.random.seed(ts.seed)
-    torch.set_num_threads(ts.threads)
+    seed_everything(ts.seed, ts.threads)
     device = resolve_device(ts.device)
     seqs, vocab = load_sequences(events, split)
     mv = ModelVocab.build(vocab, min_item_count)

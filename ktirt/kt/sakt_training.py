@@ -32,12 +32,6 @@ class TrainSettings:
     threads: int = 2
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    return torch.device(name)
-
-
 @dataclass
 class ModelVocab:
     """pyKT indices -> model indices: items seen at least `min_item_count` times in training get their own
