@@ -1,7 +1,6 @@
 """prepare's EDM Cup 2023 adapter: the ASSISTments first-response convention on a hand-written release,
 and the canonical schema on a simulated one."""
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest

@@ -294,8 +294,8 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     drift.insert(0, "item_id", np.asarray(cat.items, dtype=object)[drift.pop("item").to_numpy()])
 
     metrics = {"val_auc": round(best_val, 6)}
-    metrics |= _auc_block(t, p, "in_unit", 0, truth_p=None)
-    metrics |= _auc_block(t, p, "unit_test", 1, truth_p=None)
+    metrics |= _auc_block(t, p, "in_unit", 0)
+    metrics |= _auc_block(t, p, "unit_test", 1)
     metrics |= {
         "items": len(cat.items), "items_cold": int((n_train == 0).sum()),
         "items_in_events": int(len(np.unique(ev.item))), "item_coverage_of_events": 1.0,
@@ -324,7 +324,7 @@ def _difficulty_se(item, theta, a, b, c, n_items, strength) -> np.ndarray:
     return 1 / np.sqrt(info + strength)
 
 
-def _auc_block(t: Targets, p: np.ndarray, name: str, kind: int, truth_p) -> dict:
+def _auc_block(t: Targets, p: np.ndarray, name: str, kind: int) -> dict:
     test = (t.split == 2) & (t.kind == kind)
     train = (t.split == 0) & (t.kind == kind)
     if not test.any() or not train.any():

@@ -3,7 +3,6 @@ value formats), plus the ground truth in `_truth/` for oracle AUC, parameter rec
 
 from __future__ import annotations
 
-import json
 import logging
 from pathlib import Path
 
@@ -41,7 +40,7 @@ def write_tables(world: World, clicks: Clickstream, out: Path, rng: np.random.Ge
     out.mkdir(parents=True, exist_ok=True)
     ids = world.ids
     items, skills = world.items, world.skills
-    logs, problems, tests = clicks.logs, clicks.problems, clicks.unit_tests
+    logs, tests = clicks.logs, clicks.unit_tests
     log_ids = random_ids(rng, len(logs))
     n_hints = items["n_hints"].to_numpy()
     n_expl = items["has_explanation"].to_numpy().astype(int)
