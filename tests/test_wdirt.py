@@ -141,3 +141,30 @@ def test_drift_flags_a_hand_built_shift():
 def test_bad_settings():
     with pytest.raises(SettingsError, match="unknown setting wdirt.histroy_len"):
         WDIRTSettings.from_dict({"histroy_len": 3})
+
+
+def test_calibration_with_known_abilities_recovers_the_items_and_leaves_the_deep_part():
+    from scipy.stats import spearmanr
+
+    from ktirt.irt.calibration import calibrate_items
+
+    rng = np.random.default_rng(5)
+    m = _model()
+    deep_before = {k: v.clone() for k, v in m.state_dict().items() if k.startswith(("event", "summary", "text"))}
+    b_true = np.array([-1.5, -0.3, 0.4, 1.2])
+    a_true = np.array([0.7, 1.0, 1.4, 1.1])
+    n = 20_000
+    item = rng.integers(0, 4, n)
+    theta = rng.normal(0, 1, n)
+    c_true = np.array([0.0, 0.25, 0.0, 0.0])  # item 1 is guessable in _model()
+    p = c_true[item] + (1 - c_true[item]) / (1 + np.exp(-a_true[item] * (theta - b_true[item])))
+    y = (rng.random(n) < p).astype(np.float32)
+    calibrate_items(m, theta.astype(np.float32), item, y, prior_strength=1.0)
+    with torch.no_grad():
+        b, a, c = m.difficulty().numpy(), m.discrimination().numpy(), m.guessing().numpy()
+    np.testing.assert_allclose(b, b_true, atol=0.2)
+    np.testing.assert_allclose(a, a_true, atol=0.2)
+    assert abs(c[1] - 0.25) < 0.08 and c[0] == 0
+    assert spearmanr(b, b_true)[0] == 1.0
+    for k, v in deep_before.items():
+        assert torch.equal(m.state_dict()[k], v), k

@@ -24,7 +24,7 @@ class DriftSettings:
     min_responses: int = 20
 
 
-def _fit_b(group: np.ndarray, n_groups: int, y, theta, a, c, b0: np.ndarray, iters: int = 12):
+def fit_difficulty(group: np.ndarray, n_groups: int, y, theta, a, c, b0: np.ndarray, iters: int = 12):
     """MLE of one difficulty per group with theta, a, c fixed; returns (b, standard error)."""
     b = b0.astype(np.float64).copy()
     for _ in range(iters):
@@ -68,7 +68,7 @@ def drift_table(item: np.ndarray, timestamp_ms: np.ndarray, y: np.ndarray, theta
     sides = {}
     for side in ("before", "after"):
         rows, grp = replicate(side)
-        fit_b, se = _fit_b(grp, len(cells), y[rows], theta[rows], a[rows], c[rows], b_start)
+        fit_b, se = fit_difficulty(grp, len(cells), y[rows], theta[rows], a[rows], c[rows], b_start)
         sides[side] = (fit_b, se, np.bincount(grp, minlength=len(cells)))
     (b_bef, se_bef, n_before), (b_aft, se_aft, n_after) = sides["before"], sides["after"]
     tested = (n_after >= s.min_responses) & (n_before >= s.min_responses)

@@ -25,7 +25,8 @@ from ktirt.features.history import (N_PAIR, N_STATIC, N_SUMMARY, EventTable, his
                                     pair_features, residual_values, skill_prefix_sums, static_features, text_matrix,
                                     user_starts)
 from ktirt.io import atomic_path, write_csv, write_parquet
-from ktirt.irt.drift import DriftSettings, drift_table
+from ktirt.irt.calibration import calibrate_items
+from ktirt.irt.drift import DriftSettings, drift_table, fit_difficulty
 from ktirt.kt.evaluation import binary_metrics, mean_baseline
 from ktirt.kt.sequences import SPLITS, split_labels
 from ktirt.kt.vocab import NO_SKILL, first_skill
@@ -274,11 +275,12 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     model = model.cpu()
     batcher.device = torch.device("cpu")
     theta = _theta_all(model, batcher, len(t.y), 8192)
+    train = t.split == 0
+    calibrate_items(model, theta[train], t.item[train], t.y[train], s.prior_strength)
     p = _probabilities(model, theta, t.item)
 
     with torch.no_grad():
         b, a, c = (f().numpy().astype(np.float64) for f in (model.difficulty, model.discrimination, model.guessing))
-    train = t.split == 0
     n_train = np.bincount(t.item[train], minlength=len(cat.items))
     se = _difficulty_se(t.item[train], theta[train], a, b, c, len(cat.items), s.prior_strength)
     params = pd.DataFrame({
@@ -307,7 +309,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     }
     diff_plot = pd.DataFrame(columns=["item_id", "difficulty", "difficulty_true", "n_responses"])
     if truth is not None:
-        extra, diff_plot = _against_truth(events, unit_tests, t, p, params, drift, truth)
+        extra, diff_plot = _against_truth(events, unit_tests, t, p, params, drift, ds, truth)
         metrics |= extra
     dz = drift.dropna(subset=["z"])
     worst = dz.loc[dz["z"].abs().groupby(dz["item_id"]).idxmax()] if len(dz) else dz
@@ -338,8 +340,11 @@ def _auc_block(t: Targets, p: np.ndarray, name: str, kind: int) -> dict:
             f"{name}_test_responses": int(test.sum())}
 
 
-def _against_truth(events, unit_tests, t: Targets, p, params: pd.DataFrame, drift: pd.DataFrame, truth: Path):
-    from ktirt.truth import event_probabilities, unit_test_probabilities
+def _against_truth(events, unit_tests, t: Targets, p, params: pd.DataFrame, drift: pd.DataFrame, ds: DriftSettings,
+                   truth: Path):
+    """Recovery and drift detection against the simulator's truth, each beside its ceiling: the same
+    estimator given the true abilities and item parameters (what no model of these responses can beat)."""
+    from ktirt.truth import event_probabilities, target_item_truth, unit_test_probabilities
 
     out = {}
     # targets are the events in order, then the scored unit-test rows in order
@@ -361,11 +366,35 @@ def _against_truth(events, unit_tests, t: Targets, p, params: pd.DataFrame, drif
         if len(g):
             out["guessing_mae"] = round(float((g["guessing"] - g["guessing_true"]).abs().mean()), 6)
     out["recovery_items"] = len(warm)
+
+    tt = target_item_truth(events, unit_tests, truth)
+    ok = tt["ability"].notna().to_numpy()
+    ability, a, b, c = (tt[k].to_numpy() for k in ("ability", "discrimination", "difficulty", "guessing"))
+    train = (t.split == 0) & ok
+    if len(warm) > 2 and train.any():
+        # ceiling of recovery: each item's difficulty fitted to the same training responses with the truth
+        b_ceiling, _ = fit_difficulty(t.item[train], len(params), t.y[train].astype(np.float64), ability[train],
+                                      a[train], c[train], np.zeros(len(params)), iters=30)
+        w = params["item_id"].isin(warm["item_id"]).to_numpy()
+        out["difficulty_spearman_ceiling"] = round(float(spearmanr(b_ceiling[w], true["difficulty"].reindex(params["item_id"][w]))[0]), 6)
+
     seen = set(pd.unique(events["item_id"].to_numpy(zero_copy_only=False)))
     true_drift = set(true.index[true["drift"]]) & seen
     flagged = set(drift.loc[drift["drift_flag"], "item_id"])
     out["drift_true_items"] = len(true_drift)
-    out["drift_precision"] = round(len(flagged & true_drift) / len(flagged), 6) if flagged else 0.0
-    out["drift_recall"] = round(len(flagged & true_drift) / len(true_drift), 6) if true_drift else 0.0
+    out |= _precision_recall("drift", flagged, true_drift)
+    inunit = (t.kind == 0) & ok
+    if inunit.any():
+        # ceiling of detection: the same test with the true abilities and item parameters
+        dt = drift_table(t.item[inunit], t.timestamp_ms[inunit], t.y[inunit].astype(np.float64), ability[inunit],
+                         a[inunit], b[inunit], c[inunit], ds)
+        ids = params["item_id"].to_numpy()
+        out |= _precision_recall("drift_ceiling", set(ids[dt.loc[dt["drift_flag"], "item"].to_numpy()]), true_drift)
     plot = m[["item_id", "difficulty", "difficulty_true", "n_responses"]].round(4)
     return out, plot
+
+
+def _precision_recall(name: str, flagged: set, true: set) -> dict:
+    hits = len(flagged & true)
+    return {f"{name}_precision": round(hits / len(flagged), 6) if flagged else 0.0,
+            f"{name}_recall": round(hits / len(true), 6) if true else 0.0}
