@@ -35,9 +35,10 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
         shutil.rmtree(tmp.parent, ignore_errors=True)
 
 
-def write_parquet(table: pa.Table, path: str | Path) -> None:
+def write_parquet(table: pa.Table, path: str | Path, row_group_size: int | None = None) -> None:
+    """Zstd parquet; readers that filter on sorted columns skip whole row groups by their statistics."""
     with atomic_path(path) as tmp:
-        pq.write_table(table, tmp, compression="zstd")
+        pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
 
 
 def write_json(obj, path: str | Path) -> None:

@@ -45,15 +45,20 @@ def test_repro_builds_every_artifact(repo):
                 "data/interim/events.parquet", "data/interim/unit_tests.parquet", "data/splits/split.json",
                 "data/processed/pykt/train_valid_sequences.csv", "data/processed/pykt/keyid2idx.json",
                 "models/sakt/model.pt", "plots/sakt/training.csv", "metrics/prepare.json",
-                "metrics/pykt_adapt.json", "metrics/sakt.json", "dvc.lock"]:
+                "metrics/pykt_adapt.json", "metrics/sakt.json", "models/wdirt/item_params.parquet", "metrics/wdirt.json",
+                "data/exports/sakt_predictions.parquet", "data/exports/sakt_student_state.parquet",
+                "data/exports/item_params.parquet", "data/exports/item_drift.parquet", "data/exports/join_report.md",
+                "metrics/export.json", "metrics/join.json", "dvc.lock"]:
         assert (repo / out).exists(), out
     split = json.loads((repo / "data/splits/split.json").read_text())
     assert len(split["train"]) + len(split["val"]) + len(split["test"]) == TINY["n_students"]
+    assert json.loads((repo / "metrics/join.json").read_text())["coverage"] >= 0.99
 
 
 def test_second_repro_has_nothing_to_do(repo):
     assert "Data and pipelines are up to date" in sh("dvc", "repro", cwd=repo)
-    assert "events" in sh("dvc", "metrics", "show", cwd=repo)
+    shown = sh("dvc", "metrics", "show", cwd=repo)
+    assert "events" in shown and "metrics/join.json" in shown and "coverage" in shown
 
 
 def test_changing_one_param_reruns_only_what_reads_it(repo):

@@ -35,6 +35,7 @@ from ktirt.runtime import resolve_device, seed_everything
 
 log = logging.getLogger(__name__)
 MIN_RESPONSES_FOR_RECOVERY = 20
+EVENT_PREDICTIONS = "event_predictions.parquet"
 
 
 @dataclass
@@ -94,6 +95,8 @@ class WDIRTResult:
     difficulty_plot: pd.DataFrame
     drift_plot: pd.DataFrame
     theta: np.ndarray = field(repr=False)
+    event_predictions: pa.Table | None = field(default=None, repr=False)
+    """per event of events.parquet, in its order: user_id, item_id, timestamp, theta, predicted"""
 
     def save(self, model_dir: str | Path, plots_dir: str | Path) -> None:
         model_dir = Path(model_dir)
@@ -101,6 +104,8 @@ class WDIRTResult:
             torch.save({"state_dict": self.model.state_dict(), "config": self.model.cfg.to_dict()}, tmp)
         write_parquet(pa.Table.from_pandas(self.item_params, preserve_index=False), model_dir / "item_params.parquet")
         write_parquet(pa.Table.from_pandas(self.drift, preserve_index=False), model_dir / "item_drift.parquet")
+        if self.event_predictions is not None:
+            write_parquet(self.event_predictions, model_dir / EVENT_PREDICTIONS)
         for name, df in (("training", self.history), ("difficulty", self.difficulty_plot), ("drift", self.drift_plot)):
             write_csv(df, Path(plots_dir) / f"{name}.csv")
 
@@ -314,7 +319,9 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     dz = drift.dropna(subset=["z"])
     worst = dz.loc[dz["z"].abs().groupby(dz["item_id"]).idxmax()] if len(dz) else dz
     drift_plot = worst[["item_id", "difficulty_shift", "z", "drift_flag"]].round(4)
-    return WDIRTResult(model, params, drift, metrics, history, diff_plot, drift_plot, theta)
+    event_predictions = events.select(["user_id", "item_id", "timestamp"]).append_column(
+        "theta", pa.array(theta[inunit], pa.float32())).append_column("predicted", pa.array(p[inunit], pa.float32()))
+    return WDIRTResult(model, params, drift, metrics, history, diff_plot, drift_plot, theta, event_predictions)
 
 
 def _difficulty_se(item, theta, a, b, c, n_items, strength) -> np.ndarray:

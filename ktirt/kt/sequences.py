@@ -106,8 +106,9 @@ def _window_starts(offsets: np.ndarray, users: np.ndarray, length: int, stride: 
     return user, offsets[user] + k * stride, offsets[user + 1], k
 
 
-def query_windows(seqs: Sequences, split: str, length: int, stride: int) -> Windows:
-    users = np.flatnonzero(seqs.split == SPLITS.index(split))
+def query_windows(seqs: Sequences, split: str | None, length: int, stride: int) -> Windows:
+    """Windows over one split's students (every student's with `split=None`)."""
+    users = np.arange(len(seqs.users)) if split is None else np.flatnonzero(seqs.split == SPLITS.index(split))
     user, start, end, k = _window_starts(seqs.offsets, users, length, stride)
     index = start[:, None] + np.arange(length)[None, :]
     valid = index < end[:, None]

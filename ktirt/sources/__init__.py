@@ -16,10 +16,24 @@ SOURCES = {
 }
 
 
+SKILL_DESCRIPTIONS = {
+    "synthetic": edm_cup.skill_descriptions,
+    "edm_cup_2023": edm_cup.skill_descriptions,
+    "assistments_2009": assistments_2009.skill_descriptions,
+}
+
+
+def skill_descriptions(name: str, raw_dir: str | Path) -> dict[str, str]:
+    """skill code -> its description in the source ({} where the source has none)."""
+    if name not in SKILL_DESCRIPTIONS:
+        raise SettingsError(f"unknown data.source '{name}' (choose one of: {', '.join(SOURCES)})")
+    return SKILL_DESCRIPTIONS[name](raw_dir)
+
+
 def load_source(name: str, raw_dir: str | Path) -> SourceTables:
     if name not in SOURCES:
         raise SettingsError(f"unknown data.source '{name}' (choose one of: {', '.join(SOURCES)})")
     return SOURCES[name](raw_dir)
 
 
-__all__ = ["SOURCES", "SourceTables", "load_source"]
+__all__ = ["SOURCES", "SourceTables", "load_source", "skill_descriptions"]

@@ -17,7 +17,7 @@ import pyarrow as pa
 
 from ktirt.errors import InputError
 from ktirt.sources.canonical import SourceTables, events_table, unit_tests_table
-from ktirt.sources.tables import read_csv
+from ktirt.sources.tables import read_csv, read_header
 
 log = logging.getLogger(__name__)
 
@@ -98,3 +98,13 @@ def load(raw_dir: str | Path) -> SourceTables:
         {"multi_skill_rows_merged": len(df) - len(first)},
         {"has_unit_tests": 0, "has_text_embeddings": 0, "has_timestamps": 0},
     )
+
+
+def skill_descriptions(raw_dir: str | Path) -> dict[str, str]:
+    """skill_id -> skill_name from skill_builder_data.csv; {} where the file or the column is absent."""
+    path = Path(raw_dir) / SKILL_BUILDER
+    if not path.exists() or "skill_name" not in read_header(path):
+        return {}
+    t = read_csv(path, {"skill_id": pa.string(), "skill_name": pa.string()}).drop_null().to_pandas()
+    t["skill_id"] = t["skill_id"].str.replace(r"\.0$", "", regex=True)
+    return dict(t.drop_duplicates("skill_id")[["skill_id", "skill_name"]].itertuples(index=False))

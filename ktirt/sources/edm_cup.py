@@ -316,3 +316,13 @@ def problem_types(raw_dir: str | Path) -> dict[str, str]:
         return {}
     t = read_csv(path, {"problem_id": pa.string(), "problem_type": pa.string()}).drop_null()
     return dict(zip(t["problem_id"].to_pylist(), t["problem_type"].to_pylist()))
+
+
+def skill_descriptions(raw_dir: str | Path) -> dict[str, str]:
+    """skill code -> description from problem_details.csv (`problem_skill_description`), for people who
+    search skills by words; {} where the file or the column is absent."""
+    path = Path(raw_dir) / PROBLEM_DETAILS
+    if not path.exists() or "problem_skill_description" not in read_header(path):
+        return {}
+    t = read_csv(path, {"problem_skill_code": pa.string(), "problem_skill_description": pa.string()}).drop_null()
+    return dict(zip(t["problem_skill_code"].to_pylist(), t["problem_skill_description"].to_pylist()))

@@ -1,0 +1,82 @@
+"""Every stage at EDM-Cup scale (simulate.n_students=35000, about 5 M first responses), each in its own
+process: wall time, peak memory, and the metrics it wrote. Everything else is params.yaml as it is.
+
+Outputs go under bench/out/pipeline/ (the raw simulation is cached in bench/out/edm_scale_<n>/ and shared
+with bench/prepare_scale.py; its simulate time is re-measured only when it is not cached yet).
+
+    python bench/pipeline_scale.py [--students 35000] [--skip-simulate-if-cached]
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+
+import click
+import yaml
+from _measure import ROOT, child
+
+OUT = ROOT / "bench" / "out"
+log = logging.getLogger("bench.pipeline_scale")
+LIMIT_GIB = 8.0
+
+
+@click.command()
+@click.option("--students", default=35000, show_default=True)
+def main(students: int) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["simulate"]["n_students"] = students
+    raw = OUT / f"edm_scale_{students}"
+    params["data"] = {"source": "edm_cup_2023", "raw_dir": str(raw)}
+    w = OUT / "pipeline"
+    w.mkdir(parents=True, exist_ok=True)
+    p = w / "params.yaml"
+    p.write_text(yaml.safe_dump(params, sort_keys=False))
+    py = sys.executable
+    ev, split = str(w / "interim/events.parquet"), str(w / "split.json")
+    stages = [
+        ("simulate", [py, "stages/simulate.py", "--params", p, "--out", raw], None),
+        ("prepare", [py, "stages/prepare.py", "--params", p, "--out-dir", w / "interim", "--metrics", w / "prepare.json"], "prepare"),
+        ("split", [py, "stages/split.py", "--params", p, "--events", ev, "--out", split], None),
+        ("pykt_adapt", [py, "stages/pykt_adapt.py", "--params", p, "--events", ev, "--split", split, "--out", w / "pykt",
+                        "--metrics", w / "pykt_adapt.json"], "pykt_adapt"),
+        ("train_sakt", [py, "stages/train_sakt.py", "--params", p, "--events", ev, "--split", split, "--model-dir", w / "sakt",
+                        "--metrics", w / "sakt.json", "--plots-dir", w / "plots/sakt"], "sakt"),
+        ("train_wdirt", [py, "stages/train_wdirt.py", "--params", p, "--interim", w / "interim", "--split", split,
+                         "--model-dir", w / "wdirt", "--metrics", w / "wdirt.json", "--plots-dir", w / "plots/wdirt"], "wdirt"),
+        ("export", [py, "stages/export.py", "--params", p, "--events", ev, "--split", split, "--sakt", w / "sakt/model.pt",
+                    "--wdirt", w / "wdirt", "--out", w / "exports", "--metrics", w / "export.json"], "export"),
+        ("validate_join", [py, "stages/validate_join.py", "--params", p, "--exports", w / "exports", "--events", ev,
+                           "--report", w / "exports/join_report.md", "--metrics", w / "join.json"], "join"),
+    ]
+    rows = []
+    for name, cmd, metrics in stages:
+        if name == "simulate" and (raw / "action_logs.csv").exists():
+            log.info("simulation cached in %s: not re-timed", raw)
+            rows.append((name, float("nan"), float("nan")))
+            continue
+        log.info("running %s", name)
+        wall, gib = child([str(c) for c in cmd])
+        rows.append((name, wall, gib))
+        (w / "timings.json").write_text(json.dumps(rows, indent=1))
+    users = json.loads((w / "split.json").read_text())["test"]
+    state = __import__("pyarrow.parquet", fromlist=["x"]).read_table(w / "exports/sakt_student_state.parquet",
+                                                                    filters=[("user_id", "=", users[0])], columns=["skill_id"])
+    wall, gib = child([py, "demo_trace.py", "--exports", str(w / "exports"), "--student-id", users[0],
+                       "--topic", state["skill_id"][0].as_py()])
+    rows.append(("demo_trace (one student, one skill)", wall, gib))
+    (w / "timings.json").write_text(json.dumps(rows, indent=1))
+    print(f"EDM-Cup scale: {students} students; every stage in its own process")
+    print(f"{'stage':40}{'wall s':>9}{'peak GiB':>10}")
+    for name, wall, gib in rows:
+        print(f"{name:40}{wall:9.1f}{gib:10.2f}")
+    worst = max(g for _, _, g in rows if g == g)
+    print(f"largest peak {worst:.2f} GiB; limit {LIMIT_GIB} GiB -> {'met' if worst < LIMIT_GIB else 'NOT met'}")
+    for name in ("prepare", "sakt", "wdirt", "export", "join"):
+        print(name, json.loads((w / f"{name}.json").read_text()))
+
+
+if __name__ == "__main__":
+    main()

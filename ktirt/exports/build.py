@@ -1,0 +1,98 @@
+"""One export run: both engines' outputs over every student, as the joinable tables and two reports."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ktirt.errors import InputError, SettingsError
+from ktirt.exports.reports import behavior_slices, mastery_report
+from ktirt.exports.tables import (Exports, item_drift_table, item_params_table, predictions_table, skills_table,
+                                  student_state_table)
+from ktirt.io import write_text
+from ktirt.irt.wdirt_run import EVENT_PREDICTIONS
+from ktirt.kt.sakt_run import check_vocabulary, load_checkpoint
+from ktirt.kt.scoring import score_responses, typical_items
+from ktirt.runtime import resolve_device, seed_everything
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ExportSettings:
+    mastery_items: int = 3
+    """typical items per skill that mastery asks SAKT about"""
+    falling_drop: float = 0.1
+    """mastery report: students whose mastery ends at least this far below its peak on a skill"""
+    batch_size: int = 128
+    device: str = "auto"
+    threads: int = 2
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ExportSettings":
+        known = {f.name for f in fields(cls)}
+        if set(d) - known:
+            raise SettingsError(f"unknown setting export.{sorted(set(d) - known)[0]} (known: {', '.join(sorted(known))})")
+        s = cls(**d)
+        if s.mastery_items < 1 or s.batch_size < 1 or not 0 <= s.falling_drop <= 1:
+            raise SettingsError("export.mastery_items and batch_size must be positive, falling_drop in [0, 1]")
+        return s
+
+
+@dataclass
+class ExportRun:
+    exports: Exports
+    behavior_slices: str
+    mastery_report: str
+    metrics: dict
+
+    def write(self, out_dir: str | Path) -> None:
+        self.metrics |= self.exports.write(out_dir)
+        write_text(self.behavior_slices, Path(out_dir) / "behavior_slices.md")
+        write_text(self.mastery_report, Path(out_dir) / "mastery_report.md")
+
+
+def _read(path: Path, what: str) -> pa.Table:
+    if not path.is_file():
+        raise InputError(f"not found (run {what})", path)
+    return pq.read_table(path)
+
+
+def run_export(events: pa.Table, split: dict, sakt_checkpoint: str | Path, wdirt_dir: str | Path,
+               descriptions: dict[str, str], s: ExportSettings) -> ExportRun:
+    t0 = time.perf_counter()
+    seed_everything(0, s.threads)
+    wdirt_dir = Path(wdirt_dir)
+    params = item_params_table(_read(wdirt_dir / "item_params.parquet", "train_wdirt"))
+    drift = item_drift_table(_read(wdirt_dir / "item_drift.parquet", "train_wdirt"))
+    wd_events = _read(wdirt_dir / EVENT_PREDICTIONS, "train_wdirt")
+    if wd_events.num_rows != events.num_rows or not wd_events["item_id"].equals(events["item_id"]):
+        raise InputError("does not line up with events.parquet (rerun train_wdirt)", wdirt_dir / EVENT_PREDICTIONS, "item_id")
+
+    device = resolve_device(s.device)
+    model, vocab, mv = load_checkpoint(sakt_checkpoint, map_location=device)
+    seqs = check_vocabulary(vocab, events, split, sakt_checkpoint)
+    difficulty = dict(zip(params["item_id"].to_pylist(), params["difficulty"].to_pylist()))
+    typical = typical_items(seqs, vocab, mv, difficulty, s.mastery_items)
+    predicted, mastery = score_responses(model.to(device), seqs, mv, typical, s.batch_size, device)
+    predictions = predictions_table(events, seqs, predicted)
+    state, no_skill = student_state_table(events, seqs, vocab, mastery)
+    skills = skills_table(params, descriptions)
+    flagged = set(pc.unique(drift.filter(pc.equal(drift["drift_flag"], True))["item_id"]).to_pylist())
+    slices = behavior_slices(events, predictions, wd_events["predicted"].to_numpy().astype(np.float64), flagged)
+    report, figures = mastery_report(state, skills, params, drift, s.falling_drop)
+    tables = {"sakt_predictions": predictions, "sakt_student_state": state, "item_params": params, "item_drift": drift,
+              "skills": skills}
+    metrics = {"seconds": 0.0, "responses_without_skill": no_skill, "skills_with_typical_items": int((typical[1:] > 0).any(1).sum()),
+               **figures}
+    metrics["seconds"] = round(time.perf_counter() - t0, 2)
+    log.info("exported %d predictions, %d student-state rows, %d items, %d drift windows in %.1f s",
+             predictions.num_rows, state.num_rows, params.num_rows, drift.num_rows, metrics["seconds"])
+    return ExportRun(Exports(tables), slices, report, metrics)

@@ -1,0 +1,169 @@
+"""Does the join hold? Coverage of SAKT's predictions by WD-IRT's item parameters and drift, the key
+columns' types in every table against events.parquet, and ten sample students with both engines side by side."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ktirt.errors import InputError
+
+TABLES = ("sakt_predictions", "sakt_student_state", "item_params", "item_drift")
+KEYS = ("user_id", "item_id", "timestamp", "skill_id")
+NULLABLE_KEYS = {("item_params", "skill_id")}
+"""keys a table may leave null: an item without a skill code"""
+
+
+@dataclass
+class KeyCheck:
+    table: str
+    column: str
+    found: str
+    expected: str
+    nullable: bool
+    nulls: int
+
+    @property
+    def problem(self) -> str | None:
+        if self.found != self.expected:
+            return f"type {self.found}, expected {self.expected}"
+        if self.nulls and (self.table, self.column) not in NULLABLE_KEYS:
+            return f"{self.nulls:,} null values"
+        return None
+
+
+@dataclass
+class JoinReport:
+    rows: dict[str, int]
+    coverage: float
+    drift_coverage: float
+    user_coverage: float
+    keys: list[KeyCheck]
+    samples: list[str] = field(default_factory=list)
+
+    @property
+    def mismatches(self) -> list[KeyCheck]:
+        return [k for k in self.keys if k.problem]
+
+    def failures(self, min_coverage: float) -> list[str]:
+        out = [f"{k.table}.parquet: column '{k.column}': {k.problem}" for k in self.mismatches]
+        if self.coverage < min_coverage:
+            out.append(f"sakt_predictions.parquet: column 'item_id': only {self.coverage:.2%} of predictions have item "
+                       f"parameters (join.min_coverage is {min_coverage:.0%})")
+        return out
+
+    def metrics(self) -> dict:
+        return {"coverage": round(self.coverage, 6), "drift_coverage": round(self.drift_coverage, 6),
+                "user_coverage": round(self.user_coverage, 6), "schema_mismatches": len(self.mismatches),
+                **{f"rows_{k}": v for k, v in self.rows.items()}, "sample_students": len(self.samples)}
+
+    def markdown(self) -> str:
+        lines = ["# Join report\n",
+                 "| check | value |", "|---|---|",
+                 f"| SAKT predictions whose item has WD-IRT parameters (`coverage`) | {self.coverage:.2%} |",
+                 f"| SAKT predictions whose item has drift windows (`drift_coverage`) | {self.drift_coverage:.2%} |",
+                 f"| student-state users found in the predictions (`user_coverage`) | {self.user_coverage:.2%} |",
+                 f"| key columns that differ from events.parquet (`schema_mismatches`) | {len(self.mismatches)} |", "",
+                 "Rows: " + ", ".join(f"{k} {v:,}" for k, v in self.rows.items()) + ".\n",
+                 "## Key columns\n", "| table | column | type | nullable | nulls | expected (events.parquet) | problem |",
+                 "|---|---|---|---|---|---|---|"]
+        for k in self.keys:
+            lines.append(f"| {k.table} | {k.column} | {k.found} | {'yes' if k.nullable else 'no'} | {k.nulls:,} | "
+                         f"{k.expected} | {k.problem or ''} |")
+        lines += ["", f"## {len(self.samples)} sample students\n",
+                  "Per skill the student met: attempts, SAKT mastery after the last one, and the mean WD-IRT parameters "
+                  "of the items they attempted (drifting: items flagged for difficulty drift).\n"]
+        lines += self.samples
+        return "\n".join(lines) + "\n"
+
+
+def _read(exports: Path, name: str, columns=None, filters=None) -> pa.Table:
+    path = exports / f"{name}.parquet"
+    if not path.is_file():
+        raise InputError("not found (run the export stage)", path)
+    try:
+        return pq.read_table(path, columns=columns, filters=filters)
+    except (pa.ArrowInvalid, KeyError) as exc:
+        raise InputError(f"cannot be read: {exc}", path) from None
+
+
+def _key_checks(exports: Path, reference: pa.Schema) -> list[KeyCheck]:
+    expected = {k: str(reference.field(k).type) for k in ("user_id", "item_id", "timestamp")}
+    expected["skill_id"] = expected["user_id"]  # every id is a string
+    out = []
+    for name in TABLES:
+        schema = pq.read_schema(exports / f"{name}.parquet")
+        for key in KEYS:
+            if key not in schema.names:
+                continue
+            col = _read(exports, name, [key])[key]
+            out.append(KeyCheck(name, key, str(schema.field(key).type), expected[key], schema.field(key).nullable,
+                                col.null_count))
+    return out
+
+
+def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+    """Ids as strings, so coverage is still measured when a table has the wrong id type (reported apart)."""
+    return col if pa.types.is_string(col.type) else col.cast(pa.string())
+
+
+def _share_in(values: pa.ChunkedArray, pool: pa.ChunkedArray) -> float:
+    if len(values) == 0:
+        return 0.0
+    return pc.sum(pc.is_in(_as_text(values), value_set=pc.unique(_as_text(pool)))).as_py() / len(values)
+
+
+def validate_join(exports_dir: str | Path, reference: pa.Schema, n_samples: int = 10, seed: int = 0) -> JoinReport:
+    exports = Path(exports_dir)
+    for name in TABLES:
+        _read(exports, name, columns=[])
+    pred = _read(exports, "sakt_predictions", ["user_id", "item_id"])
+    params = _read(exports, "item_params")
+    drift = _read(exports, "item_drift")
+    state_users = _read(exports, "sakt_student_state", ["user_id"])["user_id"]
+    rows = {name: pq.ParquetFile(exports / f"{name}.parquet").metadata.num_rows for name in TABLES}
+    report = JoinReport(rows, _share_in(pred["item_id"], params["item_id"]), _share_in(pred["item_id"], drift["item_id"]),
+                        _share_in(state_users, pred["user_id"]), _key_checks(exports, reference))
+    users = np.unique(pred["user_id"].to_numpy(zero_copy_only=False).astype(str))
+    pick = np.sort(np.random.default_rng(seed).choice(users, min(n_samples, len(users)), replace=False))
+    report.samples = [_sample(exports, str(u), params, drift) for u in pick]
+    return report
+
+
+def _sample(exports: Path, user: str, params: pa.Table, drift: pa.Table) -> str:
+    state = _read(exports, "sakt_student_state", ["skill_id", "item_id", "mastery", "n_attempts"],
+                  [("user_id", "=", user)]).to_pandas()
+    if state.empty:
+        return f"### {user}\n\n(no responses with a skill)\n"
+    p = params.select(["item_id", "difficulty", "discrimination", "guessing"]).to_pandas()
+    p["item_id"] = p["item_id"].astype(str)
+    flagged = set(pc.unique(drift.filter(pc.equal(drift["drift_flag"], True))["item_id"]).cast(pa.string()).to_pylist())
+    df = state.merge(p, on="item_id", how="left").assign(drifting=lambda d: d["item_id"].isin(flagged))
+    per = df.groupby("skill_id", sort=True).agg(attempts=("n_attempts", "max"), mastery=("mastery", "last"),
+                                                difficulty=("difficulty", "mean"), discrimination=("discrimination", "mean"),
+                                                guessing=("guessing", "mean"), drifting=("drifting", "sum"),
+                                                without_params=("difficulty", lambda s: int(s.isna().sum())))
+    lines = [f"### {user}\n", "| skill | attempts | mastery now | mean difficulty | mean discrimination | mean guessing | "
+             "drifting items met | items without parameters |", "|---|---|---|---|---|---|---|---|"]
+    for skill, r in per.iterrows():
+        lines.append(f"| {skill} | {int(r.attempts)} | {r.mastery:.3f} | {r.difficulty:.2f} | {r.discrimination:.2f} | "
+                     f"{r.guessing:.2f} | {int(r.drifting)} | {int(r.without_params)} |")
+    return "\n".join(lines) + "\n"
+
+
+def run_validation(exports_dir: str | Path, events_path: str | Path, min_coverage: float, n_samples: int,
+                   seed: int) -> JoinReport:
+    """validate_join against events.parquet's key types; raises InputError listing every failure."""
+    events_path = Path(events_path)
+    if not events_path.is_file():
+        raise InputError("not found (run prepare)", events_path)
+    report = validate_join(exports_dir, pq.read_schema(events_path), n_samples, seed)
+    failures = report.failures(min_coverage)
+    if failures:
+        raise InputError(f"the join does not hold ({len(failures)} problems):\n  " + "\n  ".join(failures), Path(exports_dir))
+    return report

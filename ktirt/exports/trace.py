@@ -1,0 +1,184 @@
+"""One student on one topic, both engines side by side: each response with SAKT's prediction and the mastery
+after it, and the WD-IRT health of the item (difficulty, discrimination, guessing, drift).
+
+Reads only the rows it needs from data/exports/ (parquet filters on sorted row groups), so it answers in
+about a second at EDM-Cup scale, and needs neither DVC nor torch.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from ktirt.errors import InputError
+
+TREND_ATTEMPTS = 5
+"""the summary's trend: mastery now minus mastery this many attempts on the topic earlier"""
+
+
+@dataclass
+class Trace:
+    student: str
+    topic: str
+    skills: pd.DataFrame
+    """skill_id, description of the skills the topic matched and the student met"""
+    rows: pd.DataFrame
+    """the timeline: time, item, skill, correct, predicted, mastery, difficulty, discrimination, guessing, drift"""
+
+    def summary(self) -> list[str]:
+        out = []
+        for skill, g in self.rows.groupby("skill_id", sort=False):
+            m = g["mastery"].to_numpy()
+            now = m[-1]
+            back = m[max(0, len(m) - 1 - TREND_ATTEMPTS)]
+            trend = "rising" if now - back > 0.02 else "falling" if now - back < -0.02 else "flat"
+            out.append(f"{skill}: mastery now {now:.2f} after {len(g)} attempts, {trend} "
+                       f"({round(now - back, 2) + 0.0:+.2f} over the last {min(TREND_ATTEMPTS, len(m) - 1)} attempts; peak {m.max():.2f}).")
+        drifting = self.rows.loc[self.rows["drift"] != "", "item_id"].unique()
+        out.append(f"Drifting items met: {len(drifting)}" + (f" ({', '.join(drifting[:8])}"
+                   f"{', ...' if len(drifting) > 8 else ''})." if len(drifting) else "."))
+        return out
+
+    def text(self) -> str:
+        shown = self.rows.assign(time=self.rows["timestamp"].dt.strftime("%Y-%m-%d %H:%M"))
+        cols = ["time", "item_id", "skill_id", "correct", "predicted", "mastery", "difficulty", "discrimination", "guessing", "drift"]
+        head = [f"Student {self.student}, topic '{self.topic}': " + "; ".join(
+            f"{r.skill_id} ({r.description})" if r.description else r.skill_id for r in self.skills.itertuples())]
+        table = shown[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="")
+        return "\n".join([*head, "", table, "", *self.summary()]) + "\n"
+
+    def to_json(self) -> dict:
+        rows = self.rows.assign(timestamp=self.rows["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str[:-4] + "Z")
+        rows = rows.drop(columns=["drift_since", "drift_shift"])
+        rows = rows.astype(object).where(rows.notna(), None)
+        return {"student": self.student, "topic": self.topic, "skills": self.skills.to_dict("records"),
+                "rows": rows.to_dict("records"), "summary": self.summary()}
+
+    def plot(self, path: str | Path) -> None:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(10, 4.5))
+        diff_ax = ax.twinx()
+        r = self.rows.reset_index(drop=True)
+        x = np.arange(1, len(r) + 1)  # attempts in time order: sessions do not bunch up as they do on a clock axis
+        for skill, g in r.groupby("skill_id", sort=False):
+            ax.plot(x[g.index], g["mastery"], marker=".", label=f"SAKT mastery {skill}")
+        ok = (r["correct"] == 1).to_numpy()
+        diff_ax.scatter(x[ok], r.loc[ok, "difficulty"], marker="o", s=22, c="tab:green", alpha=0.6, label="item difficulty, correct")
+        diff_ax.scatter(x[~ok], r.loc[~ok, "difficulty"], marker="o", s=22, c="tab:red", alpha=0.6, label="item difficulty, wrong")
+        d = (r["drift"] != "").to_numpy()
+        if d.any():
+            diff_ax.scatter(x[d], r.loc[d, "difficulty"], marker="x", s=80, c="black", label="item flagged as drifting")
+        day = r["timestamp"].dt.strftime("%Y-%m-%d")
+        for i in np.flatnonzero(day.ne(day.shift()).to_numpy()):
+            ax.axvline(x[i] - 0.5, color="grey", lw=0.6, ls=":")
+            ax.annotate(day[i], (x[i] - 0.4, 0.02), fontsize=7, color="grey", rotation=90, va="bottom")
+        ax.set_ylim(0, 1)
+        ax.set_xlim(0.5, len(r) + 0.5)
+        ax.set_ylabel("SAKT mastery")
+        diff_ax.set_ylabel("WD-IRT item difficulty (logits)")
+        ax.set_xlabel("attempt on the topic (dotted lines: a new day)")
+        ax.set_title(f"Student {self.student}: {', '.join(self.skills['skill_id'])}")
+        handles = ax.get_legend_handles_labels()
+        more = diff_ax.get_legend_handles_labels()
+        ax.legend(handles[0] + more[0], handles[1] + more[1], loc="lower right", fontsize=8)
+        fig.tight_layout()
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        fig.savefig(path, dpi=110)
+        plt.close(fig)
+
+
+def _path(exports: Path, name: str) -> Path:
+    p = exports / f"{name}.parquet"
+    if not p.is_file():
+        raise InputError("not found (run `dvc repro export`)", p)
+    return p
+
+
+def match_topic(skills: pd.DataFrame, topic: str) -> pd.DataFrame:
+    """Skills a topic names: an exact code (`6.RP.A.3b`), a code prefix (`6.RP`), or words that all appear in
+    the description (`unit rates`); case-insensitive."""
+    t = topic.strip().casefold()
+    code = skills["skill_id"].str.casefold()
+    desc = skills["description"].fillna("").str.casefold()
+    for hit in (code == t, code.str.startswith(t)):
+        if hit.any():
+            return skills[hit]
+    if re.match(r"^\d+\.\w", t):  # reads as a code: only codes can match it
+        return skills.iloc[:0]
+    words = re.findall(r"\w+", t)
+    hit = pd.Series(bool(words), index=skills.index)
+    for w in words:
+        hit &= desc.str.contains(rf"\b{re.escape(w)}", regex=True) | code.str.contains(re.escape(w), regex=True)
+    return skills[hit]
+
+
+def _closest(word: str, choices: list[str], n: int = 5) -> str:
+    near = difflib.get_close_matches(word, choices, n=n, cutoff=0.3)
+    return ", ".join(near) if near else "none close"
+
+
+def _closest_skills(topic: str, skills: pd.DataFrame, n: int = 5) -> str:
+    """The skills whose code and description words read most like the topic's words (typos forgiven)."""
+    asked = re.findall(r"[\w.]+", topic.casefold()) or [topic.casefold()]
+
+    def score(row) -> float:
+        words = re.findall(r"[\w.]+", f"{row.skill_id} {row.description or ''}".casefold())
+        return sum(max(difflib.SequenceMatcher(None, a, w).ratio() for w in words) for a in asked) / len(asked)
+
+    ranked = sorted(skills.itertuples(), key=lambda r: (-score(r), r.skill_id))[:n]
+    return "; ".join(f"{r.skill_id} ({r.description})" if r.description else r.skill_id for r in ranked)
+
+
+def trace(exports_dir: str | Path, student: str, topic: str) -> Trace:
+    exports = Path(exports_dir)
+    skills = pq.read_table(_path(exports, "skills"), columns=["skill_id", "description"]).to_pandas()
+    matched = match_topic(skills, topic)
+    if matched.empty:
+        raise InputError(f"no skill matches topic '{topic}'; closest: {_closest_skills(topic, skills)}",
+                         _path(exports, "skills"), "skill_id")
+    state = pq.read_table(_path(exports, "sakt_student_state"), filters=[("user_id", "=", student)],
+                          columns=["skill_id", "timestamp", "item_id", "mastery", "n_attempts"]).to_pandas()
+    if state.empty:
+        users = pq.read_table(_path(exports, "sakt_predictions"), columns=["user_id"])["user_id"]
+        near = _closest(student, pc.unique(users).to_pylist())
+        raise InputError(f"no student '{student}'; closest ids: {near}", _path(exports, "sakt_predictions"), "user_id")
+    state = state[state["skill_id"].isin(matched["skill_id"])]
+    if state.empty:
+        met = sorted(pq.read_table(_path(exports, "sakt_student_state"), filters=[("user_id", "=", student)],
+                                   columns=["skill_id"])["skill_id"].unique().to_pylist())
+        raise InputError(f"student '{student}' has no responses on topic '{topic}' "
+                         f"({', '.join(matched['skill_id'][:5])}); their skills: {', '.join(met)}",
+                         _path(exports, "sakt_student_state"), "skill_id")
+    pred = pq.read_table(_path(exports, "sakt_predictions"), filters=[("user_id", "=", student)],
+                         columns=["item_id", "timestamp", "predicted", "actual"]).to_pandas()
+    items = pa.array(state["item_id"].unique(), pa.string())
+    params = pq.read_table(_path(exports, "item_params"), filters=pc.field("item_id").isin(items),
+                           columns=["item_id", "difficulty", "discrimination", "guessing"]).to_pandas()
+    drift = pq.read_table(_path(exports, "item_drift"), filters=pc.field("item_id").isin(items) & pc.field("drift_flag"),
+                          columns=["item_id", "window_start", "difficulty_shift"]).to_pandas()
+    since = (drift.sort_values(["item_id", "window_start"]).groupby("item_id").first().reset_index()
+             .rename(columns={"window_start": "drift_since", "difficulty_shift": "drift_shift"}))
+    rows = (state.merge(pred, on=["item_id", "timestamp"], how="left")
+                 .merge(params, on="item_id", how="left").merge(since, on="item_id", how="left")
+                 .rename(columns={"actual": "correct"}).sort_values(["timestamp", "item_id"], kind="stable"))
+    when = rows["drift_since"].dt.strftime("%Y-%m-%d").fillna("")
+    shift = rows["drift_shift"].map(lambda v: f"{v:+.1f}" if v == v else "")
+    rows["drift"] = np.where(rows["drift_since"].isna(), "",
+                             np.where(rows["timestamp"] >= rows["drift_since"], "after ", "before ") + shift + " on " + when)
+    rows["correct"] = rows["correct"].astype("Int8")
+    met = matched[matched["skill_id"].isin(rows["skill_id"])].reset_index(drop=True)
+    cols = ["timestamp", "item_id", "skill_id", "correct", "predicted", "mastery", "n_attempts", "difficulty",
+            "discrimination", "guessing", "drift", "drift_since", "drift_shift"]
+    return Trace(student, topic, met, rows[cols].reset_index(drop=True))

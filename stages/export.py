@@ -1,0 +1,36 @@
+"""Stage `export`: both engines over every student -> data/exports/ (joinable tables and two reports)."""
+
+import json
+import logging
+
+import click
+import pyarrow.parquet as pq
+from _stage import load_params, params_option, stage
+
+from ktirt.exports.build import ExportSettings, run_export
+from ktirt.io import write_json
+from ktirt.sources import skill_descriptions
+
+log = logging.getLogger("export")
+
+
+@click.command()
+@params_option
+@click.option("--events", default="data/interim/events.parquet", show_default=True)
+@click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
+@click.option("--sakt", "sakt_checkpoint", default="models/sakt/model.pt", show_default=True)
+@click.option("--wdirt", "wdirt_dir", default="models/wdirt", show_default=True)
+@click.option("--out", "out_dir", default="data/exports", show_default=True)
+@click.option("--metrics", "metrics_path", default="metrics/export.json", show_default=True)
+@stage
+def main(params_path, events, split_path, sakt_checkpoint, wdirt_dir, out_dir, metrics_path) -> None:
+    settings = ExportSettings.from_dict(load_params(params_path, "export"))
+    data = load_params(params_path, "data")
+    run = run_export(pq.read_table(events), json.loads(open(split_path).read()), sakt_checkpoint, wdirt_dir,
+                     skill_descriptions(data["source"], data["raw_dir"]), settings)
+    run.write(out_dir)
+    write_json(run.metrics, metrics_path)
+
+
+if __name__ == "__main__":
+    main()
