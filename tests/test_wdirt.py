@@ -168,3 +168,11 @@ def test_calibration_with_known_abilities_recovers_the_items_and_leaves_the_deep
     assert spearmanr(b, b_true)[0] == 1.0
     for k, v in deep_before.items():
         assert torch.equal(m.state_dict()[k], v), k
+
+
+def test_a_source_without_unit_tests_or_text_runs_and_says_so(tiny_tables, split):
+    """ASSISTments 2009 has neither unit tests nor text embeddings: WD-IRT fits on in-unit responses alone."""
+    r = run_wdirt(tiny_tables.events, tiny_tables.unit_tests.slice(0, 0), split, WDIRTSettings(**{**FAST, "epochs": 1}))
+    assert r.metrics["unit_test_scores"] == 0 and r.metrics["has_text_embeddings"] == 0
+    assert "unit_test_auc" not in r.metrics and "in_unit_auc" in r.metrics
+    assert set(r.item_params["item_id"]) == set(tiny_tables.events["item_id"].to_pylist())

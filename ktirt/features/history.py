@@ -92,7 +92,7 @@ def skill_prefix_sums(events: EventTable, values: np.ndarray, user: np.ndarray, 
     """For targets (user rank, skill, time): the count and the sums of `values` (n_events, k) over that
     user's events on that skill strictly before that time; returns (n_targets, 1 + k)."""
     times = np.unique(events.timestamp_ms)  # time ranks keep the composite key inside int64
-    n_skills = int(max(events.skill.max(), skill.max())) + 1
+    n_skills = int(max(events.skill.max(initial=0), skill.max(initial=0))) + 1
     key = (events.user.astype(np.int64) * n_skills + events.skill) * (1 << 32) + np.searchsorted(times, events.timestamp_ms)
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]

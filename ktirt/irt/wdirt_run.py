@@ -300,7 +300,10 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
                         a[it], b[it], c[it], ds)
     drift.insert(0, "item_id", np.asarray(cat.items, dtype=object)[drift.pop("item").to_numpy()])
 
-    metrics = {"val_auc": round(best_val, 6)}
+    n_scores = int(t.kind.sum())
+    if not n_scores:
+        log.info("no unit-test scores in this source: WD-IRT fits on in-unit responses only (no unit-test AUC)")
+    metrics = {"val_auc": round(best_val, 6), "unit_test_scores": n_scores, "has_text_embeddings": int(text is not None)}
     metrics |= _auc_block(t, p, "in_unit", 0)
     metrics |= _auc_block(t, p, "unit_test", 1)
     metrics |= {
