@@ -48,7 +48,8 @@ def test_repro_builds_every_artifact(repo):
                 "metrics/pykt_adapt.json", "metrics/sakt.json", "models/wdirt/item_params.parquet", "metrics/wdirt.json",
                 "data/exports/sakt_predictions.parquet", "data/exports/sakt_student_state.parquet",
                 "data/exports/item_params.parquet", "data/exports/item_drift.parquet", "data/exports/join_report.md",
-                "metrics/export.json", "metrics/join.json", "dvc.lock"]:
+                "metrics/export.json", "metrics/join.json", "plots/join/coverage.csv", "plots/offline_template.html",
+                "dvc.lock"]:
         assert (repo / out).exists(), out
     split = json.loads((repo / "data/splits/split.json").read_text())
     assert len(split["train"]) + len(split["val"]) + len(split["test"]) == TINY["n_students"]
@@ -59,6 +60,20 @@ def test_second_repro_has_nothing_to_do(repo):
     assert "Data and pipelines are up to date" in sh("dvc", "repro", cwd=repo)
     shown = sh("dvc", "metrics", "show", cwd=repo)
     assert "events" in shown and "metrics/join.json" in shown and "coverage" in shown
+
+
+def test_plots_show_writes_an_offline_page_with_every_declared_plot(repo, tmp_path):
+    from ktirt.plots_offline import external_scripts, page_plots, render_svg
+
+    sh("dvc", "plots", "show", "--out", str(tmp_path / "html"), cwd=repo)
+    html = (tmp_path / "html" / "index.html").read_text()
+    declared = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
+    plots = page_plots(html)
+    assert len(plots) == len(declared) == 7
+    assert external_scripts(html) == [] and "cdn.jsdelivr" not in html  # the libraries are inlined
+    for name, spec in plots.items():
+        assert "<svg" in render_svg(spec), name  # each spec renders with the page's own Vega libraries
+    assert (repo / "docs/figures/results.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_changing_one_param_reruns_only_what_reads_it(repo):

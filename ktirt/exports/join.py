@@ -57,6 +57,14 @@ class JoinReport:
                        f"parameters (join.min_coverage is {min_coverage:.0%})")
         return out
 
+    def coverage_table(self) -> "pd.DataFrame":
+        """The three shares, for dvc.yaml's coverage plot."""
+        import pandas as pd
+
+        return pd.DataFrame({"check": ["predictions with item parameters", "predictions with drift windows",
+                                       "student-state users in predictions"],
+                             "coverage": [round(self.coverage, 6), round(self.drift_coverage, 6), round(self.user_coverage, 6)]})
+
     def metrics(self) -> dict:
         return {"coverage": round(self.coverage, 6), "drift_coverage": round(self.drift_coverage, 6),
                 "user_coverage": round(self.user_coverage, 6), "schema_mismatches": len(self.mismatches),

@@ -1,0 +1,64 @@
+"""The pipeline's plots as one PNG a reader of the README can see (dvc.yaml `plots:` draws the same CSVs)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from ktirt.io import atomic_path
+
+
+def _read(path: Path) -> pd.DataFrame | None:
+    return pd.read_csv(path) if path.is_file() else None
+
+
+def draw_results(plots_dir: str | Path, out: str | Path, drift_z: float, drift_min_shift: float) -> None:
+    """SAKT training, ROC and calibration; WD-IRT training, difficulty recovery and drift, in a 2 x 3 grid."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    d = Path(plots_dir)
+    fig, axes = plt.subplots(2, 3, figsize=(14, 8))
+    for ax, engine in zip(axes[:, 0], ("sakt", "wdirt")):
+        h = _read(d / engine / "training.csv")
+        if h is not None:
+            ax.plot(h["epoch"], h["val_auc"], marker="o", label="validation AUC")
+            twin = ax.twinx()
+            twin.plot(h["epoch"], h["train_loss"], color="tab:orange", marker=".", label="train loss")
+            twin.set_ylabel("train loss")
+            ax.legend(loc="lower center", fontsize=8)
+        ax.set(title=f"{'SAKT' if engine == 'sakt' else 'WD-IRT'} training", xlabel="epoch", ylabel="validation AUC")
+    roc = _read(d / "sakt" / "roc.csv")
+    if roc is not None:
+        axes[0, 1].plot(roc["fpr"], roc["tpr"])
+        axes[0, 1].plot([0, 1], [0, 1], ls=":", c="grey")
+    axes[0, 1].set(title="SAKT ROC, test students", xlabel="false positive rate", ylabel="true positive rate")
+    cal = _read(d / "sakt" / "calibration.csv")
+    if cal is not None:
+        axes[0, 2].plot(cal["predicted"], cal["observed"], marker="o")
+        axes[0, 2].plot([0, 1], [0, 1], ls=":", c="grey")
+    axes[0, 2].set(title="SAKT calibration, test students (deciles)", xlabel="mean predicted", ylabel="observed correct rate")
+    diff = _read(d / "wdirt" / "difficulty.csv")
+    if diff is not None and len(diff):
+        axes[1, 1].scatter(diff["difficulty_true"], diff["difficulty"], s=6, alpha=0.5)
+        lo, hi = diff[["difficulty_true", "difficulty"]].min().min(), diff[["difficulty_true", "difficulty"]].max().max()
+        axes[1, 1].plot([lo, hi], [lo, hi], ls=":", c="grey")
+    axes[1, 1].set(title="WD-IRT difficulty: recovered vs true", xlabel="true (simulator)", ylabel="estimated")
+    drift = _read(d / "wdirt" / "drift.csv")
+    if drift is not None and len(drift):
+        flag = drift["drift_flag"].astype(bool)
+        axes[1, 2].scatter(drift.loc[~flag, "z"], drift.loc[~flag, "difficulty_shift"], s=6, alpha=0.4, label="not flagged")
+        axes[1, 2].scatter(drift.loc[flag, "z"], drift.loc[flag, "difficulty_shift"], s=12, c="tab:red", label="flagged")
+        for v in (-drift_z, drift_z):
+            axes[1, 2].axvline(v, ls=":", c="grey")
+        for v in (-drift_min_shift, drift_min_shift):
+            axes[1, 2].axhline(v, ls=":", c="grey")
+        axes[1, 2].legend(fontsize=8)
+    axes[1, 2].set(title="WD-IRT drift: largest |z| per item", xlabel="z", ylabel="difficulty shift (logits)")
+    fig.tight_layout()
+    with atomic_path(out) as tmp:
+        fig.savefig(tmp, dpi=90, format="png")
+    plt.close(fig)

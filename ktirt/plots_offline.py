@@ -1,0 +1,68 @@
+"""An HTML template for `dvc plots show` that works offline.
+
+DVC's default page loads Vega, Vega-Lite and Vega-Embed from a CDN, so it shows nothing without a network.
+This template inlines the three libraries, bundled by the `vl-convert-python` package (no download), and
+keeps DVC's placeholders; `.dvc/config` points `plots.html_template` at it.
+"""
+
+from __future__ import annotations
+
+VEGA_LITE = "5.8"
+"""DVC's templates are written for Vega-Lite 5 (they use both `params` and the older `selection`)."""
+
+PAGE = """<!DOCTYPE html>
+<html>
+<head>
+    <meta charset="utf-8">
+    {refresh_tag}
+    <title>ktirt plots</title>
+    <!-- Vega __VEGA__, Vega-Lite __VEGA_LITE__, Vega-Embed __EMBED__, inlined by ktirt/plots_offline.py -->
+    <script type="text/javascript">__BUNDLE__</script>
+    <style>
+        body { font-family: sans-serif; }
+        table { border-spacing: 15px; }
+    </style>
+</head>
+<body>
+    {plot_divs}
+</body>
+</html>
+"""
+
+
+def offline_template(vl_version: str = VEGA_LITE) -> str:
+    import vl_convert as vlc
+
+    bundle = vlc.javascript_bundle(vl_version=vl_version).replace("</script", "<\\/script")
+    for placeholder in ("{plot_divs}", "{refresh_tag}", "{scripts}"):
+        if placeholder in bundle:  # DVC fills placeholders by plain replacement: the bundle must not contain one
+            raise RuntimeError(f"the Vega bundle contains DVC's placeholder {placeholder}")
+    return (PAGE.replace("__VEGA_LITE__", vl_version).replace("__VEGA__", vlc.get_vega_version())
+                .replace("__EMBED__", vlc.get_vega_embed_version()).replace("__BUNDLE__", bundle))
+
+
+def page_plots(html: str) -> dict[str, dict]:
+    """The Vega-Lite spec of every plot on a page `dvc plots show` wrote, by its div id."""
+    import json
+    import re
+
+    body = html[html.rindex("<body>"):]
+    out = {}
+    for m in re.finditer(r'<div id\s*=\s*"([^"]+)">\s*<script type\s*=\s*"text/javascript">\s*var spec = (\{.*?\});\s*vegaEmbed',
+                         body, flags=re.S):
+        out[m.group(1)] = json.loads(m.group(2))
+    return out
+
+
+def external_scripts(html: str) -> list[str]:
+    """Script sources the page would fetch from a network (none on an offline page)."""
+    import re
+
+    return re.findall(r'<script[^>]*\bsrc\s*=\s*"(https?://[^"]+)"', html)
+
+
+def render_svg(spec: dict, vl_version: str = VEGA_LITE) -> str:
+    """Render one spec headlessly with the same bundled Vega libraries the page inlines (no browser, no network)."""
+    import vl_convert as vlc
+
+    return vlc.vegalite_to_svg(spec, vl_version=vl_version)
