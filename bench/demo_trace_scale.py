@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from _measure import ROOT
 
-from ktirt.exports.tables import ROW_GROUP, SCHEMAS, _typed
+from ktirt.exports.tables import ROW_GROUP, typed_table
 from ktirt.io import write_parquet
 from ktirt.kt.vocab import NO_SKILL, first_skill
 
@@ -37,31 +37,31 @@ def write_exports(events: pa.Table, out, seed: int = 0) -> None:
     rng = np.random.default_rng(seed)
     n = events.num_rows
     skill = first_skill(events["skill_ids"])
-    pred = _typed("sakt_predictions", {"user_id": events["user_id"], "item_id": events["item_id"], "timestamp": events["timestamp"],
+    pred = typed_table("sakt_predictions", {"user_id": events["user_id"], "item_id": events["item_id"], "timestamp": events["timestamp"],
                                        "split": np.full(n, "train", dtype=object), "predicted": rng.random(n, np.float32),
                                        "actual": events["correct"]})
     has = pc.not_equal(skill, NO_SKILL)
-    state = _typed("sakt_student_state", {"user_id": events["user_id"].filter(has), "skill_id": skill.filter(has),
+    state = typed_table("sakt_student_state", {"user_id": events["user_id"].filter(has), "skill_id": skill.filter(has),
                                           "timestamp": events["timestamp"].filter(has), "item_id": events["item_id"].filter(has),
                                           "mastery": rng.random(pc.sum(has).as_py(), np.float32),
                                           "n_attempts": np.ones(pc.sum(has).as_py(), np.int32)})
     items = pc.unique(events["item_id"]).sort()
     k = len(items)
     item_skill = pd.Series(skill.to_numpy(zero_copy_only=False)).groupby(events["item_id"].to_numpy(zero_copy_only=False)).first()
-    params = _typed("item_params", {"item_id": items, "skill_id": item_skill.reindex(items.to_pylist()).to_numpy(),
+    params = typed_table("item_params", {"item_id": items, "skill_id": item_skill.reindex(items.to_pylist()).to_numpy(),
                                     "difficulty": rng.normal(size=k), "discrimination": np.exp(rng.normal(0, 0.3, k)),
                                     "guessing": np.zeros(k), "n_responses": np.full(k, 100), "difficulty_se": np.full(k, 0.2),
                                     "cold": np.zeros(k, bool), "problem_type": np.full(k, "Number", dtype=object)})
     weeks = 10
     start = pa.array(np.repeat(np.datetime64("2022-09-05", "ms") + np.arange(weeks) * np.timedelta64(7, "D"), 1), pa.timestamp("ms", tz="UTC"))
-    drift = _typed("item_drift", {"item_id": pa.array(np.repeat(items.to_numpy(zero_copy_only=False), weeks), pa.string()),
+    drift = typed_table("item_drift", {"item_id": pa.array(np.repeat(items.to_numpy(zero_copy_only=False), weeks), pa.string()),
                                   "window_start": pa.concat_arrays([start] * k),
                                   "window_end": pc.add(pa.concat_arrays([start] * k), pa.scalar(7 * 86400000, pa.duration("ms"))),
                                   "difficulty_shift": rng.normal(size=k * weeks), "z": rng.normal(size=k * weeks),
                                   "drift_flag": rng.random(k * weeks) < 0.005, "n_window": np.full(k * weeks, 10),
                                   "n_before": np.full(k * weeks, 50), "n_after": np.full(k * weeks, 50)})
     codes = pc.unique(skill.filter(has)).sort()
-    skills = _typed("skills", {"skill_id": codes, "description": codes, "n_items": np.ones(len(codes), np.int64)})
+    skills = typed_table("skills", {"skill_id": codes, "description": codes, "n_items": np.ones(len(codes), np.int64)})
     for name, t in (("sakt_predictions", pred), ("sakt_student_state", state), ("item_params", params),
                     ("item_drift", drift), ("skills", skills)):
         write_parquet(t, out / f"{name}.parquet", ROW_GROUP)

@@ -7,10 +7,10 @@ import logging
 import sys
 
 import click
-
-from ktirt.exports.join import validate_join
-from ktirt.errors import InputError
 import pyarrow.parquet as pq
+
+from ktirt.errors import InputError
+from ktirt.exports.join import validate_join
 
 
 @click.command()

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -57,10 +58,8 @@ class JoinReport:
                        f"parameters (join.min_coverage is {min_coverage:.0%})")
         return out
 
-    def coverage_table(self) -> "pd.DataFrame":
+    def coverage_table(self) -> pd.DataFrame:
         """The three shares, for dvc.yaml's coverage plot."""
-        import pandas as pd
-
         return pd.DataFrame({"check": ["predictions with item parameters", "predictions with drift windows",
                                        "student-state users in predictions"],
                              "coverage": [round(self.coverage, 6), round(self.drift_coverage, 6), round(self.user_coverage, 6)]})

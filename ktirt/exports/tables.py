@@ -55,7 +55,8 @@ class Exports:
         return rows
 
 
-def _typed(name: str, columns: dict) -> pa.Table:
+def typed_table(name: str, columns: dict) -> pa.Table:
+    """Columns (arrays, numpy or Arrow) cast to the export schema `name`, in its column order."""
     schema = SCHEMAS[name]
     return pa.table({f.name: pa.array(columns[f.name], f.type) if not isinstance(columns[f.name], (pa.Array, pa.ChunkedArray))
                      else columns[f.name].cast(f.type) for f in schema}, schema=schema)
@@ -69,7 +70,7 @@ def _skill_or_null(values) -> pa.Array:
 def predictions_table(events: pa.Table, seqs: Sequences, predicted: np.ndarray) -> pa.Table:
     """Every response of every student (events.parquet's order), with its split and SAKT's prediction."""
     split = np.asarray(SPLITS, dtype=object)[seqs.split[seqs.user_of]]
-    return _typed("sakt_predictions", {"user_id": events["user_id"], "item_id": events["item_id"], "timestamp": events["timestamp"],
+    return typed_table("sakt_predictions", {"user_id": events["user_id"], "item_id": events["item_id"], "timestamp": events["timestamp"],
                                        "split": split, "predicted": predicted.astype(np.float32), "actual": seqs.correct})
 
 
@@ -81,7 +82,7 @@ def student_state_table(events: pa.Table, seqs: Sequences, vocab: Vocabulary, ma
     key = seqs.user_of.astype(np.int64) * (len(vocab.skills) + 1) + seqs.skill
     attempts = pd.Series(np.ones(len(key), np.int32)).groupby(key).cumsum().to_numpy()
     rows = np.flatnonzero(has)
-    table = _typed("sakt_student_state", {
+    table = typed_table("sakt_student_state", {
         "user_id": events["user_id"].take(rows), "skill_id": np.asarray(vocab.skills, dtype=object)[seqs.skill[rows]],
         "timestamp": events["timestamp"].take(rows), "item_id": events["item_id"].take(rows),
         "mastery": mastery[rows].astype(np.float32), "n_attempts": attempts[rows],
@@ -92,11 +93,11 @@ def student_state_table(events: pa.Table, seqs: Sequences, vocab: Vocabulary, ma
 def item_params_table(params: pa.Table) -> pa.Table:
     cols = {f.name: params[f.name] for f in SCHEMAS["item_params"] if f.name != "skill_id"}
     cols["skill_id"] = _skill_or_null(params["skill_id"].combine_chunks())
-    return _typed("item_params", cols).sort_by("item_id")
+    return typed_table("item_params", cols).sort_by("item_id")
 
 
 def item_drift_table(drift: pa.Table) -> pa.Table:
-    return _typed("item_drift", {f.name: drift[f.name] for f in SCHEMAS["item_drift"]}).sort_by([("item_id", "ascending"),
+    return typed_table("item_drift", {f.name: drift[f.name] for f in SCHEMAS["item_drift"]}).sort_by([("item_id", "ascending"),
                                                                                              ("window_start", "ascending")])
 
 
@@ -106,5 +107,5 @@ def skills_table(params: pa.Table, descriptions: dict[str, str]) -> pa.Table:
     codes = counts.field("values").to_pylist()
     order = np.argsort(codes)
     codes = [codes[i] for i in order]
-    return _typed("skills", {"skill_id": codes, "description": [descriptions.get(c) for c in codes],
+    return typed_table("skills", {"skill_id": codes, "description": [descriptions.get(c) for c in codes],
                              "n_items": np.asarray(counts.field("counts"))[order]})
