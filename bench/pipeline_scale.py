@@ -14,8 +14,7 @@ import logging
 import sys
 
 import click
-import yaml
-from _measure import ROOT, child
+from _measure import ROOT, child, scale_params
 
 OUT = ROOT / "bench" / "out"
 log = logging.getLogger("bench.pipeline_scale")
@@ -26,14 +25,8 @@ LIMIT_GIB = 8.0
 @click.option("--students", default=35000, show_default=True)
 def main(students: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["simulate"]["n_students"] = students
-    raw = OUT / f"edm_scale_{students}"
-    params["data"] = {"source": "edm_cup_2023", "raw_dir": str(raw)}
     w = OUT / "pipeline"
-    w.mkdir(parents=True, exist_ok=True)
-    p = w / "params.yaml"
-    p.write_text(yaml.safe_dump(params, sort_keys=False))
+    p, raw = scale_params(students, w)
     py = sys.executable
     ev, split = str(w / "interim/events.parquet"), str(w / "split.json")
     stages = [

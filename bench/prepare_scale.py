@@ -14,8 +14,7 @@ import logging
 import sys
 
 import click
-import yaml
-from _measure import ROOT, child
+from _measure import ROOT, child, scale_params
 
 OUT = ROOT / "bench" / "out"
 log = logging.getLogger("bench.prepare_scale")
@@ -38,13 +37,7 @@ def pandas_baseline(raw: str) -> None:
 @click.option("--students", default=35000, show_default=True)
 def main(students: int) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["simulate"]["n_students"] = students
-    raw = OUT / f"edm_scale_{students}"
-    params["data"] = {"source": "edm_cup_2023", "raw_dir": str(raw)}
-    OUT.mkdir(parents=True, exist_ok=True)
-    p = OUT / "params.yaml"
-    p.write_text(yaml.safe_dump(params, sort_keys=False))
+    p, raw = scale_params(students, OUT)
     if not (raw / "action_logs.csv").exists():
         sim_s, sim_gb = child([sys.executable, "stages/simulate.py", "--params", str(p), "--out", str(raw)])
         log.info("simulated in %.1f s, peak %.2f GiB", sim_s, sim_gb)
