@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ktirt.errors import InputError, SettingsError
+from ktirt.errors import InputError, SettingsError, check_known
 from ktirt.exports.reports import behavior_slices, mastery_report
 from ktirt.exports.tables import (Exports, item_drift_table, item_params_table, predictions_table, skills_table,
                                   student_state_table)
@@ -37,9 +37,7 @@ class ExportSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ExportSettings":
-        known = {f.name for f in fields(cls)}
-        if set(d) - known:
-            raise SettingsError(f"unknown setting export.{sorted(set(d) - known)[0]} (known: {', '.join(sorted(known))})")
+        check_known("export", d, {f.name for f in fields(cls)})
         s = cls(**d)
         if s.mastery_items < 1 or s.batch_size < 1 or not 0 <= s.falling_drop <= 1:
             raise SettingsError("export.mastery_items and batch_size must be positive, falling_drop in [0, 1]")

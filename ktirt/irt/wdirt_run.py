@@ -20,7 +20,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from ktirt.errors import SettingsError
+from ktirt.errors import SettingsError, check_known
 from ktirt.features.history import (N_PAIR, N_STATIC, N_SUMMARY, EventTable, history_end, history_summary, history_window,
                                     pair_features, residual_values, skill_prefix_sums, static_features, text_matrix,
                                     user_starts)
@@ -60,9 +60,7 @@ class WDIRTSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "WDIRTSettings":
-        known = {f.name for f in fields(cls)}
-        if set(d) - known:
-            raise SettingsError(f"unknown setting wdirt.{sorted(set(d) - known)[0]} (known: {', '.join(sorted(known))})")
+        check_known("wdirt", d, {f.name for f in fields(cls)})
         s = cls(**d)
         if s.history_len < 1 or s.batch_size < 1 or s.epochs < 1 or s.prior_strength < 0:
             raise SettingsError("wdirt.history_len, batch_size and epochs must be positive, prior_strength >= 0")
