@@ -1,5 +1,7 @@
 """End to end through DVC itself: the real dvc.yaml on a tiny simulation, in a temporary git repository."""
 
+import csv
+import io
 import json
 import shutil
 import subprocess
@@ -96,3 +98,25 @@ def test_exp_run_with_a_model_setting_reruns_sakt_only_and_diff_shows_it(repo):
         assert f"Running stage '{stage}'" not in out
     diff = sh("dvc", "metrics", "diff", cwd=repo)
     assert "metrics/sakt.json" in diff and "test_auc" in diff
+
+
+def test_queued_experiments_show_as_columns_and_diff_against_the_baseline(repo):
+    sh("git", "reset", "-q", "--hard", cwd=repo)  # back to the committed baseline
+    sh("dvc", "checkout", "-f", cwd=repo)
+    sh("dvc", "exp", "run", "--queue", "-S", "model.emb_size=16", "-n", "emb16", cwd=repo)
+    sh("dvc", "exp", "run", "--queue", "-S", "wdirt.prior_strength=4.0", "-n", "prior4", cwd=repo)
+    sh("dvc", "exp", "run", "--run-all", cwd=repo)
+
+    table = list(csv.DictReader(io.StringIO(sh("dvc", "exp", "show", "--csv", cwd=repo))))
+    rows = {r["Experiment"]: r for r in table if r["Experiment"]}
+    baseline = next(r for r in table if r["typ"] == "baseline" and r["rev"] != "workspace")
+    assert {"emb16", "prior4"} <= set(rows)
+    for name in ("test_auc", "unit_test_auc", "difficulty_spearman", "coverage"):  # metrics are columns
+        assert rows["emb16"][name] and rows["prior4"][name], name
+    assert rows["emb16"]["model.emb_size"] == "16" and rows["prior4"]["wdirt.prior_strength"] == "4.0"
+    # the WD-IRT change leaves SAKT's figures alone; the SAKT change moves its AUC
+    assert rows["prior4"]["test_auc"] == baseline["test_auc"] != rows["emb16"]["test_auc"]
+    diff = json.loads(sh("dvc", "metrics", "diff", "HEAD", "emb16", "--json", cwd=repo))
+    assert "test_auc" in diff["metrics/sakt.json"]
+    diff = json.loads(sh("dvc", "metrics", "diff", "HEAD", "prior4", "--json", cwd=repo))
+    assert "metrics/wdirt.json" in diff and "metrics/sakt.json" not in diff
