@@ -29,6 +29,31 @@ def tiny_tables(tiny_raw):
     return edm_cup.load(tiny_raw)
 
 
+A09_HEADER = ("order_id,assignment_id,user_id,assistment_id,problem_id,original,correct,attempt_count,ms_first_response,"
+              "tutor_mode,answer_type,sequence_id,student_class_id,position,type,base_sequence_id,skill_id,skill_name,"
+              "teacher_id,school_id,hint_count,hint_total,overlap_time,template_id,answer_id,answer_text,first_action,"
+              "bottom_hint,opportunity,opportunity_original")
+
+
+def events_as_assistments_2009(events, folder: Path) -> Path:
+    """Write canonical events as a latin-1 `skill_builder_data.csv` with the release's real header: one row per
+    (response, skill), chronological order_ids, skill names with accents."""
+    ev = events.to_pandas().sort_values(["timestamp", "user_id"], kind="stable").reset_index(drop=True)
+    ev["order_id"] = range(1, len(ev) + 1)
+    ev = ev.explode("skill_ids")
+    codes = sorted(ev["skill_ids"].dropna().unique())
+    skill_id = ev["skill_ids"].map({c: str(10 + i) for i, c in enumerate(codes)})
+    rows = pd.DataFrame({c: "" for c in A09_HEADER.split(",")}, index=ev.index)
+    rows = rows.assign(order_id=ev["order_id"], assignment_id=ev["action_sequence_id"], user_id=ev["user_id"],
+                       problem_id=ev["item_id"], correct=ev["correct"], attempt_count=ev["attempt_count"],
+                       ms_first_response=ev["latency_ms"], answer_type=ev["problem_type"], skill_id=skill_id,
+                       skill_name=ev["skill_ids"].map(lambda c: f"Fracción {c}" if isinstance(c, str) else ""),
+                       hint_count=ev["hint_count"], first_action=ev["help_requested"].astype(int), bottom_hint=0)
+    folder.mkdir(parents=True, exist_ok=True)
+    rows.to_csv(folder / "skill_builder_data.csv", index=False, encoding="latin-1")
+    return folder
+
+
 def run_stage(name: str, *args: str, cwd: Path | None = None):
     """Run a stage script as DVC would, returning the CompletedProcess."""
     import subprocess

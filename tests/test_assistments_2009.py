@@ -7,10 +7,7 @@ from ktirt.errors import InputError
 from ktirt.events import EVENTS_SCHEMA
 from ktirt.sources import load_source
 
-HEADER = ("order_id,assignment_id,user_id,assistment_id,problem_id,original,correct,attempt_count,ms_first_response,"
-          "tutor_mode,answer_type,sequence_id,student_class_id,position,type,base_sequence_id,skill_id,skill_name,"
-          "teacher_id,school_id,hint_count,hint_total,overlap_time,template_id,answer_id,answer_text,first_action,"
-          "bottom_hint,opportunity,opportunity_original")
+from conftest import A09_HEADER as HEADER
 
 
 def row(order, user, problem, correct, skill, skill_name="Equation Solving", hints=0, ms=12000, first_action=0):

@@ -6,10 +6,11 @@ import json
 import shutil
 import subprocess
 
+import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from conftest import ROOT, TINY
+from conftest import ROOT, TINY, events_as_assistments_2009
 
 COPY = ["dvc.yaml", "params.yaml", "stages", "ktirt", ".dvc/config", ".dvcignore"]
 
@@ -120,3 +121,21 @@ def test_queued_experiments_show_as_columns_and_diff_against_the_baseline(repo):
     assert "test_auc" in diff["metrics/sakt.json"]
     diff = json.loads(sh("dvc", "metrics", "diff", "HEAD", "prior4", "--json", cwd=repo))
     assert "metrics/wdirt.json" in diff and "metrics/sakt.json" not in diff
+
+
+def test_exp_on_assistments_2009_runs_every_stage_and_says_what_the_source_lacks(repo, tiny_tables):
+    sh("git", "reset", "-q", "--hard", cwd=repo)
+    sh("dvc", "checkout", "-f", cwd=repo)
+    events_as_assistments_2009(tiny_tables.events, repo / "data/raw/assistments_2009")
+    out = sh("dvc", "exp", "run", "-S", "data.source=assistments_2009", "-S", "data.raw_dir=data/raw/assistments_2009",
+             cwd=repo)
+    assert "Running stage 'simulate'" not in out
+    for stage in ("prepare", "train_sakt", "train_wdirt", "export", "validate_join"):
+        assert f"Running stage '{stage}'" in out, stage
+    prepare = json.loads((repo / "metrics/prepare.json").read_text())
+    assert prepare["events"] == tiny_tables.events.num_rows and prepare["source"]["has_unit_tests"] == 0
+    wdirt = json.loads((repo / "metrics/wdirt.json").read_text())
+    assert wdirt["unit_test_scores"] == 0 and wdirt["has_text_embeddings"] == 0 and "unit_test_auc" not in wdirt
+    assert json.loads((repo / "metrics/join.json").read_text())["coverage"] >= 0.99
+    skills = pq.read_table(repo / "data/exports/skills.parquet").to_pydict()
+    assert any(d.startswith("Fracción") for d in skills["description"])  # read from the latin-1 file
