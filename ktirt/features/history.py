@@ -27,6 +27,7 @@ RECENCY_EDGES_S = np.array([60, 600, 3600, 86400, 7 * 86400])  # 1 min, 10 min, 
 N_STATIC = 4 + LATENCY_BINS + 1 + 2
 ITEM_RATE = 4 + LATENCY_BINS + 1
 N_SUMMARY = 6
+SUMMARY_LOG_SKILL_EVENTS = 1  # history_summary's column log(1 + earlier events on the target's skill)
 N_PAIR = len(RECENCY_EDGES_S) + 1 + 2
 
 

@@ -1,43 +1,61 @@
-"""Item calibration with abilities held fixed: the wide part's maximum a posteriori fit, run to convergence.
+"""Item calibration after training: the wide part refitted to convergence against whole-history abilities.
 
 Stochastic training stops when the *deep* part stops improving on validation students, which is early for
-the per-item parameters: each sees only a small share of every batch. Once the abilities are fixed, the
-wide part's likelihood (plus its priors) is a smooth, separable problem over all training responses at
-once, which full-batch L-BFGS solves in seconds. This is the classic calibration step of IRT software
-with known abilities; on the default simulation it raises the recovery of difficulty, discrimination and
-guessing over the SGD estimates.
+the per-item parameters: each sees only a small share of every batch. And the deep part's theta is
+one-sided by design (it may only use a student's past, to predict the next response), so a student's
+early responses are calibrated against a poor ability: its correlation with the simulator's true ability
+is 0.49 over a student's first 5 responses and 0.93 after 50.
+
+Calibration is where the classic IRT step fits: item parameters and student abilities jointly, by maximum a
+posteriori, from every training response at once. The ability is a learning curve, as in the Additive
+Factors Model but with a learning rate per student:
+
+    ability = intercept_s + (rate + rate_s) * log(1 + the student's earlier responses on the item's skill)
+
+with intercept_s ~ N(0, 1), rate a population learning rate and rate_s ~ N(0, 0.2²). The discriminations'
+geometric mean is held at 1, which fixes the ability scale (otherwise abilities could shrink under their
+prior while every discrimination grows to match).
+Each student's curve uses all their responses, before and after the one it scores, which is right for
+describing items and not allowed for predicting; so the deep part's theta is then mapped onto the
+calibrated scale (`align_theta`, two numbers), and predictions keep using it. Full-batch L-BFGS.
 """
 
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 
 from ktirt.models.wdirt import WideDeepIRT
 
 log = logging.getLogger(__name__)
+INTERCEPT_PRECISION = 1.0
+RATE_PRECISION = 1 / 0.2**2
+SCALE_PENALTY = 100.0  # per unit of squared mean log-discrimination; large enough to pin it at 0
 
 
-def calibrate_items(model: WideDeepIRT, theta: np.ndarray, item: np.ndarray, y: np.ndarray, prior_strength: float,
-                    max_iter: int = 300) -> float:
-    """Refit the model's wide parameters in place on responses (theta, item, y); returns the final loss
-    (mean negative log-likelihood plus the priors over the number of responses, as in training)."""
-    wide = [model.skill_difficulty, model.item_offset, model.item_log_discrimination, model.item_guess_logit]
-    frozen = {p: p.requires_grad for p in model.parameters()}
-    for p in model.parameters():
-        p.requires_grad_(any(p is w for w in wide))
-    th = torch.as_tensor(theta, dtype=torch.float32)
-    it = torch.as_tensor(item, dtype=torch.long)
-    yy = torch.as_tensor(y, dtype=torch.float32)
-    n = max(len(yy), 1)
-    opt = torch.optim.LBFGS(wide, max_iter=max_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-7,
+@dataclass
+class LearningCurves:
+    """Per student (by index): the fitted curve; `ability` evaluates it."""
+
+    intercept: np.ndarray
+    rate: np.ndarray
+    population_rate: float
+
+    def ability(self, student: np.ndarray, log_opportunity: np.ndarray) -> np.ndarray:
+        return self.intercept[student] + (self.population_rate + self.rate[student]) * log_opportunity
+
+
+def _wide(model: WideDeepIRT) -> list[torch.nn.Parameter]:
+    return [model.skill_difficulty, model.item_offset, model.item_log_discrimination, model.item_guess_logit]
+
+
+def _lbfgs(params, objective, max_iter: int) -> tuple[float, float]:
+    opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-7,
                             tolerance_change=1e-10, history_size=20)
-
-    def objective():
-        p = model.probability(th, it).clamp(1e-6, 1 - 1e-6)
-        return torch.nn.functional.binary_cross_entropy(p, yy) + model.prior_penalty(prior_strength) / n
 
     def closure():
         opt.zero_grad()
@@ -45,13 +63,68 @@ def calibrate_items(model: WideDeepIRT, theta: np.ndarray, item: np.ndarray, y: 
         loss.backward()
         return loss
 
-    model.eval()
     with torch.no_grad():
         before = float(objective())
     opt.step(closure)
     with torch.no_grad():
-        after = float(objective())
+        return before, float(objective())
+
+
+def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np.ndarray, item: np.ndarray,
+                    y: np.ndarray, prior_strength: float, max_iter: int = 500) -> LearningCurves:
+    """Refit the model's wide parameters in place, jointly with one learning curve per student, on the
+    responses (student index, log(1 + earlier responses on the skill), item, y); the deep part is untouched.
+    The loss is the mean negative log-likelihood plus the priors over the number of responses, as in training."""
+    frozen = {p: p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(any(p is w for w in _wide(model)))
+    st = torch.as_tensor(student, dtype=torch.long)
+    lo = torch.as_tensor(log_opportunity, dtype=torch.float32)
+    it = torch.as_tensor(item, dtype=torch.long)
+    yy = torch.as_tensor(y, dtype=torch.float32)
+    n_students = int(st.max()) + 1 if len(st) else 0
+    intercept = torch.zeros(n_students, requires_grad=True)
+    rate = torch.zeros(n_students, requires_grad=True)
+    population_rate = torch.zeros((), requires_grad=True)
+    n = max(len(yy), 1)
+
+    def objective():
+        ability = intercept[st] + (population_rate + rate[st]) * lo
+        p = model.probability(ability, it).clamp(1e-6, 1 - 1e-6)
+        students = 0.5 * (INTERCEPT_PRECISION * intercept.pow(2).sum() + RATE_PRECISION * rate.pow(2).sum())
+        scale = SCALE_PENALTY * model.discrimination().log().mean().pow(2)
+        return F.binary_cross_entropy(p, yy) + (model.prior_penalty(prior_strength) + students) / n + scale
+
+    model.eval()
+    before, after = _lbfgs([*_wide(model), intercept, rate, population_rate], objective, max_iter)
     for p, g in frozen.items():
         p.requires_grad_(g)
-    log.info("item calibration with abilities fixed: loss %.5f -> %.5f on %d responses", before, after, len(yy))
-    return after
+    log.info("item calibration with learning-curve abilities: loss %.5f -> %.5f on %d responses of %d students "
+             "(population learning rate %.3f)", before, after, len(yy), n_students, population_rate.item())
+    return LearningCurves(intercept.detach().numpy().astype(np.float64), rate.detach().numpy().astype(np.float64),
+                          population_rate.item())
+
+
+def align_theta(model: WideDeepIRT, theta: np.ndarray, item: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Map the deep part's theta onto the calibrated items' scale: the scale and shift that maximise the
+    likelihood of the responses with the item parameters fixed. `theta` is what the model gave before;
+    sets the model's theta_scale and theta_shift and returns them."""
+    raw = (torch.as_tensor(theta, dtype=torch.float32) - model.theta_shift) / model.theta_scale
+    it = torch.as_tensor(item, dtype=torch.long)
+    yy = torch.as_tensor(y, dtype=torch.float32)
+    scale, shift = torch.ones((), requires_grad=True), torch.zeros((), requires_grad=True)
+    frozen = {p: p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(False)
+
+    def objective():
+        return F.binary_cross_entropy(model.probability(scale * raw + shift, it).clamp(1e-6, 1 - 1e-6), yy)
+
+    _lbfgs([scale, shift], objective, 100)
+    for p, g in frozen.items():
+        p.requires_grad_(g)
+    scale, shift = scale.item(), shift.item()
+    model.theta_scale.fill_(scale)
+    model.theta_shift.fill_(shift)
+    log.info("deep theta on the calibrated scale: %.3f * theta + %.3f", scale, shift)
+    return scale, shift

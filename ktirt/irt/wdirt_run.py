@@ -21,11 +21,11 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from ktirt.errors import SettingsError, check_known
-from ktirt.features.history import (N_PAIR, N_STATIC, N_SUMMARY, EventTable, history_end, history_summary, history_window,
-                                    pair_features, residual_values, skill_prefix_sums, static_features, text_matrix,
-                                    user_starts)
+from ktirt.features.history import (N_PAIR, N_STATIC, N_SUMMARY, SUMMARY_LOG_SKILL_EVENTS, EventTable, history_end,
+                                    history_summary, history_window, pair_features, residual_values, skill_prefix_sums,
+                                    static_features, text_matrix, user_starts)
 from ktirt.io import atomic_path, write_csv, write_parquet
-from ktirt.irt.calibration import calibrate_items
+from ktirt.irt.calibration import align_theta, calibrate_items
 from ktirt.irt.drift import DriftSettings, drift_table, fit_difficulty
 from ktirt.kt.evaluation import binary_metrics, mean_baseline
 from ktirt.kt.sequences import SPLITS, split_labels
@@ -72,6 +72,7 @@ class Targets:
     """Responses to predict: item, skill, time, outcome, split and history (n, H) event indices."""
 
     kind: np.ndarray  # 0 = in-unit event, 1 = unit-test score
+    student: np.ndarray  # student index (event users by rank, then users seen only in unit tests)
     item: np.ndarray
     skill: np.ndarray
     timestamp_ms: np.ndarray
@@ -153,6 +154,9 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
     user_first_idx = np.r_[np.flatnonzero(first), len(users)]
     ut_first = np.where(has_events, user_first_idx[np.maximum(ut_rank, 0)], 0)
     ut_item = cat.index(scored["item_id"])
+    test_only = pd.factorize(scored["user_id"].to_numpy(zero_copy_only=False)[~has_events])[0]
+    ut_student = ut_rank.copy()
+    ut_student[~has_events] = len(distinct) + test_only
 
     ev_end = history_end(ev, user_rank, ts)
     hist = np.concatenate([history_window(ev, ev_end, ev.user_start, H), history_window(ev, ut_end, ut_first, H)])
@@ -162,6 +166,7 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
     summary = np.r_[history_summary(ev, ev_end, ev.user_start, ev_skill_sums), history_summary(ev, ut_end, ut_first, ut_skill_sums)]
     t = Targets(
         kind=np.r_[np.zeros(len(item), np.int8), np.ones(len(ut_item), np.int8)],
+        student=np.r_[user_rank, ut_student],
         item=np.r_[item, ut_item],
         skill=cat.item_skill[np.r_[item, ut_item]],
         timestamp_ms=np.r_[ts, ut_ts],
@@ -279,13 +284,17 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     batcher.device = torch.device("cpu")
     theta = _theta_all(model, batcher, len(t.y), 8192)
     train = t.split == 0
-    calibrate_items(model, theta[train], t.item[train], t.y[train], s.prior_strength)
+    log_opportunity = t.summary[:, SUMMARY_LOG_SKILL_EVENTS]
+    curves = calibrate_items(model, t.student[train], log_opportunity[train], t.item[train], t.y[train], s.prior_strength)
+    scale, shift = align_theta(model, theta[train], t.item[train], t.y[train])
+    theta = scale * theta + shift
     p = _probabilities(model, theta, t.item)
+    ability = curves.ability(t.student[train], log_opportunity[train])
 
     with torch.no_grad():
         b, a, c = (f().numpy().astype(np.float64) for f in (model.difficulty, model.discrimination, model.guessing))
     n_train = np.bincount(t.item[train], minlength=len(cat.items))
-    se = _difficulty_se(t.item[train], theta[train], a, b, c, len(cat.items), s.prior_strength)
+    se = _difficulty_se(t.item[train], ability, a, b, c, len(cat.items), s.prior_strength)
     params = pd.DataFrame({
         "item_id": cat.items, "skill_id": cat.item_skill_name, "difficulty": b, "discrimination": a, "guessing": c,
         "difficulty_se": se, "n_responses": n_train, "cold": n_train == 0, "problem_type": cat.types,
@@ -315,7 +324,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     }
     diff_plot = pd.DataFrame(columns=["item_id", "difficulty", "difficulty_true", "n_responses"])
     if truth is not None:
-        extra, diff_plot = _against_truth(events, unit_tests, t, p, params, drift, ds, truth)
+        extra, diff_plot = _against_truth(events, unit_tests, t, p, theta, ability, params, drift, ds, truth)
         metrics |= extra
     dz = drift.dropna(subset=["z"])
     worst = dz.loc[dz["z"].abs().groupby(dz["item_id"]).idxmax()] if len(dz) else dz
@@ -348,8 +357,8 @@ def _auc_block(t: Targets, p: np.ndarray, name: str, kind: int) -> dict:
             f"{name}_test_responses": int(test.sum())}
 
 
-def _against_truth(events, unit_tests, t: Targets, p, params: pd.DataFrame, drift: pd.DataFrame, ds: DriftSettings,
-                   truth: Path):
+def _against_truth(events, unit_tests, t: Targets, p, theta, train_ability, params: pd.DataFrame, drift: pd.DataFrame,
+                   ds: DriftSettings, truth: Path):
     """Recovery and drift detection against the simulator's truth, each beside its ceiling: the same
     estimator given the true abilities and item parameters (what no model of these responses can beat)."""
     from ktirt.truth import event_probabilities, target_item_truth, unit_test_probabilities
@@ -378,6 +387,10 @@ def _against_truth(events, unit_tests, t: Targets, p, params: pd.DataFrame, drif
     tt = target_item_truth(events, unit_tests, truth)
     ok = tt["ability"].notna().to_numpy()
     ability, a, b, c = (tt[k].to_numpy() for k in ("ability", "discrimination", "difficulty", "guessing"))
+    # how well each ability tracks the true one: the deep part's (one-sided) and calibration's (whole history)
+    out["theta_true_pearson"] = round(float(pearsonr(theta[ok], ability[ok])[0]), 6)
+    on_train = ok[t.split == 0]
+    out["calibration_ability_true_pearson"] = round(float(pearsonr(train_ability[on_train], ability[t.split == 0][on_train])[0]), 6)
     train = (t.split == 0) & ok
     if len(warm) > 2 and train.any():
         # ceiling of recovery: each item's difficulty fitted to the same training responses with the truth

@@ -59,6 +59,9 @@ class WideDeepIRT(nn.Module):
         )
         self.summary_mlp = nn.Sequential(nn.Linear(cfg.n_summary, 32), nn.ReLU(), nn.Linear(32, 1))
         self.theta0 = nn.Parameter(torch.zeros(1))  # ability with no history
+        # set by calibration (ktirt.irt.calibration.align_theta): puts theta on the calibrated items' scale
+        self.register_buffer("theta_scale", torch.ones(()))
+        self.register_buffer("theta_shift", torch.zeros(()))
         self.skill_difficulty = nn.Parameter(torch.zeros(cfg.n_skills))
         self.item_offset = nn.Parameter(torch.zeros(cfg.n_items))
         self.item_log_discrimination = nn.Parameter(torch.zeros(cfg.n_items))
@@ -85,7 +88,7 @@ class WideDeepIRT(nn.Module):
         m = mask.float()
         n = m.sum(1)
         mean = torch.where(n > 0, (score * m).sum(1) / n.clamp(min=1), self.theta0.expand_as(n))
-        return mean + self.summary_mlp(summary).squeeze(-1)
+        return self.theta_scale * (mean + self.summary_mlp(summary).squeeze(-1)) + self.theta_shift
 
     def probability(self, theta: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         c = self.guessing(item)
