@@ -4,7 +4,10 @@ process: wall time, peak memory, and the metrics it wrote. Everything else is pa
 Outputs go under bench/out/pipeline/ (the raw simulation is cached in bench/out/edm_scale_<n>/ and shared
 with bench/prepare_scale.py; its simulate time is re-measured only when it is not cached yet).
 
-    python bench/pipeline_scale.py [--students 35000] [--skip-simulate-if-cached]
+    python bench/pipeline_scale.py [--students 35000] [--from-stage train_wdirt]
+
+`--from-stage` reruns that stage and those after it on the outputs already under bench/out/pipeline/,
+keeping the earlier stages' timings from the last run (for a change that touches only later stages).
 """
 
 from __future__ import annotations
@@ -23,7 +26,8 @@ LIMIT_GIB = 8.0
 
 @click.command()
 @click.option("--students", default=35000, show_default=True)
-def main(students: int) -> None:
+@click.option("--from-stage", default=None, help="rerun from this stage on; earlier ones keep their last timings")
+def main(students: int, from_stage: str | None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     w = OUT / "pipeline"
     p, raw = scale_params(students, w)
@@ -44,8 +48,16 @@ def main(students: int) -> None:
         ("validate_join", [py, "stages/validate_join.py", "--params", p, "--exports", w / "exports", "--events", ev,
                            "--report", w / "exports/join_report.md", "--metrics", w / "join.json"], "join"),
     ]
+    names = [name for name, _, _ in stages]
+    if from_stage is not None and from_stage not in names:
+        raise click.BadParameter(f"not one of {', '.join(names)}", param_hint="--from-stage")
+    earlier = {r[0]: r for r in json.loads((w / "timings.json").read_text())} if from_stage else {}
     rows = []
     for name, cmd, metrics in stages:
+        if from_stage and names.index(name) < names.index(from_stage):
+            log.info("%s: kept from the last run", name)
+            rows.append(tuple(earlier[name]))
+            continue
         if name == "simulate" and (raw / "action_logs.csv").exists():
             log.info("simulation cached in %s: not re-timed", raw)
             rows.append((name, float("nan"), float("nan")))
