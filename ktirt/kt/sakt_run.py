@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from ktirt.errors import InputError, SettingsError
+from ktirt.errors import InputError, SettingsError, check_known
 from ktirt.io import atomic_path, write_csv
 from ktirt.kt.evaluation import binary_metrics, calibration, mean_baseline, roc_points
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, window_tensors
@@ -34,9 +34,7 @@ class SaktRun:
     raw_dir: str | None = None
 
     def settings(self) -> tuple[dict, int, TrainSettings]:
-        unknown = set(self.model) - MODEL_KEYS
-        if unknown:
-            raise SettingsError(f"unknown setting model.{sorted(unknown)[0]} (known: {', '.join(sorted(MODEL_KEYS))})")
+        check_known("model", self.model, MODEL_KEYS)
         arch = {k: v for k, v in self.model.items() if k != "min_item_count"}
         if arch.get("seq_len", 200) < 2:
             raise SettingsError(f"model.seq_len must be at least 2, got {arch['seq_len']}")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
 
-from ktirt.errors import SettingsError
+from ktirt.errors import SettingsError, check_known
 
 ITEMS_PER_STUDENT = 1.05
 """EDM Cup 2023's ratio (about 36.8 k problems for 35 k students): `n_items: auto` scales the bank with it."""
@@ -28,10 +28,7 @@ class SimulationConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SimulationConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(d) - known)
-        if unknown:
-            raise SettingsError(f"unknown setting simulate.{unknown[0]} (known: {', '.join(sorted(known))})")
+        check_known("simulate", d, {f.name for f in fields(cls)})
         return cls(**d).validated()
 
     @property
