@@ -23,6 +23,7 @@ calibrated scale (`align_theta`, two numbers), and predictions keep using it. Fu
 from __future__ import annotations
 
 import logging
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -53,6 +54,19 @@ def _wide(model: WideDeepIRT) -> list[torch.nn.Parameter]:
     return [model.skill_difficulty, model.item_offset, model.item_log_discrimination, model.item_guess_logit]
 
 
+@contextmanager
+def _gradients_only_for(model: WideDeepIRT, trainable: list[torch.nn.Parameter]):
+    """Within the block, only `trainable` of the model's parameters take gradients; restored after."""
+    before = {p: p.requires_grad for p in model.parameters()}
+    for p in model.parameters():
+        p.requires_grad_(any(p is t for t in trainable))
+    try:
+        yield
+    finally:
+        for p, g in before.items():
+            p.requires_grad_(g)
+
+
 def _lbfgs(params, objective, max_iter: int) -> tuple[float, float]:
     opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-7,
                             tolerance_change=1e-10, history_size=20)
@@ -75,9 +89,6 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
     """Refit the model's wide parameters in place, jointly with one learning curve per student, on the
     responses (student index, log(1 + earlier responses on the skill), item, y); the deep part is untouched.
     The loss is the mean negative log-likelihood plus the priors over the number of responses, as in training."""
-    frozen = {p: p.requires_grad for p in model.parameters()}
-    for p in model.parameters():
-        p.requires_grad_(any(p is w for w in _wide(model)))
     st = torch.as_tensor(student, dtype=torch.long)
     lo = torch.as_tensor(log_opportunity, dtype=torch.float32)
     it = torch.as_tensor(item, dtype=torch.long)
@@ -96,9 +107,8 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
         return F.binary_cross_entropy(p, yy) + (model.prior_penalty(prior_strength) + students) / n + scale
 
     model.eval()
-    before, after = _lbfgs([*_wide(model), intercept, rate, population_rate], objective, max_iter)
-    for p, g in frozen.items():
-        p.requires_grad_(g)
+    with _gradients_only_for(model, _wide(model)):
+        before, after = _lbfgs([*_wide(model), intercept, rate, population_rate], objective, max_iter)
     log.info("item calibration with learning-curve abilities: loss %.5f -> %.5f on %d responses of %d students "
              "(population learning rate %.3f)", before, after, len(yy), n_students, population_rate.item())
     return LearningCurves(intercept.detach().numpy().astype(np.float64), rate.detach().numpy().astype(np.float64),
@@ -113,16 +123,12 @@ def align_theta(model: WideDeepIRT, theta: np.ndarray, item: np.ndarray, y: np.n
     it = torch.as_tensor(item, dtype=torch.long)
     yy = torch.as_tensor(y, dtype=torch.float32)
     scale, shift = torch.ones((), requires_grad=True), torch.zeros((), requires_grad=True)
-    frozen = {p: p.requires_grad for p in model.parameters()}
-    for p in model.parameters():
-        p.requires_grad_(False)
 
     def objective():
         return F.binary_cross_entropy(model.probability(scale * raw + shift, it).clamp(1e-6, 1 - 1e-6), yy)
 
-    _lbfgs([scale, shift], objective, 100)
-    for p, g in frozen.items():
-        p.requires_grad_(g)
+    with _gradients_only_for(model, []):
+        _lbfgs([scale, shift], objective, 100)
     scale, shift = scale.item(), shift.item()
     model.theta_scale.fill_(scale)
     model.theta_shift.fill_(shift)
