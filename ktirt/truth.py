@@ -37,8 +37,9 @@ def unit_test_probabilities(unit_tests: pa.Table, truth: Path) -> np.ndarray:
 
 def target_item_truth(events: pa.Table, unit_tests: pa.Table, truth: Path) -> pd.DataFrame:
     """For every event, then every scored unit-test row (WD-IRT's target order): the student's true ability
-    at that moment and the item's true discrimination, difficulty and guessing floor. The ability is the
-    3PL inverted at the true P(solve) and the difficulty in effect then (so it includes learning)."""
+    at that moment and the item's true discrimination, difficulty (before any drift), difficulty in effect
+    then (after a drift, shifted) and guessing floor. The ability is the 3PL inverted at the true P(solve)
+    and the difficulty in effect (so it includes learning)."""
     items = pd.read_parquet(truth / "items.parquet", columns=["item_id", "difficulty", "discrimination", "guessing"])
     keys = ["action_sequence_id", "item_id", "user_id"]
     ev = events.select(keys).to_pandas().merge(
@@ -55,4 +56,4 @@ def target_item_truth(events: pa.Table, unit_tests: pa.Table, truth: Path) -> pd
     a, c = df["discrimination"].to_numpy(), df["guessing"].to_numpy()
     q = np.clip((df["p_solve"].to_numpy() - c) / (1 - c), 1e-9, 1 - 1e-9)
     df["ability"] = df["difficulty_effective"].to_numpy() + np.log(q / (1 - q)) / a
-    return df[["ability", "discrimination", "difficulty", "guessing"]]
+    return df[["ability", "discrimination", "difficulty", "difficulty_effective", "guessing"]]

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from ktirt.errors import SettingsError
-from ktirt.irt.drift import DriftSettings, drift_table
+from ktirt.irt.drift import NO_CHANGE, DriftSettings, change_points, drift_table
 from ktirt.irt.wdirt_run import Catalog, WDIRTSettings, build_targets, run_wdirt
 from ktirt.models.wdirt import WDIRTConfig, WideDeepIRT
 from ktirt.split import split_users
@@ -93,7 +93,7 @@ def test_wide_part_monotone_with_a_guessing_floor():
 
 def test_cold_items_take_their_skill_mean(result):
     p = result.item_params
-    model = result.model
+    model = result.item_bank
     cold = p.index[p["cold"]]
     with torch.no_grad():
         skill_b = model.skill_difficulty[model.item_skill].numpy()
@@ -102,6 +102,14 @@ def test_cold_items_take_their_skill_mean(result):
     # items with data move away from the skill mean, but the prior keeps the spread finite
     assert (p.loc[~p["cold"], "difficulty"] != skill_b[~p["cold"].to_numpy()]).any()
     assert p["difficulty_se"].gt(0).all() and p["n_responses"].ge(0).all()
+
+
+def test_the_item_bank_splits_exactly_the_flagged_items(result):
+    p = result.item_params
+    flagged = set(result.drift.loc[result.drift["drift_flag"], "item_id"])
+    assert set(p.loc[p["drift_start"].notna(), "item_id"]) == flagged
+    steady = p["drift_start"].isna()
+    assert (p.loc[steady, "difficulty_current"] == p.loc[steady, "difficulty"]).all()
 
 
 def test_every_item_of_the_events_gets_parameters_and_metrics_are_reported(result, tiny_tables):
@@ -136,6 +144,8 @@ def test_drift_flags_a_hand_built_shift():
     top = d.loc[d[d["item"] == 1]["z"].abs().idxmax()]
     assert top["window_start"] == pd.Timestamp("2023-01-01", tz="UTC") and top["difficulty_shift"] == pytest.approx(1.5, abs=0.3)
     assert d["z"].isna().sum() == 2  # each item's first month has nothing before it
+    change = change_points(d, 2)
+    assert change[0] == NO_CHANGE and change[1] == pd.Timestamp("2023-01-01", tz="UTC").value // 10**6
 
 
 def test_bad_settings():
@@ -181,6 +191,33 @@ def test_calibration_recovers_items_and_learning_curves_and_leaves_the_deep_part
     scale, shift = align_theta(m, (2 * ability - 1).astype(np.float32), item, y)
     assert abs(scale - 0.5) < 0.1 and abs(shift - 0.5) < 0.15
     assert m.theta_scale.item() == pytest.approx(scale) and m.theta_shift.item() == pytest.approx(shift)
+
+
+def test_calibration_splits_a_drifted_item_at_its_change():
+    """Item 0 gets 1.5 logits harder halfway: told the change, calibration reports its difficulty before it
+    and the shift; not told, it reports a blend of the two."""
+    from ktirt.irt.calibration import calibrate_items
+
+    rng = np.random.default_rng(2)
+    n_items, n_students, per_student = 8, 400, 40
+    b_true = np.linspace(-1.0, 1.0, n_items)
+    student = np.repeat(np.arange(n_students), per_student)
+    item = rng.integers(0, n_items, len(student))
+    after = (item == 0) & (student >= n_students // 2)
+    ability = rng.normal(0, 1, n_students)[student]
+    y = (rng.random(len(item)) < 1 / (1 + np.exp(-(ability - b_true[item] - 1.5 * after)))).astype(np.float32)
+    zeros = np.zeros(len(item), np.float32)
+
+    def calibrated(after_change):
+        m = WideDeepIRT(WDIRTConfig(n_items=n_items, n_skills=1, n_features=3, text_dim=1, n_summary=2, discrimination=False),
+                        torch.zeros(n_items, dtype=torch.long), torch.zeros(n_items, dtype=torch.bool), torch.zeros(n_items, 1))
+        curves = calibrate_items(m, student, zeros, item, y, prior_strength=0.1, after_change=after_change)
+        return m.difficulty().detach().numpy(), curves.difficulty_shift
+
+    b, shift = calibrated(after)
+    assert abs(b[0] - b_true[0]) < 0.25 and abs(shift[0] - 1.5) < 0.3 and (shift[1:] == 0).all()
+    blend, no_shift = calibrated(None)
+    assert blend[0] - b_true[0] > 0.4 and (no_shift == 0).all()
 
 
 def test_a_source_without_unit_tests_or_text_runs_and_says_so(tiny_tables, split):

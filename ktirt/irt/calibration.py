@@ -40,11 +40,13 @@ SCALE_PENALTY = 100.0  # per unit of squared mean log-discrimination; large enou
 
 @dataclass
 class LearningCurves:
-    """Per student (by index): the fitted curve; `ability` evaluates it."""
+    """Per student (by index): the fitted curve; `ability` evaluates it. `difficulty_shift` is per item: how
+    much harder its responses after its change point were (0 for items without one)."""
 
     intercept: np.ndarray
     rate: np.ndarray
     population_rate: float
+    difficulty_shift: np.ndarray
 
     def ability(self, student: np.ndarray, log_opportunity: np.ndarray) -> np.ndarray:
         return self.intercept[student] + (self.population_rate + self.rate[student]) * log_opportunity
@@ -85,10 +87,15 @@ def _lbfgs(params, objective, max_iter: int) -> tuple[float, float]:
 
 
 def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np.ndarray, item: np.ndarray,
-                    y: np.ndarray, prior_strength: float, max_iter: int = 500) -> LearningCurves:
+                    y: np.ndarray, prior_strength: float, max_iter: int = 500,
+                    after_change: np.ndarray | None = None) -> LearningCurves:
     """Refit the model's wide parameters in place, jointly with one learning curve per student, on the
     responses (student index, log(1 + earlier responses on the skill), item, y); the deep part is untouched.
-    The loss is the mean negative log-likelihood plus the priors over the number of responses, as in training."""
+    The loss is the mean negative log-likelihood plus the priors over the number of responses, as in training.
+
+    `after_change` marks the responses given after their item's difficulty changed (a drift change point):
+    those items get a second difficulty, b + shift, for those responses, so that the model's difficulty is
+    the item's before the change rather than a blend of two regimes."""
     st = torch.as_tensor(student, dtype=torch.long)
     lo = torch.as_tensor(log_opportunity, dtype=torch.float32)
     it = torch.as_tensor(item, dtype=torch.long)
@@ -97,10 +104,14 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
     intercept = torch.zeros(n_students, requires_grad=True)
     rate = torch.zeros(n_students, requires_grad=True)
     population_rate = torch.zeros((), requires_grad=True)
+    shift = torch.zeros(len(model.item_offset), requires_grad=True)
+    changed = torch.as_tensor(np.zeros(len(yy), bool) if after_change is None else after_change, dtype=torch.bool)
     n = max(len(yy), 1)
 
     def objective():
         ability = intercept[st] + (population_rate + rate[st]) * lo
+        # a(theta - (b + shift)) = a((theta - shift) - b): the shift enters through the ability argument
+        ability = torch.where(changed, ability - shift[it], ability)
         p = model.probability(ability, it).clamp(1e-6, 1 - 1e-6)
         students = 0.5 * (INTERCEPT_PRECISION * intercept.pow(2).sum() + RATE_PRECISION * rate.pow(2).sum())
         scale = SCALE_PENALTY * model.discrimination().log().mean().pow(2)
@@ -108,11 +119,11 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
 
     model.eval()
     with _gradients_only_for(model, _wide(model)):
-        before, after = _lbfgs([*_wide(model), intercept, rate, population_rate], objective, max_iter)
+        before, after = _lbfgs([*_wide(model), intercept, rate, population_rate, shift], objective, max_iter)
     log.info("item calibration with learning-curve abilities: loss %.5f -> %.5f on %d responses of %d students "
              "(population learning rate %.3f)", before, after, len(yy), n_students, population_rate.item())
     return LearningCurves(intercept.detach().numpy().astype(np.float64), rate.detach().numpy().astype(np.float64),
-                          population_rate.item())
+                          population_rate.item(), shift.detach().numpy().astype(np.float64))
 
 
 def align_theta(model: WideDeepIRT, theta: np.ndarray, item: np.ndarray, y: np.ndarray) -> tuple[float, float]:

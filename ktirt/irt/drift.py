@@ -88,3 +88,17 @@ def drift_table(item: np.ndarray, timestamp_ms: np.ndarray, y: np.ndarray, theta
         "z": z,
         "drift_flag": flag,
     })
+
+
+NO_CHANGE = np.iinfo(np.int64).max
+
+
+def change_points(table: pd.DataFrame, n_items: int) -> np.ndarray:
+    """Per item index: when its difficulty changed (ms since the epoch, the start of its flagged window with
+    the largest |z|), or NO_CHANGE for items never flagged. `table` is drift_table's output."""
+    flagged = table[table["drift_flag"]]
+    out = np.full(n_items, NO_CHANGE, dtype=np.int64)
+    if len(flagged):
+        best = flagged.loc[flagged["z"].abs().groupby(flagged["item"]).idxmax()]
+        out[best["item"].to_numpy()] = best["window_start"].astype("datetime64[ms, UTC]").astype("int64").to_numpy()
+    return out

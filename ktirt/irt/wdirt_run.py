@@ -26,7 +26,7 @@ from ktirt.features.history import (N_PAIR, N_STATIC, N_SUMMARY, SUMMARY_LOG_SKI
                                     static_features, text_matrix, user_starts)
 from ktirt.io import atomic_path, write_csv, write_parquet
 from ktirt.irt.calibration import align_theta, calibrate_items
-from ktirt.irt.drift import DriftSettings, drift_table, fit_difficulty
+from ktirt.irt.drift import NO_CHANGE, DriftSettings, change_points, drift_table, fit_difficulty
 from ktirt.kt.evaluation import binary_metrics, mean_baseline
 from ktirt.kt.sequences import SPLITS, split_labels
 from ktirt.kt.vocab import NO_SKILL, first_skill
@@ -94,6 +94,9 @@ class WDIRTResult:
     difficulty_plot: pd.DataFrame
     drift_plot: pd.DataFrame
     theta: np.ndarray = field(repr=False)
+    item_bank: WideDeepIRT | None = field(default=None, repr=False)
+    """the wide part calibrated on every student's responses: what item_params holds (not saved; `model`,
+    calibrated on training students only, is what predicts)"""
     event_predictions: pa.Table | None = field(default=None, repr=False)
     """per event of events.parquet, in its order: user_id, item_id, timestamp, theta, predicted"""
 
@@ -283,29 +286,38 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     model = model.cpu()
     batcher.device = torch.device("cpu")
     theta = _theta_all(model, batcher, len(t.y), 8192)
+    # the predictive model: its wide part calibrated on training students only, its deep theta mapped onto it
     train = t.split == 0
     log_opportunity = t.summary[:, SUMMARY_LOG_SKILL_EVENTS]
-    curves = calibrate_items(model, t.student[train], log_opportunity[train], t.item[train], t.y[train], s.prior_strength)
+    calibrate_items(model, t.student[train], log_opportunity[train], t.item[train], t.y[train], s.prior_strength)
     scale, shift = align_theta(model, theta[train], t.item[train], t.y[train])
     theta = scale * theta + shift
     p = _probabilities(model, theta, t.item)
-    ability = curves.ability(t.student[train], log_opportunity[train])
-
-    with torch.no_grad():
-        b, a, c = (f().numpy().astype(np.float64) for f in (model.difficulty, model.discrimination, model.guessing))
-    n_train = np.bincount(t.item[train], minlength=len(cat.items))
-    se = _difficulty_se(t.item[train], ability, a, b, c, len(cat.items), s.prior_strength)
-    params = pd.DataFrame({
-        "item_id": cat.items, "skill_id": cat.item_skill_name, "difficulty": b, "discrimination": a, "guessing": c,
-        "difficulty_se": se, "n_responses": n_train, "cold": n_train == 0, "problem_type": cat.types,
-    })
 
     ds = DriftSettings(s.drift_window, s.drift_z, s.drift_min_shift, s.drift_min_responses)
     inunit = t.kind == 0
     it = t.item[inunit]
+    model_b, model_a, model_c = _wide_values(model)
     drift = drift_table(it, t.timestamp_ms[inunit], t.y[inunit].astype(np.float64), theta[inunit].astype(np.float64),
-                        a[it], b[it], c[it], ds)
+                        model_a[it], model_b[it], model_c[it], ds)
+    change = change_points(drift, len(cat.items))
     drift.insert(0, "item_id", np.asarray(cat.items, dtype=object)[drift.pop("item").to_numpy()])
+
+    # the published item bank: every student's responses, drifted items split at their change
+    bank = copy.deepcopy(model)
+    after = t.timestamp_ms >= change[t.item]
+    curves = calibrate_items(bank, t.student, log_opportunity, t.item, t.y, s.prior_strength, after_change=after)
+    ability = curves.ability(t.student, log_opportunity)
+    b, a, c = _wide_values(bank)
+    n_responses = np.bincount(t.item, minlength=len(cat.items))
+    se = _difficulty_se(t.item[~after], ability[~after], a, b, c, len(cat.items), s.prior_strength)
+    changed = change != NO_CHANGE
+    params = pd.DataFrame({
+        "item_id": cat.items, "skill_id": cat.item_skill_name, "difficulty": b, "discrimination": a, "guessing": c,
+        "difficulty_se": se, "n_responses": n_responses, "cold": n_responses == 0, "problem_type": cat.types,
+        "difficulty_current": b + np.where(changed, curves.difficulty_shift, 0.0),
+        "drift_start": pd.to_datetime(np.where(changed, change, 0), unit="ms", utc=True).where(changed).astype("datetime64[ms, UTC]"),
+    })
 
     n_scores = int(t.kind.sum())
     if not n_scores:
@@ -314,7 +326,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     metrics |= _auc_block(t, p, "in_unit", 0)
     metrics |= _auc_block(t, p, "unit_test", 1)
     metrics |= {
-        "items": len(cat.items), "items_cold": int((n_train == 0).sum()),
+        "items": len(cat.items), "items_cold": int((n_responses == 0).sum()),
         "items_in_events": int(len(np.unique(ev.item))), "item_coverage_of_events": 1.0,
         "drift_windows_tested": int(drift["z"].notna().sum()),
         "drift_windows_too_few_responses": int(drift["z"].isna().sum()),
@@ -324,14 +336,20 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     }
     diff_plot = pd.DataFrame(columns=["item_id", "difficulty", "difficulty_true", "n_responses"])
     if truth is not None:
-        extra, diff_plot = _against_truth(events, unit_tests, t, p, theta, ability, params, drift, ds, truth)
+        extra, diff_plot = _against_truth(events, unit_tests, t, p, theta, ability, params, model_b, drift, ds, truth)
         metrics |= extra
     dz = drift.dropna(subset=["z"])
     worst = dz.loc[dz["z"].abs().groupby(dz["item_id"]).idxmax()] if len(dz) else dz
     drift_plot = worst[["item_id", "difficulty_shift", "z", "drift_flag"]].round(4)
     event_predictions = events.select(["user_id", "item_id", "timestamp"]).append_column(
         "theta", pa.array(theta[inunit], pa.float32())).append_column("predicted", pa.array(p[inunit], pa.float32()))
-    return WDIRTResult(model, params, drift, metrics, history, diff_plot, drift_plot, theta, event_predictions)
+    return WDIRTResult(model, params, drift, metrics, history, diff_plot, drift_plot, theta, bank, event_predictions)
+
+
+def _wide_values(model: WideDeepIRT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per item: difficulty, discrimination and guessing floor, as float64 arrays."""
+    with torch.no_grad():
+        return tuple(f().numpy().astype(np.float64) for f in (model.difficulty, model.discrimination, model.guessing))
 
 
 def _difficulty_se(item, theta, a, b, c, n_items, strength) -> np.ndarray:
@@ -357,10 +375,11 @@ def _auc_block(t: Targets, p: np.ndarray, name: str, kind: int) -> dict:
             f"{name}_test_responses": int(test.sum())}
 
 
-def _against_truth(events, unit_tests, t: Targets, p, theta, train_ability, params: pd.DataFrame, drift: pd.DataFrame,
-                   ds: DriftSettings, truth: Path):
+def _against_truth(events, unit_tests, t: Targets, p, theta, calibrated_ability, params: pd.DataFrame,
+                   model_difficulty: np.ndarray, drift: pd.DataFrame, ds: DriftSettings, truth: Path):
     """Recovery and drift detection against the simulator's truth, each beside its ceiling: the same
-    estimator given the true abilities and item parameters (what no model of these responses can beat)."""
+    estimator given the true abilities, item parameters and drifts (what no model of these responses can beat).
+    `params` is the item bank; `model_difficulty` the predictive model's (training students only)."""
     from ktirt.truth import event_probabilities, target_item_truth, unit_test_probabilities
 
     out = {}
@@ -382,6 +401,8 @@ def _against_truth(events, unit_tests, t: Targets, p, theta, train_ability, para
         g = warm[warm["guessing_true"] > 0]
         if len(g):
             out["guessing_mae"] = round(float((g["guessing"] - g["guessing_true"]).abs().mean()), 6)
+        w = params["item_id"].isin(warm["item_id"]).to_numpy()
+        out["model_difficulty_spearman"] = round(float(spearmanr(model_difficulty[w], true["difficulty"].reindex(params["item_id"][w]))[0]), 6)
     out["recovery_items"] = len(warm)
 
     tt = target_item_truth(events, unit_tests, truth)
@@ -389,14 +410,13 @@ def _against_truth(events, unit_tests, t: Targets, p, theta, train_ability, para
     ability, a, b, c = (tt[k].to_numpy() for k in ("ability", "discrimination", "difficulty", "guessing"))
     # how well each ability tracks the true one: the deep part's (one-sided) and calibration's (whole history)
     out["theta_true_pearson"] = round(float(pearsonr(theta[ok], ability[ok])[0]), 6)
-    on_train = ok[t.split == 0]
-    out["calibration_ability_true_pearson"] = round(float(pearsonr(train_ability[on_train], ability[t.split == 0][on_train])[0]), 6)
-    train = (t.split == 0) & ok
-    if len(warm) > 2 and train.any():
-        # ceiling of recovery: each item's difficulty fitted to the same training responses with the truth
-        b_ceiling, _ = fit_difficulty(t.item[train], len(params), t.y[train].astype(np.float64), ability[train],
-                                      a[train], c[train], np.zeros(len(params)), iters=30)
-        w = params["item_id"].isin(warm["item_id"]).to_numpy()
+    out["calibration_ability_true_pearson"] = round(float(pearsonr(calibrated_ability[ok], ability[ok])[0]), 6)
+    if len(warm) > 2 and ok.any():
+        # ceiling of recovery: each item's difficulty before any drift, fitted to the same responses given the
+        # true abilities, discriminations, guessing floors and drifts (a drift's shift moves the ability instead)
+        drifted = (tt["difficulty_effective"] - tt["difficulty"]).to_numpy()
+        b_ceiling, _ = fit_difficulty(t.item[ok], len(params), t.y[ok].astype(np.float64), ability[ok] - drifted[ok],
+                                      a[ok], c[ok], np.zeros(len(params)), iters=30)
         out["difficulty_spearman_ceiling"] = round(float(spearmanr(b_ceiling[w], true["difficulty"].reindex(params["item_id"][w]))[0]), 6)
 
     seen = set(pd.unique(events["item_id"].to_numpy(zero_copy_only=False)))
