@@ -196,6 +196,11 @@ def test_demo_trace_prints_real_joined_rows_and_draws_the_png(run):
     j = json.loads(_demo(run, "--student-id", user, "--topic", skill, "--format", "json").stdout)
     assert len(j["rows"]) == len(rows) and j["rows"][0]["item_id"] == rows["item_id"].iloc[0]
     assert all(r["difficulty"] is not None for r in j["rows"])  # every item met has WD-IRT parameters
+    params = _table(run, "item_params").to_pandas().set_index("item_id")
+    for row in j["rows"]:  # the difficulty in effect when the student met the item
+        item = params.loc[row["item_id"]]
+        after = pd.notna(item["drift_start"]) and pd.Timestamp(row["timestamp"]) >= item["drift_start"]
+        assert row["difficulty"] == pytest.approx(item["difficulty_current" if after else "difficulty"])
 
 
 def test_demo_trace_unknown_ids_say_what_is_close(run):

@@ -31,7 +31,8 @@ class Trace:
     skills: pd.DataFrame
     """skill_id, description of the skills the topic matched and the student met"""
     rows: pd.DataFrame
-    """the timeline: time, item, skill, correct, predicted, mastery, difficulty, discrimination, guessing, drift"""
+    """the timeline: time, item, skill, correct, predicted, mastery, difficulty (in effect then: after a drifted
+    item's change, its current one), discrimination, guessing, drift"""
 
     def summary(self) -> list[str]:
         out = []
@@ -165,14 +166,14 @@ def trace(exports_dir: str | Path, student: str, topic: str) -> Trace:
                          columns=["item_id", "timestamp", "predicted", "actual"]).to_pandas()
     items = pa.array(state["item_id"].unique(), pa.string())
     params = pq.read_table(_path(exports, "item_params"), filters=pc.field("item_id").isin(items),
-                           columns=["item_id", "difficulty", "discrimination", "guessing"]).to_pandas()
-    drift = pq.read_table(_path(exports, "item_drift"), filters=pc.field("item_id").isin(items) & pc.field("drift_flag"),
-                          columns=["item_id", "window_start", "difficulty_shift"]).to_pandas()
-    since = (drift.sort_values(["item_id", "window_start"]).groupby("item_id").first().reset_index()
-             .rename(columns={"window_start": "drift_since", "difficulty_shift": "drift_shift"}))
-    rows = (state.merge(pred, on=["item_id", "timestamp"], how="left")
-                 .merge(params, on="item_id", how="left").merge(since, on="item_id", how="left")
-                 .rename(columns={"actual": "correct"}).sort_values(["timestamp", "item_id"], kind="stable"))
+                           columns=["item_id", "difficulty", "difficulty_current", "drift_start", "discrimination",
+                                    "guessing"]).to_pandas()
+    rows = (state.merge(pred, on=["item_id", "timestamp"], how="left").merge(params, on="item_id", how="left")
+                 .rename(columns={"actual": "correct", "drift_start": "drift_since"})
+                 .sort_values(["timestamp", "item_id"], kind="stable"))
+    # the difficulty in effect when the student met the item: a drifted item's after its change
+    rows["drift_shift"] = (rows["difficulty_current"] - rows["difficulty"]).where(rows["drift_since"].notna())
+    rows["difficulty"] = rows["difficulty"].where(~(rows["timestamp"] >= rows["drift_since"]), rows["difficulty_current"])
     when = rows["drift_since"].dt.strftime("%Y-%m-%d").fillna("")
     shift = rows["drift_shift"].map(lambda v: f"{v:+.1f}" if v == v else "")
     rows["drift"] = np.where(rows["drift_since"].isna(), "",

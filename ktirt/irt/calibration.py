@@ -121,7 +121,7 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
     with _gradients_only_for(model, _wide(model)):
         before, after = _lbfgs([*_wide(model), intercept, rate, population_rate, shift], objective, max_iter)
     log.info("item calibration with learning-curve abilities: loss %.5f -> %.5f on %d responses of %d students "
-             "(population learning rate %.3f)", before, after, len(yy), n_students, population_rate.item())
+             "(population learning rate %.3f)", before, after, len(yy), len(np.unique(student)), population_rate.item())
     return LearningCurves(intercept.detach().numpy().astype(np.float64), rate.detach().numpy().astype(np.float64),
                           population_rate.item(), shift.detach().numpy().astype(np.float64))
 
