@@ -3,8 +3,10 @@ same training responses of the default simulation, with both fit times, in one r
 
 girth gets the training students' first responses (in-unit events and unit-test scores) as an
 items x students 0/1 matrix with the unanswered cells tagged missing; ours is the train_wdirt stage's
-model on the same students (params.yaml `wdirt`). Recovery is the Spearman correlation of estimated with
-true difficulty over items with at least 20 training responses.
+model on the same students (params.yaml `wdirt`): its predictive wide part, calibrated on those training
+responses alone, is the like-for-like figure; the published item bank (every student's responses,
+drifted items split at their change) is printed beside it. Recovery is the Spearman correlation of
+estimated with true difficulty over items with at least 20 training responses.
 
     dvc repro split && python bench/wdirt_vs_irt.py
 """
@@ -19,6 +21,7 @@ import click
 import numpy as np
 import pandas as pd
 import pyarrow.parquet as pq
+import torch
 import yaml
 from _measure import ROOT
 from scipy.stats import spearmanr
@@ -65,25 +68,26 @@ def main(girth_iterations: int) -> None:
     girth_s = time.perf_counter() - t0
     g = pd.DataFrame({"b": est["Difficulty"], "n": n}, index=items)
     g = g[g["n"] >= MIN_RESPONSES_FOR_RECOVERY]
-    girth_rho = spearmanr(g["b"], true_b.loc[g.index])[0]
 
     t0 = time.perf_counter()
     r = run_wdirt(ev_t, ut_t, split, WDIRTSettings.from_dict(params["wdirt"]), problem_types(raw),
                   item_text_embeddings(raw), truth)
     ours_s = time.perf_counter() - t0
-    p = r.item_params.set_index("item_id")
-    p = p[p["n_responses"] >= MIN_RESPONSES_FOR_RECOVERY]
-    ours_rho = spearmanr(p["difficulty"], true_b.loc[p.index])[0]
-    both = g.index.intersection(p.index)
+    with torch.no_grad():
+        model_b = r.model.difficulty().numpy()
+    p = r.item_params.assign(model_difficulty=model_b).set_index("item_id").loc[g.index]
 
-    print(f"training responses of {len(split['train'])} students; {len(both)} items with >= {MIN_RESPONSES_FOR_RECOVERY} in both")
-    print(f"{'':34}{'difficulty Spearman':>21}{'fit s':>9}")
-    print(f"{'ktirt Wide & Deep IRT':34}{ours_rho:21.4f}{ours_s:9.1f}")
-    print(f"{'girth twopl_mml (2PL, MML)':34}{girth_rho:21.4f}{girth_s:9.1f}")
+    def rho(b):
+        return spearmanr(b, true_b.loc[b.index])[0]
+
+    print(f"training responses of {len(split['train'])} students; {len(g)} items with >= {MIN_RESPONSES_FOR_RECOVERY} of them")
+    print(f"{'':58}{'difficulty Spearman':>21}{'fit s':>9}")
+    print(f"{'ktirt Wide & Deep IRT, on the training responses':58}{rho(p['model_difficulty']):21.4f}{ours_s:9.1f}")
+    print(f"{'girth twopl_mml (2PL, MML), on the training responses':58}{rho(g['b']):21.4f}{girth_s:9.1f}")
+    print(f"{'ktirt item bank: every student, drifts split (same run)':58}{rho(p['difficulty']):21.4f}")
     ceiling = r.metrics.get("difficulty_spearman_ceiling")
-    print(f"{'ceiling: true abilities, a and c':34}{ceiling:21.4f}")
-    print(f"on the common items: ours {spearmanr(p.loc[both, 'difficulty'], true_b.loc[both])[0]:.4f}, "
-          f"girth {spearmanr(g.loc[both, 'b'], true_b.loc[both])[0]:.4f}; target: ours >= 0.95 and >= girth")
+    print(f"{'ceiling of the item bank: true abilities, a, c, drifts':58}{ceiling:21.4f}")
+    print("target: ours >= 0.95 and >= girth")
 
 
 if __name__ == "__main__":
