@@ -286,6 +286,11 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     model = model.cpu()
     batcher.device = torch.device("cpu")
     theta = _theta_all(model, batcher, len(t.y), 8192)
+    items_in_events = int(len(np.unique(ev.item)))
+    # done with the histories (targets x history_len event indices: 2.2 GB at EDM-Cup scale) and the event
+    # features: let them go before the two calibrations and drift, which need memory of their own
+    del batcher, ev
+    t.history = np.empty((0, s.history_len), dtype=t.history.dtype)
     # the predictive model: its wide part calibrated on training students only, its deep theta mapped onto it
     train = t.split == 0
     log_opportunity = t.summary[:, SUMMARY_LOG_SKILL_EVENTS]
@@ -327,7 +332,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     metrics |= _auc_block(t, p, "unit_test", 1)
     metrics |= {
         "items": len(cat.items), "items_cold": int((n_responses == 0).sum()),
-        "items_in_events": int(len(np.unique(ev.item))), "item_coverage_of_events": 1.0,
+        "items_in_events": items_in_events, "item_coverage_of_events": 1.0,
         "drift_windows_tested": int(drift["z"].notna().sum()),
         "drift_windows_too_few_responses": int(drift["z"].isna().sum()),
         "drift_flagged_items": int(drift.loc[drift["drift_flag"], "item_id"].nunique()),
@@ -396,12 +401,12 @@ def _against_truth(events, unit_tests, t: Targets, p, theta, calibrated_ability,
         if len(df) > 2:
             out[f"difficulty_spearman{label}"] = round(float(spearmanr(df["difficulty"], df["difficulty_true"])[0]), 6)
             out[f"difficulty_pearson{label}"] = round(float(pearsonr(df["difficulty"], df["difficulty_true"])[0]), 6)
+    w = params["item_id"].isin(warm["item_id"]).to_numpy()
     if len(warm) > 2:
         out["discrimination_pearson"] = round(float(pearsonr(warm["discrimination"], warm["discrimination_true"])[0]), 6)
         g = warm[warm["guessing_true"] > 0]
         if len(g):
             out["guessing_mae"] = round(float((g["guessing"] - g["guessing_true"]).abs().mean()), 6)
-        w = params["item_id"].isin(warm["item_id"]).to_numpy()
         out["model_difficulty_spearman"] = round(float(spearmanr(model_difficulty[w], true["difficulty"].reindex(params["item_id"][w]))[0]), 6)
     out["recovery_items"] = len(warm)
 
