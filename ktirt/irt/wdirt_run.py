@@ -239,7 +239,7 @@ def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s: WDIRTSettings
         t0 = time.perf_counter()
         order = torch.as_tensor(train)[torch.randperm(len(train), generator=gen)]
         total = 0.0
-        for lo in tqdm(range(0, len(order), s.batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5):
+        for lo in tqdm(range(0, len(order), s.batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5, disable=None):
             idx = order[lo : lo + s.batch_size]
             inputs, item, y = batcher(idx)
             p = model.probability(model.theta(*inputs), item).clamp(1e-6, 1 - 1e-6)

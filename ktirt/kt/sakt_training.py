@@ -124,7 +124,7 @@ def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.n
         t0 = time.perf_counter()
         order = torch.randperm(n, generator=gen)
         total, count = 0.0, 0
-        for lo in tqdm(range(0, n, s.batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5):
+        for lo in tqdm(range(0, n, s.batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5, disable=None):
             sel = order[lo : lo + s.batch_size]
             b = {k: v[sel] for k, v in train.items()}
             mask = b["score"].to(device)

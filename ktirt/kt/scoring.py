@@ -79,7 +79,7 @@ def score_responses(model: SAKT, seqs: Sequences, mv: ModelVocab, typical: np.nd
     mastery = np.full(len(ext.item), np.nan)
     model.eval()
     with torch.no_grad():
-        for lo in tqdm(range(0, len(t["score"]), batch_size), desc="SAKT scoring", leave=False, mininterval=5):
+        for lo in tqdm(range(0, len(t["score"]), batch_size), desc="SAKT scoring", leave=False, mininterval=5, disable=None):
             b = {k: v[lo : lo + batch_size] for k, v in t.items()}
             n = len(b["score"])
             keys = [b[k].to(device) for k in ("k_item", "k_skill", "k_resp")]
