@@ -13,6 +13,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from ktirt.simulate.ids import random_ids
+from ktirt.simulate.portable import PARAMETER, PROBABILITY, portable
 from ktirt.simulate.responses import ACTIONS, Clickstream
 from ktirt.simulate.world import DOMAINS, World
 
@@ -181,6 +182,7 @@ def _write_action_logs(clicks, logs, log_ids, problem_ids, hint_ids, hint_offset
 
 
 def _write_truth(world: World, clicks: Clickstream, log_ids: np.ndarray, withheld: np.ndarray, truth: Path) -> None:
+    """The generative model's values; floats rounded by `portable` so the files have one hash on every CPU."""
     truth.mkdir(parents=True, exist_ok=True)
     it, sk, ids = world.items, world.skills, world.ids
     drift_ms = pd.to_datetime(it["drift_time"], unit="s", utc=True).astype("datetime64[ms, UTC]")
@@ -190,13 +192,15 @@ def _write_truth(world: World, clicks: Clickstream, log_ids: np.ndarray, withhel
         "skill_code_published": it["has_skill_code"].to_numpy(),
         "problem_type": it["problem_type"],
         "is_unit_test_item": it["is_unit_test"],
-        "difficulty": it["b"], "discrimination": it["a"], "guessing": it["c"],
-        "drift": it["drift"], "drift_time": drift_ms, "drift_shift": it["drift_shift"],
+        "difficulty": portable(it["b"], PARAMETER), "discrimination": portable(it["a"], PARAMETER),
+        "guessing": portable(it["c"], PARAMETER),
+        "drift": it["drift"], "drift_time": drift_ms, "drift_shift": portable(it["drift_shift"], PARAMETER),
     }), preserve_index=False), truth / "items.parquet")
     st = world.students
     pq.write_table(pa.Table.from_pandas(pd.DataFrame({
-        "user_id": ids["student"], "theta": st["theta"], "learning_rate": st["learning_rate"],
-        "help_bias": st["help_bias"], "speed": st["speed"], "class_id": ids["class"][st["class_index"]],
+        "user_id": ids["student"], "theta": portable(st["theta"], PARAMETER),
+        "learning_rate": portable(st["learning_rate"], PARAMETER), "help_bias": portable(st["help_bias"], PARAMETER),
+        "speed": portable(st["speed"], PARAMETER), "class_id": ids["class"][st["class_index"]],
     }), preserve_index=False), truth / "students.parquet")
     pr = clicks.problems
     answered = ~pr["started_only"].to_numpy()
@@ -205,9 +209,9 @@ def _write_truth(world: World, clicks: Clickstream, log_ids: np.ndarray, withhel
         "item_id": ids["problem"][pr["item"]][answered],
         "user_id": ids["student"][pr["student"]][answered],
         "graded": pr["graded"].to_numpy()[answered],
-        "p_correct": pr["p_correct"].to_numpy()[answered],
-        "p_solve": pr["p_solve"].to_numpy()[answered],
-        "difficulty_effective": pr["b_effective"].to_numpy()[answered],
+        "p_correct": portable(pr["p_correct"].to_numpy()[answered], PROBABILITY),
+        "p_solve": portable(pr["p_solve"].to_numpy()[answered], PROBABILITY),
+        "difficulty_effective": portable(pr["b_effective"].to_numpy()[answered], PARAMETER),
         "opportunity": pr["opportunity"].to_numpy()[answered],
     }), preserve_index=False), truth / "responses.parquet")
     ut = clicks.unit_tests
@@ -215,7 +219,7 @@ def _write_truth(world: World, clicks: Clickstream, log_ids: np.ndarray, withhel
         "unit_test_id": log_ids[ut["log"]],
         "item_id": ids["problem"][ut["item"]],
         "user_id": ids["student"][ut["student"]],
-        "p_correct": ut["p_correct"],
+        "p_correct": portable(ut["p_correct"], PROBABILITY),
         "score": ut["score"],
         "withheld": withheld,
     }), preserve_index=False), truth / "unit_test_responses.parquet")

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from ktirt.simulate.config import SimulationConfig
+from ktirt.simulate.portable import SECONDS, portable
 from ktirt.simulate.world import DAY, UNGRADED, World
 
 # action vocabulary, in the order a problem's rows are laid out
@@ -221,7 +222,8 @@ def _respond(world: World, logs: pd.DataFrame, problems: pd.DataFrame, rng) -> N
     ptype = it["problem_type"].to_numpy()[item]
     base = pd.Series(ptype).map(LATENCY_BASE).fillna(3.9).to_numpy()
     latency = np.exp(base + 0.7 * (1 - p) + st["speed"].to_numpy()[student] + rng.normal(0, 0.45, n))
-    latency = np.clip(np.where(helps, 0.5 * latency, latency), 1.0, 1200.0)
+    # to the millisecond, as recorded: np.exp's last bit differs by CPU and would move summed timestamps
+    latency = portable(np.clip(np.where(helps, 0.5 * latency, latency), 1.0, 1200.0), SECONDS)
 
     problems["p_solve"] = p
     problems["p_correct"] = np.where(graded, (1 - p_help) * p, np.nan)
