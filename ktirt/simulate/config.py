@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass
 
-from ktirt.errors import SettingsError, check_known
+from ktirt.settings import check_section
 
 ITEMS_PER_STUDENT = 1.05
 """EDM Cup 2023's ratio (about 36.8 k problems for 35 k students): `n_items: auto` scales the bank with it."""
@@ -12,6 +12,8 @@ ITEMS_PER_STUDENT = 1.05
 
 @dataclass(frozen=True)
 class SimulationConfig:
+    profile: str = "edm_cup"
+    """the world simulated (ktirt.settings.PROFILES)"""
     seed: int = 2023
     n_students: int = 2000
     n_skills: int = 24
@@ -28,8 +30,7 @@ class SimulationConfig:
 
     @classmethod
     def from_dict(cls, d: dict) -> "SimulationConfig":
-        check_known("simulate", d, {f.name for f in fields(cls)})
-        return cls(**d).validated()
+        return cls(**check_section("simulate", d)).validated()
 
     @property
     def items(self) -> int:
@@ -41,29 +42,8 @@ class SimulationConfig:
         return max(round(ITEMS_PER_STUDENT * self.n_students), need)
 
     def validated(self) -> "SimulationConfig":
-        for name in ("n_students", "n_skills", "class_size", "units_per_class", "assignments_per_unit",
-                     "problems_per_assignment", "unit_test_size"):
-            v = getattr(self, name)
-            if isinstance(v, bool) or not isinstance(v, int) or v <= 0:
-                raise SettingsError(f"simulate.{name} must be a positive integer, got {v!r}")
-        if not isinstance(self.seed, int) or self.seed < 0:
-            raise SettingsError(f"simulate.seed must be a non-negative integer, got {self.seed!r}")
-        if self.n_items != "auto" and (isinstance(self.n_items, bool) or not isinstance(self.n_items, int)):
-            raise SettingsError(f"simulate.n_items must be a positive integer or 'auto', got {self.n_items!r}")
-        need = self.n_skills * (self.unit_test_size + self.problems_per_assignment)
-        if self.items < need:
-            raise SettingsError(
-                f"simulate.n_items={self.items} is too small: {self.n_skills} skills need at least {need} "
-                "(one unit test and one problem set each)"
-            )
-        if self.units_per_class > self.n_skills:
-            raise SettingsError(f"simulate.units_per_class={self.units_per_class} exceeds simulate.n_skills={self.n_skills}")
-        for name in ("drift_fraction", "evaluation_fraction"):
-            v = getattr(self, name)
-            if not 0 <= v < 1:
-                raise SettingsError(f"simulate.{name} must be in [0, 1), got {v!r}")
-        if self.drift_shift < 0:
-            raise SettingsError(f"simulate.drift_shift must be non-negative, got {self.drift_shift!r}")
+        """Types, ranges and the bank-size and units-per-class rules: ktirt.settings' `simulate` section."""
+        check_section("simulate", asdict(self))
         return self
 
     def to_dict(self) -> dict:
