@@ -5,12 +5,32 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ktirt.errors import SettingsError
+
 
 def resolve_device(name: str) -> torch.device:
-    """`auto`: CUDA when torch sees a GPU, else CPU; anything else is passed to torch."""
+    """`auto`: CUDA when torch sees a GPU, else CPU; anything else is passed to torch, if this machine has it."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    wrong = device_problem(name)
+    if wrong:
+        raise SettingsError(f"device: {wrong}")
     return torch.device(name)
+
+
+def device_problem(name: str) -> str | None:
+    """Why torch cannot run on `name` on this machine (None when it can): a one-line setting error rather
+    than torch's traceback at the first tensor moved there."""
+    dev = torch.device(name)
+    if dev.type == "cuda":
+        n = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        if n == 0:
+            return f"torch sees no CUDA GPU on this machine (use auto or cpu), got {name!r}"
+        if (dev.index or 0) >= n:
+            return f"this machine has {n} CUDA GPU(s), cuda:0 to cuda:{n - 1}, got {name!r}"
+    if dev.type == "mps" and not torch.backends.mps.is_available():
+        return f"torch sees no Apple MPS device on this machine (use auto or cpu), got {name!r}"
+    return None
 
 
 def seed_everything(seed: int, threads: int) -> None:
