@@ -20,6 +20,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
+from ktirt.early_stopping import EarlyStopping
 from ktirt.errors import SettingsError, check_known
 from ktirt.features.history import (N_PAIR, N_STATIC, N_SUMMARY, SUMMARY_LOG_SKILL_EVENTS, EventTable, history_end,
                                     history_summary, history_window, pair_features, residual_values, skill_prefix_sums,
@@ -27,7 +28,7 @@ from ktirt.features.history import (N_PAIR, N_STATIC, N_SUMMARY, SUMMARY_LOG_SKI
 from ktirt.io import atomic_path, write_csv, write_parquet
 from ktirt.irt.calibration import align_theta, calibrate_items
 from ktirt.irt.drift import NO_CHANGE, DriftSettings, change_points, drift_table, fit_difficulty
-from ktirt.kt.evaluation import binary_metrics, mean_baseline
+from ktirt.kt.evaluation import binary_metrics, mean_baseline, require_both_outcomes
 from ktirt.kt.sequences import SPLITS, split_labels
 from ktirt.kt.vocab import NO_SKILL, first_skill
 from ktirt.models.wdirt import GUESSABLE_TYPES, WDIRTConfig, WideDeepIRT
@@ -233,7 +234,7 @@ def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s: WDIRTSettings
     # the per-item parameters each see a small share of every batch: they get a larger step
     opt = torch.optim.Adam([{"params": deep, "lr": s.lr}, {"params": wide, "lr": s.lr * s.wide_lr_factor}])
     hist = {"epoch": [], "train_loss": [], "val_auc": []}
-    best, best_state, bad, seconds = -1.0, None, 0, 0.0
+    stop, seconds = EarlyStopping(s.patience), 0.0
     for epoch in range(1, s.epochs + 1):
         model.train()
         t0 = time.perf_counter()
@@ -260,14 +261,10 @@ def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s: WDIRTSettings
         hist["train_loss"].append(round(total / len(train), 5))
         hist["val_auc"].append(round(auc, 5))
         log.info("epoch %d: train loss %.4f, val AUC %.4f (%.1f s)", epoch, total / len(train), auc, time.perf_counter() - t0)
-        if auc > best:
-            best, bad, best_state = auc, 0, copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
-            if bad >= s.patience:
-                break
-    model.load_state_dict(best_state)
-    return pd.DataFrame(hist), best, seconds
+        if stop.step(epoch, auc, model):
+            break
+    stop.restore(model)
+    return pd.DataFrame(hist), stop, seconds
 
 
 def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSettings, types: dict[str, str] | None = None,
@@ -282,7 +279,8 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     batcher = Batcher(ev, t, device)
     log.info("WD-IRT: %d items, %d skills, %d targets (%d unit-test scores), history %d; device %s",
              len(cat.items), len(cat.skills), len(t.y), int(t.kind.sum()), s.history_len, device)
-    history, best_val, seconds = fit_wdirt(model, batcher, t, s)
+    _require_both_outcomes(t)
+    history, stop, seconds = fit_wdirt(model, batcher, t, s)
     model = model.cpu()
     batcher.device = torch.device("cpu")
     theta = _theta_all(model, batcher, len(t.y), 8192)
@@ -327,7 +325,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     n_scores = int(t.kind.sum())
     if not n_scores:
         log.info("no unit-test scores in this source: WD-IRT fits on in-unit responses only (no unit-test AUC)")
-    metrics = {"val_auc": round(best_val, 6), "unit_test_scores": n_scores, "has_text_embeddings": int(text is not None)}
+    metrics = {"val_auc": round(stop.best_score, 6), "unit_test_scores": n_scores, "has_text_embeddings": int(text is not None)}
     metrics |= _auc_block(t, p, "in_unit", 0)
     metrics |= _auc_block(t, p, "unit_test", 1)
     metrics |= {
@@ -336,7 +334,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
         "drift_windows_tested": int(drift["z"].notna().sum()),
         "drift_windows_too_few_responses": int(drift["z"].isna().sum()),
         "drift_flagged_items": int(drift.loc[drift["drift_flag"], "item_id"].nunique()),
-        "best_epoch": int(history["epoch"][history["val_auc"].idxmax()]), "epochs": len(history),
+        "best_epoch": stop.best_epoch, "epochs": len(history),
         "train_seconds": round(seconds, 2),
     }
     diff_plot = pd.DataFrame(columns=["item_id", "difficulty", "difficulty_true", "n_responses"])
@@ -349,6 +347,14 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     event_predictions = events.select(["user_id", "item_id", "timestamp"]).append_column(
         "theta", pa.array(theta[inunit], pa.float32())).append_column("predicted", pa.array(p[inunit], pa.float32()))
     return WDIRTResult(model, params, drift, metrics, history, diff_plot, drift_plot, theta, bank, event_predictions)
+
+
+def _require_both_outcomes(t: Targets) -> None:
+    """Validation and test AUCs are defined: each split's responses hold both outcomes."""
+    require_both_outcomes(t.y[(t.split == 1) & (t.kind == 0)], "validation", "in-unit responses")
+    require_both_outcomes(t.y[(t.split == 2) & (t.kind == 0)], "test", "in-unit responses")
+    if ((t.split == 2) & (t.kind == 1)).any():
+        require_both_outcomes(t.y[(t.split == 2) & (t.kind == 1)], "test", "unit-test scores", "unit_tests.parquet")
 
 
 def _wide_values(model: WideDeepIRT) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -6,6 +6,19 @@ import numpy as np
 import pandas as pd
 from sklearn.metrics import accuracy_score, log_loss, roc_auc_score, roc_curve
 
+from ktirt.errors import InputError
+
+
+def require_both_outcomes(y: np.ndarray, students: str, responses: str = "responses",
+                          path: str = "events.parquet") -> None:
+    """AUC needs correct and wrong responses: a split with one outcome is an error before training, not a NaN
+    in the metrics after it (a misread action or score is the usual cause)."""
+    y = np.asarray(y)
+    if len(y) == 0 or y.min() == y.max():
+        state = "none" if len(y) == 0 else f"all {'correct' if y[0] else 'wrong'}"
+        raise InputError(f"{students} students' {responses}: {state}, AUC undefined (check correct_rate in "
+                         "metrics/prepare.json, or split.val and split.seed)", path, "correct")
+
 
 def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
     p = np.clip(p, 1e-6, 1 - 1e-6)

@@ -13,8 +13,9 @@ import pyarrow as pa
 import torch
 
 from ktirt.errors import InputError, SettingsError, check_known
-from ktirt.io import atomic_path, write_csv
-from ktirt.kt.evaluation import binary_metrics, calibration, mean_baseline, roc_points
+from ktirt.io import atomic_path, read_checkpoint, write_csv
+from ktirt.kt.evaluation import (binary_metrics, calibration, mean_baseline, require_both_outcomes,
+                                 roc_points)
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, window_tensors
 from ktirt.kt.sequences import Sequences, load_sequences, query_windows
 from ktirt.kt.vocab import Vocabulary
@@ -79,6 +80,8 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
     }
     n = len(seqs.item)
     val_idx, test_idx = seqs.responses_of("val"), seqs.responses_of("test")
+    require_both_outcomes(seqs.correct[val_idx], "validation")
+    require_both_outcomes(seqs.correct[test_idx], "test")
     log.info("SAKT on %s: %d items (%d with own embedding), %d skills; %d train windows; device %s",
              "CPU" if device.type == "cpu" else device, len(vocab.items), mv.n_items - 1, mv.n_skills - 1,
              len(tensors["train"]["score"]), device)
@@ -135,10 +138,7 @@ def save_checkpoint(model: SAKT, vocab: Vocabulary, mv: ModelVocab, path: Path) 
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> tuple[SAKT, Vocabulary, ModelVocab]:
-    path = Path(path)
-    if not path.is_file():
-        raise InputError("checkpoint not found (run train_sakt)", path)
-    ck = torch.load(path, map_location=map_location, weights_only=False)
+    ck = read_checkpoint(path, "train_sakt", ("state_dict", "config", "vocab"), map_location)
     vocab = Vocabulary.from_json(ck["vocab"])
     mv = ModelVocab.build(vocab, ck["min_item_count"])
     cfg = SAKTConfig(**ck["config"])

@@ -3,7 +3,6 @@ prediction per response."""
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import dataclass, field
@@ -14,6 +13,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
+from ktirt.early_stopping import EarlyStopping
 from ktirt.kt.sequences import Sequences, Windows
 from ktirt.kt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, START
@@ -116,7 +116,7 @@ def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.n
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(s.seed)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr)
-    hist, best_state, bad = History(), None, 0
+    hist, stop = History(), EarlyStopping(s.patience)
     val_idx, val_y = val_targets
     n = len(train["score"])
     for epoch in range(1, s.epochs + 1):
@@ -143,12 +143,8 @@ def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.n
         hist.train_loss.append(total / max(count, 1))
         hist.val_auc.append(auc)
         log.info("epoch %d: train loss %.4f, val AUC %.4f (%.1f s)", epoch, hist.train_loss[-1], auc, time.perf_counter() - t0)
-        if not hist.best_epoch or auc > hist.best_val_auc:
-            hist.best_epoch, hist.best_val_auc, bad = epoch, auc, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            bad += 1
-            if bad >= s.patience:
-                break
-    model.load_state_dict(best_state)
+        if stop.step(epoch, auc, model):
+            break
+    stop.restore(model)
+    hist.best_epoch, hist.best_val_auc = stop.best_epoch, stop.best_score
     return hist
