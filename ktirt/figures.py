@@ -2,15 +2,37 @@
 
 from __future__ import annotations
 
+import textwrap
 from pathlib import Path
 
 import pandas as pd
 
 from ktirt.io import atomic_path
+from ktirt.irt.plot_tables import TRUE_REFERENCE
 
 
 def _read(path: Path) -> pd.DataFrame | None:
     return pd.read_csv(path) if path.is_file() else None
+
+
+def _say(ax, text: str) -> None:
+    """A panel the data cannot fill says why, in place of empty axes."""
+    ax.text(0.5, 0.5, textwrap.fill(text, 40), ha="center", va="center", transform=ax.transAxes, fontsize=9)
+
+
+def _difficulty(ax, diff: pd.DataFrame | None) -> None:
+    """Recovered difficulty against its reference: the simulator's truth, or without it the observed one."""
+    if diff is None or not len(diff):
+        _say(ax, "no difficulty table (run train_wdirt)")
+        ax.set(title="WD-IRT difficulty")
+        return
+    truth = diff["reference_kind"].iloc[0] == TRUE_REFERENCE
+    ax.scatter(diff["reference"], diff["difficulty"], s=6, alpha=0.5)
+    if truth:
+        lo, hi = diff[["reference", "difficulty"]].min().min(), diff[["reference", "difficulty"]].max().max()
+        ax.plot([lo, hi], [lo, hi], ls=":", c="grey")
+    ax.set(title=f"WD-IRT difficulty: recovered vs {'true' if truth else 'observed (no truth)'}",
+           xlabel="true (simulator)" if truth else "-logit(correct rate)", ylabel="estimated")
 
 
 def draw_results(plots_dir: str | Path, out: str | Path, drift_z: float, drift_min_shift: float) -> None:
@@ -41,14 +63,11 @@ def draw_results(plots_dir: str | Path, out: str | Path, drift_z: float, drift_m
         axes[0, 2].plot(cal["predicted"], cal["observed"], marker="o")
         axes[0, 2].plot([0, 1], [0, 1], ls=":", c="grey")
     axes[0, 2].set(title="SAKT calibration, test students (deciles)", xlabel="mean predicted", ylabel="observed correct rate")
-    diff = _read(d / "wdirt" / "difficulty.csv")
-    if diff is not None and len(diff):
-        axes[1, 1].scatter(diff["difficulty_true"], diff["difficulty"], s=6, alpha=0.5)
-        lo, hi = diff[["difficulty_true", "difficulty"]].min().min(), diff[["difficulty_true", "difficulty"]].max().max()
-        axes[1, 1].plot([lo, hi], [lo, hi], ls=":", c="grey")
-    axes[1, 1].set(title="WD-IRT difficulty: recovered vs true", xlabel="true (simulator)", ylabel="estimated")
+    _difficulty(axes[1, 1], _read(d / "wdirt" / "difficulty.csv"))
     drift = _read(d / "wdirt" / "drift.csv")
-    if drift is not None and len(drift):
+    if drift is not None and "note" in drift:
+        _say(axes[1, 2], drift["note"].iloc[0])
+    elif drift is not None and len(drift):
         flag = drift["drift_flag"].astype(bool)
         axes[1, 2].scatter(drift.loc[~flag, "z"], drift.loc[~flag, "difficulty_shift"], s=6, alpha=0.4, label="not flagged")
         axes[1, 2].scatter(drift.loc[flag, "z"], drift.loc[flag, "difficulty_shift"], s=12, c="tab:red", label="flagged")

@@ -1,4 +1,6 @@
-"""Stage `figures`: the plots as a PNG for the README, and the offline page template for `dvc plots show`."""
+"""Stage `figures`: the plots as one PNG of this run (plots/results.png, beside the CSVs it draws), and the
+offline page template for `dvc plots show`. It never writes the README's docs/figures/results.png, so an experiment
+(another source, another setting) cannot replace the figure the README describes."""
 
 import logging
 
@@ -15,7 +17,8 @@ log = logging.getLogger("figures")
 @click.command()
 @params_option
 @click.option("--plots-dir", default="plots", show_default=True)
-@click.option("--png", default="docs/figures/results.png", show_default=True)
+@click.option("--png", default="plots/results.png", show_default=True,
+              help="this run's figure (the README shows docs/figures/results.png, a copy of the default run's)")
 @click.option("--template", default="plots/offline_template.html", show_default=True)
 @stage
 def main(params_path, plots_dir, png, template) -> None:

@@ -9,6 +9,7 @@ from ktirt.io import atomic_path
 from ktirt.simulate import SimulationConfig, simulate
 
 log = logging.getLogger("simulate")
+PLACEHOLDER = "NOT_SIMULATED.txt"
 
 
 @click.command()
@@ -16,9 +17,18 @@ log = logging.getLogger("simulate")
 @click.option("--out", default="data/raw/synthetic", show_default=True, type=click.Path(file_okay=False))
 @stage
 def main(params_path: str, out: str) -> None:
+    """With a real source the stage still runs (DVC has no optional stages) but costs nothing: its folder
+    holds only a note, so a real-data experiment does not spend minutes simulating what it never reads."""
     cfg = SimulationConfig.from_dict(load_params(params_path, "simulate"))
+    source = load_params(params_path, "data").get("source", "synthetic")
     with atomic_path(out) as tmp:
-        simulate(cfg, tmp)
+        if source == "synthetic":
+            simulate(cfg, tmp)
+            return
+        tmp.mkdir()
+        (tmp / PLACEHOLDER).write_text(f"Nothing simulated: data.source is {source!r} in {params_path}.\n"
+                                       "Set data.source: synthetic to write the simulated EDM Cup 2023 tables here.\n")
+        log.info("data.source is %r: nothing to simulate (wrote %s/%s)", source, out, PLACEHOLDER)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -21,18 +21,20 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from ktirt.early_stopping import EarlyStopping
-from ktirt.errors import SettingsError, check_known
 from ktirt.features.history import (N_PAIR, N_STATIC, N_SUMMARY, SUMMARY_LOG_SKILL_EVENTS, EventTable, history_end,
                                     history_summary, history_window, pair_features, residual_values, skill_prefix_sums,
                                     static_features, text_matrix, user_starts)
 from ktirt.io import atomic_path, write_csv, write_parquet
 from ktirt.irt.calibration import align_theta, calibrate_items
 from ktirt.irt.drift import NO_CHANGE, DriftSettings, change_points, drift_table, fit_difficulty
+from ktirt.irt.plot_tables import (PLOT_COLUMNS, TRUE_REFERENCE, drift_plot_table, event_coverage,
+                                   observed_difficulty_plot)
 from ktirt.kt.evaluation import binary_metrics, mean_baseline, require_both_outcomes
 from ktirt.kt.sequences import SPLITS, split_labels
 from ktirt.kt.vocab import NO_SKILL, first_skill
 from ktirt.models.wdirt import GUESSABLE_TYPES, WDIRTConfig, WideDeepIRT
 from ktirt.runtime import resolve_device, seed_everything
+from ktirt.settings import check_section
 
 log = logging.getLogger(__name__)
 MIN_RESPONSES_FOR_RECOVERY = 20
@@ -61,11 +63,10 @@ class WDIRTSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "WDIRTSettings":
-        check_known("wdirt", d, {f.name for f in fields(cls)})
-        s = cls(**d)
-        if s.history_len < 1 or s.batch_size < 1 or s.epochs < 1 or s.prior_strength < 0:
-            raise SettingsError("wdirt.history_len, batch_size and epochs must be positive, prior_strength >= 0")
-        return s
+        return cls(**check_section("wdirt", d))
+
+    def __post_init__(self):
+        check_section("wdirt", asdict(self))  # ktirt.settings: types, ranges, the drift window as a pandas period
 
 
 @dataclass
@@ -100,6 +101,8 @@ class WDIRTResult:
     calibrated on training students only, is what predicts)"""
     event_predictions: pa.Table | None = field(default=None, repr=False)
     """per event of events.parquet, in its order: user_id, item_id, timestamp, theta, predicted"""
+    timings: dict = field(default_factory=dict)
+    """seconds: for the log and `logs/`, never the tracked metrics (ktirt/timings.py)"""
 
     def save(self, model_dir: str | Path, plots_dir: str | Path) -> None:
         model_dir = Path(model_dir)
@@ -330,23 +333,21 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     metrics |= _auc_block(t, p, "unit_test", 1)
     metrics |= {
         "items": len(cat.items), "items_cold": int((n_responses == 0).sum()),
-        "items_in_events": items_in_events, "item_coverage_of_events": 1.0,
+        "items_in_events": items_in_events, "item_coverage_of_events": event_coverage(events["item_id"], params),
         "drift_windows_tested": int(drift["z"].notna().sum()),
         "drift_windows_too_few_responses": int(drift["z"].isna().sum()),
         "drift_flagged_items": int(drift.loc[drift["drift_flag"], "item_id"].nunique()),
         "best_epoch": stop.best_epoch, "epochs": len(history),
-        "train_seconds": round(seconds, 2),
     }
-    diff_plot = pd.DataFrame(columns=["item_id", "difficulty", "difficulty_true", "n_responses"])
+    diff_plot = observed_difficulty_plot(params, t.item, t.y)
     if truth is not None:
         extra, diff_plot = _against_truth(events, unit_tests, t, p, theta, ability, params, model_b, drift, ds, truth)
         metrics |= extra
-    dz = drift.dropna(subset=["z"])
-    worst = dz.loc[dz["z"].abs().groupby(dz["item_id"]).idxmax()] if len(dz) else dz
-    drift_plot = worst[["item_id", "difficulty_shift", "z", "drift_flag"]].round(4)
+    drift_plot = drift_plot_table(drift, ds)
     event_predictions = events.select(["user_id", "item_id", "timestamp"]).append_column(
         "theta", pa.array(theta[inunit], pa.float32())).append_column("predicted", pa.array(p[inunit], pa.float32()))
-    return WDIRTResult(model, params, drift, metrics, history, diff_plot, drift_plot, theta, bank, event_predictions)
+    return WDIRTResult(model, params, drift, metrics, history, diff_plot, drift_plot, theta, bank, event_predictions,
+                       {"train_seconds": round(seconds, 2)})
 
 
 def _require_both_outcomes(t: Targets) -> None:
@@ -442,7 +443,7 @@ def _against_truth(events, unit_tests, t: Targets, p, theta, calibrated_ability,
                          a[inunit], b[inunit], c[inunit], ds)
         ids = params["item_id"].to_numpy()
         out |= _precision_recall("drift_ceiling", set(ids[dt.loc[dt["drift_flag"], "item"].to_numpy()]), true_drift)
-    plot = m[["item_id", "difficulty", "difficulty_true", "n_responses"]].round(4)
+    plot = m.assign(reference=m["difficulty_true"], reference_kind=TRUE_REFERENCE)[list(PLOT_COLUMNS)].round(4)
     return out, plot
 
 
