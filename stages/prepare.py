@@ -8,6 +8,7 @@ from _stage import load_params, params_option, stage
 from ktirt.events import summarize
 from ktirt.io import write_json, write_parquet
 from ktirt.sources import load_source
+from ktirt.sources.sanity import check_sanity, sanity_block
 
 log = logging.getLogger("prepare")
 
@@ -25,7 +26,9 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
         "dropped": tables.dropped,
         "excluded": tables.excluded,
         "source": tables.features,
+        "sanity": sanity_block(tables),
     }
+    check_sanity(metrics["sanity"], data["raw_dir"])
     write_parquet(tables.events, f"{out_dir}/events.parquet")
     write_parquet(tables.unit_tests, f"{out_dir}/unit_tests.parquet")
     write_json(metrics, metrics_path)

@@ -20,6 +20,8 @@ class SourceTables:
     """Input that is not an event by definition (ungraded open responses, problems never answered)."""
     features: dict[str, int] = field(default_factory=dict)
     """What the source provides (1/0): unit tests, text embeddings, real timestamps."""
+    first_actions: dict[str, int] = field(default_factory=dict)
+    """Events by their first action, where the source logs actions (the sanity block's shares)."""
 
 
 def events_table(columns: dict[str, object]) -> pa.Table:

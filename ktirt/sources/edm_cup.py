@@ -55,14 +55,15 @@ def load(raw_dir: str | Path) -> SourceTables:
     problems = _problem_details(raw / PROBLEM_DETAILS)
     dropped: dict[str, int] = {}
     excluded: dict[str, int] = {}
-    events = _first_responses(raw / ACTION_LOGS, details, problems, dropped, excluded)
+    first_actions: dict[str, int] = {}
+    events = _first_responses(raw / ACTION_LOGS, details, problems, dropped, excluded, first_actions)
     unit_tests = _unit_tests(raw, details, problems, dropped)
     features = {
         "has_unit_tests": int(unit_tests.num_rows > 0),
         "has_text_embeddings": int(problems.has_text),
         "has_timestamps": 1,
     }
-    return SourceTables(events, unit_tests, dropped, excluded, features)
+    return SourceTables(events, unit_tests, dropped, excluded, features, first_actions)
 
 
 @dataclass
@@ -109,7 +110,23 @@ def _lookup(keys: pa.Array, table_keys: pa.Array) -> np.ndarray:
     return pc.index_in(keys, value_set=table_keys).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _first_responses(path: Path, details: _Details, problems: _Problems, dropped: dict, excluded: dict) -> pa.Table:
+def _action_codes(act_idx: np.ndarray, act_vals: pa.Array, path: Path, dropped: dict) -> np.ndarray:
+    """Action code of each row (_UNKNOWN where blank, counted). A value outside the release's vocabulary
+    stops the run: a renamed `correct_response` would otherwise make every first response look wrong."""
+    names = act_vals.to_pylist()
+    rows = np.bincount(act_idx[act_idx >= 0], minlength=len(names))
+    unknown = [(a, int(n)) for a, n in zip(names, rows) if n and a not in _CODE]
+    if unknown:
+        more = f" and {len(unknown) - 1} other unknown values" if len(unknown) > 1 else ""
+        raise InputError(f"unknown action '{unknown[0][0]}' ({unknown[0][1]} rows){more}; "
+                         f"known actions: {', '.join(ACTIONS)}", path, "action")
+    lut = np.array([_CODE.get(a, _UNKNOWN) for a in names] + [_UNKNOWN], dtype=np.int8)
+    dropped["action_rows_no_action"] = int((act_idx < 0).sum())
+    return lut[act_idx]  # -1 (blank action) picks the trailing _UNKNOWN
+
+
+def _first_responses(path: Path, details: _Details, problems: _Problems, dropped: dict, excluded: dict,
+                     first_actions: dict) -> pa.Table:
     t = read_csv(
         path,
         {"assignment_log_id": STRING_DICT, "timestamp": pa.float64(), "problem_id": STRING_DICT, "action": STRING_DICT},
@@ -120,12 +137,7 @@ def _first_responses(path: Path, details: _Details, problems: _Problems, dropped
     prob_idx, prob_vals = codes(t["problem_id"])
     act_idx, act_vals = codes(t["action"])
     del t
-    lut = np.array([_CODE.get(a, _UNKNOWN) for a in act_vals.to_pylist()] + [_UNKNOWN], dtype=np.int8)
-    act = lut[act_idx]  # -1 (null action) picks the trailing _UNKNOWN
-    unknown = act == _UNKNOWN
-    if unknown.all():
-        raise InputError(f"no known action values (expected e.g. {', '.join(ACTIONS[:4])})", path, "action")
-    excluded["action_rows_unknown_action"] = int(unknown.sum())
+    act = _action_codes(act_idx, act_vals, path, dropped)
 
     is_problem_action = act < len(PROBLEM_ACTIONS)
     bad_ts = ts == NAT
@@ -189,6 +201,8 @@ def _first_responses(path: Path, details: _Details, problems: _Problems, dropped
         ok &= ~bad
 
     sel = np.flatnonzero(ok)
+    counts = np.bincount(first_act[sel], minlength=len(FIRST_ACTIONS))
+    first_actions.update({a: int(n) for a, n in zip(FIRST_ACTIONS, counts)})
     lg, pr = g_log[sel], g_prob[sel]
     latency = first_ts[sel] - start[sel]
     has_start = start[sel] != big
@@ -219,30 +233,58 @@ def skill_lists(codes_column: pa.ChunkedArray | pa.Array) -> pa.ListArray:
     return pa.ListArray.from_arrays(pa.array(offsets), arr.filter(pa.array(has)))
 
 
-def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict) -> pa.Table:
-    train_path, eval_path = raw / TRAINING_SCORES, raw / EVALUATION_SCORES
-    if not train_path.exists() and not eval_path.exists():
-        log.warning("%s: no unit-test score files; unit_tests.parquet will be empty", raw)
-        return unit_tests_table(None)
+def _key_pairs(t: pa.Table) -> pa.ChunkedArray:
+    return pc.binary_join_element_wise(t["assignment_log_id"], t["problem_id"], "\x1f")
+
+
+def _score_tables(raw: Path, details: _Details, dropped: dict) -> list[pa.Table]:
+    """The training scores and the evaluation rows (score null: withheld). A blank, NaN or non-0/1 training
+    score is an unusable row, counted, never a withheld one; a key in both files is an error."""
+    paths = raw / TRAINING_SCORES, raw / EVALUATION_SCORES
+    if not any(p.exists() for p in paths):
+        raise InputError(f"no unit-test score files: neither {TRAINING_SCORES} nor {EVALUATION_SCORES} is there "
+                         "(the EDM Cup release has both)", raw)
     key = {"assignment_log_id": pa.string(), "problem_id": pa.string()}
-    parts = []
-    if train_path.exists():
-        parts.append((train_path, read_csv(train_path, key | {"score": pa.float64()})))
-    if eval_path.exists():
-        t = read_csv(eval_path, key)
-        parts.append((eval_path, t.append_column("score", pa.nulls(t.num_rows, pa.float64()))))
-    for path, t in parts:
-        pairs = pc.binary_join_element_wise(t["assignment_log_id"], t["problem_id"], "\x1f")
-        require_unique(pairs, path, "assignment_log_id", what="(assignment_log_id, problem_id) rows")
-        score = t["score"].to_numpy(zero_copy_only=False)
-        bad = ~np.isnan(score) & (score != 0) & (score != 1)
-        if bad.any():
-            raise InputError(f"scores must be 0 or 1, found {score[bad][0]}", path, "score")
-        if (_lookup(t["assignment_log_id"].combine_chunks(), details.log_id) < 0).all():
+    empty = pa.table({"assignment_log_id": pa.array([], pa.string()), "problem_id": pa.array([], pa.string()),
+                      "score": pa.array([], pa.float64())})
+    train, evaluation = empty, empty
+    if paths[0].exists():
+        train = read_csv(paths[0], key | {"score": pa.float64()}, allow_empty=True)
+    if paths[1].exists():  # header-only when nothing is withheld (simulate.evaluation_fraction: 0)
+        t = read_csv(paths[1], key, allow_empty=True)
+        evaluation = t.append_column("score", pa.nulls(t.num_rows, pa.float64()))
+    for path, t in zip(paths, (train, evaluation)):
+        if not path.exists():
+            log.warning("%s not found: its unit-test rows are missing", path)
+        require_unique(_key_pairs(t), path, "assignment_log_id", what="(assignment_log_id, problem_id) rows")
+        if t.num_rows and (_lookup(t["assignment_log_id"].combine_chunks(), details.log_id) < 0).all():
             raise InputError(
-                f"none of the {t.num_rows} unit-test logs appear in {ASSIGNMENT_DETAILS}", path, "assignment_log_id"
-            )
-    t = pa.concat_tables([p[1] for p in parts]).combine_chunks()
+                f"none of the {t.num_rows} unit-test logs appear in {ASSIGNMENT_DETAILS}", path, "assignment_log_id")
+    if train.num_rows + evaluation.num_rows == 0:
+        raise InputError(f"no unit-test rows: {TRAINING_SCORES} and {EVALUATION_SCORES} list nothing", raw)
+    both = pc.is_in(_key_pairs(evaluation), value_set=_key_pairs(train).combine_chunks())
+    if pc.any(both).as_py():
+        example = str(_key_pairs(evaluation).filter(both)[0]).replace("\x1f", ", ")
+        raise InputError(f"{pc.sum(both).as_py()} (assignment_log_id, problem_id) keys are also in {TRAINING_SCORES}, "
+                         f"e.g. '{example}': a response cannot be both scored and withheld", paths[1], "assignment_log_id")
+    return [_usable_scores(train, paths[0], dropped), evaluation]
+
+
+def _usable_scores(train: pa.Table, path: Path, dropped: dict) -> pa.Table:
+    score = train["score"].to_numpy(zero_copy_only=False)
+    blank = np.isnan(score)
+    not_01 = ~blank & (score != 0) & (score != 1)
+    dropped["unit_test_rows_no_score"] = int(blank.sum())
+    dropped["unit_test_rows_score_not_0_1"] = int(not_01.sum())
+    if train.num_rows and (blank | not_01).all():
+        found = f"e.g. {score[not_01][0]:g}" if not_01.any() else "all blank"
+        raise InputError(f"no usable score: scores must be 0 or 1 ({found})", path, "score")
+    return train.filter(pa.array(~(blank | not_01)))
+
+
+def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict) -> pa.Table:
+    parts = _score_tables(raw, details, dropped)
+    t = pa.concat_tables(parts).combine_chunks()
     log_row = _lookup(t["assignment_log_id"], details.log_id)
     prob_row = _lookup(t["problem_id"], problems.problem_id)
     student = np.full(len(log_row), -1)

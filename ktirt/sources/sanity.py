@@ -1,0 +1,84 @@
+"""Whether what `prepare` built is plausible: a few numbers for metrics/prepare.json, and a loud stop
+when they are absurd. Each check catches input that parsed but meant something else upstream: a unit or
+date format misread (events outside 1990-2100, every unit test dated before its unit's work) or a renamed
+action or score (a correct rate of exactly 0 or 1)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ktirt.errors import InputError
+from ktirt.sources.canonical import SourceTables
+from ktirt.sources.timestamps import FIRST_YEAR, LAST_YEAR
+
+DAY_MS = 86_400_000
+
+
+def sanity_block(tables: SourceTables) -> dict:
+    """Numbers only: years and span of the events (sources with real clocks), correct rate, share of each
+    first action (sources that log actions), share of unit-test rows dated after some of their unit's work."""
+    ev, ut = tables.events, tables.unit_tests
+    block: dict = {"events": ev.num_rows,
+                   "correct_rate": round(float(pc.mean(ev["correct"]).as_py() or 0.0), 6)}
+    if tables.features.get("has_timestamps", 1):
+        for name, table in (("event", ev), ("unit_test", ut)):
+            ms = _ms(table["timestamp"])
+            if len(ms):
+                block[f"first_{name}_year"], block[f"last_{name}_year"] = _year(ms.min()), _year(ms.max())
+                block[f"{name}_span_days"] = round(float(ms.max() - ms.min()) / DAY_MS, 1)
+        share = _unit_tests_after_unit_work(ev, ut)
+        if share is not None:
+            block["unit_tests_after_unit_work_share"] = share
+    total = sum(tables.first_actions.values())
+    if total:
+        block["first_action_share"] = {a: round(n / total, 6) for a, n in tables.first_actions.items()}
+    return block
+
+
+def check_sanity(block: dict, raw_dir: str | Path) -> None:
+    """InputError (one line, all findings) when the block describes data no real course produces."""
+    found = []
+    if not block["events"]:
+        found.append("no events")
+    elif block["correct_rate"] in (0.0, 1.0):
+        found.append(f"correct rate {block['correct_rate']:g}: every first response is "
+                     f"{'wrong' if block['correct_rate'] == 0 else 'right'} (renamed actions or scores?)")
+    for name in ("event", "unit_test"):
+        first, last = block.get(f"first_{name}_year"), block.get(f"last_{name}_year")
+        if first is not None and (first < FIRST_YEAR or last >= LAST_YEAR):
+            found.append(f"{name} timestamps span the years {first}-{last}, outside {FIRST_YEAR}-{LAST_YEAR} "
+                         "(a misread time unit or date format?)")
+    if block.get("unit_tests_after_unit_work_share") == 0:
+        found.append("every unit test is dated before all the work of its unit (a misread time unit or date format?)")
+    if found:
+        raise InputError("implausible data (prepare's sanity check): " + "; ".join(found), raw_dir)
+
+
+def _ms(column: pa.ChunkedArray) -> np.ndarray:
+    return column.combine_chunks().cast(pa.int64()).drop_null().to_numpy(zero_copy_only=False)
+
+
+def _year(ms: int) -> int:
+    return int(np.datetime64(int(ms), "ms").astype("datetime64[Y]").astype(np.int64)) + 1970
+
+
+def _unit_tests_after_unit_work(ev: pa.Table, ut: pa.Table) -> float | None:
+    """Among unit-test rows whose in-unit logs have events, the share dated after the earliest of them."""
+    if not ut.num_rows or not ev.num_rows:
+        return None
+    first = ev.group_by("action_sequence_id").aggregate([("timestamp", "min")])
+    in_unit = ut["in_unit_ids"].combine_chunks()
+    parent = pc.list_parent_indices(in_unit).to_numpy(zero_copy_only=False)
+    row = pc.index_in(pc.list_flatten(in_unit), value_set=first["action_sequence_id"]).fill_null(-1).to_numpy(
+        zero_copy_only=False)
+    if not (row >= 0).any():
+        return None
+    parent, row = parent[row >= 0], row[row >= 0]
+    after = _ms(ut["timestamp"])[parent] >= _ms(first["timestamp_min"])[row]
+    has_work = np.bincount(parent, minlength=ut.num_rows) > 0
+    any_after = np.bincount(parent[after], minlength=ut.num_rows) > 0
+    return round(float(any_after[has_work].mean()), 6)
