@@ -2,12 +2,19 @@
 
 DVC's default page loads Vega, Vega-Lite and Vega-Embed from a CDN, so it shows nothing without a network.
 This template inlines the three libraries, bundled by the `vl-convert-python` package (no download), and
-keeps DVC's placeholders; `.dvc/config` points `plots.html_template` at it.
+keeps DVC's placeholders; `.dvc/config` points `plots.html_template` at it. It is a source file in git, not a
+stage output, so `dvc plots show` works on a fresh clone before any `dvc repro`; after changing this module or
+the `vl-convert-python` pin, regenerate it with `python -m ktirt.plots_offline` (a test fails until then).
 """
 
 from __future__ import annotations
 
+import logging
+from pathlib import Path
+
 VEGA_LITE = "5.8"
+TEMPLATE = "plots/offline_template.html"
+"""Where `.dvc/config` (`plots.html_template`) expects the page template, from the repository root."""
 """DVC's templates are written for Vega-Lite 5 (they use both `params` and the older `selection`)."""
 
 PAGE = """<!DOCTYPE html>
@@ -41,6 +48,15 @@ def offline_template(vl_version: str = VEGA_LITE) -> str:
                 .replace("__EMBED__", vlc.get_vega_embed_version()).replace("__BUNDLE__", bundle))
 
 
+def write_template(path: str | Path = TEMPLATE) -> Path:
+    """Regenerate the committed template (atomically: DVC never reads half a page)."""
+    from ktirt.io import write_text
+
+    write_text(offline_template(), path)
+    logging.getLogger(__name__).info("wrote %s", path)
+    return Path(path)
+
+
 def page_plots(html: str) -> dict[str, dict]:
     """The Vega-Lite spec of every plot on a page `dvc plots show` wrote, by its div id."""
     import json
@@ -66,3 +82,8 @@ def render_svg(spec: dict, vl_version: str = VEGA_LITE) -> str:
     import vl_convert as vlc
 
     return vlc.vegalite_to_svg(spec, vl_version=vl_version)
+
+
+if __name__ == "__main__":
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    write_template(Path(__file__).resolve().parents[1] / TEMPLATE)  # the repository root, whatever the cwd
