@@ -1,0 +1,47 @@
+"""`dvc plots show` works on a fresh clone, before any `dvc repro`: its offline page template is a source file in
+git, and it cannot go stale against the generator in ktirt/plots_offline.py."""
+
+from __future__ import annotations
+
+import configparser
+import shutil
+import subprocess
+
+import yaml
+
+from conftest import ROOT
+from ktirt.plots_offline import TEMPLATE, offline_template, page_plots
+
+
+def _tracked(*paths: str) -> list[str]:
+    out = subprocess.run(["git", "ls-files", "--", *paths], cwd=ROOT, capture_output=True, text=True, check=True)
+    return out.stdout.split()
+
+
+def test_committed_template_is_what_the_generator_writes():
+    committed = (ROOT / TEMPLATE).read_text()
+    assert "{plot_divs}" in committed
+    assert committed == offline_template(), "stale: run `python -m ktirt.plots_offline` and commit the template"
+
+
+def test_dvc_points_at_the_template_in_git():
+    cfg = configparser.ConfigParser()
+    cfg.read(ROOT / ".dvc" / "config")
+    assert (ROOT / ".dvc" / cfg["plots"]["html_template"]).resolve() == (ROOT / TEMPLATE).resolve()
+    assert _tracked(TEMPLATE) == [TEMPLATE]
+    outs = [o if isinstance(o, str) else next(iter(o)) for s in yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"].values()
+            for o in s.get("outs", [])]
+    assert TEMPLATE not in outs  # a stage output would be deleted by every repro and missing from a clone
+
+
+def test_plots_show_on_a_fresh_clone_writes_every_declared_plot(tmp_path):
+    """The files a clone has (git-tracked; nothing DVC-cached), then `dvc plots show` with no repro."""
+    clone = tmp_path / "clone"
+    for rel in _tracked("dvc.yaml", "params.yaml", ".dvc", "plots"):
+        (clone / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(ROOT / rel, clone / rel)
+    subprocess.run(["git", "init", "-q"], cwd=clone, check=True)
+    proc = subprocess.run(["dvc", "plots", "show", "--out", str(tmp_path / "html")], cwd=clone, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    html = (tmp_path / "html" / "index.html").read_text()
+    assert len(page_plots(html)) == len(yaml.safe_load((clone / "dvc.yaml").read_text())["plots"])
