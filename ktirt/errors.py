@@ -25,10 +25,3 @@ class InputError(ValueError):
 
 class SettingsError(InputError):
     """An invalid setting (a params.yaml value); the stage names the settings file."""
-
-
-def check_known(section: str, given, known) -> None:
-    """SettingsError naming the first setting of `given` that is not in `known` (a misspelt params.yaml key)."""
-    unknown = sorted(set(given) - set(known))
-    if unknown:
-        raise SettingsError(f"unknown setting {section}.{unknown[0]} (known: {', '.join(sorted(known))})")

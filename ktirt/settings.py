@@ -180,6 +180,11 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "dropout": DROPOUT,
         "seq_len": count(2),
         "min_item_count": count(0),
+        "item_difficulty": Setting("bool", required=False),
+        "item_prior": number(0, required=False),
+        "multi_skill": Setting("bool", required=False),
+        "clickstream": Setting("bool", required=False),
+        "recency": Setting("bool", required=False),
     },
     "train": {
         "batch_size": count(),

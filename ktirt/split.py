@@ -5,15 +5,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from ktirt.errors import InputError, SettingsError
-
-
-def check_ratios(train: float, val: float) -> None:
-    if not (0 < train < 1) or not (0 <= val < 1) or train + val >= 1:
-        raise SettingsError(
-            f"split.train={train} and split.val={val} must be in (0, 1) and [0, 1) with train + val < 1 "
-            "(test is the rest)"
-        )
+from ktirt.errors import InputError
+from ktirt.settings import check_section
 
 
 def split_users(user_ids, train: float, val: float, seed: int) -> dict:
@@ -21,7 +14,7 @@ def split_users(user_ids, train: float, val: float, seed: int) -> dict:
 
     Each list is returned sorted, so the same ids, ratios and seed give byte-identical JSON.
     """
-    check_ratios(train, val)
+    check_section("split", {"train": train, "val": val, "seed": seed})
     users = np.unique(np.asarray(user_ids, dtype=object).astype(str))
     if len(users) < 3:
         raise InputError(f"need at least 3 users to split into train/val/test, found {len(users)}")

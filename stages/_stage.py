@@ -11,6 +11,7 @@ import click
 import yaml
 
 from ktirt.errors import InputError, SettingsError
+from ktirt.settings import check_params
 
 PARAMS = "params.yaml"
 params_option = click.option("--params", "params_path", default=PARAMS, show_default=True,
@@ -18,14 +19,20 @@ params_option = click.option("--params", "params_path", default=PARAMS, show_def
 
 
 def load_params(path: str | Path, section: str) -> dict:
-    """One top-level section of params.yaml."""
+    """One top-level section of params.yaml, once the whole file has passed ktirt.settings' checks (every
+    stage calls this first, so a bad setting for any stage stops the run before work starts)."""
     path = Path(path)
     if not path.is_file():
         raise InputError("params file not found", path)
-    params = yaml.safe_load(path.read_text()) or {}
-    if not isinstance(params.get(section), dict):
-        raise InputError(f"missing section '{section}'", path)
-    return params[section]
+    try:
+        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError as exc:
+        raise InputError(f"not UTF-8 text (byte offset {exc.start})", path) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark else ""
+        raise InputError(f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}", path) from None
+    return check_params(params)[section]
 
 
 def stage(func):

@@ -54,6 +54,19 @@ def events_as_assistments_2009(events, folder: Path) -> Path:
     return folder
 
 
+def params_file(folder: Path, **sections: dict) -> str:
+    """The committed params.yaml with some settings changed (section -> {key: value}), written into `folder`:
+    every stage checks the whole file (ktirt.settings), so a test's params start from the real ones."""
+    import yaml
+
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    for name, values in sections.items():
+        params[name] = {**params[name], **values}
+    path = Path(folder) / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    return str(path)
+
+
 def run_stage(name: str, *args: str, cwd: Path | None = None):
     """Run a stage script as DVC would, returning the CompletedProcess."""
     import subprocess
@@ -113,3 +126,46 @@ def hand_written_edm(folder: Path, **replace: pd.DataFrame) -> Path:
     for stem, df in tables.items():
         df.to_csv(folder / f"{stem}.csv", index=False)
     return folder
+
+
+# the tiny simulation plus what the simulator never makes (tricky_tables)
+COLD_ITEMS = ("COLD-0", "COLD-1")
+"""items only in withheld unit-test rows: no response anywhere"""
+RARE_ITEMS = tuple(f"RARE-{k}" for k in range(8))
+"""items one student answers once, each a different student: seen fewer times than any threshold, and for
+the students outside training, never in training"""
+AGAIN = "-again"
+"""suffix of the assignment log under which a student answers items again (repeated user-item pairs)"""
+
+
+@pytest.fixture(scope="session")
+def tricky_tables(tiny_tables):
+    """tiny_tables with every fourth item (events and unit tests) on two skills, twelve students answering their last three items
+    again an hour later, RARE_ITEMS and COLD_ITEMS, so the code paths for them run."""
+    import dataclasses
+
+    import pyarrow as pa
+
+    from ktirt.sources.canonical import events_table, unit_tests_table
+
+    ev, ut = tiny_tables.events.to_pandas(), tiny_tables.unit_tests.to_pandas()
+    first = pd.concat([ev, ut]).drop_duplicates("item_id").set_index("item_id")["skill_ids"].str[0].sort_index()
+    skills = sorted(first.unique())
+    second = {i: skills[(skills.index(s) + 1) % len(skills)] for i, s in first.iloc[::4].items()}
+    for df in (ev, ut):
+        df["skill_ids"] = [[*s, second[i]] if i in second else list(s) for i, s in zip(df["item_id"], df["skill_ids"])]
+    users = sorted(ev["user_id"].unique())
+    last = ev.groupby("user_id").tail(3)
+    again = last[last["user_id"].isin(users[:12])].assign(
+        timestamp=lambda d: d["timestamp"] + pd.Timedelta(hours=1), correct=lambda d: 1 - d["correct"],
+        action_sequence_id=lambda d: d["action_sequence_id"] + AGAIN)
+    rare = ev.groupby("user_id").tail(1).set_index("user_id").loc[[users[9 * k + 4] for k in range(len(RARE_ITEMS))]]
+    rare = rare.reset_index().assign(item_id=list(RARE_ITEMS), timestamp=lambda d: d["timestamp"] + pd.Timedelta(hours=2),
+                                     correct=[k % 2 for k in range(len(RARE_ITEMS))],
+                                     action_sequence_id=lambda d: d["item_id"] + "-log")
+    ev = pd.concat([ev, again, rare], ignore_index=True)
+    withheld = ut[ut["correct"].isna()].head(len(COLD_ITEMS)).assign(item_id=list(COLD_ITEMS))
+    ut = pd.concat([ut, withheld], ignore_index=True)
+    events = events_table({f.name: pa.Array.from_pandas(ev[f.name], type=f.type) for f in tiny_tables.events.schema})
+    unit_tests = unit_tests_table({f.name: pa.Array.from_pandas(ut[f.name], type=f.type) for f in tiny_tables.unit_tests.schema})
+    return dataclasses.replace(tiny_tables, events=events, unit_tests=unit_tests)

@@ -11,7 +11,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT
+from conftest import ROOT, params_file
 from ktirt.errors import InputError, SettingsError
 from ktirt.events import EVENTS_SCHEMA
 from ktirt.exports.build import ExportSettings, run_export
@@ -167,7 +167,7 @@ def test_the_validator_fails_on_a_broken_export(tmp_path, run, broken, expect):
         run_validation(folder, run["root"] / "events.parquet", 0.8, 2, 0)
     assert expect in str(err.value)
     # the stage: non-zero exit, the problem named, and no report or metrics written
-    (tmp_path / "params.yaml").write_text("join:\n  min_coverage: 0.8\n  samples: 2\n  seed: 0\n")
+    params_file(tmp_path, join={"min_coverage": 0.8, "samples": 2, "seed": 0})
     r = subprocess.run([sys.executable, str(ROOT / "stages" / "validate_join.py"), "--params", "params.yaml",
                         "--exports", "exports", "--events", str(run["root"] / "events.parquet")],
                        cwd=tmp_path, capture_output=True, text=True)
@@ -222,7 +222,7 @@ def test_topics_by_code_prefix_or_words():
 
 
 def test_bad_export_settings():
-    with pytest.raises(SettingsError, match="export.mastery_item"):
+    with pytest.raises(SettingsError, match="export.mastery_item: unknown setting"):
         ExportSettings.from_dict({"mastery_item": 3})
     with pytest.raises(SettingsError):
         ExportSettings.from_dict({"mastery_items": 0})

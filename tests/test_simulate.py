@@ -106,11 +106,11 @@ def test_same_seed_same_bytes(tmp_path):
 
 
 @pytest.mark.parametrize("bad, words", [
-    ({"n_students": -5}, "simulate.n_students must be a positive integer"),
+    ({"n_students": -5}, "simulate.n_students: must be ≥ 1, got -5"),
     ({"n_skills": 0}, "simulate.n_skills"),
-    ({"drift_fraction": 1.5}, "simulate.drift_fraction must be in [0, 1)"),
-    ({"n_items": 10}, "simulate.n_items=10 is too small"),
-    ({"n_studnets": 10}, "unknown setting simulate.n_studnets"),
+    ({"drift_fraction": 1.5}, "simulate.drift_fraction: must be in [0, 1), got 1.5"),
+    ({"n_items": 10}, "simulate.n_items: must be ≥ 576 for 24 skills"),
+    ({"n_studnets": 10}, "simulate.n_studnets: unknown setting (did you mean 'n_students'?)"),
 ])
 def test_invalid_settings_are_refused(bad, words):
     with pytest.raises(SettingsError) as err:

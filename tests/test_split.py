@@ -28,5 +28,5 @@ def test_same_seed_same_bytes_other_seed_other_split():
 
 @pytest.mark.parametrize("train, val", [(0.8, 0.2), (0.9, 0.3), (0.0, 0.5), (-0.1, 0.2), (0.7, -0.1)])
 def test_ratios_must_leave_a_test_set(train, val):
-    with pytest.raises(SettingsError, match="split.train"):
+    with pytest.raises(SettingsError, match=r"^split\.(train|val)"):
         split_users(["a", "b", "c", "d"], train, val, seed=1)

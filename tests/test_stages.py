@@ -4,18 +4,15 @@ import json
 
 import pandas as pd
 import pyarrow.parquet as pq
-import yaml
 
-from conftest import hand_written_edm, run_stage
+from conftest import hand_written_edm, params_file, run_stage
 from ktirt.events import EVENTS_SCHEMA
 
 
 def params(tmp_path, **sections):
     base = {"data": {"source": "edm_cup_2023", "raw_dir": str(tmp_path / "raw")},
             "split": {"seed": 1, "train": 0.5, "val": 0.25}}
-    path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump(base | sections))
-    return str(path)
+    return params_file(tmp_path, **(base | sections))
 
 
 def prepare(tmp_path, p):
@@ -49,17 +46,17 @@ def test_unknown_source_and_bad_ratios_name_the_params_file(tmp_path):
     hand_written_edm(tmp_path / "raw")
     p = params(tmp_path, data={"source": "edm_cup_2024", "raw_dir": str(tmp_path / "raw")})
     r = prepare(tmp_path, p)
-    assert r.returncode != 0 and f"Error: {p}: unknown data.source 'edm_cup_2024'" in r.stderr
+    assert r.returncode != 0 and f"Error: {p}: data.source: must be one of " in r.stderr and "got 'edm_cup_2024'" in r.stderr
     p = params(tmp_path)
     assert prepare(tmp_path, p).returncode == 0
     p = params(tmp_path, split={"seed": 1, "train": 0.8, "val": 0.3})
     r = run_stage("split", "--params", p, "--events", str(tmp_path / "interim" / "events.parquet"), "--out", str(tmp_path / "s.json"))
-    assert r.returncode != 0 and "split.train=0.8 and split.val=0.3" in r.stderr
+    assert r.returncode != 0 and "split.train + split.val: must be < 1 (test is the rest), got 0.8 + 0.3" in r.stderr
     assert not (tmp_path / "s.json").exists()
 
 
 def test_simulate_refuses_negative_sizes(tmp_path):
     p = params(tmp_path, simulate={"n_students": -3})
     r = run_stage("simulate", "--params", p, "--out", str(tmp_path / "sim"))
-    assert r.returncode != 0 and "simulate.n_students must be a positive integer, got -3" in r.stderr
+    assert r.returncode != 0 and "simulate.n_students: must be ≥ 1, got -3" in r.stderr
     assert not (tmp_path / "sim").exists()

@@ -149,7 +149,7 @@ def test_drift_flags_a_hand_built_shift():
 
 
 def test_bad_settings():
-    with pytest.raises(SettingsError, match="unknown setting wdirt.histroy_len"):
+    with pytest.raises(SettingsError, match="wdirt.histroy_len: unknown setting"):
         WDIRTSettings.from_dict({"histroy_len": 3})
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, fields
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -12,7 +12,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from ktirt.errors import InputError, SettingsError, check_known
+from ktirt.errors import InputError
 from ktirt.exports.reports import behavior_slices, mastery_report
 from ktirt.exports.tables import (Exports, item_drift_table, item_params_table, predictions_table, skills_table,
                                   student_state_table)
@@ -21,6 +21,7 @@ from ktirt.irt.wdirt_run import EVENT_PREDICTIONS
 from ktirt.kt.sakt_run import check_vocabulary, load_checkpoint
 from ktirt.kt.scoring import score_responses, typical_items
 from ktirt.runtime import resolve_device, seed_everything
+from ktirt.settings import check_section
 
 log = logging.getLogger(__name__)
 
@@ -37,11 +38,10 @@ class ExportSettings:
 
     @classmethod
     def from_dict(cls, d: dict) -> "ExportSettings":
-        check_known("export", d, {f.name for f in fields(cls)})
-        s = cls(**d)
-        if s.mastery_items < 1 or s.batch_size < 1 or not 0 <= s.falling_drop <= 1:
-            raise SettingsError("export.mastery_items and batch_size must be positive, falling_drop in [0, 1]")
-        return s
+        return cls(**check_section("export", d))
+
+    def __post_init__(self):
+        check_section("export", asdict(self))
 
 
 @dataclass

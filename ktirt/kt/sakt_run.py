@@ -12,7 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
-from ktirt.errors import InputError, SettingsError, check_known
+from ktirt.errors import InputError
 from ktirt.io import atomic_path, read_checkpoint, write_csv
 from ktirt.kt.evaluation import (binary_metrics, calibration, mean_baseline, require_both_outcomes,
                                  roc_points)
@@ -21,11 +21,11 @@ from ktirt.kt.sequences import Sequences, load_sequences, query_windows
 from ktirt.kt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
 from ktirt.runtime import resolve_device, seed_everything
+from ktirt.settings import check_section
 from ktirt.truth import event_probabilities, truth_dir
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "model.pt"
-MODEL_KEYS = {"emb_size", "num_heads", "num_blocks", "dropout", "seq_len", "min_item_count"}
 
 
 @dataclass
@@ -35,14 +35,9 @@ class SaktRun:
     raw_dir: str | None = None
 
     def settings(self) -> tuple[dict, int, TrainSettings]:
-        check_known("model", self.model, MODEL_KEYS)
+        check_section("model", self.model)
+        train = TrainSettings(**check_section("train", self.train))
         arch = {k: v for k, v in self.model.items() if k != "min_item_count"}
-        if arch.get("seq_len", 200) < 2:
-            raise SettingsError(f"model.seq_len must be at least 2, got {arch['seq_len']}")
-        try:
-            train = TrainSettings(**self.train)
-        except TypeError as exc:
-            raise SettingsError(f"train: {exc}") from None
         return arch, int(self.model.get("min_item_count", 10)), train
 
 
