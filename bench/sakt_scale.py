@@ -41,8 +41,9 @@ def main(epochs: int) -> None:
     (OUT / "split.json").write_text(json.dumps(split))
     wall, peak = child([sys.executable, "stages/train_sakt.py", "--params", str(p), "--events", str(events),
                         "--split", str(OUT / "split.json"), "--model-dir", str(OUT / "sakt"),
-                        "--metrics", str(OUT / "sakt.json"), "--plots-dir", str(OUT / "sakt_plots")])
-    m = json.loads((OUT / "sakt.json").read_text())
+                        "--metrics", str(OUT / "sakt.json"), "--plots-dir", str(OUT / "sakt_plots"),
+                        "--timings", str(OUT / "sakt_timings.json")])
+    m = json.loads((OUT / "sakt.json").read_text()) | json.loads((OUT / "sakt_timings.json").read_text())
     print(f"train_sakt at EDM-Cup scale ({len(split['train']):,} training students, {epochs} epoch(s)):")
     print(f"  {m['train_seconds'] / m['epochs']:.1f} s per epoch, {m['train_seqs_per_s']:.0f} training sequences/s, "
           f"stage wall {wall:.0f} s, peak {peak:.2f} GiB (target < 8 GiB: {'met' if peak < 8 else 'NOT met'})")
