@@ -51,6 +51,8 @@ class SaktResult:
     roc: pd.DataFrame
     calibration: pd.DataFrame
     predictions: np.ndarray = field(repr=False)
+    timings: dict = field(default_factory=dict)
+    """seconds and throughput: for the log and `logs/`, never the tracked metrics (ktirt/timings.py)"""
 
     def save(self, model_dir: str | Path, plots_dir: str | Path) -> None:
         save_checkpoint(self.model, self.vocab, self.model_vocab, Path(model_dir) / CHECKPOINT)
@@ -103,14 +105,14 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
     metrics |= {
         "best_epoch": hist.best_epoch,
         "epochs": len(hist.epoch),
-        "train_seconds": round(hist.train_seconds, 2),
-        "train_seqs_per_s": round(hist.sequences_seen / max(hist.train_seconds, 1e-9), 1),
         "test_responses": len(test_idx),
         "test_responses_cold_item": int((mv.item[np.maximum(seqs.item[test_idx], 0)] == 0).sum()),
         "items_with_own_embedding": mv.n_items - 1,
     }
     history = pd.DataFrame({"epoch": hist.epoch, "train_loss": np.round(hist.train_loss, 5), "val_auc": np.round(hist.val_auc, 5)})
-    return SaktResult(model, vocab, mv, metrics, history, roc_points(y, pt), calibration(y, pt), p)
+    timings = {"train_seconds": round(hist.train_seconds, 2),
+               "train_seqs_per_s": round(hist.sequences_seen / max(hist.train_seconds, 1e-9), 1)}
+    return SaktResult(model, vocab, mv, metrics, history, roc_points(y, pt), calibration(y, pt), p, timings)
 
 
 def _floors(seqs: Sequences, test_idx: np.ndarray, y: np.ndarray) -> dict:
