@@ -18,8 +18,10 @@ from typing import Any, Callable
 import pandas as pd
 
 from ktirt.errors import SettingsError
-from ktirt.sources import SOURCES
 
+SOURCES = ("synthetic", "edm_cup_2023", "assistments_2009")
+"""data.source: the keys of `ktirt.sources.SOURCES` (a test keeps them equal), named here because importing
+the adapters would make every stage, all of which check params.yaml, depend on ktirt/sources/."""
 PROFILES = ("edm_cup", "skill_builder")
 """simulate.profile: the world the simulator writes (edm_cup: EDM Cup 2023's tables, today's default)"""
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
@@ -145,7 +147,7 @@ DEVICE_SETTING = Setting("str", check=_device)
 
 SCHEMA: dict[str, dict[str, Setting]] = {
     "data": {
-        "source": Setting("str", choices=tuple(SOURCES)),
+        "source": Setting("str", choices=SOURCES),
         "raw_dir": Setting("str", check=_not_empty),
     },
     "simulate": {
