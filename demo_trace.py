@@ -13,7 +13,7 @@ import time
 import click
 
 from ktirt.errors import InputError
-from ktirt.exports.trace import trace
+from ktirt.exports.trace import check_plot_path, trace
 
 
 @click.command()
@@ -26,6 +26,8 @@ def main(student_id, topic, exports_dir, plot_path, fmt) -> None:
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     try:
+        if plot_path:
+            check_plot_path(plot_path)  # before the text: a failing --plot must not follow a printed answer
         t = trace(exports_dir, student_id, topic)
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
@@ -34,7 +36,10 @@ def main(student_id, topic, exports_dir, plot_path, fmt) -> None:
     else:
         click.echo(t.text(), nl=False)
     if plot_path:
-        t.plot(plot_path)
+        try:
+            t.plot(plot_path)
+        except OSError as exc:  # the disk filled or the folder went away since the check
+            raise click.ClickException(f"{plot_path}: cannot be written: {exc.strerror or exc}") from None
     logging.getLogger("demo_trace").info("answered in %.2f s", time.perf_counter() - t0)
 
 

@@ -7,12 +7,13 @@ from pathlib import Path
 
 import pandas as pd
 
-from ktirt.io import atomic_path
+from ktirt.io import atomic_path, read_csv
 from ktirt.irt.plot_tables import TRUE_REFERENCE
 
 
 def _read(path: Path) -> pd.DataFrame | None:
-    return pd.read_csv(path) if path.is_file() else None
+    """A plot table of plots/<engine>/ (None where there is none); a truncated one is an error naming its stage."""
+    return read_csv(path, f"train_{path.parent.name}") if path.is_file() else None
 
 
 def _say(ax, text: str) -> None:

@@ -204,3 +204,22 @@ def read_csv(path: str | Path, made_by: str, columns: tuple[str, ...] = ()):
     if missing:
         raise _unusable(path, made_by, f"column '{missing[0]}' missing")
     return df
+
+
+def check_writable(path: str | Path) -> None:
+    """InputError when `path` cannot be written, checked before the work that would fill it."""
+    path = Path(path)
+    if path.is_dir():
+        raise InputError("is a folder, not a file", path)
+    folder = path.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise InputError(f"cannot be written: {folder} is a file, not a folder", path)
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        raise InputError(f"cannot be written: {exc.strerror or exc}", path) from None
+    if path.exists() and not os.access(path, os.W_OK):
+        raise InputError("cannot be written: permission denied", path)

@@ -36,7 +36,8 @@ def load_params(path: str | Path, section: str) -> dict:
 
 
 def stage(func):
-    """Run a stage body with INFO logging; InputError becomes `Error: <file>: <column>: <reason>`, exit 1."""
+    """Run a stage body with INFO logging; InputError becomes `Error: <file>: <column>: <reason>`, and an OSError
+    about one file (permission denied, disk full) `Error: <file>: <reason>`; exit 1."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
@@ -47,5 +48,9 @@ def stage(func):
             if isinstance(exc, SettingsError) and exc.path is None:
                 raise click.ClickException(f"{kwargs.get('params_path', PARAMS)}: {exc}") from None
             raise click.ClickException(str(exc)) from None
+        except OSError as exc:
+            if exc.filename is None:  # not about one file: let its traceback show
+                raise
+            raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from None
 
     return wrapper

@@ -1,14 +1,12 @@
 """Stage `export`: both engines over every student -> data/exports/ (joinable tables and two reports)."""
 
-import json
 import logging
 
 import click
-import pyarrow.parquet as pq
 from _stage import load_params, params_option, stage
 
 from ktirt.exports.build import ExportSettings, run_export
-from ktirt.io import write_json
+from ktirt.io import check_finite, read_events, read_split, write_json
 from ktirt.sources import skill_descriptions
 
 log = logging.getLogger("export")
@@ -26,8 +24,9 @@ log = logging.getLogger("export")
 def main(params_path, events, split_path, sakt_checkpoint, wdirt_dir, out_dir, metrics_path) -> None:
     settings = ExportSettings.from_dict(load_params(params_path, "export"))
     data = load_params(params_path, "data")
-    run = run_export(pq.read_table(events), json.loads(open(split_path).read()), sakt_checkpoint, wdirt_dir,
+    run = run_export(read_events(events), read_split(split_path), sakt_checkpoint, wdirt_dir,
                      skill_descriptions(data["source"], data["raw_dir"]), settings)
+    check_finite(run.metrics, metrics_path)  # before anything is written: no exports without their metrics
     run.write(out_dir)
     write_json(run.metrics, metrics_path)
 

@@ -1,13 +1,11 @@
 """Stage `pykt_adapt`: canonical events + split -> pyKT's own dataset files (any pyKT model can train on them)."""
 
-import json
 import logging
 
 import click
-import pyarrow.parquet as pq
 from _stage import load_params, params_option, stage
 
-from ktirt.io import write_json
+from ktirt.io import read_events, read_split, write_json
 from ktirt.kt.pykt_format import write_pykt
 from ktirt.kt.sequences import load_sequences
 
@@ -23,8 +21,8 @@ log = logging.getLogger("pykt_adapt")
 @stage
 def main(params_path, events, split_path, out, metrics_path) -> None:
     p = load_params(params_path, "pykt")
-    split = json.loads(open(split_path).read())
-    seqs, vocab = load_sequences(pq.read_table(events), split)
+    split = read_split(split_path)
+    seqs, vocab = load_sequences(read_events(events), split)
     counts = write_pykt(seqs, vocab, out, p["seq_len"], p["folds"], split["seed"])
     write_json(counts, metrics_path)
     log.info("%d sequences -> %d windows of %d (%.1f %% padding)", counts["sequences"], counts["windows"],

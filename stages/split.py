@@ -4,10 +4,9 @@ import json
 import logging
 
 import click
-import pyarrow.parquet as pq
 from _stage import load_params, params_option, stage
 
-from ktirt.io import write_text
+from ktirt.io import read_events, write_text
 from ktirt.split import split_users
 
 log = logging.getLogger("split")
@@ -20,7 +19,7 @@ log = logging.getLogger("split")
 @stage
 def main(params_path: str, events: str, out: str) -> None:
     p = load_params(params_path, "split")
-    users = pq.read_table(events, columns=["user_id"])["user_id"]
+    users = read_events(events, ["user_id"])["user_id"]
     split = split_users(users.to_numpy(), p["train"], p["val"], p["seed"])
     write_text(json.dumps(split, indent=1) + "\n", out)
     log.info("%s", ", ".join(f"{k}: {len(split[k])} users" for k in ("train", "val", "test")))

@@ -1,13 +1,11 @@
 """Stage `train_sakt`: train SAKT on training students, early-stop on validation AUC, report test students."""
 
-import json
 import logging
 
 import click
-import pyarrow.parquet as pq
 from _stage import load_params, params_option, stage
 
-from ktirt.io import write_json
+from ktirt.io import check_finite, read_events, read_split, write_json
 from ktirt.kt.sakt_run import SaktRun, run_sakt
 
 log = logging.getLogger("train_sakt")
@@ -25,7 +23,8 @@ def main(params_path, events, split_path, model_dir, metrics_path, plots_dir) ->
     data = load_params(params_path, "data")
     run = SaktRun(model=load_params(params_path, "model"), train=load_params(params_path, "train"),
                   raw_dir=data["raw_dir"])
-    result = run_sakt(pq.read_table(events), json.loads(open(split_path).read()), run)
+    result = run_sakt(read_events(events), read_split(split_path), run)
+    check_finite(result.metrics, metrics_path)  # before anything is saved: no model without its metrics
     result.save(model_dir, plots_dir)
     write_json(result.metrics, metrics_path)
     m = result.metrics

@@ -1,13 +1,11 @@
 """Stage `train_wdirt`: fit Wide & Deep IRT on training students; item parameters, drift, metrics."""
 
-import json
 import logging
 
 import click
-import pyarrow.parquet as pq
 from _stage import load_params, params_option, stage
 
-from ktirt.io import write_json
+from ktirt.io import check_finite, read_events, read_split, read_unit_tests, write_json
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.sources.edm_cup import item_text_embeddings, problem_types
 from ktirt.truth import truth_dir
@@ -26,11 +24,13 @@ log = logging.getLogger("train_wdirt")
 def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir) -> None:
     settings = WDIRTSettings.from_dict(load_params(params_path, "wdirt"))
     raw = load_params(params_path, "data")["raw_dir"]
+    events, unit_tests = read_events(f"{interim}/events.parquet"), read_unit_tests(f"{interim}/unit_tests.parquet")
+    split = read_split(split_path)
     text = item_text_embeddings(raw)
     if text is None:
         log.info("%s has no problem text embeddings: the deep part runs without them", raw)
-    result = run_wdirt(pq.read_table(f"{interim}/events.parquet"), pq.read_table(f"{interim}/unit_tests.parquet"),
-                       json.loads(open(split_path).read()), settings, problem_types(raw), text, truth_dir(raw))
+    result = run_wdirt(events, unit_tests, split, settings, problem_types(raw), text, truth_dir(raw))
+    check_finite(result.metrics, metrics_path)  # before anything is saved: no model without its metrics
     result.save(model_dir, plots_dir)
     write_json(result.metrics, metrics_path)
     m = result.metrics

@@ -142,6 +142,8 @@ def _hand_built(folder, params_items=("I1", "I2", "I3"), ts_type=pa.timestamp("m
                              "drift_flag": pa.array([False, True])}).cast(
         pa.schema([item_field, pa.field("window_start", pa.timestamp("ms", tz="UTC"), False), ("drift_flag", pa.bool_())])),
         folder / "item_drift.parquet")
+    pq.write_table(pa.table({"skill_id": ["S"], "description": ["a skill"], "n_items": pa.array([n], pa.int64())}),
+                   folder / "skills.parquet")
     return folder
 
 

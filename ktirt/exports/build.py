@@ -10,13 +10,12 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ktirt.errors import InputError
 from ktirt.exports.reports import behavior_slices, mastery_report
 from ktirt.exports.tables import (Exports, item_drift_table, item_params_table, predictions_table, skills_table,
                                   student_state_table)
-from ktirt.io import write_text
+from ktirt.io import read_parquet, write_text
 from ktirt.irt.wdirt_run import EVENT_PREDICTIONS
 from ktirt.kt.sakt_run import check_vocabulary, load_checkpoint
 from ktirt.kt.scoring import score_responses, typical_items
@@ -58,9 +57,7 @@ class ExportRun:
 
 
 def _read(path: Path, what: str) -> pa.Table:
-    if not path.is_file():
-        raise InputError(f"not found (run {what})", path)
-    return pq.read_table(path)
+    return read_parquet(path, what)
 
 
 def run_export(events: pa.Table, split: dict, sakt_checkpoint: str | Path, wdirt_dir: str | Path,

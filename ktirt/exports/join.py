@@ -13,11 +13,16 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ktirt.errors import InputError
+from ktirt.io import read_events, read_parquet
 
 TABLES = ("sakt_predictions", "sakt_student_state", "item_params", "item_drift")
 KEYS = ("user_id", "item_id", "timestamp", "skill_id")
 NULLABLE_KEYS = {("item_params", "skill_id")}
 """keys a table may leave null: an item without a skill code"""
+UNIQUE_KEYS = {"sakt_predictions": ("user_id", "item_id", "timestamp"),
+               "sakt_student_state": ("user_id", "skill_id", "timestamp", "item_id"), "item_params": ("item_id",),
+               "item_drift": ("item_id", "window_start"), "skills": ("skill_id",)}
+"""the columns that identify one row of each table: a join on a key that repeats multiplies rows"""
 
 
 @dataclass
@@ -46,13 +51,15 @@ class JoinReport:
     user_coverage: float
     keys: list[KeyCheck]
     samples: list[str] = field(default_factory=list)
+    duplicates: list[str] = field(default_factory=list)
+    """one line per table whose UNIQUE_KEYS repeat"""
 
     @property
     def mismatches(self) -> list[KeyCheck]:
         return [k for k in self.keys if k.problem]
 
     def failures(self, min_coverage: float) -> list[str]:
-        out = [f"{k.table}.parquet: column '{k.column}': {k.problem}" for k in self.mismatches]
+        out = [f"{k.table}.parquet: column '{k.column}': {k.problem}" for k in self.mismatches] + self.duplicates
         if self.coverage < min_coverage:
             out.append(f"sakt_predictions.parquet: column 'item_id': only {self.coverage:.2%} of predictions have item "
                        f"parameters (join.min_coverage is {min_coverage:.0%})")
@@ -90,13 +97,20 @@ class JoinReport:
 
 
 def _read(exports: Path, name: str, columns=None, filters=None) -> pa.Table:
-    path = exports / f"{name}.parquet"
-    if not path.is_file():
-        raise InputError("not found (run the export stage)", path)
-    try:
-        return pq.read_table(path, columns=columns, filters=filters)
-    except (pa.ArrowInvalid, KeyError) as exc:
-        raise InputError(f"cannot be read: {exc}", path) from None
+    return read_parquet(exports / f"{name}.parquet", "export", columns=columns, filters=filters)
+
+
+def _duplicates(exports: Path, name: str) -> str | None:
+    """The failure line when UNIQUE_KEYS[name] repeat in the table, with the first repeated key as example."""
+    key = list(UNIQUE_KEYS[name])
+    counts = _read(exports, name, key).group_by(key, use_threads=False).aggregate([([], "count_all")])
+    repeated = counts.filter(pc.greater(counts["count_all"], 1))
+    if not repeated.num_rows:
+        return None
+    first = repeated.slice(0, 1).to_pylist()[0]
+    example = ", ".join(f"{k}={first[k]}" for k in key)
+    return (f"{name}.parquet: columns ({', '.join(key)}) are not unique: {repeated.num_rows:,} keys repeat, "
+            f"e.g. {example[:200]} ({first['count_all']} rows)")
 
 
 def _key_checks(exports: Path, reference: pa.Schema) -> list[KeyCheck]:
@@ -127,7 +141,7 @@ def _share_in(values: pa.ChunkedArray, pool: pa.ChunkedArray) -> float:
 
 def validate_join(exports_dir: str | Path, reference: pa.Schema, n_samples: int = 10, seed: int = 0) -> JoinReport:
     exports = Path(exports_dir)
-    for name in TABLES:
+    for name in (*TABLES, "skills"):
         _read(exports, name, columns=[])
     pred = _read(exports, "sakt_predictions", ["user_id", "item_id"])
     params = _read(exports, "item_params")
@@ -139,6 +153,7 @@ def validate_join(exports_dir: str | Path, reference: pa.Schema, n_samples: int 
     users = np.unique(pred["user_id"].to_numpy(zero_copy_only=False).astype(str))
     pick = np.sort(np.random.default_rng(seed).choice(users, min(n_samples, len(users)), replace=False))
     report.samples = [_sample(exports, str(u), params, drift) for u in pick]
+    report.duplicates = [d for d in (_duplicates(exports, name) for name in UNIQUE_KEYS) if d]
     return report
 
 
@@ -166,9 +181,7 @@ def _sample(exports: Path, user: str, params: pa.Table, drift: pa.Table) -> str:
 def run_validation(exports_dir: str | Path, events_path: str | Path, min_coverage: float, n_samples: int,
                    seed: int) -> JoinReport:
     """validate_join against events.parquet's key types; raises InputError listing every failure."""
-    events_path = Path(events_path)
-    if not events_path.is_file():
-        raise InputError("not found (run prepare)", events_path)
+    read_events(events_path, columns=[])  # missing or corrupt: one line naming prepare
     report = validate_join(exports_dir, pq.read_schema(events_path), n_samples, seed)
     failures = report.failures(min_coverage)
     if failures:

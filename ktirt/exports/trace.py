@@ -16,12 +16,40 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.parquet as pq
 
 from ktirt.errors import InputError
+from ktirt.io import check_writable, read_parquet
 
 TREND_ATTEMPTS = 5
 """the summary's trend: mastery now minus mastery this many attempts on the topic earlier"""
+ECHO = 80
+"""characters of a student id or topic echoed back in messages and titles"""
+PATTERN_CHARS = re.compile(r"[()\[\]{}*+?^$|\\]")
+"""characters no skill code or description word holds: a topic that has them reads as a regular expression"""
+PLOT_SUFFIXES = {"", ".png", ".pdf", ".svg", ".jpg", ".jpeg", ".tif", ".tiff", ".webp", ".eps", ".ps"}
+
+
+def capped(text: str, limit: int = ECHO) -> str:
+    """`text` cut to `limit` characters for a message (a pasted log line must not flood the terminal)."""
+    return text if len(text) <= limit else text[:limit] + "…"
+
+
+def check_topic(topic: str) -> None:
+    """Topics are matched literally: an empty one would match every skill, a pattern would quietly match
+    something else (`6.([` read as the prefix `6`)."""
+    if not topic.strip():
+        raise InputError("--topic is empty: give a skill code (6.RP.A.3b), a code prefix (6.RP) or words of a skill description")
+    bad = sorted(set(PATTERN_CHARS.findall(topic)))
+    if bad:
+        raise InputError(f"--topic '{capped(topic)}': {' '.join(bad)} cannot be part of a skill code or description word "
+                         "(topics are matched literally, not as patterns)")
+
+
+def check_plot_path(path: str | Path) -> None:
+    """Before any work or output: the PNG can be written, in a format matplotlib draws."""
+    if Path(path).suffix.lower() not in PLOT_SUFFIXES:
+        raise InputError(f"--plot: unknown image type '{Path(path).suffix}' (use one of {', '.join(sorted(PLOT_SUFFIXES - {''}))})", path)
+    check_writable(path)
 
 
 @dataclass
@@ -51,7 +79,7 @@ class Trace:
     def text(self) -> str:
         shown = self.rows.assign(time=self.rows["timestamp"].dt.strftime("%Y-%m-%d %H:%M"))
         cols = ["time", "item_id", "skill_id", "correct", "predicted", "mastery", "difficulty", "discrimination", "guessing", "drift"]
-        head = [f"Student {self.student}, topic '{self.topic}': " + "; ".join(
+        head = [f"Student {capped(self.student)}, topic '{capped(self.topic)}': " + "; ".join(
             f"{r.skill_id} ({r.description})" if r.description else r.skill_id for r in self.skills.itertuples())]
         table = shown[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="")
         return "\n".join([*head, "", table, "", *self.summary()]) + "\n"
@@ -90,7 +118,7 @@ class Trace:
         ax.set_ylabel("SAKT mastery")
         diff_ax.set_ylabel("WD-IRT item difficulty (logits)")
         ax.set_xlabel("attempt on the topic (dotted lines: a new day)")
-        ax.set_title(f"Student {self.student}: {', '.join(self.skills['skill_id'])}")
+        ax.set_title(f"Student {capped(self.student)}: {capped(', '.join(self.skills['skill_id']))}")
         handles = ax.get_legend_handles_labels()
         more = diff_ax.get_legend_handles_labels()
         ax.legend(handles[0] + more[0], handles[1] + more[1], loc="lower right", fontsize=8)
@@ -101,10 +129,11 @@ class Trace:
 
 
 def _path(exports: Path, name: str) -> Path:
-    p = exports / f"{name}.parquet"
-    if not p.is_file():
-        raise InputError("not found (run `dvc repro export`)", p)
-    return p
+    return exports / f"{name}.parquet"
+
+
+def _table(exports: Path, name: str, columns: list[str], filters=None) -> pa.Table:
+    return read_parquet(_path(exports, name), "export", columns=columns, filters=filters)
 
 
 def match_topic(skills: pd.DataFrame, topic: str) -> pd.DataFrame:
@@ -143,31 +172,30 @@ def _closest_skills(topic: str, skills: pd.DataFrame, n: int = 5) -> str:
 
 
 def trace(exports_dir: str | Path, student: str, topic: str) -> Trace:
+    check_topic(topic)
     exports = Path(exports_dir)
-    skills = pq.read_table(_path(exports, "skills"), columns=["skill_id", "description"]).to_pandas()
+    skills = _table(exports, "skills", ["skill_id", "description"]).to_pandas()
     matched = match_topic(skills, topic)
     if matched.empty:
-        raise InputError(f"no skill matches topic '{topic}'; closest: {_closest_skills(topic, skills)}",
+        raise InputError(f"no skill matches topic '{capped(topic)}'; closest: {_closest_skills(topic[:ECHO], skills)}",
                          _path(exports, "skills"), "skill_id")
-    state = pq.read_table(_path(exports, "sakt_student_state"), filters=[("user_id", "=", student)],
-                          columns=["skill_id", "timestamp", "item_id", "mastery", "n_attempts"]).to_pandas()
+    state = _table(exports, "sakt_student_state", ["skill_id", "timestamp", "item_id", "mastery", "n_attempts"],
+                   [("user_id", "=", student)]).to_pandas()
     if state.empty:
-        users = pq.read_table(_path(exports, "sakt_predictions"), columns=["user_id"])["user_id"]
+        users = _table(exports, "sakt_predictions", ["user_id"])["user_id"]
         near = _closest(student, pc.unique(users).to_pylist())
-        raise InputError(f"no student '{student}'; closest ids: {near}", _path(exports, "sakt_predictions"), "user_id")
+        raise InputError(f"no student '{capped(student)}'; closest ids: {near}", _path(exports, "sakt_predictions"), "user_id")
     state = state[state["skill_id"].isin(matched["skill_id"])]
     if state.empty:
-        met = sorted(pq.read_table(_path(exports, "sakt_student_state"), filters=[("user_id", "=", student)],
-                                   columns=["skill_id"])["skill_id"].unique().to_pylist())
-        raise InputError(f"student '{student}' has no responses on topic '{topic}' "
-                         f"({', '.join(matched['skill_id'][:5])}); their skills: {', '.join(met)}",
+        met = sorted(_table(exports, "sakt_student_state", ["skill_id"], [("user_id", "=", student)])["skill_id"].unique().to_pylist())
+        raise InputError(f"student '{capped(student)}' has no responses on topic '{capped(topic)}' "
+                         f"({', '.join(matched['skill_id'][:5])}); their skills: {capped(', '.join(met), 400)}",
                          _path(exports, "sakt_student_state"), "skill_id")
-    pred = pq.read_table(_path(exports, "sakt_predictions"), filters=[("user_id", "=", student)],
-                         columns=["item_id", "timestamp", "predicted", "actual"]).to_pandas()
+    pred = _table(exports, "sakt_predictions", ["item_id", "timestamp", "predicted", "actual"],
+                  [("user_id", "=", student)]).to_pandas()
     items = pa.array(state["item_id"].unique(), pa.string())
-    params = pq.read_table(_path(exports, "item_params"), filters=pc.field("item_id").isin(items),
-                           columns=["item_id", "difficulty", "difficulty_current", "drift_start", "discrimination",
-                                    "guessing"]).to_pandas()
+    params = _table(exports, "item_params", ["item_id", "difficulty", "difficulty_current", "drift_start", "discrimination",
+                                             "guessing"], pc.field("item_id").isin(items)).to_pandas()
     rows = (state.merge(pred, on=["item_id", "timestamp"], how="left").merge(params, on="item_id", how="left")
                  .rename(columns={"actual": "correct", "drift_start": "drift_since"})
                  .sort_values(["timestamp", "item_id"], kind="stable"))

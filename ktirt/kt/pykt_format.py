@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ktirt.errors import SettingsError
 from ktirt.io import atomic_path
 from ktirt.kt.sequences import SPLITS, Sequences, Windows, pykt_windows
 from ktirt.kt.vocab import Vocabulary
@@ -52,11 +53,18 @@ def windows_frame(seqs: Sequences, w: Windows, fold: np.ndarray) -> pd.DataFrame
 
 
 def write_pykt(seqs: Sequences, vocab: Vocabulary, out: Path, seq_len: int, folds: int, seed: int) -> dict:
-    """Write the four files; return counts for metrics/pykt_adapt.json."""
+    """Write the four files; return counts for metrics/pykt_adapt.json, taken from the windows written (what
+    the files hold), and refuse a windowing that would leave responses out."""
+    if seq_len < 2:
+        raise SettingsError(f"pykt.seq_len: must be at least 2 (pyKT predicts each position from the ones before), got {seq_len}")
     fold = fold_of_users(seqs, folds, seed)
     trainval = np.flatnonzero(fold >= 0)
     test = np.flatnonzero(fold < 0)
     w_tv, w_test = pykt_windows(seqs, trainval, seq_len), pykt_windows(seqs, test, seq_len)
+    all_w = np.concatenate([w_tv.index, w_test.index])
+    held = len(np.unique(all_w[all_w >= 0]))
+    if held != len(seqs.item):  # guards the windowing before anything is written: every response in the files
+        raise RuntimeError(f"pyKT windows hold {held} of {len(seqs.item)} responses")
     config = {
         "ktirt": {
             "dpath": str(out),
@@ -79,7 +87,6 @@ def write_pykt(seqs: Sequences, vocab: Vocabulary, out: Path, seq_len: int, fold
         (tmp / "keyid2idx.json").write_text(json.dumps(vocab.to_json()) + "\n")
         (tmp / "data_config.json").write_text(json.dumps(config, indent=2) + "\n")
     lengths = np.diff(seqs.offsets)
-    all_w = np.concatenate([w_tv.index, w_test.index])
     return {
         "sequences": len(seqs.users),
         "windows": len(all_w),
@@ -88,7 +95,7 @@ def write_pykt(seqs: Sequences, vocab: Vocabulary, out: Path, seq_len: int, fold
         "padded_share": round(float((all_w < 0).mean()), 6),
         "max_length": int(lengths.max()),
         "mean_length": round(float(lengths.mean()), 3),
-        "responses": int(lengths.sum()),
+        "responses": held,
         "num_q": len(vocab.items),
         "num_q_train": vocab.n_train_items,
         "num_c": len(vocab.skills),
