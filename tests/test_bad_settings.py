@@ -1,0 +1,207 @@
+"""Every bad setting is one line naming the key, before any stage does work (ktirt/settings.py)."""
+
+import ast
+import copy
+import datetime
+from dataclasses import fields
+
+import pytest
+import torch
+import yaml
+
+from conftest import ROOT, params_file, run_stage
+from ktirt.errors import SettingsError
+from ktirt.exports.build import ExportSettings
+from ktirt.irt.wdirt_run import WDIRTSettings
+from ktirt.kt.sakt_training import TrainSettings
+from ktirt.runtime import resolve_device
+from ktirt.settings import SCHEMA, check_params, check_section
+from ktirt.simulate import SimulationConfig
+
+COMMITTED = yaml.safe_load((ROOT / "params.yaml").read_text())
+
+
+def _with(section: str, key: str, value) -> dict:
+    params = copy.deepcopy(COMMITTED)
+    params[section][key] = value
+    return params
+
+
+def _error(params) -> str:
+    with pytest.raises(SettingsError) as err:
+        check_params(params)
+    assert "\n" not in str(err.value)
+    return str(err.value)
+
+
+BAD = [
+    # typos: unknown keys in every section, with the nearest known key
+    ("split", "tarin", 0.7, "split.tarin: unknown setting (did you mean 'train'?)"),
+    ("join", "min_coverge", 0.8, "join.min_coverge: unknown setting (did you mean 'min_coverage'?)"),
+    ("pykt", "seqlen", 200, "pykt.seqlen: unknown setting (did you mean 'seq_len'?)"),
+    ("data", "raw_dri", "x", "data.raw_dri: unknown setting (did you mean 'raw_dir'?)"),
+    ("model", "zzz", 1, "model.zzz: unknown setting (known: emb_size, "),
+    # types: "64" is text, true is not a number, 3e-3 is text to YAML
+    ("model", "emb_size", "64", "model.emb_size: must be an integer, got '64'"),
+    ("train", "epochs", True, "train.epochs: must be an integer, got True"),
+    ("train", "batch_size", 64.0, "train.batch_size: must be an integer, got 64.0"),
+    ("train", "lr", "3e-3", "train.lr: must be a number, got '3e-3' (YAML reads 3e-3 as text"),
+    ("train", "lr", float("nan"), "train.lr: must be a finite number, got nan"),
+    ("wdirt", "discrimination", "yes please", "wdirt.discrimination: must be true or false, got 'yes please'"),
+    ("simulate", "start_date", datetime.date(2022, 8, 29), 'simulate.start_date: must be text, got datetime.date(2022, 8, 29) (quote it: "2022-08-29")'),
+    ("simulate", "start_date", "29/08/2022", "simulate.start_date: must be a date as YYYY-MM-DD, got '29/08/2022'"),
+    # ranges
+    ("model", "emb_size", 0, "model.emb_size: must be ≥ 1, got 0"),
+    ("model", "num_blocks", -1, "model.num_blocks: must be ≥ 1, got -1"),
+    ("wdirt", "hidden", -8, "wdirt.hidden: must be ≥ 1, got -8"),
+    ("simulate", "n_students", -3, "simulate.n_students: must be ≥ 1, got -3"),
+    ("model", "num_heads", 0, "model.num_heads: must be ≥ 1, got 0"),
+    ("train", "batch_size", 0, "train.batch_size: must be ≥ 1, got 0"),
+    ("wdirt", "batch_size", 0, "wdirt.batch_size: must be ≥ 1, got 0"),
+    ("train", "epochs", 0, "train.epochs: must be ≥ 1, got 0"),
+    ("model", "dropout", 1.5, "model.dropout: must be in [0, 1), got 1.5"),
+    ("wdirt", "dropout", 1, "wdirt.dropout: must be in [0, 1), got 1"),
+    ("train", "lr", -0.01, "train.lr: must be > 0, got -0.01"),
+    ("wdirt", "lr", 0, "wdirt.lr: must be > 0, got 0"),
+    ("pykt", "seq_len", 1, "pykt.seq_len: must be ≥ 2, got 1"),
+    ("pykt", "folds", 0, "pykt.folds: must be ≥ 2, got 0"),
+    ("pykt", "folds", 1, "pykt.folds: must be ≥ 2, got 1"),
+    ("join", "min_coverage", -5, "join.min_coverage: must be in [0, 1], got -5"),
+    ("split", "train", 0, "split.train: must be in (0, 1), got 0"),
+    ("split", "val", 0, "split.val: must be in (0, 1), got 0"),
+    ("simulate", "evaluation_fraction", 0, "simulate.evaluation_fraction: must be in (0, 1), got 0"),
+    ("simulate", "evaluation_fraction", 1.2, "simulate.evaluation_fraction: must be in (0, 1), got 1.2"),
+    ("simulate", "drift_fraction", 1.0, "simulate.drift_fraction: must be in [0, 1), got 1.0"),
+    ("export", "falling_drop", 2, "export.falling_drop: must be in [0, 1], got 2"),
+    # choices, pandas periods, devices
+    ("data", "source", "edm_cup_2024", "data.source: must be one of synthetic, edm_cup_2023, assistments_2009, got 'edm_cup_2024' (did you mean 'edm_cup_2023'?)"),
+    ("simulate", "profile", "skillbuilder", "simulate.profile: must be one of edm_cup, skill_builder, got 'skillbuilder' (did you mean 'skill_builder'?)"),
+    ("wdirt", "drift_window", "X", "wdirt.drift_window: must be a pandas period frequency of a day or longer (D, W, M, Q, Y), got 'X'"),
+    ("wdirt", "drift_window", "ME", "wdirt.drift_window: must be a pandas period frequency"),
+    ("wdirt", "drift_window", "h", "wdirt.drift_window: must be a pandas period frequency of a day or longer"),
+    ("train", "device", "gpu", "train.device: must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
+    ("export", "device", "cuda:x", "export.device: must be auto, cpu, cuda, cuda:N or mps, got 'cuda:x'"),
+]
+
+
+@pytest.mark.parametrize("section, key, value, message", BAD, ids=[f"{s}.{k}={v!r}" for s, k, v, _ in BAD])
+def test_a_bad_setting_is_one_line_naming_the_key(section, key, value, message):
+    assert _error(_with(section, key, value)).startswith(message)
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"split": {"train": 0.8, "val": 0.3}}, "split.train + split.val: must be < 1 (test is the rest), got 0.8 + 0.3"),
+    ({"model": {"emb_size": 63, "num_heads": 4}}, "model.emb_size: must be divisible by model.num_heads (4), got 63"),
+    ({"simulate": {"units_per_class": 30, "n_skills": 24}}, "simulate.units_per_class: must be ≤ simulate.n_skills (24), got 30"),
+    ({"simulate": {"n_items": 100, "n_skills": 24}}, "simulate.n_items: must be ≥ 576 for 24 skills"),
+])
+def test_settings_that_must_agree(change, message):
+    params = copy.deepcopy(COMMITTED)
+    for section, values in change.items():
+        params[section] |= values
+    assert _error(params).startswith(message)
+
+
+def test_missing_unknown_and_malformed_sections_and_keys():
+    params = copy.deepcopy(COMMITTED)
+    del params["pykt"]
+    assert _error(params) == "pykt: missing section"
+    params = copy.deepcopy(COMMITTED)
+    del params["pykt"]["folds"]
+    assert _error(params) == "pykt.folds: missing setting"
+    params = copy.deepcopy(COMMITTED) | {"modle": {}}
+    assert _error(params) == "modle: unknown section (did you mean 'model'?)"
+    assert _error(copy.deepcopy(COMMITTED) | {"join": None}) == "join: must be a mapping of settings, got None"
+    assert _error(["not", "a", "mapping"]).startswith("must be a mapping of sections (data, simulate,")
+    # optional keys (the library's default applies) may be left out; required ones may not
+    params = copy.deepcopy(COMMITTED)
+    params["wdirt"].pop("wide_lr_factor", None)
+    check_params(params)
+
+
+def test_the_committed_params_are_valid():
+    assert check_params(copy.deepcopy(COMMITTED)) == COMMITTED
+    # and n_items: auto, the one non-integer an integer key accepts
+    assert COMMITTED["simulate"]["n_items"] == "auto"
+
+
+@pytest.mark.parametrize("section, cls", [("simulate", SimulationConfig), ("wdirt", WDIRTSettings),
+                                          ("export", ExportSettings), ("train", TrainSettings)])
+def test_the_schema_knows_every_setting_of_the_library(section, cls):
+    """A field added to a settings class without a schema entry would be refused as unknown."""
+    assert {f.name for f in fields(cls)} == set(SCHEMA[section])
+
+
+def test_the_library_classes_check_through_the_schema():
+    with pytest.raises(SettingsError, match=r"^wdirt.drift_window: must be a pandas period"):
+        WDIRTSettings(drift_window="X")
+    with pytest.raises(SettingsError, match=r"^export.mastery_items: must be ≥ 1, got 0$"):
+        ExportSettings(mastery_items=0)
+    with pytest.raises(SettingsError, match=r"^simulate.seed: must be ≥ 0, got -1$"):
+        SimulationConfig.from_dict({"seed": -1})
+    assert check_section("model", {"emb_size": 8}) == {"emb_size": 8}  # partial: the rest is the caller's default
+
+
+@pytest.mark.parametrize("device, message", [
+    ("cuda", "train.device: torch sees no CUDA GPU on this machine (use auto or cpu), got 'cuda'"),
+    ("cuda:1", "train.device: torch sees no CUDA GPU on this machine (use auto or cpu), got 'cuda:1'"),
+])
+def test_cuda_without_a_gpu_is_a_setting_error(monkeypatch, device, message):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert _error(_with("train", "device", device)) == message
+    with pytest.raises(SettingsError, match="^device: torch sees no CUDA GPU"):
+        resolve_device(device)
+    check_params(_with("train", "device", "auto"))  # auto falls back to the CPU
+
+
+def test_a_gpu_index_this_machine_lacks(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    assert _error(_with("wdirt", "device", "cuda:3")) == "wdirt.device: this machine has 1 CUDA GPU(s), cuda:0 to cuda:0, got 'cuda:3'"
+
+
+def test_every_stage_checks_its_settings_before_anything_else():
+    """Each stage's first statement reads params.yaml through load_params, which checks the whole file."""
+    for script in sorted((ROOT / "stages").glob("[!_]*.py")):
+        main = next(n for n in ast.parse(script.read_text()).body if isinstance(n, ast.FunctionDef) and n.name == "main")
+        first = next(n for n in main.body if not (isinstance(n, ast.Expr) and isinstance(n.value, ast.Constant)))
+        calls = {n.func.id for n in ast.walk(first) if isinstance(n, ast.Call) and isinstance(n.func, ast.Name)}
+        assert "load_params" in calls, f"{script.name}: the first statement of main() does not call load_params"
+
+
+# the stage: a bad setting of ANY stage stops even `split` before it reads its input; one line, no output
+CLI = [
+    ({"split": {"tarin": 0.7}}, "split.tarin: unknown setting (did you mean 'train'?)"),
+    ({"pykt": {"seq_len": 1}}, "pykt.seq_len: must be ≥ 2, got 1"),
+    ({"wdirt": {"drift_window": "X"}}, "wdirt.drift_window: must be a pandas period frequency"),
+    ({"model": {"emb_size": "64"}}, "model.emb_size: must be an integer, got '64'"),
+]
+
+
+@pytest.mark.parametrize("change, message", CLI, ids=[m.split(":")[0] for _, m in CLI])
+def test_a_stage_refuses_a_bad_setting_in_one_line(tmp_path, change, message):
+    p = params_file(tmp_path, **change)
+    out = tmp_path / "out" / "split.json"
+    r = run_stage("split", "--params", p, "--events", str(ROOT / "tests" / "no-such-events.parquet"), "--out", str(out))
+    assert r.returncode != 0
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1 and errors[0].startswith(f"Error: {p}: {message}"), r.stderr
+    assert "Traceback" not in r.stderr
+    assert not (tmp_path / "out").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="this machine has a GPU")
+def test_a_stage_refuses_cuda_on_a_machine_without_one(tmp_path):
+    p = params_file(tmp_path, train={"device": "cuda"})
+    r = run_stage("split", "--params", p, "--out", str(tmp_path / "s.json"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1] == f"Error: {p}: train.device: torch sees no CUDA GPU on this machine (use auto or cpu), got 'cuda'"
+
+
+def test_a_params_file_that_is_not_yaml(tmp_path):
+    p = tmp_path / "params.yaml"
+    p.write_text("split:\n  train: [0.7\n")
+    r = run_stage("split", "--params", str(p), "--out", str(tmp_path / "s.json"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    assert r.stderr.strip().splitlines()[-1].startswith(f"Error: {p}: not valid YAML at line ")
+    assert not (tmp_path / "s.json").exists()
