@@ -12,6 +12,8 @@ import codecs
 import re
 from pathlib import Path
 
+import numpy as np
+
 from ktirt.errors import InputError
 
 CHUNK = 1 << 24
@@ -64,8 +66,16 @@ def _first_invalid_utf8(path: Path) -> tuple[int | None, int | None]:
 
 
 def _multibyte_in(data: bytes, base: int) -> int | None:
-    m = _UTF8_MULTIBYTE.search(data)
-    return None if m is None else base + m.start()
+    """Offset of the first well-formed UTF-8 multi-byte sequence in `data` (vectorised: a lead byte before a
+    continuation byte, then the exact rule on those few places), or None."""
+    if data.isascii():
+        return None
+    b = np.frombuffer(data, np.uint8)
+    lead, cont = b[:-1], b[1:]
+    for pos in np.flatnonzero((lead >= 0xC2) & (lead <= 0xF4) & (cont >= 0x80) & (cont <= 0xBF)):
+        if _UTF8_MULTIBYTE.match(data, int(pos)):
+            return base + int(pos)
+    return None
 
 
 def _first_utf8_multibyte(path: Path, start: int) -> int | None:
