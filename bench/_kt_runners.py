@@ -1,0 +1,64 @@
+"""One model on one fold: a prediction for every row of events.parquet that the model scores (NaN elsewhere) and
+its training record. ktirt's engines are called only through their public run APIs (run_sakt, run_wdirt), so
+the benchmark measures whatever the library's SAKT and WD-IRT are today."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from _kt_data import BenchData
+from _pykt_windows import Expanded
+
+PYKT_MODELS = ("dkt", "akt", "simplekt", "sakt")
+KTIRT_MODELS = ("ktirt_sakt", "ktirt_wdirt")
+MODELS = KTIRT_MODELS + PYKT_MODELS
+
+
+def run_ktirt_sakt(data: BenchData, split: dict, settings: dict) -> tuple[np.ndarray, dict]:
+    from ktirt.kt.sakt_run import SaktRun, run_sakt
+
+    result = run_sakt(data.events, split, SaktRun(model=settings["model"], train=settings["train"]))
+    p = np.asarray(result.predictions, dtype=float)
+    if len(p) != data.events.num_rows:
+        raise RuntimeError(f"run_sakt returned {len(p)} predictions for {data.events.num_rows} events")
+    m = _with_timings(result)
+    return p, {"epochs": m["epochs"], "best_epoch": m["best_epoch"], "best_val_auc": m["val_auc"],
+               "train_seconds": m["train_seconds"], "train_seqs_per_s": m["train_seqs_per_s"]}
+
+
+def _with_timings(result) -> dict:
+    """Metrics and timings (newer results keep seconds apart from the tracked metrics)."""
+    return result.metrics | getattr(result, "timings", {})
+
+
+def run_ktirt_wdirt(data: BenchData, split: dict, settings: dict) -> tuple[np.ndarray, dict]:
+    from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
+    from ktirt.sources.edm_cup import item_text_embeddings, problem_types
+
+    s = WDIRTSettings.from_dict(settings["wdirt"])
+    result = run_wdirt(data.events, data.unit_tests, split, s, problem_types(data.raw_dir),
+                       item_text_embeddings(data.raw_dir), None)
+    p = result.event_predictions["predicted"].to_numpy().astype(float)
+    m = _with_timings(result)
+    # a "sequence" here is one training student's history, read once per epoch
+    seqs = len(split["train"]) * m["epochs"] / max(m["train_seconds"], 1e-9)
+    return p, {"epochs": m["epochs"], "best_epoch": m["best_epoch"], "best_val_auc": m["val_auc"],
+               "train_seconds": m["train_seconds"], "train_seqs_per_s": round(seqs, 1)}
+
+
+def run_pykt(name: str, data: BenchData, ex: Expanded, split: dict, settings: dict) -> tuple[np.ndarray, dict]:
+    import _pykt_models as pm
+    from _kt_data import scored_rows
+
+    users = data.users
+    train_events = np.flatnonzero(np.isin(users, split["train"]))
+    val_events, test_events = scored_rows(users, split["val"]), scored_rows(users, split["test"])
+    y = data.events["correct"].to_numpy().astype(int)
+    torch.set_num_threads(settings["threads"])
+    model, fit = pm.train(name, ex, train_events, val_events, y, data.events.num_rows, settings["max_epochs"],
+                          settings["patience"], settings["seed"])
+    p = pm.score(model, name, ex, test_events, data.events.num_rows, pm.TRAIN_CONFIG["seq_len"])
+    return p, {"epochs": fit.epochs, "best_epoch": fit.best_epoch, "best_val_auc": round(fit.best_val_auc, 6),
+               "train_seconds": round(fit.train_seconds, 2),
+               "train_seqs_per_s": round(fit.sequences_seen / max(fit.train_seconds, 1e-9), 1)}

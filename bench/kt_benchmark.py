@@ -1,0 +1,199 @@
+"""A fair knowledge-tracing benchmark: ktirt's SAKT and WD-IRT against pyKT's DKT, AKT, simpleKT and SAKT, on
+identical user folds, scored question-level, results merged into bench/results/kt_benchmark.json.
+
+- Folds: KFold over the sorted student ids (--folds, --seed); each fold's validation students are --val-share
+  of its training side; every model early-stops on them and is scored on the fold's test students.
+- Scoring: one prediction per response, every response of a test student but the first; a multi-skill problem
+  is one response (pyKT's models, which read one concept per row, are scored by late fusion: the mean of
+  the problem's concept predictions, each made from earlier problems only, as pyKT's evaluate_question does).
+- Settings: ktirt's from params.yaml (model, train, wdirt; --set section.key=value overrides); pyKT's its
+  published defaults (bench/_pykt_models.py). --max-epochs / --patience bound every model when given.
+- Data: a world simulated for the run (--world, --students) or any raw folder (--source, --raw-dir).
+- Each model's test predictions go to bench/out/kt_benchmark/<name>/ in kt-audit's format, with its verdict.
+
+    python bench/kt_benchmark.py --world skill_builder --students 1500 --models ktirt_sakt,dkt --folds-to-run 0,1,2
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from pathlib import Path
+
+import click
+import numpy as np
+import yaml
+from sklearn.metrics import roc_auc_score
+
+import _kt_audit
+import _kt_runners as runners
+from _kt_data import WORLD_SOURCE, BenchData, ids_digest, load_data, scored_rows, simulate_world, user_folds
+from _pykt_models import DEFAULTS, TRAIN_CONFIG
+from _pykt_windows import Expanded
+from ktirt.errors import InputError, SettingsError
+from ktirt.io import write_json
+from ktirt.kt.evaluation import mean_baseline
+
+ROOT = Path(__file__).resolve().parents[1]
+log = logging.getLogger("bench.kt_benchmark")
+
+
+def model_settings(name: str, params: dict, overrides: dict, max_epochs: int | None, patience: int | None,
+                   threads: int, seed: int) -> dict:
+    """Exactly what one model is run with (recorded in the JSON)."""
+    if name == "ktirt_sakt":
+        train = params["train"] | overrides.get("train", {}) | {"device": "auto", "threads": threads}
+        train |= {k: v for k, v in (("epochs", max_epochs), ("patience", patience)) if v is not None}
+        return {"model": params["model"] | overrides.get("model", {}), "train": train}
+    if name == "ktirt_wdirt":
+        w = params["wdirt"] | overrides.get("wdirt", {}) | {"device": "auto", "threads": threads}
+        w |= {k: v for k, v in (("epochs", max_epochs), ("patience", patience)) if v is not None}
+        return {"wdirt": w}
+    return {"hyper_parameters": DEFAULTS[name], "batch_size": TRAIN_CONFIG["batch_size"],
+            "seq_len": TRAIN_CONFIG["seq_len"], "max_epochs": max_epochs or TRAIN_CONFIG["num_epochs"],
+            "patience": patience or TRAIN_CONFIG["patience"], "seed": seed, "threads": threads}
+
+
+def parse_overrides(items: tuple[str, ...]) -> dict:
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in ("model", "train", "wdirt"):
+            raise SettingsError(f"--set {item!r}: expected model.KEY=VALUE, train.KEY=VALUE or wdirt.KEY=VALUE")
+        out.setdefault(section, {})[name] = yaml.safe_load(value)
+    return out
+
+
+def floors(data: BenchData, split: dict, scored: np.ndarray) -> dict:
+    """The item-mean floor and, on simulated data, the oracle (true P(correct)) on the scored responses."""
+    from ktirt.truth import event_probabilities, truth_dir
+
+    y = data.events["correct"].to_numpy().astype(int)
+    items = data.events["item_id"].to_numpy(zero_copy_only=False)
+    train = np.flatnonzero(np.isin(data.users, split["train"]))
+    out = {"item_mean_auc": round(float(roc_auc_score(y[scored], mean_baseline(
+        items[train], y[train], items[scored], y[train].mean()))), 6)}
+    truth = truth_dir(data.raw_dir)
+    if truth is not None:
+        oracle = event_probabilities(data.events, truth)[scored]
+        ok = np.isfinite(oracle)
+        out["oracle_auc"] = round(float(roc_auc_score(y[scored][ok], oracle[ok])), 6)
+    return out
+
+
+def run_one(name: str, data: BenchData, ex: Expanded | None, split: dict, settings: dict):
+    if name == "ktirt_sakt":
+        return runners.run_ktirt_sakt(data, split, settings)
+    if name == "ktirt_wdirt":
+        return runners.run_ktirt_wdirt(data, split, settings)
+    return runners.run_pykt(name, data, ex, split, settings)
+
+
+def merge(results: dict, key: str, world: dict, name: str, fold: int, record: dict, settings: dict) -> dict:
+    """Put one model-fold result into the results; the world's data and folds must be the ones stored."""
+    entry = results.setdefault("worlds", {}).setdefault(key, {k: v for k, v in world.items()} | {"models": {}})
+    for part in ("data", "folds"):
+        if entry[part] != world[part]:
+            raise InputError(f"results hold world '{key}' with other {part} (use another --name, or remove that "
+                             f"world from the file): stored {json.dumps(entry[part])[:300]}")
+    m = entry["models"].setdefault(name, {"settings": settings, "folds": {}})
+    if m["settings"] != settings:
+        log.warning("%s: settings differ from the stored folds'; the stored ones are replaced", name)
+        m["folds"] = {}
+    m["settings"] = settings
+    m["folds"][str(fold)] = record
+    aucs = np.array([r["auc"] for r in m["folds"].values()])
+    m |= {"auc_mean": round(float(aucs.mean()), 6), "auc_std": round(float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0, 6),
+          "n_folds": len(aucs)}
+    return results
+
+
+def resolve_data(world, students, sim_seed, source, raw_dir) -> tuple[BenchData, dict]:
+    if (world is None) == (raw_dir is None):
+        raise click.UsageError("give either --world (simulated for the run) or --raw-dir (with --source)")
+    if world:
+        raw = simulate_world(world, students, sim_seed, ROOT / "bench" / "out" / "worlds" / f"{world}_{students}_{sim_seed}")
+        data, sim = load_data(WORLD_SOURCE[world], raw), {"world": world, "students": students, "seed": sim_seed}
+    else:
+        data, sim = load_data(source, Path(raw_dir)), None
+    return data, data.summary() | ({"simulated": sim} if sim else {})
+
+
+@click.command()
+@click.option("--world", type=click.Choice(sorted(WORLD_SOURCE)), help="simulate this world for the run")
+@click.option("--students", default=1500, show_default=True, help="students of the simulated world")
+@click.option("--sim-seed", default=2023, show_default=True)
+@click.option("--source", type=click.Choice(["synthetic", "edm_cup_2023", "assistments_2009"]), default="synthetic",
+              show_default=True, help="source adapter of --raw-dir")
+@click.option("--raw-dir", type=click.Path(file_okay=False), help="a raw data folder (real files)")
+@click.option("--name", help="results key of this data (default: the world, or SOURCE:RAW_DIR's name)")
+@click.option("--models", default=",".join(runners.MODELS), show_default=True, help="comma-separated")
+@click.option("--folds", "k", default=5, show_default=True)
+@click.option("--folds-to-run", default="", help="comma-separated fold numbers (default: all)")
+@click.option("--seed", default=2024, show_default=True, help="folds' seed")
+@click.option("--val-share", default=0.15, show_default=True, help="share of a fold's training side used to validate")
+@click.option("--max-epochs", type=int, help="bound every model's epochs (default: each model's own)")
+@click.option("--patience", type=int, help="early-stopping patience of every model (default: each model's own)")
+@click.option("--model-seed", default=42, show_default=True, help="pyKT models' seed (pyKT's default)")
+@click.option("--set", "overrides", multiple=True, help="override ktirt params: model.KEY=V, train.KEY=V, wdirt.KEY=V")
+@click.option("--params", "params_path", default=str(ROOT / "params.yaml"), show_default=True)
+@click.option("--threads", default=2, show_default=True)
+@click.option("--results", "results_path", default=str(ROOT / "bench/results/kt_benchmark.json"), show_default=True)
+@click.option("--out-dir", default=str(ROOT / "bench/out/kt_benchmark"), show_default=True)
+def main(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
+         patience, model_seed, overrides, params_path, threads, results_path, out_dir) -> None:
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
+             patience, model_seed, overrides, params_path, threads, results_path, out_dir)
+    except InputError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
+         patience, model_seed, overrides, params_path, threads, results_path, out_dir) -> None:
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    unknown = sorted(set(names) - set(runners.MODELS))
+    if unknown or not names:
+        raise SettingsError(f"--models: unknown {', '.join(unknown) or '(none)'} (choose from {', '.join(runners.MODELS)})")
+    params, extra = yaml.safe_load(Path(params_path).read_text()), parse_overrides(overrides)
+    data, summary = resolve_data(world, students, sim_seed, source, raw_dir)
+    key = name or world or f"{data.source}:{data.raw_dir.name}"
+    folds = user_folds(data.users, k, seed, val_share)
+    todo = [int(f) for f in folds_to_run.split(",") if f.strip()] or list(range(k))
+    if any(f < 0 or f >= k for f in todo):
+        raise SettingsError(f"--folds-to-run must be in 0..{k - 1}, got {folds_to_run}")
+    world_rec = {"data": summary, "folds": {"k": k, "seed": seed, "val_share": val_share, "test_users_sha256": [
+        ids_digest(f["test"]) for f in folds]}, "scoring": __doc__.split("- Scoring: ")[1].split("\n- ")[0].replace("\n  ", " ")}
+    ex = Expanded.build(data.events) if set(names) & set(runners.PYKT_MODELS) else None
+    y = data.events["correct"].to_numpy().astype(int)
+    results_file = Path(results_path)
+    results = json.loads(results_file.read_text()) if results_file.exists() else {"description": __doc__.split("\n\n")[0]}
+    for f in todo:
+        split, scored = folds[f], scored_rows(data.users, folds[f]["test"])
+        base = {"fold": f, "train_users": len(split["train"]), "val_users": len(split["val"]),
+                "test_users": len(split["test"]), "scored_responses": len(scored), "scored_sha256": ids_digest(scored)}
+        fl = floors(data, split, scored)
+        for m in names:
+            settings = model_settings(m, params, extra, max_epochs, patience, threads, model_seed)
+            log.info("%s, fold %d/%d: %s on %d test students (%d scored responses)", key, f + 1, k, m, len(split["test"]), len(scored))
+            t0 = time.perf_counter()
+            p, info = run_one(m, data, ex, split, settings)
+            if np.isnan(p[scored]).any():
+                raise RuntimeError(f"{m} left {int(np.isnan(p[scored]).sum())} scored responses without a prediction")
+            auc = float(roc_auc_score(y[scored], p[scored]))
+            train_rows = np.flatnonzero(np.isin(data.users, split["train"]))
+            frame = _kt_audit.prediction_frame(data.events, scored, p, train_rows)
+            verdict = _kt_audit.audit(frame, Path(out_dir) / key.replace(":", "_").replace("/", "_") / f"{m}_fold{f}.csv", auc)
+            record = base | {"auc": round(auc, 6)} | info | {"wall_seconds": round(time.perf_counter() - t0, 1)} | fl | {"kt_audit": verdict}
+            results = merge(results, key, world_rec, m, f, record, settings)
+            write_json(results, results_file)
+            log.info("%s fold %d: %s AUC %.4f (item-mean %.4f%s), %d epochs, kt-audit %s", key, f, m, auc,
+                     fl["item_mean_auc"], f", oracle {fl['oracle_auc']:.4f}" if "oracle_auc" in fl else "",
+                     info["epochs"], verdict.get("verdict", verdict.get("status")))
+
+
+if __name__ == "__main__":
+    main()
