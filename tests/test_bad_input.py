@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 import yaml
@@ -22,6 +23,7 @@ from click.testing import CliRunner
 from conftest import ROOT, events_as_assistments_2009, run_stage
 from ktirt.simulate import edm_tables
 from ktirt.sources import edm_cup
+from ktirt.sources.timestamps import to_utc_ms
 
 sys.path.insert(0, str(ROOT / "stages"))
 prepare = importlib.import_module("prepare")
@@ -403,3 +405,25 @@ def test_matrix_covers_every_kind():
     kinds = {c.kind for c in CASES.values()}
     assert kinds == {"file", "column", "encoding", "time unit", "date format", "action", "ids", "score", "sanity"}
     assert sum(isinstance(c.outcome, Refused) for c in CASES.values()) >= 25
+
+
+def test_clean_run_sanity_block(clean):
+    s = clean["metrics"]["sanity"]
+    assert (s["first_event_year"], s["last_event_year"], s["first_unit_test_year"]) == (2022, 2022, 2022)
+    assert 30 < s["event_span_days"] < 120 and s["unit_tests_after_unit_work_share"] == 1.0
+    shares = {k: v for k, v in s.items() if k.startswith("first_action_")}
+    assert set(shares) == {f"first_action_{a}_share" for a in edm_cup.FIRST_ACTIONS}
+    assert abs(sum(shares.values()) - 1) < 1e-5
+    assert s["first_action_correct_response_share"] == s["correct_rate"] == clean["metrics"]["correct_rate"]
+
+
+@pytest.mark.parametrize("values, first_ms", [
+    ([1662362706.894, None], 1662362706894),
+    ([1662362706894123, 1662362706000000], 1662362706894),  # microseconds
+    (["2022/09/05 07:25", "2022/12/31 00:00"], 1662362700000),
+    (["5/9/2022", "13/9/2022"], 1662336000000),  # day first, proven by the 13
+    (["9/5/2022", "9/13/2022"], 1662336000000),  # month first, proven by the 13
+    (["2022-09-05T07:25:06+02:00", "2022-09-05 05:25:06"], 1662355506000),
+])
+def test_one_unit_or_format_per_column(values, first_ms):
+    assert to_utc_ms(pa.array(values), "f.csv", "t")[0] == first_ms

@@ -35,7 +35,7 @@ def sanity_block(tables: SourceTables) -> dict:
             block["unit_tests_after_unit_work_share"] = share
     total = sum(tables.first_actions.values())
     if total:
-        block["first_action_share"] = {a: round(n / total, 6) for a, n in tables.first_actions.items()}
+        block |= {f"first_action_{a}_share": round(n / total, 6) for a, n in tables.first_actions.items()}
     return block
 
 
