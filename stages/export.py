@@ -8,6 +8,7 @@ from _stage import load_params, params_option, stage
 from ktirt.exports.build import ExportSettings, run_export
 from ktirt.io import check_finite, read_events, read_split, write_json
 from ktirt.sources import skill_descriptions
+from ktirt.timings import timings_path, write_timings
 
 log = logging.getLogger("export")
 
@@ -20,8 +21,9 @@ log = logging.getLogger("export")
 @click.option("--wdirt", "wdirt_dir", default="models/wdirt", show_default=True)
 @click.option("--out", "out_dir", default="data/exports", show_default=True)
 @click.option("--metrics", "metrics_path", default="metrics/export.json", show_default=True)
+@click.option("--timings", "timings_file", default=timings_path("export"), show_default=True, help="untracked")
 @stage
-def main(params_path, events, split_path, sakt_checkpoint, wdirt_dir, out_dir, metrics_path) -> None:
+def main(params_path, events, split_path, sakt_checkpoint, wdirt_dir, out_dir, metrics_path, timings_file) -> None:
     settings = ExportSettings.from_dict(load_params(params_path, "export"))
     data = load_params(params_path, "data")
     run = run_export(read_events(events), read_split(split_path), sakt_checkpoint, wdirt_dir,
@@ -29,6 +31,7 @@ def main(params_path, events, split_path, sakt_checkpoint, wdirt_dir, out_dir, m
     check_finite(run.metrics, metrics_path)  # before anything is written: no exports without their metrics
     run.write(out_dir)
     write_json(run.metrics, metrics_path)
+    write_timings(run.timings, timings_file)
 
 
 if __name__ == "__main__":

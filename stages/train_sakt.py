@@ -7,6 +7,7 @@ from _stage import load_params, params_option, stage
 
 from ktirt.io import check_finite, read_events, read_split, write_json
 from ktirt.kt.sakt_run import SaktRun, run_sakt
+from ktirt.timings import timings_path, write_timings
 
 log = logging.getLogger("train_sakt")
 
@@ -18,8 +19,9 @@ log = logging.getLogger("train_sakt")
 @click.option("--model-dir", default="models/sakt", show_default=True)
 @click.option("--metrics", "metrics_path", default="metrics/sakt.json", show_default=True)
 @click.option("--plots-dir", default="plots/sakt", show_default=True)
+@click.option("--timings", "timings_file", default=timings_path("train_sakt"), show_default=True, help="untracked")
 @stage
-def main(params_path, events, split_path, model_dir, metrics_path, plots_dir) -> None:
+def main(params_path, events, split_path, model_dir, metrics_path, plots_dir, timings_file) -> None:
     data = load_params(params_path, "data")
     run = SaktRun(model=load_params(params_path, "model"), train=load_params(params_path, "train"),
                   raw_dir=data["raw_dir"])
@@ -27,6 +29,7 @@ def main(params_path, events, split_path, model_dir, metrics_path, plots_dir) ->
     check_finite(result.metrics, metrics_path)  # before anything is saved: no model without its metrics
     result.save(model_dir, plots_dir)
     write_json(result.metrics, metrics_path)
+    write_timings(result.timings, timings_file)
     m = result.metrics
     log.info("test AUC %.4f (item-mean %.4f, oracle %s) after %d epochs", m["test_auc"], m["item_mean_auc"],
              f"{m['oracle_auc']:.4f}" if "oracle_auc" in m else "n/a", m["epochs"])

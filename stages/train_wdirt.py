@@ -8,6 +8,7 @@ from _stage import load_params, params_option, stage
 from ktirt.io import check_finite, read_events, read_split, read_unit_tests, write_json
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.sources.edm_cup import item_text_embeddings, problem_types
+from ktirt.timings import timings_path, write_timings
 from ktirt.truth import truth_dir
 
 log = logging.getLogger("train_wdirt")
@@ -20,8 +21,9 @@ log = logging.getLogger("train_wdirt")
 @click.option("--model-dir", default="models/wdirt", show_default=True)
 @click.option("--metrics", "metrics_path", default="metrics/wdirt.json", show_default=True)
 @click.option("--plots-dir", default="plots/wdirt", show_default=True)
+@click.option("--timings", "timings_file", default=timings_path("train_wdirt"), show_default=True, help="untracked")
 @stage
-def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir) -> None:
+def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir, timings_file) -> None:
     settings = WDIRTSettings.from_dict(load_params(params_path, "wdirt"))
     raw = load_params(params_path, "data")["raw_dir"]
     events, unit_tests = read_events(f"{interim}/events.parquet"), read_unit_tests(f"{interim}/unit_tests.parquet")
@@ -33,6 +35,7 @@ def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir) -
     check_finite(result.metrics, metrics_path)  # before anything is saved: no model without its metrics
     result.save(model_dir, plots_dir)
     write_json(result.metrics, metrics_path)
+    write_timings(result.timings, timings_file)
     m = result.metrics
     log.info("unit-test AUC %s, in-unit AUC %s, difficulty Spearman %s, drift precision/recall %s/%s",
              m.get("unit_test_auc"), m.get("in_unit_auc"), m.get("difficulty_spearman"), m.get("drift_precision"),
