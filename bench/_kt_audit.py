@@ -33,7 +33,7 @@ def prediction_frame(events: pa.Table, scored: np.ndarray, p: np.ndarray, train_
         "split": ["train"] * len(train_rows) + ["test"] * len(scored),
         "kc_ids": kcs,
         "y_true": y[rows],
-        "y_pred": np.r_[np.full(len(train_rows), round(float(y[train_rows].mean()), 6)), np.round(p[scored], 6)],
+        "y_pred": np.r_[np.full(len(train_rows), round(float(y[train_rows].mean()), 6)), p[scored]],
     })
 
 

@@ -1,0 +1,116 @@
+"""bench/kt_benchmark.py: pyKT's question-level windows on multi-skill problems, and one tiny end-to-end run
+(2 folds, 1 epoch, ktirt SAKT + pyKT DKT) on a multi-skill ASSISTments 2009 file."""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+from click.testing import CliRunner
+from conftest import ROOT, events_as_assistments_2009
+
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _kt_data import ids_digest, scored_rows, user_folds  # noqa: E402
+from _pykt_windows import Expanded, late_fusion, question_windows  # noqa: E402
+
+
+def _events() -> pa.Table:
+    """Two students; u1's second problem has three skills, u2's first has two (never scored: a first response)."""
+    rows = [("u1", "i1", ["a"]), ("u1", "i2", ["a", "b", "c"]), ("u1", "i3", ["b"]),
+            ("u2", "i2", ["a", "b"]), ("u2", "i1", ["a"]), ("u2", "i4", [])]
+    return pa.table({"user_id": [r[0] for r in rows], "item_id": [r[1] for r in rows],
+                     "skill_ids": pa.array([r[2] for r in rows], pa.list_(pa.string())),
+                     "correct": pa.array([1, 0, 1, 1, 0, 1], pa.int8()),
+                     "timestamp": pa.array(np.arange(6) * 1000, pa.timestamp("ms", "UTC"))})
+
+
+def test_question_windows_predict_each_concept_from_earlier_problems_only():
+    events = _events()
+    ex = Expanded.build(events)
+    assert len(ex.event) == 9 and ex.num_c == 4  # a, b, c and the no-skill code
+    scored = scored_rows(events["user_id"].to_numpy(zero_copy_only=False).astype(str), ["u1", "u2"])
+    assert scored.tolist() == [1, 2, 4, 5]
+    index, target = question_windows(ex, scored, length=4)
+    predicted = index[target]
+    # every concept row of every scored problem exactly once, nothing else
+    assert sorted(predicted.tolist()) == sorted(ex.rows_of(scored).tolist())
+    for w, pos in zip(*np.nonzero(target)):
+        row = index[w, pos]
+        context = index[w, :pos]
+        assert (context >= 0).all() and (ex.event[context] < ex.event[row]).all()  # earlier problems only
+        assert (ex.user_start[context] == ex.user_start[row]).all()
+    # u1's 3-skill problem: its b and c rows see exactly u1's first problem
+    for rank in (1, 2):
+        row = int(np.flatnonzero((ex.event == 1) & (ex.rank == rank))[0])
+        w, pos = next((w, q) for w, q in np.argwhere(index == row) if target[w, q])
+        assert index[w, :pos].tolist() == [0]
+    p = np.arange(1, len(predicted) + 1, dtype=float)
+    fused = late_fusion(ex, index, target, p, events.num_rows)
+    assert np.isnan(fused[[0, 3]]).all() and np.isfinite(fused[scored]).all()
+    rows_of_1 = np.isin(index[target], np.flatnonzero(ex.event == 1))
+    assert fused[1] == pytest.approx(p[rows_of_1].mean())
+
+
+def test_user_folds_are_disjoint_and_cover_every_student():
+    users = np.array([f"s{i:02d}" for i in range(23)])
+    folds = user_folds(users, 4, seed=3, val_share=0.2)
+    tests = [set(f["test"]) for f in folds]
+    assert set().union(*tests) == set(users) and sum(map(len, tests)) == len(users)
+    for f in folds:
+        assert not (set(f["train"]) & set(f["val"]) or set(f["train"]) & set(f["test"]) or set(f["val"]) & set(f["test"]))
+        assert len(f["train"]) + len(f["val"]) + len(f["test"]) == len(users) and f["val"]
+    assert user_folds(users, 4, seed=3, val_share=0.2) == folds
+
+
+@pytest.fixture(scope="module")
+def multi_skill_raw(tiny_tables, tmp_path_factory):
+    ev = tiny_tables.events
+    skills = ev["skill_ids"].to_pylist()
+    others = sorted({s for row in skills for s in row})
+    skills = [row + [others[(i // 5) % len(others)]] if i % 5 == 0 and others[(i // 5) % len(others)] not in row else row
+              for i, row in enumerate(skills)]
+    ev = ev.set_column(ev.schema.get_field_index("skill_ids"), "skill_ids", pa.array(skills, ev["skill_ids"].type))
+    return events_as_assistments_2009(ev, tmp_path_factory.mktemp("a09"))
+
+
+def test_benchmark_end_to_end(multi_skill_raw, tmp_path):
+    from kt_benchmark import main
+
+    results, out = tmp_path / "kt_benchmark.json", tmp_path / "out"
+    args = ["--source", "assistments_2009", "--raw-dir", str(multi_skill_raw), "--name", "tiny", "--folds", "2",
+            "--max-epochs", "1", "--patience", "1", "--set", "model.emb_size=16", "--results", str(results),
+            "--out-dir", str(out)]
+    r = CliRunner().invoke(main, [*args, "--models", "ktirt_sakt,dkt"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    # a second run of one model on one fold merges into the same file
+    r = CliRunner().invoke(main, [*args, "--models", "sakt", "--folds-to-run", "1"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    world = json.loads(results.read_text())["worlds"]["tiny"]
+    assert world["data"]["multi_skill_share"] > 0.1 and len(world["data"]["events_sha256"]) == 64
+    assert set(world["models"]) == {"ktirt_sakt", "dkt", "sakt"}
+    assert world["models"]["sakt"]["n_folds"] == 1 and world["models"]["dkt"]["n_folds"] == 2
+    from ktirt.sources import load_source
+    users = load_source("assistments_2009", multi_skill_raw).events["user_id"].to_numpy(zero_copy_only=False).astype(str)
+    folds = user_folds(users, 2, world["folds"]["seed"], world["folds"]["val_share"])
+    assert world["folds"]["test_users_sha256"] == [ids_digest(f["test"]) for f in folds]
+    assert not set(folds[0]["test"]) & set(folds[1]["test"])
+    for f in ("0", "1"):
+        recs = {m: world["models"][m]["folds"][f] for m in world["models"] if f in world["models"][m]["folds"]}
+        assert len({r["scored_sha256"] for r in recs.values()}) == 1  # the same responses for every model
+        assert len({r["scored_responses"] for r in recs.values()}) == 1
+        assert ids_digest(scored_rows(users, folds[int(f)]["test"])) == recs["dkt"]["scored_sha256"]
+        for m, rec in recs.items():
+            assert 0 < rec["auc"] < 1 and rec["epochs"] == 1 and rec["train_seqs_per_s"] > 0
+            assert rec["kt_audit"].get("recomputed_test_auc", rec["auc"]) == pytest.approx(rec["auc"], abs=1e-4)
+            frame = pd.read_csv(out / "tiny" / f"{m}_fold{f}.csv")
+            test = frame[frame["split"] == "test"]
+            assert len(test) == rec["scored_responses"] and set(test["user_id"].astype(str)) <= set(folds[int(f)]["test"])
+            assert list(frame.columns) == ["user_id", "item_id", "timestamp", "split", "kc_ids", "y_true", "y_pred"]
+    for m, rec in world["models"].items():
+        aucs = [r["auc"] for r in rec["folds"].values()]
+        assert rec["auc_mean"] == pytest.approx(np.mean(aucs), abs=1e-6)
