@@ -111,7 +111,9 @@ def test_reports_read_in_a_minute(run):
 
 def test_the_join_holds_on_the_tiny_run(run):
     report = run_validation(run["exports"], run["root"] / "events.parquet", 0.99, 3, 0)
-    assert report.coverage == 1.0 and report.drift_coverage > 0.9 and not report.mismatches
+    # every event item has parameters and drift windows on this run (measured); the hand-built case below
+    # and validate_join's failure tests check shares under 1
+    assert report.coverage == 1.0 and report.drift_coverage == 1.0 and not report.mismatches
     assert len(report.samples) == 3 and "| skill |" in report.samples[0]
 
 
