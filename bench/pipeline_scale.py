@@ -40,11 +40,14 @@ def main(students: int, from_stage: str | None) -> None:
         ("pykt_adapt", [py, "stages/pykt_adapt.py", "--params", p, "--events", ev, "--split", split, "--out", w / "pykt",
                         "--metrics", w / "pykt_adapt.json"], "pykt_adapt"),
         ("train_sakt", [py, "stages/train_sakt.py", "--params", p, "--events", ev, "--split", split, "--model-dir", w / "sakt",
-                        "--metrics", w / "sakt.json", "--plots-dir", w / "plots/sakt"], "sakt"),
+                        "--metrics", w / "sakt.json", "--plots-dir", w / "plots/sakt", "--timings", w / "sakt_timings.json"],
+         "sakt"),
         ("train_wdirt", [py, "stages/train_wdirt.py", "--params", p, "--interim", w / "interim", "--split", split,
-                         "--model-dir", w / "wdirt", "--metrics", w / "wdirt.json", "--plots-dir", w / "plots/wdirt"], "wdirt"),
+                         "--model-dir", w / "wdirt", "--metrics", w / "wdirt.json", "--plots-dir", w / "plots/wdirt",
+                         "--timings", w / "wdirt_timings.json"], "wdirt"),
         ("export", [py, "stages/export.py", "--params", p, "--events", ev, "--split", split, "--sakt", w / "sakt/model.pt",
-                    "--wdirt", w / "wdirt", "--out", w / "exports", "--metrics", w / "export.json"], "export"),
+                    "--wdirt", w / "wdirt", "--out", w / "exports", "--metrics", w / "export.json",
+                    "--timings", w / "export_timings.json"], "export"),
         ("validate_join", [py, "stages/validate_join.py", "--params", p, "--exports", w / "exports", "--events", ev,
                            "--report", w / "exports/join_report.md", "--metrics", w / "join.json"], "join"),
     ]
@@ -80,7 +83,8 @@ def main(students: int, from_stage: str | None) -> None:
     worst = max(g for _, _, g in rows if g == g)
     print(f"largest peak {worst:.2f} GiB; limit {LIMIT_GIB} GiB -> {'met' if worst < LIMIT_GIB else 'NOT met'}")
     for name in ("prepare", "sakt", "wdirt", "export", "join"):
-        print(name, json.loads((w / f"{name}.json").read_text()))
+        timings = w / f"{name}_timings.json"  # the stages keep seconds out of their tracked metrics
+        print(name, json.loads((w / f"{name}.json").read_text()) | (json.loads(timings.read_text()) if timings.exists() else {}))
 
 
 if __name__ == "__main__":
