@@ -30,6 +30,8 @@ def unit_test_probabilities(unit_tests: pa.Table, truth: Path) -> np.ndarray:
     """True P(correct) behind each scored row of unit_tests.parquet, in the order of those rows."""
     keys = ["unit_test_id", "item_id", "user_id"]
     scored = unit_tests.filter(pa.compute.is_valid(unit_tests["correct"]))
+    if scored.num_rows == 0:  # e.g. the skill_builder world, which has no unit tests (nor their truth)
+        return np.empty(0)
     ut = scored.select(keys).to_pandas()
     tr = pd.read_parquet(truth / "unit_test_responses.parquet", columns=[*keys, "p_correct"])
     return ut.merge(tr, on=keys, how="left", validate="many_to_one")["p_correct"].to_numpy()

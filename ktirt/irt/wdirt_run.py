@@ -409,13 +409,17 @@ def _against_truth(events, unit_tests, t: Targets, p, theta, calibrated_ability,
             out[f"difficulty_spearman{label}"] = round(float(spearmanr(df["difficulty"], df["difficulty_true"])[0]), 6)
             out[f"difficulty_pearson{label}"] = round(float(pearsonr(df["difficulty"], df["difficulty_true"])[0]), 6)
     w = params["item_id"].isin(warm["item_id"]).to_numpy()
+    irt = "discrimination" in true.columns  # the skill_builder world's truth is BKT: no IRT parameters or drifts
     if len(warm) > 2:
-        out["discrimination_pearson"] = round(float(pearsonr(warm["discrimination"], warm["discrimination_true"])[0]), 6)
-        g = warm[warm["guessing_true"] > 0]
-        if len(g):
-            out["guessing_mae"] = round(float((g["guessing"] - g["guessing_true"]).abs().mean()), 6)
+        if irt:
+            out["discrimination_pearson"] = round(float(pearsonr(warm["discrimination"], warm["discrimination_true"])[0]), 6)
+            g = warm[warm["guessing_true"] > 0]
+            if len(g):
+                out["guessing_mae"] = round(float((g["guessing"] - g["guessing_true"]).abs().mean()), 6)
         out["model_difficulty_spearman"] = round(float(spearmanr(model_difficulty[w], true["difficulty"].reindex(params["item_id"][w]))[0]), 6)
     out["recovery_items"] = len(warm)
+    if not irt:
+        return out, m[["item_id", "difficulty", "difficulty_true", "n_responses"]].round(4)
 
     tt = target_item_truth(events, unit_tests, truth)
     ok = tt["ability"].notna().to_numpy()

@@ -1,5 +1,7 @@
 """The embedded default: a seeded simulator that writes the EDM Cup 2023 tables from a known generative
-model (see `world` and `responses` for the model), with its ground truth in `_truth/`."""
+model (see `world` and `responses` for the model), with its ground truth in `_truth/`. `profile:
+skill_builder` writes a second world instead, one the engines do not assume, as ASSISTments 2009's
+skill-builder file (see `skill_builder` and `skill_builder_responses`)."""
 
 from __future__ import annotations
 
@@ -12,6 +14,9 @@ import numpy as np
 from ktirt.simulate.config import SimulationConfig
 from ktirt.simulate.edm_tables import write_tables
 from ktirt.simulate.responses import simulate_clickstream
+from ktirt.simulate.skill_builder import build_skill_builder_world
+from ktirt.simulate.skill_builder_csv import write_skill_builder
+from ktirt.simulate.skill_builder_responses import work_skill_builders
 from ktirt.simulate.world import build_world
 
 __all__ = ["SimulationConfig", "simulate"]
@@ -20,6 +25,8 @@ log = logging.getLogger(__name__)
 
 def simulate(cfg: SimulationConfig, out_dir: str | Path) -> dict:
     """Write the EDM Cup 2023 files for `cfg` into `out_dir` (which must not exist yet); return counts."""
+    if cfg.profile == "skill_builder":
+        return _simulate_skill_builder(cfg, Path(out_dir))
     rng = np.random.default_rng(cfg.seed)
     world = build_world(cfg, rng)
     clicks = simulate_clickstream(cfg, world, rng)
@@ -28,4 +35,15 @@ def simulate(cfg: SimulationConfig, out_dir: str | Path) -> dict:
     (out / "_truth" / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     counts |= {"students": cfg.n_students, "drifting_items": int(world.items["drift"].sum())}
     log.info("simulated %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return counts
+
+
+def _simulate_skill_builder(cfg: SimulationConfig, out: Path) -> dict:
+    """Write `skill_builder_data.csv` and `_truth/` for the skill-builder world (seed and n_students only)."""
+    rng = np.random.default_rng(cfg.seed)
+    world = build_skill_builder_world(cfg.n_students, rng)
+    counts = write_skill_builder(world, work_skill_builders(world, rng), out, rng)
+    used = {k: getattr(cfg, k) for k in ("profile", "seed", "n_students")}
+    (out / "_truth" / "config.json").write_text(json.dumps(used | counts, indent=2) + "\n")
+    log.info("simulated the skill-builder world: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
