@@ -7,6 +7,7 @@ from _stage import load_params, params_option, stage
 
 from ktirt.events import summarize
 from ktirt.io import write_json, write_parquet
+from ktirt.shape import shape
 from ktirt.sources import load_source
 from ktirt.sources.sanity import check_sanity, sanity_block
 
@@ -27,6 +28,7 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
         "excluded": tables.excluded,
         "source": tables.features,
         "sanity": sanity_block(tables),
+        "shape": shape(tables.events),
     }
     check_sanity(metrics["sanity"], data["raw_dir"])
     write_parquet(tables.events, f"{out_dir}/events.parquet")
