@@ -5,6 +5,7 @@ never ends without a best state (a NaN score never counts as an improvement)."""
 from __future__ import annotations
 
 import copy
+import math
 
 import torch
 
@@ -19,7 +20,7 @@ class EarlyStopping:
 
     def step(self, epoch: int, score: float, model: torch.nn.Module) -> bool:
         """Record one epoch's validation score; True when training should stop."""
-        if self.best_state is None or score > self.best_score:
+        if self.best_state is None or _rank(score) > _rank(self.best_score):
             self.best_epoch, self.best_score, self._bad = epoch, score, 0
             self.best_state = copy.deepcopy(model.state_dict())
             return False
@@ -31,3 +32,8 @@ class EarlyStopping:
         if self.best_state is None:
             raise RuntimeError("early stopping restored before any epoch was scored")
         model.load_state_dict(self.best_state)
+
+
+def _rank(score: float) -> float:
+    """NaN ranks below every score: a NaN epoch is kept only while nothing better exists."""
+    return -math.inf if math.isnan(score) else score
