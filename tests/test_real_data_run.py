@@ -11,8 +11,8 @@ import yaml
 
 from conftest import ROOT, run_stage
 from ktirt.irt.drift import DriftSettings
-from ktirt.irt.plot_tables import (NOT_A_NUMBER, OBSERVED_REFERENCE, PLOT_COLUMNS, drift_plot_table, event_coverage,
-                                   observed_difficulty_plot)
+from ktirt.irt.plot_tables import (NOT_A_NUMBER, OBSERVED_REFERENCE, PLOT_COLUMNS, TRUE_REFERENCE, drift_plot_table,
+                                   event_coverage, observed_difficulty_plot)
 
 
 def _params(tmp_path, source):
@@ -120,3 +120,11 @@ def test_the_figure_says_what_a_run_without_truth_lacks(tmp_path):
     write_csv(drift_plot_table(drift, DriftSettings()), wdirt / "drift.csv")
     draw_results(tmp_path / "plots", tmp_path / "results.png", 3.0, 0.5)
     assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"
+    # and the simulated world's tables: against the truth, drift points flagged or not
+    truth = pd.DataFrame({"item_id": ["A", "B"], "difficulty": [0.1, 0.9], "reference": [0.0, 1.0],
+                          "reference_kind": TRUE_REFERENCE, "n_responses": [30, 40]})
+    write_csv(truth, wdirt / "difficulty.csv")
+    tested = drift.assign(z=[4.0], difficulty_shift=[0.8], drift_flag=[True])
+    write_csv(drift_plot_table(tested, DriftSettings()), wdirt / "drift.csv")
+    draw_results(tmp_path / "plots", tmp_path / "truth.png", 3.0, 0.5)
+    assert (tmp_path / "truth.png").read_bytes() != (tmp_path / "results.png").read_bytes()
