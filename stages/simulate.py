@@ -1,15 +1,19 @@
-"""Stage `simulate`: write the embedded default, EDM Cup 2023 tables from the seeded generative model."""
+"""Stage `simulate`: write the embedded default, EDM Cup 2023 tables from the seeded generative model (or, with
+`simulate.profile: skill_builder`, the second world as ASSISTments 2009's skill-builder file)."""
 
 import logging
 
 import click
 from _stage import load_params, params_option, stage
 
+from ktirt.errors import SettingsError
 from ktirt.io import atomic_path
 from ktirt.simulate import SimulationConfig, simulate
 
 log = logging.getLogger("simulate")
 PLACEHOLDER = "NOT_SIMULATED.txt"
+READ_AS = {"edm_cup": "synthetic", "skill_builder": "assistments_2009"}
+"""the data.source that reads each profile's files: with it the stage simulates, with another it writes a note"""
 
 
 @click.command()
@@ -21,13 +25,17 @@ def main(params_path: str, out: str) -> None:
     holds only a note, so a real-data experiment does not spend minutes simulating what it never reads."""
     cfg = SimulationConfig.from_dict(load_params(params_path, "simulate"))
     source = load_params(params_path, "data").get("source", "synthetic")
+    if cfg.profile == "skill_builder" and source == "synthetic":
+        raise SettingsError("simulate.profile skill_builder writes ASSISTments 2009's skill_builder_data.csv: "
+                            "read it with data.source: assistments_2009")
     with atomic_path(out) as tmp:
-        if source == "synthetic":
+        if source == READ_AS[cfg.profile]:
             simulate(cfg, tmp)
             return
         tmp.mkdir()
         (tmp / PLACEHOLDER).write_text(f"Nothing simulated: data.source is {source!r} in {params_path}.\n"
-                                       "Set data.source: synthetic to write the simulated EDM Cup 2023 tables here.\n")
+                                       "Set data.source: synthetic to write the simulated EDM Cup 2023 tables here "
+                                       "(or simulate.profile: skill_builder with data.source: assistments_2009).\n")
         log.info("data.source is %r: nothing to simulate (wrote %s/%s)", source, out, PLACEHOLDER)
 
 
