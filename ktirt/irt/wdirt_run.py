@@ -403,6 +403,7 @@ def _against_truth(events, unit_tests, t: Targets, p, theta, calibrated_ability,
             out[f"{name}_oracle_auc"] = round(float(roc_auc_score(t.y[test], oracle[test])), 6)
     true = pd.read_parquet(truth / "items.parquet").set_index("item_id")
     m = params.merge(true, left_on="item_id", right_index=True, suffixes=("", "_true"), how="inner")
+    plot = m.assign(reference=m["difficulty_true"], reference_kind=TRUE_REFERENCE)[list(PLOT_COLUMNS)].round(4)
     warm = m[m["n_responses"] >= MIN_RESPONSES_FOR_RECOVERY]
     for label, df in (("", warm), ("_all", m)):
         if len(df) > 2:
@@ -419,7 +420,7 @@ def _against_truth(events, unit_tests, t: Targets, p, theta, calibrated_ability,
         out["model_difficulty_spearman"] = round(float(spearmanr(model_difficulty[w], true["difficulty"].reindex(params["item_id"][w]))[0]), 6)
     out["recovery_items"] = len(warm)
     if not irt:
-        return out, m[["item_id", "difficulty", "difficulty_true", "n_responses"]].round(4)
+        return out, plot
 
     tt = target_item_truth(events, unit_tests, truth)
     ok = tt["ability"].notna().to_numpy()
@@ -447,7 +448,6 @@ def _against_truth(events, unit_tests, t: Targets, p, theta, calibrated_ability,
                          a[inunit], b[inunit], c[inunit], ds)
         ids = params["item_id"].to_numpy()
         out |= _precision_recall("drift_ceiling", set(ids[dt.loc[dt["drift_flag"], "item"].to_numpy()]), true_drift)
-    plot = m.assign(reference=m["difficulty_true"], reference_kind=TRUE_REFERENCE)[list(PLOT_COLUMNS)].round(4)
     return out, plot
 
 
