@@ -128,3 +128,23 @@ def test_the_figure_says_what_a_run_without_truth_lacks(tmp_path):
     write_csv(drift_plot_table(tested, DriftSettings()), wdirt / "drift.csv")
     draw_results(tmp_path / "plots", tmp_path / "truth.png", 3.0, 0.5)
     assert (tmp_path / "truth.png").read_bytes() != (tmp_path / "results.png").read_bytes()
+
+
+def test_an_assistments_run_with_and_without_truth_writes_plots_that_say_which(tmp_path):
+    """The skill_builder world is read as ASSISTments 2009 (pseudo-timestamps, no unit tests): with its truth the
+    difficulty plot is against the simulator's, without it against the observed one; drift says why it is empty."""
+    from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
+    from ktirt.simulate import SimulationConfig, simulate
+    from ktirt.sources import load_source
+    from ktirt.split import split_users
+    from ktirt.truth import truth_dir
+
+    simulate(SimulationConfig.from_dict({"profile": "skill_builder", "n_students": 150}), tmp_path / "sb")
+    tables = load_source("assistments_2009", tmp_path / "sb")
+    split = split_users(tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
+    fast = WDIRTSettings(history_len=8, hidden=16, epochs=1, batch_size=512, seed=3, threads=1)
+    for truth, kind in ((truth_dir(tmp_path / "sb"), TRUE_REFERENCE), (None, OBSERVED_REFERENCE)):
+        r = run_wdirt(tables.events, tables.unit_tests, split, fast, truth=truth)
+        assert tuple(r.difficulty_plot.columns) == PLOT_COLUMNS and (r.difficulty_plot["reference_kind"] == kind).all()
+        assert len(r.difficulty_plot) > 10 and r.difficulty_plot["reference"].notna().all()
+        assert list(r.drift_plot["item_id"]) == ["(none tested)"] and "no drift window tested" in r.drift_plot["note"][0]
