@@ -25,6 +25,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from ktirt.kt.pykt_format import TEST, TRAIN_VALID, read_pykt_windows
+from ktirt.kt.sakt_run import ARCH_KEYS, VOCAB_KEYS
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict
 from ktirt.kt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
@@ -37,12 +38,13 @@ def ours_tensors(w: dict, rows: np.ndarray, mv: ModelVocab, offset: int) -> dict
     """A pyKT window as our (keys, queries): query p = position p+1, key p = the interaction at position p."""
     q, c, r, s = (w[k][rows] for k in ("questions", "concepts", "responses", "selectmasks"))
     item = np.where(q >= 0, mv.item[np.maximum(q, 0)], 0)
-    skill = np.where(c >= 0, c + 1, 0)
+    diff = np.where(q >= 0, mv.diff[np.maximum(q, 0)], 0)
+    skill = np.where(c >= 0, c + 1, 0)[..., None]  # pyKT's files carry one concept per response
     score = s[:, 1:] == 1
     index = offset + np.arange(score.size).reshape(score.shape)
-    t = {"k_item": item[:, :-1], "k_skill": skill[:, :-1], "k_resp": r[:, :-1], "q_item": item[:, 1:],
-         "q_skill": skill[:, 1:], "target": np.maximum(r[:, 1:], 0).astype(np.float32), "score": score,
-         "index": np.where(score, index, -1)}
+    t = {"k_item": item[:, :-1], "k_diff": diff[:, :-1], "k_skill": skill[:, :-1], "k_resp": r[:, :-1],
+         "k_click": np.zeros_like(item[:, :-1]), "q_item": item[:, 1:], "q_diff": diff[:, 1:], "q_skill": skill[:, 1:],
+         "target": np.maximum(r[:, 1:], 0).astype(np.float32), "score": score, "index": np.where(score, index, -1)}
     return {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in t.items()}
 
 
@@ -109,7 +111,7 @@ def main(pykt_dir: str) -> None:
     torch.set_num_threads(s.threads)
     d = ROOT / pykt_dir
     vocab = Vocabulary.from_json(json.loads((d / "keyid2idx.json").read_text()))
-    mv = ModelVocab.build(vocab, m["min_item_count"])
+    mv = ModelVocab.build(vocab, **{k: m[k] for k in VOCAB_KEYS if k in m})
     tv, te = read_pykt_windows(d / TRAIN_VALID), read_pykt_windows(d / TEST)
     if tv["questions"].shape[1] != m["seq_len"]:
         raise click.ClickException(f"pyKT files have maxlen {tv['questions'].shape[1]}, model.seq_len is {m['seq_len']}")
@@ -118,12 +120,13 @@ def main(pykt_dir: str) -> None:
 
     # ours
     torch.manual_seed(s.seed)
-    ours = SAKT(SAKTConfig(n_items=mv.n_items, n_skills=mv.n_skills, **{k: m[k] for k in ("emb_size", "num_heads", "num_blocks", "dropout")},
-                           seq_len=m["seq_len"] - 1))
+    arch = {k: m[k] for k in ARCH_KEYS if k in m} | {"seq_len": m["seq_len"] - 1}
+    ours = SAKT(SAKTConfig(n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff, **arch))
     o_tr, o_va = ours_tensors(tv, train_rows, mv, 0), ours_tensors(tv, val_rows, mv, 0)
     n_val = o_va["score"].numel()
     val_idx = o_va["index"][o_va["score"]].numpy()
-    hist = fit(ours, o_tr, o_va, (val_idx, o_va["target"][o_va["score"]].numpy().astype(int)), n_val, s)
+    hist = fit(ours, o_tr, o_va, (val_idx, o_va["target"][o_va["score"]].numpy().astype(int)), n_val, s,
+               float(m.get("item_prior", 0.0)))
     o_te = ours_tensors(te, test_rows, mv, 0)
     p_ours = predict(ours, o_te, o_te["score"].numel())[o_te["index"][o_te["score"]].numpy()]
     y_ours = o_te["target"][o_te["score"]].numpy()

@@ -27,33 +27,68 @@ def result(tiny_tables, tiny_raw, split):
     return run_sakt(tiny_tables.events, split, SaktRun(MODEL, TRAIN, str(tiny_raw)))
 
 
-def test_predictions_are_causal():
+def _inputs(t: int, k: int = 2, seed: int = 0) -> dict:
+    g = torch.Generator().manual_seed(seed)
+    x = {"k_item": torch.randint(0, 10, (1, t), generator=g), "k_diff": torch.randint(0, 12, (1, t), generator=g),
+         "k_skill": torch.randint(0, 4, (1, t, k), generator=g), "k_resp": torch.randint(0, 2, (1, t), generator=g),
+         "k_click": torch.randint(0, 5, (1, t), generator=g), "q_item": torch.randint(0, 10, (1, t), generator=g),
+         "q_diff": torch.randint(0, 12, (1, t), generator=g), "q_skill": torch.randint(0, 4, (1, t, k), generator=g)}
+    x["k_resp"][0, 0] = START
+    return x
+
+
+def _small(**kw) -> SAKT:
     torch.manual_seed(0)
-    m = SAKT(SAKTConfig(n_items=10, n_skills=4, emb_size=8, num_heads=2, seq_len=6)).eval()
-    k_item, k_skill = torch.randint(0, 10, (1, 6)), torch.randint(0, 4, (1, 6))
-    k_resp = torch.randint(0, 2, (1, 6))
-    k_resp[0, 0] = START
-    q_item, q_skill = torch.randint(0, 10, (1, 6)), torch.randint(0, 4, (1, 6))
-    before = m(k_item, k_skill, k_resp, q_item, q_skill)
-    k_resp2 = k_resp.clone()
-    k_resp2[0, 4] = 1 - k_resp2[0, 4]  # change the interaction before response 4
-    after = m(k_item, k_skill, k_resp2, q_item, q_skill)
-    assert torch.allclose(before[0, :4], after[0, :4]) and not torch.allclose(before[0, 4:], after[0, 4:])
+    m = SAKT(SAKTConfig(n_items=10, n_skills=4, n_diff=12, n_clicks=5, emb_size=8, num_heads=2, seq_len=6, **kw)).eval()
+    with torch.no_grad():
+        for p in (m.difficulty, m.item_bias):
+            p.weight.normal_()  # zero at initialisation; as after training
+    return m
 
 
-def test_cold_items_share_their_skill_embedding():
-    m = SAKT(SAKTConfig(n_items=10, n_skills=4, emb_size=8, num_heads=2, seq_len=6)).eval()
-    keys = [torch.zeros(1, 2, dtype=torch.long)] * 2 + [torch.tensor([[START, 1]])]
-    skill = torch.tensor([[2, 2]])
-    cold = m(*keys, torch.zeros(1, 2, dtype=torch.long), skill)
-    assert torch.allclose(cold, m(*keys, torch.zeros(1, 2, dtype=torch.long), skill))
-    assert not torch.allclose(cold, m(*keys, torch.zeros(1, 2, dtype=torch.long), torch.tensor([[3, 3]])))
+@pytest.mark.parametrize("recency", [False, True])
+def test_predictions_are_causal(recency):
+    m = _small(recency=recency)
+    x = _inputs(6)
+    before = m(x)
+    for key, change in (("k_resp", lambda v: 1 - v), ("k_click", lambda v: (v + 1) % 5), ("k_diff", lambda v: (v + 1) % 12)):
+        y = {k: v.clone() for k, v in x.items()}
+        y[key][0, 4] = change(y[key][0, 4])  # change the interaction before response 4
+        after = m(y)
+        assert torch.allclose(before[0, :4], after[0, :4]) and not torch.allclose(before[0, 4:], after[0, 4:]), key
+
+
+def test_items_without_embedding_or_difficulty_are_their_skills():
+    m = _small()
+    x = _inputs(2)
+    x |= {"q_item": torch.zeros(1, 2, dtype=torch.long), "q_diff": torch.zeros(1, 2, dtype=torch.long),
+          "q_skill": torch.tensor([[[2, 0], [2, 0]]])}
+    cold = m(x)
+    assert not torch.allclose(cold, m(x | {"q_skill": torch.tensor([[[3, 0], [3, 0]]])}))
+    assert not torch.allclose(cold, m(x | {"q_diff": torch.tensor([[5, 5]])}))  # an own difficulty moves it
+
+
+def test_multi_skill_responses_average_their_skills():
+    m = _small()
+    x = _inputs(2)
+    one = m(x | {"q_skill": torch.tensor([[[2, 0], [2, 0]]])})
+    same_twice = m(x | {"q_skill": torch.tensor([[[2, 2], [2, 2]]])})
+    both = m(x | {"q_skill": torch.tensor([[[2, 3], [2, 3]]])})
+    assert torch.allclose(one, same_twice, atol=1e-6) and not torch.allclose(one, both)
+
+
+def test_prior_shrinks_item_scalars():
+    m = _small()
+    with torch.no_grad():
+        m.difficulty.weight.fill_(1.0)
+        m.item_bias.weight.fill_(0.5)
+    assert m.prior_penalty(4.0).item() == pytest.approx(0.5 * 4.0 * 12 * (1 + 0.25))
 
 
 def test_metrics_beside_floor_and_ceiling(result):
     m = result.metrics
-    for k in ("val_auc", "test_auc", "test_acc", "test_logloss", "best_epoch", "epochs", "train_seconds",
-              "train_seqs_per_s", "item_mean_auc", "skill_mean_auc", "oracle_auc"):
+    for k in ("val_auc", "test_auc", "test_acc", "test_logloss", "best_epoch", "epochs", "item_mean_auc",
+              "skill_mean_auc", "oracle_auc", "test_responses_no_item_difficulty"):
         assert k in m, k
     assert 0.6 < m["test_auc"] <= m["oracle_auc"] + 0.05
     assert m["oracle_auc"] > m["skill_mean_auc"]

@@ -81,13 +81,13 @@ def run_export(events: pa.Table, split: dict, sakt_checkpoint: str | Path, wdirt
     predicted, mastery = score_responses(model.to(device), seqs, mv, typical, s.batch_size, device)
     predictions = predictions_table(events, seqs, predicted)
     state, no_skill = student_state_table(events, seqs, vocab, mastery)
-    skills = skills_table(params, descriptions)
+    skills = skills_table(params, events, descriptions)
     flagged = set(pc.unique(drift.filter(pc.equal(drift["drift_flag"], True))["item_id"]).to_pylist())
     slices = behavior_slices(events, predictions, wd_events["predicted"].to_numpy().astype(np.float64), flagged)
     report, figures = mastery_report(state, skills, params, drift, s.falling_drop)
     tables = {"sakt_predictions": predictions, "sakt_student_state": state, "item_params": params, "item_drift": drift,
               "skills": skills}
-    metrics = {"responses_without_skill": no_skill, "skills_with_typical_items": int((typical[1:] > 0).any(1).sum()),
+    metrics = {"responses_without_skill": no_skill, "skills_with_typical_items": int((typical[1:] >= 0).any(1).sum()),
                **figures}
     timings = {"seconds": round(time.perf_counter() - t0, 2)}
     log.info("exported %d predictions, %d student-state rows, %d items, %d drift windows in %.1f s",

@@ -76,19 +76,23 @@ def predictions_table(events: pa.Table, seqs: Sequences, predicted: np.ndarray) 
 
 
 def student_state_table(events: pa.Table, seqs: Sequences, vocab: Vocabulary, mastery: np.ndarray) -> tuple[pa.Table, int]:
-    """Per response with a skill: the student's mastery of that skill just after it and their attempts on
-    it so far (this one included); returns the table and the number of responses without a skill."""
-    has = seqs.skill >= 0
-    has &= np.asarray(vocab.skills, dtype=object)[np.maximum(seqs.skill, 0)] != NO_SKILL
-    key = seqs.user_of.astype(np.int64) * (len(vocab.skills) + 1) + seqs.skill
+    """Per response and each skill it carries: the student's mastery of that skill just after it and their
+    attempts on it so far (this one included); returns the table and the number of responses without a skill.
+    `mastery` is (n, K), aligned with `seqs.skills`."""
+    skills = seqs.skills[:, : mastery.shape[1]]
+    has = skills >= 0
+    has &= np.asarray(vocab.skills, dtype=object)[np.maximum(skills, 0)] != NO_SKILL
+    rows, slot = np.nonzero(has)  # row-major: events' order, then the response's skill order
+    skill = skills[rows, slot]
+    key = seqs.user_of[rows].astype(np.int64) * (len(vocab.skills) + 1) + skill
     attempts = pd.Series(np.ones(len(key), np.int32)).groupby(key).cumsum().to_numpy()
-    rows = np.flatnonzero(has)
+    take = pa.array(rows)
     table = typed_table("sakt_student_state", {
-        "user_id": events["user_id"].take(rows), "skill_id": np.asarray(vocab.skills, dtype=object)[seqs.skill[rows]],
-        "timestamp": events["timestamp"].take(rows), "item_id": events["item_id"].take(rows),
-        "mastery": mastery[rows].astype(np.float32), "n_attempts": attempts[rows],
+        "user_id": events["user_id"].take(take), "skill_id": np.asarray(vocab.skills, dtype=object)[skill],
+        "timestamp": events["timestamp"].take(take), "item_id": events["item_id"].take(take),
+        "mastery": mastery[rows, slot].astype(np.float32), "n_attempts": attempts,
     })
-    return table, int((~has).sum())
+    return table, int((~has.any(1)).sum())
 
 
 def item_params_table(params: pa.Table) -> pa.Table:
@@ -102,11 +106,15 @@ def item_drift_table(drift: pa.Table) -> pa.Table:
                                                                                              ("window_start", "ascending")])
 
 
-def skills_table(params: pa.Table, descriptions: dict[str, str]) -> pa.Table:
-    """Every skill code the items carry, with its description from the source (null where it has none)."""
-    counts = pc.value_counts(params["skill_id"].combine_chunks().drop_null())
-    codes = counts.field("values").to_pylist()
-    order = np.argsort(codes)
-    codes = [codes[i] for i in order]
+def skills_table(params: pa.Table, events: pa.Table, descriptions: dict[str, str]) -> pa.Table:
+    """Every skill code the items carry (each skill of a multi-skill item counts), with its description
+    from the source (null where it has none) and how many items carry it."""
+    lists = events["skill_ids"].combine_chunks()
+    pairs = pa.table({"item_id": pc.take(events["item_id"].combine_chunks(), pc.list_parent_indices(lists)),
+                      "skill_id": pc.list_flatten(lists)})
+    pairs = pa.concat_tables([pairs, params.select(["item_id", "skill_id"]).cast(pairs.schema)]).drop_null()
+    per_skill = pairs.group_by(["skill_id", "item_id"]).aggregate([]).group_by("skill_id").aggregate([("item_id", "count")])
+    per_skill = per_skill.sort_by("skill_id")
+    codes = per_skill["skill_id"].to_pylist()
     return typed_table("skills", {"skill_id": codes, "description": [descriptions.get(c) for c in codes],
-                             "n_items": np.asarray(counts.field("counts"))[order]})
+                                  "n_items": per_skill["item_id_count"]})

@@ -17,7 +17,7 @@ from ktirt.io import atomic_path, read_checkpoint, write_csv
 from ktirt.kt.evaluation import (binary_metrics, calibration, mean_baseline, require_both_outcomes,
                                  roc_points)
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, window_tensors
-from ktirt.kt.sequences import Sequences, load_sequences, query_windows
+from ktirt.kt.sequences import N_CLICK_CODES, Sequences, load_sequences, query_windows
 from ktirt.kt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
 from ktirt.runtime import resolve_device, seed_everything
@@ -26,6 +26,8 @@ from ktirt.truth import event_probabilities, truth_dir
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "model.pt"
+ARCH_KEYS = ("emb_size", "num_heads", "num_blocks", "dropout", "seq_len", "recency")
+VOCAB_KEYS = ("min_item_count", "item_difficulty", "multi_skill", "clickstream")
 
 
 @dataclass
@@ -34,11 +36,13 @@ class SaktRun:
     train: dict
     raw_dir: str | None = None
 
-    def settings(self) -> tuple[dict, int, TrainSettings]:
+    def settings(self) -> tuple[dict, dict, float, TrainSettings]:
+        """(architecture, vocabulary options, item prior precision, training settings)."""
         check_section("model", self.model)
         train = TrainSettings(**check_section("train", self.train))
-        arch = {k: v for k, v in self.model.items() if k != "min_item_count"}
-        return arch, int(self.model.get("min_item_count", 10)), train
+        arch = {k: self.model[k] for k in ARCH_KEYS if k in self.model}
+        vocab = {k: self.model[k] for k in VOCAB_KEYS if k in self.model}
+        return arch, vocab, float(self.model.get("item_prior", 0.0)), train
 
 
 @dataclass
@@ -61,12 +65,12 @@ class SaktResult:
 
 
 def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
-    arch, min_item_count, ts = run.settings()
+    arch, vocab_options, prior, ts = run.settings()
     seed_everything(ts.seed, ts.threads)
     device = resolve_device(ts.device)
     seqs, vocab = load_sequences(events, split)
-    mv = ModelVocab.build(vocab, min_item_count)
-    cfg = SAKTConfig(n_items=mv.n_items, n_skills=mv.n_skills, **arch)
+    mv = ModelVocab.build(vocab, **vocab_options)
+    cfg = SAKTConfig(n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff, n_clicks=N_CLICK_CODES + 1, **arch)
     model = SAKT(cfg).to(device)
     L = cfg.seq_len
     stride = max(1, L // 2)
@@ -82,7 +86,7 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
     log.info("SAKT on %s: %d items (%d with own embedding), %d skills; %d train windows; device %s",
              "CPU" if device.type == "cpu" else device, len(vocab.items), mv.n_items - 1, mv.n_skills - 1,
              len(tensors["train"]["score"]), device)
-    hist = fit(model, tensors["train"], tensors["val"], (val_idx, seqs.correct[val_idx]), n, ts)
+    hist = fit(model, tensors["train"], tensors["val"], (val_idx, seqs.correct[val_idx]), n, ts, prior)
 
     p = predict(model, tensors["test"], n, device=device)
     y = seqs.correct[test_idx]
@@ -108,11 +112,24 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
         "test_responses": len(test_idx),
         "test_responses_cold_item": int((mv.item[np.maximum(seqs.item[test_idx], 0)] == 0).sum()),
         "items_with_own_embedding": mv.n_items - 1,
+        "items_with_own_difficulty": mv.n_diff - 1,
     }
+    metrics |= _no_difficulty_auc(seqs, mv, test_idx, y, pt)
     history = pd.DataFrame({"epoch": hist.epoch, "train_loss": np.round(hist.train_loss, 5), "val_auc": np.round(hist.val_auc, 5)})
     timings = {"train_seconds": round(hist.train_seconds, 2),
                "train_seqs_per_s": round(hist.sequences_seen / max(hist.train_seconds, 1e-9), 1)}
     return SaktResult(model, vocab, mv, metrics, history, roc_points(y, pt), calibration(y, pt), p, timings)
+
+
+def _no_difficulty_auc(seqs: Sequences, mv: ModelVocab, test_idx: np.ndarray, y: np.ndarray, p: np.ndarray) -> dict:
+    """How SAKT does on test responses to items it predicts without a difficulty of their own (unseen in
+    training, or every item when `model.item_difficulty` is off and the item is below `min_item_count`)."""
+    known = seqs.item[test_idx] >= 0
+    none = ~known | (mv.diff[np.maximum(seqs.item[test_idx], 0)] == 0)
+    out = {"test_responses_no_item_difficulty": int(none.sum())}
+    if len(np.unique(y[none])) == 2:
+        out["test_auc_no_item_difficulty"] = round(binary_metrics(y[none], p[none])["auc"], 6)
+    return out
 
 
 def _floors(seqs: Sequences, test_idx: np.ndarray, y: np.ndarray) -> dict:
@@ -131,15 +148,15 @@ def save_checkpoint(model: SAKT, vocab: Vocabulary, mv: ModelVocab, path: Path) 
     """Weights, architecture and both vocabularies: enough to reload and predict without params.yaml."""
     with atomic_path(path) as tmp:
         torch.save({"state_dict": model.state_dict(), "config": model.cfg.to_dict(), "vocab": vocab.to_json(),
-                    "min_item_count": mv.min_item_count}, tmp)
+                    "model_vocab": mv.options()}, tmp)
 
 
 def load_checkpoint(path: str | Path, map_location="cpu") -> tuple[SAKT, Vocabulary, ModelVocab]:
     ck = read_checkpoint(path, "train_sakt", ("state_dict", "config", "vocab"), map_location)
     vocab = Vocabulary.from_json(ck["vocab"])
-    mv = ModelVocab.build(vocab, ck["min_item_count"])
+    mv = ModelVocab.build(vocab, **ck["model_vocab"])
     cfg = SAKTConfig(**ck["config"])
-    if (cfg.n_items, cfg.n_skills) != (mv.n_items, mv.n_skills):
+    if (cfg.n_items, cfg.n_skills, cfg.n_diff) != (mv.n_items, mv.n_skills, mv.n_diff):
         raise InputError(f"checkpoint vocabulary ({mv.n_items} items, {mv.n_skills} skills) does not match its "
                          f"weights ({cfg.n_items}, {cfg.n_skills})", path)
     model = SAKT(cfg)

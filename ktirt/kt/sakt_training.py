@@ -16,7 +16,7 @@ from tqdm import tqdm
 from ktirt.early_stopping import EarlyStopping
 from ktirt.kt.sequences import Sequences, Windows
 from ktirt.kt.vocab import Vocabulary
-from ktirt.models.sakt import SAKT, START
+from ktirt.models.sakt import INPUTS, SAKT, START
 
 log = logging.getLogger(__name__)
 
@@ -34,20 +34,40 @@ class TrainSettings:
 
 @dataclass
 class ModelVocab:
-    """pyKT indices -> model indices: items seen at least `min_item_count` times in training get their own
-    index (1..), the rest share index 0 (their skill's embedding); skills shift by one (0 = none)."""
+    """pyKT indices -> model indices. Items seen at least `min_item_count` times in training get an
+    embedding of their own (`item`, 1..; the rest 0: their skills alone); with `item_difficulty`, every
+    item seen in training gets a difficulty of its own (`diff`, 1..; unseen items 0). Skills shift by one
+    (0 = none); `clickstream` and `multi_skill` say which inputs the model reads."""
 
     item: np.ndarray
     n_items: int
     n_skills: int
     min_item_count: int
+    diff: np.ndarray
+    n_diff: int
+    item_difficulty: bool = True
+    multi_skill: bool = True
+    clickstream: bool = True
 
     @classmethod
-    def build(cls, vocab: Vocabulary, min_item_count: int) -> "ModelVocab":
-        warm = vocab.item_train_count >= max(min_item_count, 1)
-        item = np.zeros(len(vocab.items), dtype=np.int64)
-        item[warm] = 1 + np.arange(warm.sum())
-        return cls(item, int(warm.sum()) + 1, len(vocab.skills) + 1, min_item_count)
+    def build(cls, vocab: Vocabulary, min_item_count: int, item_difficulty: bool = True, multi_skill: bool = True,
+              clickstream: bool = True) -> "ModelVocab":
+        item = _dense_index(vocab.item_train_count >= max(min_item_count, 1))
+        diff = _dense_index(vocab.item_train_count >= 1) if item_difficulty else item
+        return cls(item, int(item.max(initial=0)) + 1, len(vocab.skills) + 1, min_item_count, diff,
+                   int(diff.max(initial=0)) + 1, item_difficulty, multi_skill, clickstream)
+
+    def options(self) -> dict:
+        """What `build` needs besides the vocabulary (saved in checkpoints)."""
+        return {"min_item_count": self.min_item_count, "item_difficulty": self.item_difficulty,
+                "multi_skill": self.multi_skill, "clickstream": self.clickstream}
+
+
+def _dense_index(selected: np.ndarray) -> np.ndarray:
+    """1..n for the selected entries in order, 0 for the others."""
+    out = np.zeros(len(selected), dtype=np.int64)
+    out[selected] = 1 + np.arange(int(selected.sum()))
+    return out
 
 
 def window_tensors(seqs: Sequences, w: Windows, mv: ModelVocab) -> dict[str, torch.Tensor]:
@@ -55,24 +75,28 @@ def window_tensors(seqs: Sequences, w: Windows, mv: ModelVocab) -> dict[str, tor
     idx = w.index
     pad = idx < 0
     safe = np.maximum(idx, 0)
-    prev = safe - 1
+    prev = np.maximum(safe - 1, 0)
     first = np.isin(safe, seqs.offsets[:-1])
     is_start = ~pad & first
-    known_item = seqs.item >= 0
-
-    def item_of(i):
-        return np.where(known_item[i], mv.item[np.maximum(seqs.item[i], 0)], 0)
-
-    def skill_of(i):
-        return np.where(seqs.skill[i] >= 0, seqs.skill[i] + 1, 0)
-
     prev_ok = ~pad & ~first
+    known_item = seqs.item >= 0
+    skills = seqs.skills if mv.multi_skill else seqs.skills[:, :1]
+
+    def lookup(table, i, ok):
+        return np.where(ok & known_item[i], table[np.maximum(seqs.item[i], 0)], 0)
+
+    def skills_of(i, ok):
+        return np.where(ok[..., None] & (skills[i] >= 0), skills[i] + 1, 0)
+
     t = {
-        "k_item": np.where(prev_ok, item_of(np.maximum(prev, 0)), 0),
-        "k_skill": np.where(prev_ok, skill_of(np.maximum(prev, 0)), 0),
-        "k_resp": np.where(prev_ok, seqs.correct[np.maximum(prev, 0)], np.where(is_start, START, -1)),
-        "q_item": np.where(pad, 0, item_of(safe)),
-        "q_skill": np.where(pad, 0, skill_of(safe)),
+        "k_item": lookup(mv.item, prev, prev_ok),
+        "k_diff": lookup(mv.diff, prev, prev_ok),
+        "k_skill": skills_of(prev, prev_ok),
+        "k_resp": np.where(prev_ok, seqs.correct[prev], np.where(is_start, START, -1)),
+        "k_click": np.where(prev_ok & mv.clickstream, seqs.click[prev] + 1, 0),
+        "q_item": lookup(mv.item, safe, ~pad),
+        "q_diff": lookup(mv.diff, safe, ~pad),
+        "q_skill": skills_of(safe, ~pad),
         "target": np.where(pad, 0, seqs.correct[safe]).astype(np.float32),
         "score": w.score,
         "index": idx,
@@ -81,7 +105,7 @@ def window_tensors(seqs: Sequences, w: Windows, mv: ModelVocab) -> dict[str, tor
 
 
 def _forward(model: SAKT, batch: dict, device) -> torch.Tensor:
-    return model(*(batch[k].to(device) for k in ("k_item", "k_skill", "k_resp", "q_item", "q_skill")))
+    return model({k: batch[k].to(device) for k in INPUTS})
 
 
 def predict(model: SAKT, tensors: dict, n_responses: int, batch_size: int = 256, device=None) -> np.ndarray:
@@ -110,15 +134,17 @@ class History:
 
 
 def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.ndarray], n_responses: int,
-        s: TrainSettings) -> History:
-    """Adam on binary cross-entropy over scored positions; keeps the weights of the best validation AUC
-    and stops after `patience` epochs without improvement."""
+        s: TrainSettings, prior: float = 0.0) -> History:
+    """Adam on binary cross-entropy over scored positions, plus the item scalars' Gaussian prior of
+    precision `prior` (spread over the epoch's targets); keeps the weights of the best validation AUC and
+    stops after `patience` epochs without improvement."""
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(s.seed)
     opt = torch.optim.Adam(model.parameters(), lr=s.lr)
     hist, stop = History(), EarlyStopping(s.patience)
     val_idx, val_y = val_targets
     n = len(train["score"])
+    n_targets = max(int(train["score"].sum()), 1)
     for epoch in range(1, s.epochs + 1):
         model.train()
         t0 = time.perf_counter()
@@ -130,6 +156,8 @@ def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.n
             mask = b["score"].to(device)
             logits = _forward(model, b, device)
             loss = F.binary_cross_entropy_with_logits(logits[mask], b["target"].to(device)[mask])
+            if prior:
+                loss = loss + model.prior_penalty(prior) / n_targets
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -23,25 +23,29 @@ from tqdm import tqdm
 from ktirt.kt.sakt_training import ModelVocab, window_tensors
 from ktirt.kt.sequences import Sequences, query_windows
 from ktirt.kt.vocab import NO_SKILL, Vocabulary
-from ktirt.models.sakt import SAKT, START
+from ktirt.models.sakt import INPUTS, SAKT, START
 
 log = logging.getLogger(__name__)
 
 
 def typical_items(seqs: Sequences, vocab: Vocabulary, mv: ModelVocab, difficulty: dict[str, float],
                   n_typical: int) -> np.ndarray:
-    """(n_model_skills, n_typical) model item indices: per skill, the items with their own embedding whose
-    difficulty is nearest the median of those items' difficulties; index 0 (the skill's embedding alone)
-    where a skill has none. Rows of no skill are all 0 (their responses get no mastery)."""
+    """(n_model_skills, n_typical) pyKT item indices: per skill, the items nearest the median of the skill's
+    WD-IRT difficulties, among the items SAKT knows best (an embedding of their own; failing that, a
+    difficulty of their own; single-skill items before multi-skill ones); -1 where a skill has none.
+    Rows of no skill are all -1 (their responses get no mastery)."""
     known = seqs.item >= 0
-    df = pd.DataFrame({"item": seqs.item[known], "skill": seqs.skill[known]})
-    df = df[df["skill"] >= 0].groupby("item")["skill"].agg(lambda s: s.value_counts().index[0]).reset_index()
-    df["model_item"] = mv.item[df["item"].to_numpy()]
+    n_skills = (seqs.skills[known] >= 0).sum(1)
+    pairs = pd.DataFrame({"item": np.repeat(seqs.item[known], seqs.skills.shape[1]), "skill": seqs.skills[known].ravel(),
+                          "multi": np.repeat(n_skills > 1, seqs.skills.shape[1])})
+    df = pairs[pairs["skill"] >= 0].drop_duplicates(["item", "skill"]).copy()
+    df["tier"] = np.where(mv.item[df["item"]] > 0, 0, np.where(mv.diff[df["item"]] > 0, 1, 2)) + 3 * df["multi"]
     df["b"] = [difficulty.get(vocab.items[i], np.nan) for i in df["item"]]
-    df = df[(df["model_item"] > 0) & df["b"].notna() & (np.asarray(vocab.skills, dtype=object)[df["skill"]] != NO_SKILL)]
-    out = np.zeros((mv.n_skills, n_typical), dtype=np.int64)
+    df = df[(df["tier"] % 3 < 2) & df["b"].notna() & (np.asarray(vocab.skills, dtype=object)[df["skill"]] != NO_SKILL)]
+    out = np.full((mv.n_skills, n_typical), -1, dtype=np.int64)
     for skill, g in df.groupby("skill"):
-        near = g.assign(gap=(g["b"] - g["b"].median()).abs()).sort_values(["gap", "model_item"])["model_item"].to_numpy()
+        g = g[g["tier"] == g["tier"].min()]
+        near = g.assign(gap=(g["b"] - g["b"].median()).abs()).sort_values(["gap", "item"])["item"].to_numpy()
         out[skill + 1] = np.resize(near[:n_typical], n_typical)  # fewer than n_typical: repeat the nearest
     return out
 
@@ -54,42 +58,59 @@ def _with_virtual_last(seqs: Sequences) -> tuple[Sequences, np.ndarray]:
     virtual = np.setdiff1d(np.arange(ext_len), real)
 
     def put(values, fill):
-        out = np.full(ext_len, fill, dtype=values.dtype)
+        out = np.full((ext_len, *values.shape[1:]), fill, dtype=values.dtype)
         out[real] = values
         return out
 
     ext = replace(seqs, offsets=seqs.offsets + np.arange(n_users + 1), item=put(seqs.item, -1), skill=put(seqs.skill, -1),
-                  correct=put(seqs.correct, 0), timestamp_ms=put(seqs.timestamp_ms, seqs.timestamp_ms.max(initial=0)))
+                  correct=put(seqs.correct, 0), timestamp_ms=put(seqs.timestamp_ms, seqs.timestamp_ms.max(initial=0)),
+                  skills=put(seqs.skills, -1), click=put(seqs.click, 0))
     assert len(virtual) == n_users
     return ext, real
 
 
 def score_responses(model: SAKT, seqs: Sequences, mv: ModelVocab, typical: np.ndarray, batch_size: int = 128,
                     device: torch.device | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(predicted, mastery): per response of `seqs`, P(correct) from the responses before it, and the
-    mastery of its skill just after it (NaN for a response without a skill)."""
+    """(predicted, mastery): per response of `seqs`, P(correct) from the responses before it, and (n, K)
+    the mastery of each of its skills just after it (NaN where a response has no such skill)."""
     device = device or next(model.parameters()).device
     L = model.cfg.seq_len
     ext, real = _with_virtual_last(seqs)
-    w = query_windows(ext, None, L, max(1, L // 2))
-    t = window_tensors(ext, w, mv)
-    n_typ = typical.shape[1]
-    typ = torch.as_tensor(typical)
+    t = window_tensors(ext, query_windows(ext, None, L, max(1, L // 2)), mv)
+    n_k, n_typ = t["k_skill"].shape[-1], typical.shape[1]
+    queries = _typical_queries(typical, mv, n_k)
     pred = np.full(len(ext.item), np.nan)
-    mastery = np.full(len(ext.item), np.nan)
+    mastery = np.full((len(ext.item), n_k), np.nan)
     model.eval()
     with torch.no_grad():
         for lo in tqdm(range(0, len(t["score"]), batch_size), desc="SAKT scoring", leave=False, mininterval=5, disable=None):
             b = {k: v[lo : lo + batch_size] for k, v in t.items()}
             n = len(b["score"])
-            keys = [b[k].to(device) for k in ("k_item", "k_skill", "k_resp")]
-            # the real query, then each typical item of the previous response's skill
-            q_item = torch.cat([b["q_item"], *(typ[b["k_skill"], m] for m in range(n_typ))]).to(device)
-            q_skill = torch.cat([b["q_skill"]] + [b["k_skill"]] * n_typ).to(device)
-            p = torch.sigmoid(model(*(k.repeat(n_typ + 1, 1) for k in keys), q_item, q_skill)).cpu()
+            # the real query, then each typical item of each skill of the previous response
+            q = {k: [b[k]] for k in ("q_item", "q_diff", "q_skill")}
+            for j in range(n_k):
+                for m in range(n_typ):
+                    for k, table in queries.items():
+                        q[k].append(table[b["k_skill"][..., j], m])
+            inputs = {k: b[k].repeat(1 + n_k * n_typ, *([1] * (b[k].dim() - 1))) for k in INPUTS if k.startswith("k_")}
+            inputs |= {k: torch.cat(v) for k, v in q.items()}
+            p = torch.sigmoid(model({k: v.to(device) for k, v in inputs.items()})).cpu().numpy()
             score, index = b["score"].numpy(), b["index"].numpy()
-            pred[index[score]] = p[:n].numpy()[score]
-            after = score & (b["k_resp"].numpy() != START) & (b["k_resp"].numpy() >= 0) & (b["k_skill"].numpy() > 0)
-            m = p[n:].view(n_typ, n, -1).mean(0).numpy()
-            mastery[index[after] - 1] = m[after]
+            pred[index[score]] = p[:n][score]
+            after = score & (b["k_resp"].numpy() != START) & (b["k_resp"].numpy() >= 0)
+            m = p[n:].reshape(n_k, n_typ, n, -1).mean(1)
+            for j in range(n_k):
+                ok = after & (b["k_skill"][..., j].numpy() > 0)
+                mastery[index[ok] - 1, j] = m[j][ok]
     return pred[real], mastery[real]
+
+
+def _typical_queries(typical: np.ndarray, mv: ModelVocab, n_k: int) -> dict[str, torch.Tensor]:
+    """Indexed by (model skill, m): the query inputs asking SAKT about the skill's m-th typical item, as an
+    item of that skill alone (skill slots 1..K-1 empty)."""
+    ok = typical >= 0
+    safe = np.maximum(typical, 0)
+    q_skill = np.zeros((*typical.shape, n_k), dtype=np.int64)
+    q_skill[..., 0] = np.arange(len(typical))[:, None]
+    return {"q_item": torch.as_tensor(np.where(ok, mv.item[safe], 0)), "q_diff": torch.as_tensor(np.where(ok, mv.diff[safe], 0)),
+            "q_skill": torch.as_tensor(q_skill)}

@@ -21,9 +21,13 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
-from ktirt.kt.vocab import Vocabulary, first_skill
+from ktirt.kt.vocab import Vocabulary, skill_lists
 
 SPLITS = ("train", "val", "test")
+MAX_SKILLS = 8
+"""Skills kept per response (the first MAX_SKILLS of its list); ASSISTments 2009 problems carry up to 4."""
+LATENCY_BANDS_MS = (3_000, 10_000, 30_000, 120_000)
+N_CLICK_CODES = 2 * 3 * (len(LATENCY_BANDS_MS) + 2)
 
 
 @dataclass
@@ -38,6 +42,10 @@ class Sequences:
     timestamp_ms: np.ndarray
     split: np.ndarray
     """index into SPLITS, per student"""
+    skills: np.ndarray
+    """(n, K) every skill of each response (vocabulary index), -1 padded; column 0 is `skill`"""
+    click: np.ndarray
+    """clickstream code of each response (help x attempts x latency band, `click_codes`), 0..N_CLICK_CODES-1"""
 
     @property
     def user_of(self) -> np.ndarray:
@@ -74,20 +82,47 @@ def load_sequences(events: pa.Table, split: dict, vocab: Vocabulary | None = Non
     labels = split_labels(users, split)
     offsets = np.r_[boundaries, len(user)]
     items = events["item_id"].combine_chunks()
-    skills = first_skill(events["skill_ids"])
+    skills = skill_lists(events["skill_ids"])
     is_train = np.repeat(labels == 0, np.diff(offsets))
     if vocab is None:
         vocab = Vocabulary.build(items, skills, is_train)
+    skill_matrix = _skill_matrix(skills, vocab)
     seqs = Sequences(
         users=users,
         offsets=offsets,
         item=vocab.item_index(items),
-        skill=vocab.skill_index(skills),
+        skill=skill_matrix[:, 0].copy(),
         correct=events["correct"].to_numpy().astype(np.int8),
         timestamp_ms=events["timestamp"].cast(pa.int64()).to_numpy(),
         split=labels,
+        skills=skill_matrix,
+        click=click_codes(events),
     )
     return seqs, vocab
+
+
+def _skill_matrix(skills: pa.ListArray, vocab: Vocabulary) -> np.ndarray:
+    """(n, K) vocabulary index of each response's skills, -1 padded (K = longest list, at most MAX_SKILLS)."""
+    lengths = pc.list_value_length(skills).to_numpy(zero_copy_only=False)
+    k = int(min(max(lengths.max(initial=1), 1), MAX_SKILLS))
+    flat = vocab.skill_index(pc.list_flatten(skills))
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    col = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out = np.full((len(lengths), k), -1, dtype=np.int64)
+    keep = col < k
+    out[row[keep], col[keep]] = flat[keep]
+    return out
+
+
+def click_codes(events: pa.Table) -> np.ndarray:
+    """One code per response for what the student did on it besides the answer: help requested (2) x
+    attempts (1, 2, 3+) x first-response latency band (unknown, <3 s, <10 s, <30 s, <2 min, longer)."""
+    help_ = events["help_requested"].to_numpy(zero_copy_only=False).astype(np.int64)
+    attempts = np.clip(events["attempt_count"].to_numpy(zero_copy_only=False).astype(np.int64), 1, 3) - 1
+    latency = events["latency_ms"].combine_chunks()
+    known = np.asarray(latency.is_valid())
+    band = np.where(known, 1 + np.searchsorted(LATENCY_BANDS_MS, latency.fill_null(0).to_numpy(), side="right"), 0)
+    return (help_ * 3 + attempts) * (len(LATENCY_BANDS_MS) + 2) + band
 
 
 @dataclass

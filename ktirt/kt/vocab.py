@@ -12,11 +12,16 @@ import pyarrow.compute as pc
 NO_SKILL = "__no_skill__"
 
 
-def first_skill(skill_ids: pa.ChunkedArray | pa.ListArray) -> pa.Array:
-    """The concept of each response: its first skill code, or NO_SKILL. (EDM Cup items have one skill;
-    ASSISTments 2009 lists several and we keep the first, sorted, as pyKT's one-concept-per-row format needs.)"""
+def skill_lists(skill_ids: pa.ChunkedArray | pa.ListArray) -> pa.ListArray:
+    """Every response's skill codes, [NO_SKILL] where it has none (so each response has at least one)."""
     arr = skill_ids.combine_chunks() if isinstance(skill_ids, pa.ChunkedArray) else skill_ids
-    return pc.list_element(pc.if_else(pc.greater(pc.list_value_length(arr), 0), arr, pa.scalar([NO_SKILL], arr.type)), 0)
+    return pc.if_else(pc.greater(pc.list_value_length(arr), 0), arr, pa.scalar([NO_SKILL], arr.type))
+
+
+def first_skill(skill_ids: pa.ChunkedArray | pa.ListArray) -> pa.Array:
+    """The primary concept of each response: its first skill code, or NO_SKILL. pyKT's one-concept-per-row
+    files need one; SAKT and the exports read every skill (`skill_lists`)."""
+    return pc.list_element(skill_lists(skill_ids), 0)
 
 
 @dataclass
@@ -29,15 +34,18 @@ class Vocabulary:
     item_train_count: np.ndarray
 
     @classmethod
-    def build(cls, item_ids: pa.Array, skills: pa.Array, is_train: np.ndarray) -> "Vocabulary":
-        """Vocabularies of Arrow string columns; `is_train` marks training users' rows."""
+    def build(cls, item_ids: pa.Array, skills: pa.ListArray, is_train: np.ndarray) -> "Vocabulary":
+        """Vocabularies of an item column and a skill-list column (every skill of a response counts);
+        `is_train` marks training users' rows."""
         mask = pa.array(is_train)
+        skill_mask = pa.array(np.repeat(is_train, pc.list_value_length(skills).to_numpy(zero_copy_only=False)))
+        skills = pc.list_flatten(skills)
         counts = pc.value_counts(item_ids.filter(mask))
         train_items = counts.field("values").to_pylist()
         n_train = dict(zip(train_items, counts.field("counts").to_pylist()))
         train_items = sorted(train_items)
         other_items = sorted(set(pc.unique(item_ids).to_pylist()) - set(train_items))
-        train_skills = sorted(pc.unique(skills.filter(mask)).to_pylist())
+        train_skills = sorted(pc.unique(skills.filter(skill_mask)).to_pylist())
         other_skills = sorted(set(pc.unique(skills).to_pylist()) - set(train_skills))
         return cls(
             items=[*train_items, *other_items],

@@ -1,19 +1,30 @@
-"""SAKT (Pandey & Karypis, 2019): self-attentive knowledge tracing, in plain torch.
+"""SAKT (Pandey & Karypis, 2019): self-attentive knowledge tracing, in plain torch, made for sparse,
+multi-skill real data.
 
 The response at position p is predicted by letting the *query* (the item about to be answered) attend
 causally over the *interactions* before it: key p is the interaction just before response p (a learned
-start token before a student's first response), so query p sees keys 0..p. Items carry their own
-embedding **plus** their skill's, and items seen fewer than `min_item_count` times in training use the
-skill's alone (item index 0), so cold and unseen items still get a sensible prediction. A per-item and
-per-skill bias is added to the output logit.
+start token before a student's first response), so query p sees keys 0..p.
+
+What it adds to the paper's model, each a `model.*` setting chosen on the `skill_builder` world:
+- **skills**: a response carries up to K skills (`model.multi_skill`); their embeddings are averaged, so a
+  multi-skill problem is neither reduced to one skill nor counted twice.
+- **item difficulty** (`model.item_difficulty`): every item seen in training gets a scalar of its own
+  (the Rasch-style embedding of AKT: skill embedding + item scalar x the skill's variation vector, and the
+  same scalar as a bias on the logit), shrunk toward 0 (its skills) by a Gaussian prior of precision
+  `model.item_prior`, so an item answered 3 times is neither ignored nor over-fitted. Items answered at
+  least `model.min_item_count` times also get a full embedding of their own; unseen items use their skills.
+- **clickstream** (`model.clickstream`): a past interaction carries its response's help request,
+  attempts and latency band (never the target's).
+- **recency** (`model.recency`): each head subtracts a learned slope x log(1 + distance) from its
+  attention scores, so recent practice weighs more (forgetting).
 
 Dropout sits on the input embeddings and after the attention and feed-forward sublayers, not on the
-attention weights: that lets torch use its fused (flash) attention on CPU, and it is most of why this
-trains faster than pyKT's SAKT (bench/sakt_vs_pykt.py).
+attention weights: that keeps torch's fused attention on CPU (bench/sakt_vs_pykt.py).
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import torch
@@ -21,46 +32,65 @@ import torch.nn.functional as F
 from torch import nn
 
 START = 2  # response code of the start token (0/1 are wrong/right)
+INPUTS = ("k_item", "k_diff", "k_skill", "k_resp", "k_click", "q_item", "q_diff", "q_skill")
+"""Model inputs (batch, T[, K]): item (own embedding, 0 = none), diff (item difficulty index, 0 = none),
+skill (model skill indices, 0 = none), resp (0/1, START, -1 pad), click (clickstream code, 0 = none)."""
 
 
 @dataclass
 class SAKTConfig:
     n_items: int
-    """model item vocabulary, index 0 = cold/unknown (no own embedding)"""
+    """items with an embedding of their own + 1 (index 0 = none)"""
     n_skills: int
     """model skill vocabulary, index 0 = none"""
+    n_diff: int = 1
+    """items with a difficulty of their own + 1 (index 0 = none)"""
+    n_clicks: int = 1
+    """clickstream codes + 1 (index 0 = none)"""
     emb_size: int = 64
     num_heads: int = 4
     num_blocks: int = 1
     dropout: float = 0.2
     seq_len: int = 200
+    recency: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
 
 
 class CausalCrossAttention(nn.Module):
-    def __init__(self, d: int, heads: int, dropout: float):
+    def __init__(self, d: int, heads: int, recency: bool):
         super().__init__()
         if d % heads:
             raise ValueError(f"model.emb_size={d} must be divisible by model.num_heads={heads}")
-        self.heads, self.dropout = heads, dropout
+        self.heads = heads
         self.q, self.kv, self.out = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
+        # softplus(-2) ~ 0.13 per log-distance unit: a mild initial preference for recent interactions
+        self.slope = nn.Parameter(torch.full((heads,), -2.0)) if recency else None
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         b, t, d = query.shape
         q = self.q(query).view(b, t, self.heads, d // self.heads).transpose(1, 2)
         k, v = self.kv(keys).view(b, t, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
-        h = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        if self.slope is None:
+            h = F.scaled_dot_product_attention(q, k, v, is_causal=True)
+        else:
+            h = F.scaled_dot_product_attention(q, k, v, attn_mask=self._recency_mask(t, query.device))
         return self.out(h.transpose(1, 2).reshape(b, t, d))
+
+    def _recency_mask(self, t: int, device) -> torch.Tensor:
+        pos = torch.arange(t, device=device)
+        dist = (pos[:, None] - pos[None, :]).float()
+        bias = -F.softplus(self.slope)[:, None, None] * torch.log1p(dist.clamp(min=0))
+        return bias.masked_fill(dist < 0, -math.inf)
 
 
 class Block(nn.Module):
     """Attention -> dropout -> residual -> norm, then feed-forward -> dropout -> residual -> norm."""
 
-    def __init__(self, d: int, heads: int, dropout: float):
+    def __init__(self, d: int, heads: int, dropout: float, recency: bool):
         super().__init__()
-        self.attn = CausalCrossAttention(d, heads, dropout)
+        self.attn = CausalCrossAttention(d, heads, recency)
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.ffn = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
         self.drop = nn.Dropout(dropout)
@@ -70,34 +100,56 @@ class Block(nn.Module):
         return self.norm2(h + self.drop(self.ffn(h)))
 
 
+def skill_mean(table: nn.Embedding, index: torch.Tensor, present: torch.Tensor) -> torch.Tensor:
+    """Mean embedding over a response's skills: index (..., K), present (..., K) -> (..., d)."""
+    w = present.unsqueeze(-1).to(table.weight.dtype)
+    return (table(index) * w).sum(-2) / w.sum(-2).clamp(min=1.0)
+
+
 class SAKT(nn.Module):
     def __init__(self, cfg: SAKTConfig):
         super().__init__()
         self.cfg = cfg
         d = cfg.emb_size
         self.item_query = nn.Embedding(cfg.n_items, d, padding_idx=0)
-        self.skill_query = nn.Embedding(cfg.n_skills, d, padding_idx=0)
         self.item_interaction = nn.Embedding(3 * cfg.n_items, d)
+        self.skill_query = nn.Embedding(cfg.n_skills, d)
         self.skill_interaction = nn.Embedding(3 * cfg.n_skills, d)
+        self.skill_variation = nn.Embedding(cfg.n_skills, d)
+        self.interaction_variation = nn.Embedding(3 * cfg.n_skills, d)
+        self.difficulty = nn.Embedding(cfg.n_diff, 1)
+        self.item_bias = nn.Embedding(cfg.n_diff, 1)
+        self.skill_bias = nn.Embedding(cfg.n_skills, 1)
+        self.click = nn.Embedding(cfg.n_clicks, d)
         self.position = nn.Embedding(cfg.seq_len, d)
-        self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.dropout) for _ in range(cfg.num_blocks))
+        self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.dropout, cfg.recency) for _ in range(cfg.num_blocks))
         self.drop = nn.Dropout(cfg.dropout)
         self.head = nn.Linear(d, 1)
-        self.item_bias = nn.Embedding(cfg.n_items, 1)
-        self.skill_bias = nn.Embedding(cfg.n_skills, 1)
-        for bias in (self.item_bias, self.skill_bias):
-            nn.init.zeros_(bias.weight)
         with torch.no_grad():
+            for scalar in (self.difficulty, self.item_bias, self.skill_bias):
+                nn.init.zeros_(scalar.weight)
             self.item_query.weight[0].zero_()
-            self.item_interaction.weight[:3].zero_()  # cold items interact through their skill alone
+            self.item_interaction.weight[:3].zero_()  # items without their own embedding: skills alone
+            self.click.weight[0].zero_()
 
-    def forward(self, k_item, k_skill, k_resp, q_item, q_skill) -> torch.Tensor:
-        """Logits (batch, T): position p predicts response p from keys 0..p. k_resp: 0/1, START, or -1 (pad)."""
-        r = k_resp.clamp(min=0)
-        x = self.item_interaction(3 * k_item + r) + self.skill_interaction(3 * k_skill + r)
-        t = q_item.shape[1]
-        x = self.drop(x + self.position.weight[:t])
-        h = self.item_query(q_item) + self.skill_query(q_skill)
+    def forward(self, t: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Logits (batch, T): position p predicts response p from keys 0..p (see INPUTS)."""
+        r = t["k_resp"].clamp(min=0)
+        k_skill, q_skill = t["k_skill"], t["q_skill"]
+        k_has, q_has = k_skill > 0, q_skill > 0
+        k_sr = 3 * k_skill + r.unsqueeze(-1)
+        k_diff = self.difficulty(t["k_diff"])
+        x = (skill_mean(self.skill_interaction, k_sr, k_has) + k_diff * skill_mean(self.interaction_variation, k_sr, k_has)
+             + self.item_interaction(3 * t["k_item"] + r) + self.click(t["k_click"]))
+        x = self.drop(x + self.position.weight[: r.shape[1]])
+        h = (skill_mean(self.skill_query, q_skill, q_has) + self.difficulty(t["q_diff"]) * skill_mean(self.skill_variation, q_skill, q_has)
+             + self.item_query(t["q_item"]))
         for block in self.blocks:
             h = block(h, x)
-        return (self.head(h) + self.item_bias(q_item) + self.skill_bias(q_skill)).squeeze(-1)
+        bias = self.item_bias(t["q_diff"]) + skill_mean(self.skill_bias, q_skill, q_has)
+        return (self.head(h) + bias).squeeze(-1)
+
+    def prior_penalty(self, precision: float) -> torch.Tensor:
+        """Gaussian prior on the item scalars (-log density up to a constant): divide by the number of
+        training targets and add to the mean loss, so each item's estimate is shrunk by its evidence."""
+        return 0.5 * precision * (self.difficulty.weight.square().sum() + self.item_bias.weight.square().sum())
