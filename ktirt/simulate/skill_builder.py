@@ -35,9 +35,9 @@ REVIEW_SHARE = 0.12
 ZIPF = 0.3
 RARE = (0.45, 0.15)
 """share of a bank's problems that are rarely given (borrowed from other problem sets), and their weight"""
-CLASS_SKILLS = (0.55, 0.5)
+CLASS_SKILLS = (0.7, 0.5)
 """median (a share of all skills) and log-sd of how many skills a class gets skill builders on (log-normal)"""
-STUDENT_BUILDERS = (5.0, 1.8)
+STUDENT_BUILDERS = (5.0, 2.0)
 """median and log-sd of how many of its class's skill builders a student does (log-normal, at least one)"""
 SKILL_NAMES = (
     "Absolute Value", "Addition and Subtraction Fractions", "Addition and Subtraction Integers",
@@ -123,7 +123,7 @@ def _skills(k: int, rng: np.random.Generator) -> pd.DataFrame:
         "logit_learn": portable(rng.normal(np.log(0.25 / 0.75), 0.6, k), PARAMETER),
         "tau_days": portable(np.exp(rng.normal(np.log(45.0), 0.6, k)), PARAMETER),
         "popularity": portable(np.exp(rng.normal(0.0, 0.6, k)), PARAMETER),
-        "bank_size": np.maximum(40, np.round(95 * portable(np.exp(rng.normal(0.0, 0.5, k)), PARAMETER))).astype(int),
+        "bank_size": np.maximum(40, np.round(100 * portable(np.exp(rng.normal(0.0, 0.5, k)), PARAMETER))).astype(int),
         "sequence_id": _distinct_ints(rng, k, 5000, 5000 + 40 * k),
     })
 
