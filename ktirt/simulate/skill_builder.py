@@ -2,15 +2,17 @@
 assigns. A world deliberately unlike both engines' assumptions (README: the second simulated world).
 
 Mastery is per skill and binary (BKT): a student knows skill k at first contact with probability
-L0 = sigmoid(-0.2 + ability + ease_k + N(0, 0.6)); every practice opportunity teaches it with probability
-T = sigmoid(logit T_k + 0.4 ability + N(0, 0.4)); a known skill is forgotten with probability
-1 - exp(-days since last practice / tau_k). A problem answers to its latent states only: P(correct) =
-1 - slip_i when every skill it carries is known, else guess_i, on every answer type. Slip and guess are the
-item's own, drawn around an answer-type base with heavy-tailed (Student t, 3 df) perturbations, independent
-of the skill: difficulty is not centred on a skill mean. Each skill's bank is large and its problems'
-popularity Zipf-like, so about half the problems are answered fewer than 10 times; 17 % of problems also
-carry one or two neighbouring skills. Classes assign a heavy-tailed number of skill builders (mastery
-learning: see `skill_builder_responses`); each student does a share of them, so activity is skewed.
+L0 = sigmoid(1.2 + ability + ease_k + N(0, 0.6)), ease_k ~ N(0, 0.9); every practice opportunity teaches it
+with probability T = sigmoid(logit T_k + 0.4 ability + 0.4 learn_z + N(0, 0.4)), T_k around 0.25; a known
+skill is forgotten with probability 1 - exp(-days since its last practice / tau_k), tau_k around 45 days.
+A problem answers to its latent states only: P(correct) = 1 - slip_i when every skill it carries is known,
+else guess_i, on every answer type. Slip and guess are the item's own, drawn around an answer-type base
+with heavy-tailed (Student t, 3 df) perturbations, independent of the skill: difficulty is not centred on a
+skill mean. Each skill's bank (about 100 problems) has a popular core and a rarely given rest (RARE), so
+about half the problems are answered fewer than 10 times; 17 % of problems also carry one or two
+neighbouring skills. Classes get skill builders on a log-normal share of the skills (some re-assigned for
+review) and each student does a heavy-tailed number of them (STUDENT_BUILDERS), so activity is skewed;
+mastery learning itself is in `skill_builder_responses`. Skills scale with students (110 for 4,150).
 """
 
 from __future__ import annotations
