@@ -187,6 +187,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "multi_skill": Setting("bool"),
         "clickstream": Setting("bool"),
         "recency": Setting("bool"),
+        "question_keys": Setting("bool"),
     },
     "train": {
         "batch_size": count(),

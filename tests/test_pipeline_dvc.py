@@ -14,7 +14,7 @@ import yaml
 from conftest import ROOT, TINY, events_as_assistments_2009
 from ktirt.irt.plot_tables import OBSERVED_REFERENCE
 
-COPY = ["dvc.yaml", "params.yaml", "stages", "ktirt", ".dvc/config", ".dvcignore"]
+COPY = ["dvc.yaml", "params.yaml", "stages", "ktirt", ".dvc/config", ".dvcignore", "plots/offline_template.html"]
 
 
 def sh(*cmd, cwd):

@@ -46,12 +46,13 @@ def _small(**kw) -> SAKT:
     return m
 
 
-@pytest.mark.parametrize("recency", [False, True])
-def test_predictions_are_causal(recency):
-    m = _small(recency=recency)
+@pytest.mark.parametrize("recency,question_keys", [(False, False), (True, False), (False, True), (True, True)])
+def test_predictions_are_causal(recency, question_keys):
+    m = _small(recency=recency, question_keys=question_keys)
     x = _inputs(6)
     before = m(x)
-    for key, change in (("k_resp", lambda v: 1 - v), ("k_click", lambda v: (v + 1) % 5), ("k_diff", lambda v: (v + 1) % 12)):
+    for key, change in (("k_resp", lambda v: 1 - v), ("k_click", lambda v: (v + 1) % 5), ("k_diff", lambda v: (v + 1) % 12),
+                        ("k_item", lambda v: (v + 1) % 10)):
         y = {k: v.clone() for k, v in x.items()}
         y[key][0, 4] = change(y[key][0, 4])  # change the interaction before response 4
         after = m(y)

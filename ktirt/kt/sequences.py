@@ -116,7 +116,10 @@ def _skill_matrix(skills: pa.ListArray, vocab: Vocabulary) -> np.ndarray:
 
 def click_codes(events: pa.Table) -> np.ndarray:
     """One code per response for what the student did on it besides the answer: help requested (2) x
-    attempts (1, 2, 3+) x first-response latency band (unknown, <3 s, <10 s, <30 s, <2 min, longer)."""
+    attempts (1, 2, 3+) x first-response latency band (unknown, <3 s, <10 s, <30 s, <2 min, longer).
+    All 0 for a table without those columns (a bare sequence table)."""
+    if not {"help_requested", "attempt_count", "latency_ms"} <= set(events.column_names):
+        return np.zeros(events.num_rows, dtype=np.int64)
     help_ = events["help_requested"].to_numpy(zero_copy_only=False).astype(np.int64)
     attempts = np.clip(events["attempt_count"].to_numpy(zero_copy_only=False).astype(np.int64), 1, 3) - 1
     latency = events["latency_ms"].combine_chunks()

@@ -17,6 +17,9 @@ What it adds to the paper's model, each a `model.*` setting chosen on the `skill
   attempts and latency band (never the target's).
 - **recency** (`model.recency`): each head subtracts a learned slope x log(1 + distance) from its
   attention scores, so recent practice weighs more (forgetting).
+- **question keys** (`model.question_keys`): attention compares the question asked with the questions
+  answered before (AKT, simpleKT), and reads the interactions as values; the paper's SAKT keys on the
+  interactions, so whether a past answer was right changes where it looks, not only what it reads.
 
 Dropout sits on the input embeddings and after the attention and feed-forward sublayers, not on the
 attention weights: that keeps torch's fused attention on CPU (bench/sakt_vs_pykt.py).
@@ -53,6 +56,7 @@ class SAKTConfig:
     dropout: float = 0.2
     seq_len: int = 200
     recency: bool = False
+    question_keys: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -68,10 +72,17 @@ class CausalCrossAttention(nn.Module):
         # softplus(-2) ~ 0.13 per log-distance unit: a mild initial preference for recent interactions
         self.slope = nn.Parameter(torch.full((heads,), -2.0)) if recency else None
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+        """`values` None: keys and values both come from `keys` (the paper's SAKT)."""
         b, t, d = query.shape
         q = self.q(query).view(b, t, self.heads, d // self.heads).transpose(1, 2)
-        k, v = self.kv(keys).view(b, t, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        if values is None:
+            k, v = self.kv(keys).view(b, t, 2, self.heads, d // self.heads).permute(2, 0, 3, 1, 4)
+        else:
+            w_k, w_v = self.kv.weight.chunk(2)
+            b_k, b_v = self.kv.bias.chunk(2)
+            k = F.linear(keys, w_k, b_k).view(b, t, self.heads, d // self.heads).transpose(1, 2)
+            v = F.linear(values, w_v, b_v).view(b, t, self.heads, d // self.heads).transpose(1, 2)
         if self.slope is None:
             h = F.scaled_dot_product_attention(q, k, v, is_causal=True)
         else:
@@ -95,8 +106,8 @@ class Block(nn.Module):
         self.ffn = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
         self.drop = nn.Dropout(dropout)
 
-    def forward(self, query: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
-        h = self.norm1(query + self.drop(self.attn(query, keys)))
+    def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
+        h = self.norm1(query + self.drop(self.attn(query, keys, values)))
         return self.norm2(h + self.drop(self.ffn(h)))
 
 
@@ -141,13 +152,20 @@ class SAKT(nn.Module):
         k_diff = self.difficulty(t["k_diff"])
         x = (skill_mean(self.skill_interaction, k_sr, k_has) + k_diff * skill_mean(self.interaction_variation, k_sr, k_has)
              + self.item_interaction(3 * t["k_item"] + r) + self.click(t["k_click"]))
-        x = self.drop(x + self.position.weight[: r.shape[1]])
-        h = (skill_mean(self.skill_query, q_skill, q_has) + self.difficulty(t["q_diff"]) * skill_mean(self.skill_variation, q_skill, q_has)
-             + self.item_query(t["q_item"]))
+        position = self.position.weight[: r.shape[1]]
+        x = self.drop(x + position)
+        h = self._question(t["q_item"], t["q_diff"], q_skill)
+        keys = self.drop(self._question(t["k_item"], t["k_diff"], k_skill) + position) if self.cfg.question_keys else x
         for block in self.blocks:
-            h = block(h, x)
+            h = block(h, keys, x if self.cfg.question_keys else None)
         bias = self.item_bias(t["q_diff"]) + skill_mean(self.skill_bias, q_skill, q_has)
         return (self.head(h) + bias).squeeze(-1)
+
+    def _question(self, item: torch.Tensor, diff: torch.Tensor, skill: torch.Tensor) -> torch.Tensor:
+        """A question's embedding: its skills (mean) + its difficulty x their variation + its own embedding."""
+        has = skill > 0
+        return (skill_mean(self.skill_query, skill, has) + self.difficulty(diff) * skill_mean(self.skill_variation, skill, has)
+                + self.item_query(item))
 
     def prior_penalty(self, precision: float) -> torch.Tensor:
         """Gaussian prior on the item scalars (-log density up to a constant): divide by the number of
