@@ -25,6 +25,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 from ktirt.kt.pykt_format import TEST, TRAIN_VALID, read_pykt_windows
+from ktirt.kt.sequences import N_PRACTICE_CODES, practice_codes
 from ktirt.kt.sakt_run import ARCH_KEYS, VOCAB_KEYS
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict
 from ktirt.kt.vocab import Vocabulary
@@ -42,10 +43,24 @@ def ours_tensors(w: dict, rows: np.ndarray, mv: ModelVocab, offset: int) -> dict
     skill = np.where(c >= 0, c + 1, 0)[..., None]  # pyKT's files carry one concept per response
     score = s[:, 1:] == 1
     index = offset + np.arange(score.size).reshape(score.shape)
+    practice = _window_practice(c, r) if mv.practice else np.zeros_like(skill)
     t = {"k_item": item[:, :-1], "k_diff": diff[:, :-1], "k_skill": skill[:, :-1], "k_resp": r[:, :-1],
          "k_click": np.zeros_like(item[:, :-1]), "q_item": item[:, 1:], "q_diff": diff[:, 1:], "q_skill": skill[:, 1:],
+         "q_practice": practice[:, 1:],
          "target": np.maximum(r[:, 1:], 0).astype(np.float32), "score": score, "index": np.where(score, index, -1)}
     return {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in t.items()}
+
+
+def _window_practice(c: np.ndarray, r: np.ndarray) -> np.ndarray:
+    """Practice codes (+1; 0 = none) counted inside each pyKT window: the files hold no clickstream and a
+    long history's later windows restart the counts, so ours reads a little less here than in the pipeline."""
+    valid = c >= 0
+    lengths = valid.sum(1)
+    offsets = np.r_[0, np.cumsum(lengths)]
+    codes = practice_codes(offsets, c[valid][:, None], np.maximum(r[valid], 0).astype(np.int8))[:, 0, 0]
+    out = np.zeros(c.shape + (1,), dtype=np.int64)
+    out[valid, 0] = codes + 1
+    return out
 
 
 def pykt_batches(w: dict, rows: np.ndarray):
@@ -121,7 +136,7 @@ def main(pykt_dir: str) -> None:
     # ours
     torch.manual_seed(s.seed)
     arch = {k: m[k] for k in ARCH_KEYS if k in m} | {"seq_len": m["seq_len"] - 1}
-    ours = SAKT(SAKTConfig(n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff, **arch))
+    ours = SAKT(SAKTConfig(n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff, n_practice=N_PRACTICE_CODES + 1, **arch))
     o_tr, o_va = ours_tensors(tv, train_rows, mv, 0), ours_tensors(tv, val_rows, mv, 0)
     n_val = o_va["score"].numel()
     val_idx = o_va["index"][o_va["score"]].numpy()

@@ -188,6 +188,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "clickstream": Setting("bool"),
         "recency": Setting("bool"),
         "question_keys": Setting("bool"),
+        "practice": Setting("bool"),
     },
     "train": {
         "batch_size": count(),

@@ -9,7 +9,7 @@ import torch
 from ktirt.errors import InputError, SettingsError
 from ktirt.kt.sakt_run import CHECKPOINT, SaktRun, check_vocabulary, load_checkpoint, run_sakt
 from ktirt.kt.sakt_training import predict, window_tensors
-from ktirt.kt.sequences import query_windows
+from ktirt.kt.sequences import PRACTICE_BANDS, practice_codes, query_windows
 from ktirt.models.sakt import SAKT, START, SAKTConfig
 from ktirt.split import split_users
 
@@ -32,14 +32,16 @@ def _inputs(t: int, k: int = 2, seed: int = 0) -> dict:
     x = {"k_item": torch.randint(0, 10, (1, t), generator=g), "k_diff": torch.randint(0, 12, (1, t), generator=g),
          "k_skill": torch.randint(0, 4, (1, t, k), generator=g), "k_resp": torch.randint(0, 2, (1, t), generator=g),
          "k_click": torch.randint(0, 5, (1, t), generator=g), "q_item": torch.randint(0, 10, (1, t), generator=g),
-         "q_diff": torch.randint(0, 12, (1, t), generator=g), "q_skill": torch.randint(0, 4, (1, t, k), generator=g)}
+         "q_diff": torch.randint(0, 12, (1, t), generator=g), "q_skill": torch.randint(0, 4, (1, t, k), generator=g),
+         "q_practice": torch.randint(0, 7, (1, t, k), generator=g)}
     x["k_resp"][0, 0] = START
     return x
 
 
 def _small(**kw) -> SAKT:
     torch.manual_seed(0)
-    m = SAKT(SAKTConfig(n_items=10, n_skills=4, n_diff=12, n_clicks=5, emb_size=8, num_heads=2, seq_len=6, **kw)).eval()
+    m = SAKT(SAKTConfig(n_items=10, n_skills=4, n_diff=12, n_clicks=5, n_practice=7, emb_size=8, num_heads=2, seq_len=6,
+                        **kw)).eval()
     with torch.no_grad():
         for p in (m.difficulty, m.item_bias):
             p.weight.normal_()  # zero at initialisation; as after training
@@ -76,6 +78,18 @@ def test_multi_skill_responses_average_their_skills():
     same_twice = m(x | {"q_skill": torch.tensor([[[2, 2], [2, 2]]])})
     both = m(x | {"q_skill": torch.tensor([[[2, 3], [2, 3]]])})
     assert torch.allclose(one, same_twice, atol=1e-6) and not torch.allclose(one, both)
+
+
+def test_practice_codes_count_earlier_attempts_per_skill():
+    # one student: skills A(0), B(1), A+B, A; then a second student on A
+    skills = np.array([[0, -1], [1, -1], [0, 1], [0, -1], [0, -1]])
+    correct = np.array([1, 0, 1, 0, 1], dtype=np.int8)
+    codes = practice_codes(np.array([0, 4, 5]), skills, correct)
+    band = np.searchsorted(PRACTICE_BANDS, [0, 1, 2, 3], side="right")
+    # before: (attempts so far, last outcome 0 none / 1 wrong / 2 right)
+    assert codes[0, 0, 0] == band[0] * 3 + 0 and codes[2, 0, 0] == band[1] * 3 + 2 and codes[2, 1, 0] == band[1] * 3 + 1
+    assert codes[3, 0, 0] == band[2] * 3 + 2 and codes[4, 0, 0] == band[0] * 3 + 0  # the second student starts afresh
+    assert codes[3, 0, 1] == band[3] * 3 + 1 and (codes[:, 1][skills[:, 1] < 0] == -1).all()  # after; empty slots
 
 
 def test_prior_shrinks_item_scalars():

@@ -17,7 +17,7 @@ from ktirt.io import atomic_path, read_checkpoint, write_csv
 from ktirt.kt.evaluation import (binary_metrics, calibration, mean_baseline, require_both_outcomes,
                                  roc_points)
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, window_tensors
-from ktirt.kt.sequences import N_CLICK_CODES, Sequences, load_sequences, query_windows
+from ktirt.kt.sequences import N_CLICK_CODES, N_PRACTICE_CODES, Sequences, load_sequences, query_windows
 from ktirt.kt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
 from ktirt.runtime import resolve_device, seed_everything
@@ -27,7 +27,7 @@ from ktirt.truth import event_probabilities, truth_dir
 log = logging.getLogger(__name__)
 CHECKPOINT = "model.pt"
 ARCH_KEYS = ("emb_size", "num_heads", "num_blocks", "dropout", "seq_len", "recency", "question_keys")
-VOCAB_KEYS = ("min_item_count", "item_difficulty", "multi_skill", "clickstream")
+VOCAB_KEYS = ("min_item_count", "item_difficulty", "multi_skill", "clickstream", "practice")
 
 
 @dataclass
@@ -70,7 +70,8 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
     device = resolve_device(ts.device)
     seqs, vocab = load_sequences(events, split)
     mv = ModelVocab.build(vocab, **vocab_options)
-    cfg = SAKTConfig(n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff, n_clicks=N_CLICK_CODES + 1, **arch)
+    cfg = SAKTConfig(n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff, n_clicks=N_CLICK_CODES + 1,
+                     n_practice=N_PRACTICE_CODES + 1, **arch)
     model = SAKT(cfg).to(device)
     L = cfg.seq_len
     stride = max(1, L // 2)

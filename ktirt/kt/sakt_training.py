@@ -37,7 +37,7 @@ class ModelVocab:
     """pyKT indices -> model indices. Items seen at least `min_item_count` times in training get an
     embedding of their own (`item`, 1..; the rest 0: their skills alone); with `item_difficulty`, every
     item seen in training gets a difficulty of its own (`diff`, 1..; unseen items 0). Skills shift by one
-    (0 = none); `clickstream` and `multi_skill` say which inputs the model reads."""
+    (0 = none); `clickstream`, `multi_skill` and `practice` say which inputs the model reads."""
 
     item: np.ndarray
     n_items: int
@@ -48,19 +48,20 @@ class ModelVocab:
     item_difficulty: bool = True
     multi_skill: bool = True
     clickstream: bool = True
+    practice: bool = True
 
     @classmethod
     def build(cls, vocab: Vocabulary, min_item_count: int, item_difficulty: bool = True, multi_skill: bool = True,
-              clickstream: bool = True) -> "ModelVocab":
+              clickstream: bool = True, practice: bool = True) -> "ModelVocab":
         item = _dense_index(vocab.item_train_count >= max(min_item_count, 1))
         diff = _dense_index(vocab.item_train_count >= 1) if item_difficulty else item
         return cls(item, int(item.max(initial=0)) + 1, len(vocab.skills) + 1, min_item_count, diff,
-                   int(diff.max(initial=0)) + 1, item_difficulty, multi_skill, clickstream)
+                   int(diff.max(initial=0)) + 1, item_difficulty, multi_skill, clickstream, practice)
 
     def options(self) -> dict:
         """What `build` needs besides the vocabulary (saved in checkpoints)."""
         return {"min_item_count": self.min_item_count, "item_difficulty": self.item_difficulty,
-                "multi_skill": self.multi_skill, "clickstream": self.clickstream}
+                "multi_skill": self.multi_skill, "clickstream": self.clickstream, "practice": self.practice}
 
 
 def _dense_index(selected: np.ndarray) -> np.ndarray:
@@ -88,6 +89,10 @@ def window_tensors(seqs: Sequences, w: Windows, mv: ModelVocab) -> dict[str, tor
     def skills_of(i, ok):
         return np.where(ok[..., None] & (skills[i] >= 0), skills[i] + 1, 0)
 
+    def practice_of(i, ok, when):
+        codes = seqs.practice[:, : skills.shape[1], when][i]
+        return np.where(ok[..., None] & (codes >= 0) & mv.practice, codes + 1, 0)
+
     t = {
         "k_item": lookup(mv.item, prev, prev_ok),
         "k_diff": lookup(mv.diff, prev, prev_ok),
@@ -97,6 +102,8 @@ def window_tensors(seqs: Sequences, w: Windows, mv: ModelVocab) -> dict[str, tor
         "q_item": lookup(mv.item, safe, ~pad),
         "q_diff": lookup(mv.diff, safe, ~pad),
         "q_skill": skills_of(safe, ~pad),
+        "q_practice": practice_of(safe, ~pad, 0),
+        "m_practice": practice_of(prev, prev_ok, 1),  # after the previous response: what mastery queries ask with
         "target": np.where(pad, 0, seqs.correct[safe]).astype(np.float32),
         "score": w.score,
         "index": idx,

@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,6 +29,8 @@ MAX_SKILLS = 8
 """Skills kept per response (the first MAX_SKILLS of its list); ASSISTments 2009 problems carry up to 4."""
 LATENCY_BANDS_MS = (3_000, 10_000, 30_000, 120_000)
 N_CLICK_CODES = 2 * 3 * (len(LATENCY_BANDS_MS) + 2)
+PRACTICE_BANDS = (1, 2, 3, 4, 6, 10, 20)
+N_PRACTICE_CODES = 3 * (len(PRACTICE_BANDS) + 1)
 
 
 @dataclass
@@ -46,6 +49,8 @@ class Sequences:
     """(n, K) every skill of each response (vocabulary index), -1 padded; column 0 is `skill`"""
     click: np.ndarray
     """clickstream code of each response (help x attempts x latency band, `click_codes`), 0..N_CLICK_CODES-1"""
+    practice: np.ndarray
+    """(n, K, 2) the student's practice on each skill of the response (`practice_codes`): before it, after it"""
 
     @property
     def user_of(self) -> np.ndarray:
@@ -97,6 +102,7 @@ def load_sequences(events: pa.Table, split: dict, vocab: Vocabulary | None = Non
         split=labels,
         skills=skill_matrix,
         click=click_codes(events),
+        practice=practice_codes(offsets, skill_matrix, events["correct"].to_numpy().astype(np.int8)),
     )
     return seqs, vocab
 
@@ -111,6 +117,25 @@ def _skill_matrix(skills: pa.ListArray, vocab: Vocabulary) -> np.ndarray:
     out = np.full((len(lengths), k), -1, dtype=np.int64)
     keep = col < k
     out[row[keep], col[keep]] = flat[keep]
+    return out
+
+
+def practice_codes(offsets: np.ndarray, skills: np.ndarray, correct: np.ndarray) -> np.ndarray:
+    """(n, K, 2) codes of a student's practice on each skill of each response, before it ([..., 0]) and
+    after it ([..., 1]): attempts so far (banded by PRACTICE_BANDS) x the last outcome on the skill (none,
+    wrong, right); 0..N_PRACTICE_CODES-1, -1 where the slot has no skill. Counting is what attention
+    cannot do (softmax averages), and mastery-learning data turns on it."""
+    row, slot = np.nonzero(skills >= 0)
+    user = np.searchsorted(offsets, row, side="right") - 1
+    df = pd.DataFrame({"user": user, "skill": skills[row, slot], "row": row, "y": correct[row]})
+    g = df.groupby(["user", "skill"], sort=False)
+    n_before = g.cumcount().to_numpy()
+    last_before = g["y"].shift(1).fillna(-1).to_numpy().astype(np.int64) + 1
+    out = np.full((*skills.shape, 2), -1, dtype=np.int64)
+    band = len(PRACTICE_BANDS) + 1
+    out[row, slot, 0] = np.searchsorted(PRACTICE_BANDS, n_before, side="right") * 3 + last_before
+    out[row, slot, 1] = np.searchsorted(PRACTICE_BANDS, n_before + 1, side="right") * 3 + df["y"].to_numpy() + 1
+    assert out.max(initial=0) < band * 3
     return out
 
 

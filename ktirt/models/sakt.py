@@ -17,6 +17,8 @@ What it adds to the paper's model, each a `model.*` setting chosen on the `skill
   attempts and latency band (never the target's).
 - **recency** (`model.recency`): each head subtracts a learned slope x log(1 + distance) from its
   attention scores, so recent practice weighs more (forgetting).
+- **practice** (`model.practice`): the query carries, per skill, how often the student has practised it
+  and whether the last attempt was right: counts that attention (a weighted average) cannot form itself.
 - **question keys** (`model.question_keys`): attention compares the question asked with the questions
   answered before (AKT, simpleKT), and reads the interactions as values; the paper's SAKT keys on the
   interactions, so whether a past answer was right changes where it looks, not only what it reads.
@@ -35,9 +37,10 @@ import torch.nn.functional as F
 from torch import nn
 
 START = 2  # response code of the start token (0/1 are wrong/right)
-INPUTS = ("k_item", "k_diff", "k_skill", "k_resp", "k_click", "q_item", "q_diff", "q_skill")
+INPUTS = ("k_item", "k_diff", "k_skill", "k_resp", "k_click", "q_item", "q_diff", "q_skill", "q_practice")
 """Model inputs (batch, T[, K]): item (own embedding, 0 = none), diff (item difficulty index, 0 = none),
-skill (model skill indices, 0 = none), resp (0/1, START, -1 pad), click (clickstream code, 0 = none)."""
+skill (model skill indices, 0 = none), resp (0/1, START, -1 pad), click (clickstream code, 0 = none),
+practice (per skill slot: the student's attempts so far x last outcome on it, 0 = none)."""
 
 
 @dataclass
@@ -50,6 +53,8 @@ class SAKTConfig:
     """items with a difficulty of their own + 1 (index 0 = none)"""
     n_clicks: int = 1
     """clickstream codes + 1 (index 0 = none)"""
+    n_practice: int = 1
+    """practice codes + 1 (index 0 = none)"""
     emb_size: int = 64
     num_heads: int = 4
     num_blocks: int = 1
@@ -132,6 +137,7 @@ class SAKT(nn.Module):
         self.item_bias = nn.Embedding(cfg.n_diff, 1)
         self.skill_bias = nn.Embedding(cfg.n_skills, 1)
         self.click = nn.Embedding(cfg.n_clicks, d)
+        self.practice = nn.Embedding(cfg.n_practice, d, padding_idx=0)
         self.position = nn.Embedding(cfg.seq_len, d)
         self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.dropout, cfg.recency) for _ in range(cfg.num_blocks))
         self.drop = nn.Dropout(cfg.dropout)
@@ -154,7 +160,8 @@ class SAKT(nn.Module):
              + self.item_interaction(3 * t["k_item"] + r) + self.click(t["k_click"]))
         position = self.position.weight[: r.shape[1]]
         x = self.drop(x + position)
-        h = self._question(t["q_item"], t["q_diff"], q_skill)
+        practice = t["q_practice"]
+        h = self._question(t["q_item"], t["q_diff"], q_skill) + skill_mean(self.practice, practice, practice > 0)
         keys = self.drop(self._question(t["k_item"], t["k_diff"], k_skill) + position) if self.cfg.question_keys else x
         for block in self.blocks:
             h = block(h, keys, x if self.cfg.question_keys else None)
