@@ -189,6 +189,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "recency": Setting("bool"),
         "question_keys": Setting("bool"),
         "practice": Setting("bool"),
+        "deep_head": Setting("bool"),
     },
     "train": {
         "batch_size": count(),

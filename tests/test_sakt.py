@@ -86,10 +86,13 @@ def test_practice_codes_count_earlier_attempts_per_skill():
     correct = np.array([1, 0, 1, 0, 1], dtype=np.int8)
     codes = practice_codes(np.array([0, 4, 5]), skills, correct)
     band = np.searchsorted(PRACTICE_BANDS, [0, 1, 2, 3], side="right")
-    # before: (attempts so far, last outcome 0 none / 1 wrong / 2 right)
-    assert codes[0, 0, 0] == band[0] * 3 + 0 and codes[2, 0, 0] == band[1] * 3 + 2 and codes[2, 1, 0] == band[1] * 3 + 1
-    assert codes[3, 0, 0] == band[2] * 3 + 2 and codes[4, 0, 0] == band[0] * 3 + 0  # the second student starts afresh
-    assert codes[3, 0, 1] == band[3] * 3 + 1 and (codes[:, 1][skills[:, 1] < 0] == -1).all()  # after; empty slots
+
+    def code(n, second, last):  # outcomes: 0 none, 1 wrong, 2 right
+        return band[n] * 9 + second * 3 + last
+
+    assert codes[0, 0, 0] == code(0, 0, 0) and codes[2, 0, 0] == code(1, 0, 2) and codes[2, 1, 0] == code(1, 0, 1)
+    assert codes[3, 0, 0] == code(2, 2, 2) and codes[4, 0, 0] == code(0, 0, 0)  # the second student starts afresh
+    assert codes[3, 0, 1] == code(3, 2, 1) and (codes[:, 1][skills[:, 1] < 0] == -1).all()  # after; empty slots
 
 
 def test_prior_shrinks_item_scalars():

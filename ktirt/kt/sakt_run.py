@@ -26,7 +26,7 @@ from ktirt.truth import event_probabilities, truth_dir
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "model.pt"
-ARCH_KEYS = ("emb_size", "num_heads", "num_blocks", "dropout", "seq_len", "recency", "question_keys")
+ARCH_KEYS = ("emb_size", "num_heads", "num_blocks", "dropout", "seq_len", "recency", "question_keys", "deep_head")
 VOCAB_KEYS = ("min_item_count", "item_difficulty", "multi_skill", "clickstream", "practice")
 
 

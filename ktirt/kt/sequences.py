@@ -30,7 +30,7 @@ MAX_SKILLS = 8
 LATENCY_BANDS_MS = (3_000, 10_000, 30_000, 120_000)
 N_CLICK_CODES = 2 * 3 * (len(LATENCY_BANDS_MS) + 2)
 PRACTICE_BANDS = (1, 2, 3, 4, 6, 10, 20)
-N_PRACTICE_CODES = 3 * (len(PRACTICE_BANDS) + 1)
+N_PRACTICE_CODES = 9 * (len(PRACTICE_BANDS) + 1)
 
 
 @dataclass
@@ -122,20 +122,19 @@ def _skill_matrix(skills: pa.ListArray, vocab: Vocabulary) -> np.ndarray:
 
 def practice_codes(offsets: np.ndarray, skills: np.ndarray, correct: np.ndarray) -> np.ndarray:
     """(n, K, 2) codes of a student's practice on each skill of each response, before it ([..., 0]) and
-    after it ([..., 1]): attempts so far (banded by PRACTICE_BANDS) x the last outcome on the skill (none,
-    wrong, right); 0..N_PRACTICE_CODES-1, -1 where the slot has no skill. Counting is what attention
+    after it ([..., 1]): attempts so far (banded by PRACTICE_BANDS) x the last two outcomes on the skill
+    (each none, wrong or right); 0..N_PRACTICE_CODES-1, -1 where the slot has no skill. Counting is what attention
     cannot do (softmax averages), and mastery-learning data turns on it."""
     row, slot = np.nonzero(skills >= 0)
     user = np.searchsorted(offsets, row, side="right") - 1
     df = pd.DataFrame({"user": user, "skill": skills[row, slot], "row": row, "y": correct[row]})
     g = df.groupby(["user", "skill"], sort=False)
     n_before = g.cumcount().to_numpy()
-    last_before = g["y"].shift(1).fillna(-1).to_numpy().astype(np.int64) + 1
+    last = g["y"].shift(1).fillna(-1).to_numpy().astype(np.int64) + 1
+    second = g["y"].shift(2).fillna(-1).to_numpy().astype(np.int64) + 1
     out = np.full((*skills.shape, 2), -1, dtype=np.int64)
-    band = len(PRACTICE_BANDS) + 1
-    out[row, slot, 0] = np.searchsorted(PRACTICE_BANDS, n_before, side="right") * 3 + last_before
-    out[row, slot, 1] = np.searchsorted(PRACTICE_BANDS, n_before + 1, side="right") * 3 + df["y"].to_numpy() + 1
-    assert out.max(initial=0) < band * 3
+    out[row, slot, 0] = np.searchsorted(PRACTICE_BANDS, n_before, side="right") * 9 + second * 3 + last
+    out[row, slot, 1] = np.searchsorted(PRACTICE_BANDS, n_before + 1, side="right") * 9 + last * 3 + df["y"].to_numpy() + 1
     return out
 
 

@@ -62,6 +62,7 @@ class SAKTConfig:
     seq_len: int = 200
     recency: bool = False
     question_keys: bool = False
+    deep_head: bool = False
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -141,7 +142,8 @@ class SAKT(nn.Module):
         self.position = nn.Embedding(cfg.seq_len, d)
         self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.dropout, cfg.recency) for _ in range(cfg.num_blocks))
         self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Linear(d, 1)
+        self.head = (nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(d, 1))
+                     if cfg.deep_head else nn.Linear(d, 1))
         with torch.no_grad():
             for scalar in (self.difficulty, self.item_bias, self.skill_bias):
                 nn.init.zeros_(scalar.weight)
@@ -161,12 +163,13 @@ class SAKT(nn.Module):
         position = self.position.weight[: r.shape[1]]
         x = self.drop(x + position)
         practice = t["q_practice"]
-        h = self._question(t["q_item"], t["q_diff"], q_skill) + skill_mean(self.practice, practice, practice > 0)
+        question = self._question(t["q_item"], t["q_diff"], q_skill) + skill_mean(self.practice, practice, practice > 0)
+        h = question
         keys = self.drop(self._question(t["k_item"], t["k_diff"], k_skill) + position) if self.cfg.question_keys else x
         for block in self.blocks:
             h = block(h, keys, x if self.cfg.question_keys else None)
         bias = self.item_bias(t["q_diff"]) + skill_mean(self.skill_bias, q_skill, q_has)
-        return (self.head(h) + bias).squeeze(-1)
+        return (self.head(torch.cat([h, question], -1) if self.cfg.deep_head else h) + bias).squeeze(-1)
 
     def _question(self, item: torch.Tensor, diff: torch.Tensor, skill: torch.Tensor) -> torch.Tensor:
         """A question's embedding: its skills (mean) + its difficulty x their variation + its own embedding."""
