@@ -144,7 +144,7 @@ def test_items_unseen_in_training_fall_back_and_are_counted(tiny_tables, split):
     items[np.flatnonzero(test_rows)[:7]] = "NEW-ITEM"
     ev = ev.set_column(ev.schema.get_field_index("item_id"), "item_id", pa.array(items, pa.string()))
     r = run_sakt(ev, split, SaktRun(MODEL, {**TRAIN, "epochs": 1}))
-    assert r.metrics["test_responses_cold_item"] >= 7
+    assert r.metrics["test_responses_no_item_difficulty"] == 7  # every other test item was seen in training
     assert np.isfinite(r.predictions[np.flatnonzero(test_rows)[:7]]).all()
     assert "oracle_auc" not in r.metrics  # no truth given
 

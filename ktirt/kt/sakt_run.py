@@ -111,7 +111,6 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
         "best_epoch": hist.best_epoch,
         "epochs": len(hist.epoch),
         "test_responses": len(test_idx),
-        "test_responses_cold_item": int((mv.item[np.maximum(seqs.item[test_idx], 0)] == 0).sum()),
         "items_with_own_embedding": mv.n_items - 1,
         "items_with_own_difficulty": mv.n_diff - 1,
     }
