@@ -116,7 +116,7 @@ def train(name: str, ex: Expanded, train_events: np.ndarray, val_events: np.ndar
         model.train()
         t0 = time.perf_counter()
         order = torch.randperm(len(index), generator=gen).numpy()
-        for lo in tqdm(range(0, len(order), bs), desc=f"{name} epoch {epoch}", leave=False, mininterval=5):
+        for lo in tqdm(range(0, len(order), bs), desc=f"{name} epoch {epoch}", leave=False, mininterval=5, disable=None):
             i = order[lo:lo + bs]
             q, c, r = _batch(ex, index[i])
             p, extra = forward(model, name, q, c, r)

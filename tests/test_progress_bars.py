@@ -11,7 +11,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def _tqdm_calls():
-    for path in sorted([*ROOT.glob("ktirt/**/*.py"), *ROOT.glob("stages/*.py"), *ROOT.glob("*.py")]):
+    for path in sorted([*ROOT.glob("ktirt/**/*.py"), *ROOT.glob("stages/*.py"), *ROOT.glob("bench/*.py"), *ROOT.glob("*.py")]):
         for node in ast.walk(ast.parse(path.read_text(), str(path))):
             if isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", None)) == "tqdm":
                 yield f"{path.relative_to(ROOT)}:{node.lineno}", node
