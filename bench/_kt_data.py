@@ -37,7 +37,7 @@ class BenchData:
     def summary(self) -> dict:
         n_skills = pc.list_value_length(self.events["skill_ids"]).to_numpy(zero_copy_only=False)
         skills = pc.unique(pc.list_flatten(self.events["skill_ids"])).to_pylist()
-        return {"source": self.source, "raw_dir": str(self.raw_dir), "students": int(len(np.unique(self.users))),
+        return {"source": self.source, "raw_dir": _shown(self.raw_dir), "students": int(len(np.unique(self.users))),
                 "responses": self.events.num_rows, "items": len(pc.unique(self.events["item_id"])),
                 "skills": len(skills), "multi_skill_share": round(float((n_skills > 1).mean()), 6),
                 "correct_rate": round(float(pc.mean(self.events["correct"]).as_py()), 6),
@@ -58,6 +58,13 @@ def simulate_world(world: str, students: int, seed: int, out: Path) -> Path:
         with atomic_path(out) as tmp:
             simulate(cfg, tmp)
     return out
+
+
+def _shown(path: Path) -> str:
+    """A path inside the repository relative to it (the results file is committed and read elsewhere)."""
+    path = Path(path).resolve()
+    root = Path(__file__).resolve().parents[1]
+    return str(path.relative_to(root)) if path.is_relative_to(root) else str(path)
 
 
 def load_data(source: str, raw_dir: Path) -> BenchData:
