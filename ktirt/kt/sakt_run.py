@@ -157,8 +157,8 @@ def load_checkpoint(path: str | Path, map_location="cpu") -> tuple[SAKT, Vocabul
     mv = ModelVocab.build(vocab, **ck["model_vocab"])
     cfg = SAKTConfig(**ck["config"])
     if (cfg.n_items, cfg.n_skills, cfg.n_diff) != (mv.n_items, mv.n_skills, mv.n_diff):
-        raise InputError(f"checkpoint vocabulary ({mv.n_items} items, {mv.n_skills} skills) does not match its "
-                         f"weights ({cfg.n_items}, {cfg.n_skills})", path)
+        raise InputError(f"checkpoint vocabulary ({mv.n_items} items, {mv.n_skills} skills, {mv.n_diff} difficulties) "
+                         f"does not match its weights ({cfg.n_items}, {cfg.n_skills}, {cfg.n_diff})", path)
     model = SAKT(cfg)
     model.load_state_dict(ck["state_dict"])
     return model.eval(), vocab, mv

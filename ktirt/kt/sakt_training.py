@@ -71,8 +71,10 @@ def _dense_index(selected: np.ndarray) -> np.ndarray:
     return out
 
 
-def window_tensors(seqs: Sequences, w: Windows, mv: ModelVocab) -> dict[str, torch.Tensor]:
-    """Model inputs for query windows: key p is the response before query p (start token at a student's first)."""
+def window_tensors(seqs: Sequences, w: Windows, mv: ModelVocab, mastery: bool = False) -> dict[str, torch.Tensor]:
+    """Model inputs for query windows: key p is the response before query p (start token at a student's first).
+    With `mastery`, also `m_practice`: the practice after the previous response, which mastery queries ask with
+    (scoring only: training and evaluation never read it)."""
     idx = w.index
     pad = idx < 0
     safe = np.maximum(idx, 0)
@@ -103,11 +105,12 @@ def window_tensors(seqs: Sequences, w: Windows, mv: ModelVocab) -> dict[str, tor
         "q_diff": lookup(mv.diff, safe, ~pad),
         "q_skill": skills_of(safe, ~pad),
         "q_practice": practice_of(safe, ~pad, 0),
-        "m_practice": practice_of(prev, prev_ok, 1),  # after the previous response: what mastery queries ask with
         "target": np.where(pad, 0, seqs.correct[safe]).astype(np.float32),
         "score": w.score,
         "index": idx,
     }
+    if mastery:
+        t["m_practice"] = practice_of(prev, prev_ok, 1)
     return {k: torch.as_tensor(np.ascontiguousarray(v)) for k, v in t.items()}
 
 

@@ -62,7 +62,7 @@ def _with_virtual_last(seqs: Sequences) -> tuple[Sequences, np.ndarray]:
         out[real] = values
         return out
 
-    ext = replace(seqs, offsets=seqs.offsets + np.arange(n_users + 1), item=put(seqs.item, -1), skill=put(seqs.skill, -1),
+    ext = replace(seqs, offsets=seqs.offsets + np.arange(n_users + 1), item=put(seqs.item, -1),
                   correct=put(seqs.correct, 0), timestamp_ms=put(seqs.timestamp_ms, seqs.timestamp_ms.max(initial=0)),
                   skills=put(seqs.skills, -1), click=put(seqs.click, 0), practice=put(seqs.practice, -1))
     assert len(virtual) == n_users
@@ -76,7 +76,7 @@ def score_responses(model: SAKT, seqs: Sequences, mv: ModelVocab, typical: np.nd
     device = device or next(model.parameters()).device
     L = model.cfg.seq_len
     ext, real = _with_virtual_last(seqs)
-    t = window_tensors(ext, query_windows(ext, None, L, max(1, L // 2)), mv)
+    t = window_tensors(ext, query_windows(ext, None, L, max(1, L // 2)), mv, mastery=True)
     n_k, n_typ = t["k_skill"].shape[-1], typical.shape[1]
     queries = _typical_queries(typical, mv, n_k)
     pred = np.full(len(ext.item), np.nan)
@@ -88,13 +88,13 @@ def score_responses(model: SAKT, seqs: Sequences, mv: ModelVocab, typical: np.nd
             n = len(b["score"])
             # the real query, then each typical item of each skill of the previous response
             q = {k: [b[k]] for k in ("q_item", "q_diff", "q_skill", "q_practice")}
-            practice_j = torch.zeros_like(b["q_practice"])
             for j in range(n_k):
+                practice_j = torch.zeros_like(b["q_practice"])
                 practice_j[..., 0] = b["m_practice"][..., j]
                 for m in range(n_typ):
                     for k, table in queries.items():
                         q[k].append(table[b["k_skill"][..., j], m])
-                    q["q_practice"].append(practice_j.clone())
+                    q["q_practice"].append(practice_j)
             inputs = {k: b[k].repeat(1 + n_k * n_typ, *([1] * (b[k].dim() - 1))) for k in INPUTS if k.startswith("k_")}
             inputs |= {k: torch.cat(v) for k, v in q.items()}
             p = torch.sigmoid(model({k: v.to(device) for k, v in inputs.items()})).cpu().numpy()

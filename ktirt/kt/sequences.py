@@ -40,17 +40,21 @@ class Sequences:
     users: np.ndarray
     offsets: np.ndarray
     item: np.ndarray
-    skill: np.ndarray
     correct: np.ndarray
     timestamp_ms: np.ndarray
     split: np.ndarray
     """index into SPLITS, per student"""
     skills: np.ndarray
-    """(n, K) every skill of each response (vocabulary index), -1 padded; column 0 is `skill`"""
+    """(n, K) every skill of each response (vocabulary index), -1 padded"""
     click: np.ndarray
     """clickstream code of each response (help x attempts x latency band, `click_codes`), 0..N_CLICK_CODES-1"""
     practice: np.ndarray
     """(n, K, 2) the student's practice on each skill of the response (`practice_codes`): before it, after it"""
+
+    @property
+    def skill(self) -> np.ndarray:
+        """The primary skill of each response (its first): pyKT's one concept per row, the skill-mean floor."""
+        return self.skills[:, 0]
 
     @property
     def user_of(self) -> np.ndarray:
@@ -96,7 +100,6 @@ def load_sequences(events: pa.Table, split: dict, vocab: Vocabulary | None = Non
         users=users,
         offsets=offsets,
         item=vocab.item_index(items),
-        skill=skill_matrix[:, 0].copy(),
         correct=events["correct"].to_numpy().astype(np.int8),
         timestamp_ms=events["timestamp"].cast(pa.int64()).to_numpy(),
         split=labels,
@@ -127,7 +130,7 @@ def practice_codes(offsets: np.ndarray, skills: np.ndarray, correct: np.ndarray)
     cannot do (softmax averages), and mastery-learning data turns on it."""
     row, slot = np.nonzero(skills >= 0)
     user = np.searchsorted(offsets, row, side="right") - 1
-    df = pd.DataFrame({"user": user, "skill": skills[row, slot], "row": row, "y": correct[row]})
+    df = pd.DataFrame({"user": user, "skill": skills[row, slot], "y": correct[row]})
     g = df.groupby(["user", "skill"], sort=False)
     n_before = g.cumcount().to_numpy()
     last = g["y"].shift(1).fillna(-1).to_numpy().astype(np.int64) + 1
