@@ -84,3 +84,11 @@ def summarize(events: pa.Table, unit_tests: pa.Table) -> dict:
         "unit_test_scored": unit_tests.num_rows - unit_tests["correct"].null_count,
         "unit_test_users": len(pc.unique(unit_tests["user_id"])),
     }
+
+
+def item_skill_pairs(events: pa.Table) -> pa.Table:
+    """The distinct (item_id, skill_id) pairs the events carry: each skill of a multi-skill item counts."""
+    lists = events["skill_ids"].combine_chunks()
+    pairs = pa.table({"item_id": pc.take(events["item_id"].combine_chunks(), pc.list_parent_indices(lists)),
+                      "skill_id": pc.list_flatten(lists)})
+    return pairs.group_by(["item_id", "skill_id"], use_threads=False).aggregate([])

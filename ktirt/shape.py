@@ -11,6 +11,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ktirt.events import item_skill_pairs
+
 SPARSE = 10
 """a problem answered fewer than this many times is in the long tail"""
 
@@ -36,9 +38,8 @@ def shape(events: pa.Table) -> dict:
     per_problem = _counts(events["item_id"])
     sparse = per_problem < SPARSE
     n_skills = pc.list_value_length(events["skill_ids"]).to_numpy()
-    pairs = pa.table({"item": pc.list_parent_indices(events["skill_ids"]), "skill": pc.list_flatten(events["skill_ids"])})
-    pairs = pa.table({"item": events["item_id"].combine_chunks().take(pairs["item"]), "skill": pairs["skill"]})
-    per_skill = _counts(pairs.group_by(["item", "skill"]).aggregate([])["skill"]) if pairs.num_rows else np.zeros(1)
+    pairs = item_skill_pairs(events)
+    per_skill = _counts(pairs["skill_id"]) if pairs.num_rows else np.zeros(1)
     r = lambda x: round(float(x), 4)  # noqa: E731
     return {
         "responses_per_student_median": r(np.median(per_student)),

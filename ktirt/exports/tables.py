@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ktirt.events import EVENTS_SCHEMA, TIMESTAMP
+from ktirt.events import EVENTS_SCHEMA, TIMESTAMP, item_skill_pairs
 from ktirt.io import write_parquet
 from ktirt.kt.sequences import SPLITS, Sequences
 from ktirt.kt.vocab import NO_SKILL, Vocabulary
@@ -109,9 +109,7 @@ def item_drift_table(drift: pa.Table) -> pa.Table:
 def skills_table(params: pa.Table, events: pa.Table, descriptions: dict[str, str]) -> pa.Table:
     """Every skill code the items carry (each skill of a multi-skill item counts), with its description
     from the source (null where it has none) and how many items carry it."""
-    lists = events["skill_ids"].combine_chunks()
-    pairs = pa.table({"item_id": pc.take(events["item_id"].combine_chunks(), pc.list_parent_indices(lists)),
-                      "skill_id": pc.list_flatten(lists)})
+    pairs = item_skill_pairs(events)
     pairs = pa.concat_tables([pairs, params.select(["item_id", "skill_id"]).cast(pairs.schema)]).drop_null()
     per_skill = pairs.group_by(["skill_id", "item_id"]).aggregate([]).group_by("skill_id").aggregate([("item_id", "count")])
     per_skill = per_skill.sort_by("skill_id")

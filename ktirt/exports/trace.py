@@ -185,12 +185,13 @@ def trace(exports_dir: str | Path, student: str, topic: str) -> Trace:
         users = _table(exports, "sakt_predictions", ["user_id"])["user_id"]
         near = _closest(student, pc.unique(users).to_pylist())
         raise InputError(f"no student '{capped(student)}'; closest ids: {near}", _path(exports, "sakt_predictions"), "user_id")
-    state = state[state["skill_id"].isin(matched["skill_id"])]
-    if state.empty:
-        met = sorted(_table(exports, "sakt_student_state", ["skill_id"], [("user_id", "=", student)])["skill_id"].unique().to_pylist())
+    on_topic = state[state["skill_id"].isin(matched["skill_id"])]
+    if on_topic.empty:
+        met = sorted(state["skill_id"].unique())
         raise InputError(f"student '{capped(student)}' has no responses on topic '{capped(topic)}' "
                          f"({', '.join(matched['skill_id'][:5])}); their skills: {capped(', '.join(met), 400)}",
                          _path(exports, "sakt_student_state"), "skill_id")
+    state = on_topic
     pred = _table(exports, "sakt_predictions", ["item_id", "timestamp", "predicted", "actual"],
                   [("user_id", "=", student)]).to_pandas()
     items = pa.array(state["item_id"].unique(), pa.string())

@@ -253,18 +253,19 @@ def _score_tables(raw: Path, details: _Details, dropped: dict) -> list[pa.Table]
     if paths[1].exists():  # header-only when nothing is withheld (simulate.evaluation_fraction: 0)
         t = read_csv(paths[1], key, allow_empty=True)
         evaluation = t.append_column("score", pa.nulls(t.num_rows, pa.float64()))
-    for path, t in zip(paths, (train, evaluation)):
+    keys = [_key_pairs(train), _key_pairs(evaluation)]
+    for path, t, pairs in zip(paths, (train, evaluation), keys):
         if not path.exists():
             log.warning("%s not found: its unit-test rows are missing", path)
-        require_unique(_key_pairs(t), path, "assignment_log_id", what="(assignment_log_id, problem_id) rows")
+        require_unique(pairs, path, "assignment_log_id", what="(assignment_log_id, problem_id) rows")
         if t.num_rows and (_lookup(t["assignment_log_id"].combine_chunks(), details.log_id) < 0).all():
             raise InputError(
                 f"none of the {t.num_rows} unit-test logs appear in {ASSIGNMENT_DETAILS}", path, "assignment_log_id")
     if train.num_rows + evaluation.num_rows == 0:
         raise InputError(f"no unit-test rows: {TRAINING_SCORES} and {EVALUATION_SCORES} list nothing", raw)
-    both = pc.is_in(_key_pairs(evaluation), value_set=_key_pairs(train).combine_chunks())
+    both = pc.is_in(keys[1], value_set=keys[0].combine_chunks())
     if pc.any(both).as_py():
-        example = str(_key_pairs(evaluation).filter(both)[0]).replace("\x1f", ", ")
+        example = str(keys[1].filter(both)[0]).replace("\x1f", ", ")
         raise InputError(f"{pc.sum(both).as_py()} (assignment_log_id, problem_id) keys are also in {TRAINING_SCORES}, "
                          f"e.g. '{example}': a response cannot be both scored and withheld", paths[1], "assignment_log_id")
     return [_usable_scores(train, paths[0], dropped), evaluation]
