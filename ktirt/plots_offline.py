@@ -13,9 +13,9 @@ import logging
 from pathlib import Path
 
 VEGA_LITE = "5.8"
+"""DVC's templates are written for Vega-Lite 5 (they use both `params` and the older `selection`)."""
 TEMPLATE = "plots/offline_template.html"
 """Where `.dvc/config` (`plots.html_template`) expects the page template, from the repository root."""
-"""DVC's templates are written for Vega-Lite 5 (they use both `params` and the older `selection`)."""
 
 PAGE = """<!DOCTYPE html>
 <html>
