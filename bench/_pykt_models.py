@@ -5,7 +5,6 @@ early stopping on the validation students' question-level AUC, and scored questi
 
 from __future__ import annotations
 
-import copy
 import logging
 import time
 from dataclasses import dataclass
@@ -17,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from _pykt_windows import Expanded, late_fusion, question_windows, sliding_windows
+from ktirt.early_stopping import EarlyStopping
 from ktirt.errors import SettingsError
 
 log = logging.getLogger(__name__)
@@ -110,7 +110,7 @@ def train(name: str, ex: Expanded, train_events: np.ndarray, val_events: np.ndar
     opt = torch.optim.Adam(model.parameters(), lr=DEFAULTS[name]["learning_rate"])
     index, target = sliding_windows(ex, ex.rows_of(train_events), seq_len)
     gen = torch.Generator().manual_seed(seed)
-    best, best_state, best_epoch, seconds, seen, epoch = -1.0, None, 0, 0.0, 0, 0
+    stop, seconds, seen, epoch = EarlyStopping(patience), 0.0, 0, 0
     bs = TRAIN_CONFIG["batch_size"]
     for epoch in range(1, max_epochs + 1):
         model.train()
@@ -130,9 +130,7 @@ def train(name: str, ex: Expanded, train_events: np.ndarray, val_events: np.ndar
         p_val = score(model, name, ex, val_events, n_events, seq_len)[val_events]
         auc = float(roc_auc_score(y[val_events], p_val))
         log.info("pyKT %s epoch %d: val AUC %.4f (%.1f s)", name, epoch, auc, time.perf_counter() - t0)
-        if auc > best:
-            best, best_epoch, best_state = auc, epoch, copy.deepcopy(model.state_dict())
-        elif epoch - best_epoch >= patience:
+        if stop.step(epoch, auc, model):
             break
-    model.load_state_dict(best_state)
-    return model, Fit(epoch, best_epoch, best, seconds, seen)
+    stop.restore(model)
+    return model, Fit(epoch, stop.best_epoch, stop.best_score, seconds, seen)

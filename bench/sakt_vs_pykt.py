@@ -24,6 +24,7 @@ import torch.nn.functional as F
 import yaml
 from sklearn.metrics import roc_auc_score
 
+from ktirt.early_stopping import EarlyStopping
 from ktirt.kt.pykt_format import TEST, TRAIN_VALID, read_pykt_windows
 from ktirt.kt.sequences import N_PRACTICE_CODES, practice_codes
 from ktirt.kt.sakt_run import ARCH_KEYS, VOCAB_KEYS
@@ -87,7 +88,7 @@ def train_pykt(num_c: int, tr: dict, va: dict, m: dict, s: TrainSettings):
     model = PyktSAKT(num_c, m["seq_len"], m["emb_size"], m["num_heads"], m["dropout"], num_en=m["num_blocks"])
     opt = torch.optim.Adam(model.parameters(), lr=s.lr)
     gen = torch.Generator().manual_seed(s.seed)
-    best, best_state, bad, seconds, seen, epochs = -1.0, None, 0, 0.0, 0, 0
+    stop, seconds, seen, epochs = EarlyStopping(s.patience), 0.0, 0, 0
     y_val = va["rshft"][va["sm"]].numpy()
     for epoch in range(1, s.epochs + 1):
         model.train()
@@ -106,15 +107,10 @@ def train_pykt(num_c: int, tr: dict, va: dict, m: dict, s: TrainSettings):
         epochs = epoch
         auc = roc_auc_score(y_val, pykt_predict(model, va))
         log.info("pyKT SAKT epoch %d: val AUC %.4f", epoch, auc)
-        if auc > best:
-            best, bad = auc, 0
-            best_state = {k: v.clone() for k, v in model.state_dict().items()}
-        else:
-            bad += 1
-            if bad >= s.patience:
-                break
-    model.load_state_dict(best_state)
-    return model, best, epochs, seen / seconds
+        if stop.step(epoch, auc, model):
+            break
+    stop.restore(model)
+    return model, stop.best_score, epochs, seen / seconds
 
 
 @click.command()
