@@ -22,14 +22,9 @@ def run_ktirt_sakt(data: BenchData, split: dict, settings: dict) -> tuple[np.nda
     p = np.asarray(result.predictions, dtype=float)
     if len(p) != data.events.num_rows:
         raise RuntimeError(f"run_sakt returned {len(p)} predictions for {data.events.num_rows} events")
-    m = _with_timings(result)
+    m = result.metrics | result.timings
     return p, {"epochs": m["epochs"], "best_epoch": m["best_epoch"], "best_val_auc": m["val_auc"],
                "train_seconds": m["train_seconds"], "train_seqs_per_s": m["train_seqs_per_s"]}
-
-
-def _with_timings(result) -> dict:
-    """Metrics and timings (newer results keep seconds apart from the tracked metrics)."""
-    return result.metrics | getattr(result, "timings", {})
 
 
 def run_ktirt_wdirt(data: BenchData, split: dict, settings: dict) -> tuple[np.ndarray, dict]:
@@ -40,7 +35,7 @@ def run_ktirt_wdirt(data: BenchData, split: dict, settings: dict) -> tuple[np.nd
     result = run_wdirt(data.events, data.unit_tests, split, s, problem_types(data.raw_dir),
                        item_text_embeddings(data.raw_dir), None)
     p = result.event_predictions["predicted"].to_numpy().astype(float)
-    m = _with_timings(result)
+    m = result.metrics | result.timings
     # a "sequence" here is one training student's history, read once per epoch
     seqs = len(split["train"]) * m["epochs"] / max(m["train_seconds"], 1e-9)
     return p, {"epochs": m["epochs"], "best_epoch": m["best_epoch"], "best_val_auc": m["val_auc"],
