@@ -71,6 +71,36 @@ def test_shuffling_a_students_future_does_not_change_earlier_features(tiny_table
     np.testing.assert_array_equal(t1.summary[early], t2.summary[early])
 
 
+def test_a_multi_skill_target_reads_each_of_its_skills():
+    """Skill codes a=0, b=1, c=2. One student: a, b, a+b, then the targets; the last is a unit test on b+c."""
+    from ktirt.features.history import EventTable, pair_features, skill_prefix_sums
+
+    skills = np.array([[0, -1], [1, -1], [0, 1], [2, -1]])
+    ev = EventTable(user=np.zeros(4, int), timestamp_ms=np.arange(4) * 1000, item=np.arange(4), skills=skills,
+                    correct=np.array([1, 0, 1, 1], np.float32), static=np.zeros((4, 1), np.float32),
+                    user_start=np.zeros(4, int))
+    vals = ev.correct[:, None].astype(np.float64)
+    target = np.array([[0, 1], [1, 2], [2, -1]])  # a+b, b+c and c, all after every event
+    sums = skill_prefix_sums(ev, vals, np.zeros(3, int), target, np.full(3, 10_000))
+    # a+b: a has 2 earlier events (2 right), b has 2 (1 right): the mean count 2, the mean sum 1.5
+    np.testing.assert_allclose(sums, [[2, 1.5], [1.5, 1.0], [1, 1]])
+    # at t=2 s (the third event's time), only the first two events are earlier
+    np.testing.assert_allclose(skill_prefix_sums(ev, vals, np.zeros(1, int), target[:1], np.array([2000])), [[1, 0.5]])
+    # shares a skill: the b+c target shares b with events 1 and 2 and c with event 3, nothing with event 0
+    hist = torch.tensor([[0, 1, 2, 3]])
+    pair = pair_features(hist, torch.tensor([10_000]), torch.tensor([9]), torch.tensor([[1, 2]]),
+                         torch.as_tensor(ev.timestamp_ms), torch.as_tensor(ev.item), torch.as_tensor(skills))
+    assert pair[0, :, -2].tolist() == [0.0, 1.0, 1.0, 1.0]
+
+
+def test_a_multi_skill_item_is_centred_on_the_mean_of_its_skills():
+    m = WideDeepIRT(WDIRTConfig(n_items=3, n_skills=3, n_features=3, text_dim=1, n_summary=2),
+                    torch.tensor([[0, -1], [1, 2], [2, 0]]), torch.zeros(3), torch.zeros(3, 1))
+    with torch.no_grad():
+        m.skill_difficulty.copy_(torch.tensor([1.0, -2.0, 4.0]))
+    assert m.skill_mean_difficulty().tolist() == [1.0, 1.0, 2.5]
+
+
 def _model(**kw):
     cfg = WDIRTConfig(n_items=4, n_skills=2, n_features=3, text_dim=1, n_summary=2, **kw)
     return WideDeepIRT(cfg, torch.tensor([0, 0, 1, 1]), torch.tensor([0, 1, 0, 0]), torch.zeros(4, 1))
@@ -101,7 +131,7 @@ def tricky(tricky_tables, split):
 
 def _skill_mean(model) -> np.ndarray:
     with torch.no_grad():
-        return model.skill_difficulty[model.item_skill].numpy()
+        return model.skill_mean_difficulty().numpy()
 
 
 def test_cold_items_take_their_skill_mean(tricky):
@@ -145,10 +175,11 @@ def test_repeated_and_multi_skill_items_are_counted_and_seen_in_history(tricky, 
     counts = pd.concat([ev["item_id"], scored["item_id"]]).value_counts()
     p = tricky.item_params.set_index("item_id")
     assert (p["n_responses"] == counts.reindex(p.index, fill_value=0)).all()
-    # a multi-skill item belongs to its first skill
+    # a multi-skill item keeps every skill; its skill_id is the first
     first = pd.concat([ev, unit_tests.to_pandas()]).drop_duplicates("item_id").set_index("item_id")["skill_ids"]
     multi = first[first.map(len) > 1]
     assert len(multi) >= 10 and (p.loc[multi.index, "skill_id"] == multi.str[0]).all()
+    assert all(list(p.at[i, "skill_ids"]) == list(codes) for i, codes in multi.items())
     # a student's second answer to an item sees the first in its history, and nothing later
     ev_table, t = _targets(events, unit_tests, split, H=8)
     again = np.flatnonzero(ev["action_sequence_id"].str.endswith(AGAIN).to_numpy())

@@ -34,7 +34,7 @@ SCHEMAS = {
                               pa.field("guessing", pa.float64()), pa.field("n_responses", pa.int64()),
                               pa.field("difficulty_se", pa.float64()), pa.field("cold", pa.bool_()),
                               pa.field("problem_type", pa.string()), pa.field("difficulty_current", pa.float64()),
-                              pa.field("drift_start", TIMESTAMP)]),
+                              pa.field("drift_start", TIMESTAMP), pa.field("skill_ids", pa.list_(pa.string()))]),
     "item_drift": pa.schema([ITEM_ID, pa.field("window_start", TIMESTAMP, nullable=False),
                              pa.field("window_end", TIMESTAMP, nullable=False), pa.field("difficulty_shift", pa.float64()),
                              pa.field("z", pa.float64()), pa.field("drift_flag", pa.bool_()), pa.field("n_window", pa.int64()),

@@ -6,10 +6,10 @@ Per history event (static, computed once for all events):
     students only) or a missing flag, and the item's success rate among training students' responses
     (leave-one-out for the event itself) or a missing flag.
 Per (target, history event), computed in each batch:
-    recency bucket of the gap between them, same-skill and same-item flags,
+    recency bucket of the gap between them, shares-a-skill and same-item flags,
     and the history item's text embedding (`problem_text_bert_pca`) or a missing flag.
 Per target, over the whole earlier history: counts, mean correctness and mean residual, in all and on
-the target's skill (`history_summary`).
+the target's skills (`history_summary`; a multi-skill target averages its skills).
 Everything is numpy/torch over whole arrays: no per-row Python loops.
 """
 
@@ -27,7 +27,7 @@ RECENCY_EDGES_S = np.array([60, 600, 3600, 86400, 7 * 86400])  # 1 min, 10 min, 
 N_STATIC = 4 + LATENCY_BINS + 1 + 2
 ITEM_RATE = 4 + LATENCY_BINS + 1
 N_SUMMARY = 6
-SUMMARY_LOG_SKILL_EVENTS = 1  # history_summary's column log(1 + earlier events on the target's skill)
+SUMMARY_LOG_SKILL_EVENTS = 1  # history_summary's column log(1 + earlier events on the target's skills)
 N_PAIR = len(RECENCY_EDGES_S) + 1 + 2
 
 
@@ -38,7 +38,8 @@ class EventTable:
     user: np.ndarray
     timestamp_ms: np.ndarray
     item: np.ndarray
-    skill: np.ndarray
+    skills: np.ndarray
+    """(n_events, K) every skill code of the event's item, -1 after its last"""
     correct: np.ndarray
     static: np.ndarray
     """(n_events, N_STATIC) float32"""
@@ -88,20 +89,30 @@ def history_end(events: EventTable, user: np.ndarray, timestamp_ms: np.ndarray) 
     return np.searchsorted(key, q, side="left")
 
 
-def skill_prefix_sums(events: EventTable, values: np.ndarray, user: np.ndarray, skill: np.ndarray,
+def skill_prefix_sums(events: EventTable, values: np.ndarray, user: np.ndarray, skills: np.ndarray,
                       timestamp_ms: np.ndarray) -> np.ndarray:
-    """For targets (user rank, skill, time): the count and the sums of `values` (n_events, k) over that
-    user's events on that skill strictly before that time; returns (n_targets, 1 + k)."""
+    """For targets (user rank, skill codes (n_targets, K) padded with -1, time): the count and the sums of
+    `values` (n_events, k) over that user's events on each of those skills strictly before that time, averaged
+    over the target's skills (an earlier event counts on every skill it shares); returns (n_targets, 1 + k)."""
     times = np.unique(events.timestamp_ms)  # time ranks keep the composite key inside int64
-    n_skills = int(max(events.skill.max(initial=0), skill.max(initial=0))) + 1
-    key = (events.user.astype(np.int64) * n_skills + events.skill) * (1 << 32) + np.searchsorted(times, events.timestamp_ms)
+    n_skills = int(max(events.skills.max(initial=0), skills.max(initial=0))) + 1
+    row, k = np.nonzero(events.skills >= 0)  # one row per (event, skill)
+    key = (events.user[row].astype(np.int64) * n_skills + events.skills[row, k]) * (1 << 32) \
+        + np.searchsorted(times, events.timestamp_ms[row])
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
-    cs = np.vstack([np.zeros((1, 1 + values.shape[1])), np.cumsum(np.c_[np.ones(len(order)), values[order]], axis=0)])
-    group = (user.astype(np.int64) * n_skills + skill) * (1 << 32)
+    cs = np.vstack([np.zeros((1, 1 + values.shape[1])), np.cumsum(np.c_[np.ones(len(order)), values[row[order]]], axis=0)])
+    t_row, t_k = np.nonzero(skills >= 0)  # row-major: each target's skills are consecutive
+    group = (user[t_row].astype(np.int64) * n_skills + skills[t_row, t_k]) * (1 << 32)
     lo = np.searchsorted(sorted_key, group, "left")
-    hi = np.searchsorted(sorted_key, group + np.searchsorted(times, timestamp_ms), "left")
-    return cs[hi] - cs[lo]
+    hi = np.searchsorted(sorted_key, group + np.searchsorted(times, timestamp_ms[t_row]), "left")
+    per_skill = cs[hi] - cs[lo]
+    n_of = (skills >= 0).sum(1)
+    if not len(n_of):
+        return np.zeros((0, 1 + values.shape[1]))
+    if (n_of == 0).any():
+        raise ValueError("skill_prefix_sums: every target needs at least one skill code")
+    return np.add.reduceat(per_skill, np.r_[0, np.cumsum(n_of)[:-1]], axis=0) / n_of[:, None]
 
 
 def history_summary(events: EventTable, end: np.ndarray, first: np.ndarray, skill_sums: np.ndarray) -> np.ndarray:
@@ -130,15 +141,16 @@ def history_window(events: EventTable, end: np.ndarray, user_first: np.ndarray, 
 
 
 def pair_features(hist: torch.Tensor, target_ms: torch.Tensor, target_item: torch.Tensor,
-                  target_skill: torch.Tensor, ts: torch.Tensor, item: torch.Tensor, skill: torch.Tensor) -> torch.Tensor:
-    """(B, H, N_PAIR): recency bucket one-hot, same skill, same item."""
+                  target_skills: torch.Tensor, ts: torch.Tensor, item: torch.Tensor, skills: torch.Tensor) -> torch.Tensor:
+    """(B, H, N_PAIR): recency bucket one-hot, shares a skill, same item. Skill codes are (., K), -1 padded."""
     safe = hist.clamp(min=0)
     gap_s = (target_ms[:, None] - ts[safe]).float() / 1000.0
     bucket = torch.bucketize(gap_s, torch.as_tensor(RECENCY_EDGES_S, dtype=torch.float32))
     rec = torch.nn.functional.one_hot(bucket, len(RECENCY_EDGES_S) + 1).float()
-    same_skill = (skill[safe] == target_skill[:, None]).float().unsqueeze(-1)
+    mine = target_skills[:, None, :, None]  # (B, 1, K, 1) against the history's (B, H, 1, K)
+    shared = ((skills[safe][:, :, None, :] == mine) & (mine >= 0)).flatten(2).any(-1)
     same_item = (item[safe] == target_item[:, None]).float().unsqueeze(-1)
-    return torch.cat([rec, same_skill, same_item], dim=-1)
+    return torch.cat([rec, shared.float().unsqueeze(-1), same_item], dim=-1)
 
 
 def text_matrix(item_ids: list[str], text: tuple[list[str], np.ndarray] | None) -> np.ndarray:

@@ -31,7 +31,7 @@ from ktirt.irt.plot_tables import (PLOT_COLUMNS, TRUE_REFERENCE, drift_plot_tabl
                                    observed_difficulty_plot)
 from ktirt.kt.evaluation import binary_metrics, mean_baseline, require_both_outcomes
 from ktirt.kt.sequences import SPLITS, split_labels
-from ktirt.kt.vocab import NO_SKILL, first_skill
+from ktirt.kt.vocab import NO_SKILL, skill_lists
 from ktirt.models.wdirt import GUESSABLE_TYPES, WDIRTConfig, WideDeepIRT
 from ktirt.runtime import resolve_device, seed_everything
 from ktirt.settings import check_section
@@ -71,12 +71,15 @@ class WDIRTSettings:
 
 @dataclass
 class Targets:
-    """Responses to predict: item, skill, time, outcome, split and history (n, H) event indices."""
+    """Responses to predict: item, skills, time, outcome, split and history (n, H) event indices."""
 
     kind: np.ndarray  # 0 = in-unit event, 1 = unit-test score
     student: np.ndarray  # student index (event users by rank, then users seen only in unit tests)
     item: np.ndarray
     skill: np.ndarray
+    """the item's first skill (the mean baselines' fallback)"""
+    skills: np.ndarray
+    """(n, K) all of the item's skills, -1 padded"""
     timestamp_ms: np.ndarray
     y: np.ndarray
     split: np.ndarray
@@ -117,22 +120,35 @@ class WDIRTResult:
 
 
 class Catalog:
-    """Every item of the events and unit tests, with its skill, type and text embedding."""
+    """Every item of the events and unit tests, with its skills, type and text embedding."""
 
     def __init__(self, events: pa.Table, unit_tests: pa.Table, types: dict[str, str], text):
-        items = pa.concat_arrays([events["item_id"].combine_chunks(), unit_tests["item_id"].combine_chunks()])
-        skills = pa.concat_arrays([first_skill(events["skill_ids"]), first_skill(unit_tests["skill_ids"])])
-        df = pd.DataFrame({"item": items.to_numpy(zero_copy_only=False), "skill": skills.to_numpy(zero_copy_only=False)})
-        first = df.drop_duplicates("item").sort_values("item")
-        self.items = first["item"].tolist()
-        self.item_skill_name = first["skill"].to_numpy()
-        self.skills = sorted(set(self.item_skill_name) | {NO_SKILL})
-        self.item_skill = pd.Index(self.skills).get_indexer(self.item_skill_name)
+        ids = pa.concat_arrays([events["item_id"].combine_chunks(), unit_tests["item_id"].combine_chunks()])
+        lists = pa.concat_arrays([skill_lists(events["skill_ids"]), skill_lists(unit_tests["skill_ids"])])
+        codes, seen = pd.factorize(ids.to_numpy(zero_copy_only=False))  # hashing: fast on millions of rows
+        order = np.argsort(seen, kind="stable")
+        items, first = seen[order], np.unique(codes, return_index=True)[1][order]  # sorted ids, each one's first row
+        self.items = items.tolist()
+        self.item_skill_lists = lists.take(pa.array(first)).to_pylist()
+        """each item's skill codes, in the source's order; the first is its `skill_id` in item_params"""
+        self.item_skill_name = np.array([codes[0] for codes in self.item_skill_lists], dtype=object)
+        self.skills = sorted({c for codes in self.item_skill_lists for c in codes} | {NO_SKILL})
+        index = {code: k for k, code in enumerate(self.skills)}
+        self.item_skills = np.full((len(items), max(map(len, self.item_skill_lists), default=1)), -1, np.int32)
+        """(n_items, K) skill indices, -1 after an item's last"""
+        for i, codes in enumerate(self.item_skill_lists):
+            self.item_skills[i, :len(codes)] = [index[c] for c in codes]
+        self.item_skill = self.item_skills[:, 0]
+        """the first skill's index: the mean baselines' fallback for an item no training student answered"""
         pairs = events.select(["item_id", "problem_type"]).to_pandas().drop_duplicates("item_id")
         ev_types = dict(zip(pairs["item_id"], pairs["problem_type"]))
         self.types = [ev_types.get(i) or types.get(i) for i in self.items]
         self.guessable = np.array([t in GUESSABLE_TYPES for t in self.types])
         self.text = text_matrix(self.items, text)
+
+    def skill_ids(self) -> list[list[str]]:
+        """Each item's skill codes as item_params holds them (none for an item without one)."""
+        return [[] if codes == [NO_SKILL] else codes for codes in self.item_skill_lists]
 
     def index(self, ids: pa.ChunkedArray) -> np.ndarray:
         return pc.index_in(ids, value_set=pa.array(self.items, pa.string())).to_numpy(zero_copy_only=False).astype(np.int64)
@@ -147,7 +163,7 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
     ts = events["timestamp"].cast(pa.int64()).to_numpy()
     item = cat.index(events["item_id"])
     train_rows = np.flatnonzero(labels[user_rank] == 0)
-    ev = EventTable(user_rank, ts, item, cat.item_skill[item], events["correct"].to_numpy().astype(np.float32),
+    ev = EventTable(user_rank, ts, item, cat.item_skills[item], events["correct"].to_numpy().astype(np.float32),
                     static_features(events, item, train_rows), user_starts(user_rank))
 
     scored = unit_tests.filter(pc.is_valid(unit_tests["correct"]))
@@ -168,14 +184,15 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
     ev_end = history_end(ev, user_rank, ts)
     hist = np.concatenate([history_window(ev, ev_end, ev.user_start, H), history_window(ev, ut_end, ut_first, H)])
     vals = residual_values(ev)
-    ev_skill_sums = skill_prefix_sums(ev, vals, user_rank, ev.skill, ts)
-    ut_skill_sums = skill_prefix_sums(ev, vals, np.maximum(ut_rank, 0), cat.item_skill[ut_item], ut_ts) * has_events[:, None]
+    ev_skill_sums = skill_prefix_sums(ev, vals, user_rank, ev.skills, ts)
+    ut_skill_sums = skill_prefix_sums(ev, vals, np.maximum(ut_rank, 0), cat.item_skills[ut_item], ut_ts) * has_events[:, None]
     summary = np.r_[history_summary(ev, ev_end, ev.user_start, ev_skill_sums), history_summary(ev, ut_end, ut_first, ut_skill_sums)]
     t = Targets(
         kind=np.r_[np.zeros(len(item), np.int8), np.ones(len(ut_item), np.int8)],
         student=np.r_[user_rank, ut_student],
         item=np.r_[item, ut_item],
         skill=cat.item_skill[np.r_[item, ut_item]],
+        skills=cat.item_skills[np.r_[item, ut_item]],
         timestamp_ms=np.r_[ts, ut_ts],
         y=np.r_[ev.correct, scored["correct"].to_numpy().astype(np.float32)],
         split=np.r_[labels[user_rank], ut_label],
@@ -194,11 +211,11 @@ class Batcher:
         self.static = torch.as_tensor(ev.static)
         self.summary = torch.as_tensor(t.summary)
         self.ev_item = torch.as_tensor(ev.item)
-        self.ev_skill = torch.as_tensor(ev.skill)
+        self.ev_skills = torch.as_tensor(ev.skills)
         self.ev_ts = torch.as_tensor(np.array(ev.timestamp_ms))
         self.hist = torch.as_tensor(t.history)
         self.item = torch.as_tensor(t.item)
-        self.skill = torch.as_tensor(t.skill)
+        self.skills = torch.as_tensor(t.skills)
         self.ts = torch.as_tensor(t.timestamp_ms)
         self.y = torch.as_tensor(t.y)
 
@@ -206,7 +223,7 @@ class Batcher:
         h = self.hist[idx]
         mask = h >= 0
         safe = h.clamp(min=0)
-        pair = pair_features(h, self.ts[idx], self.item[idx], self.skill[idx], self.ev_ts, self.ev_item, self.ev_skill)
+        pair = pair_features(h, self.ts[idx], self.item[idx], self.skills[idx], self.ev_ts, self.ev_item, self.ev_skills)
         x = torch.cat([self.static[safe], pair], dim=-1) * mask.unsqueeze(-1)
         d = self.device
         return (x.to(d), self.ev_item[safe].to(d), mask.to(d), self.summary[idx].to(d)), self.item[idx].to(d), self.y[idx].to(d)
@@ -278,7 +295,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     ev, t = build_targets(events, unit_tests, split, cat, s.history_len)
     cfg = WDIRTConfig(n_items=len(cat.items), n_skills=len(cat.skills), n_features=N_STATIC + N_PAIR, n_summary=N_SUMMARY,
                       text_dim=cat.text.shape[1], hidden=s.hidden, dropout=s.dropout, discrimination=s.discrimination)
-    model = WideDeepIRT(cfg, torch.as_tensor(cat.item_skill), torch.as_tensor(cat.guessable), torch.as_tensor(cat.text)).to(device)
+    model = WideDeepIRT(cfg, torch.as_tensor(cat.item_skills), torch.as_tensor(cat.guessable), torch.as_tensor(cat.text)).to(device)
     batcher = Batcher(ev, t, device)
     log.info("WD-IRT: %d items, %d skills, %d targets (%d unit-test scores), history %d; device %s",
              len(cat.items), len(cat.skills), len(t.y), int(t.kind.sum()), s.history_len, device)
@@ -319,7 +336,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     se = _difficulty_se(t.item[~after], ability[~after], a, b, c, len(cat.items), s.prior_strength)
     changed = change != NO_CHANGE
     params = pd.DataFrame({
-        "item_id": cat.items, "skill_id": cat.item_skill_name, "difficulty": b, "discrimination": a, "guessing": c,
+        "item_id": cat.items, "skill_id": cat.item_skill_name, "skill_ids": cat.skill_ids(), "difficulty": b, "discrimination": a, "guessing": c,
         "difficulty_se": se, "n_responses": n_responses, "cold": n_responses == 0, "problem_type": cat.types,
         "difficulty_current": b + np.where(changed, curves.difficulty_shift, 0.0),
         "drift_start": pd.to_datetime(np.where(changed, change, 0), unit="ms", utc=True).where(changed).astype("datetime64[ms, UTC]"),

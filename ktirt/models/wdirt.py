@@ -5,13 +5,14 @@ an ability theta, and a *wide* 3PL part with per-item parameters turns theta int
     P     = c_i + (1 - c_i) * sigmoid(a_i * (theta - b_i))
 
 The summary (counts, mean correctness and mean residual over the student's whole earlier history, in all
-and on the target's skill) is there because a mean cannot count and a window forgets: without it theta
+and on the target's skills) is there because a mean cannot count and a window forgets: without it theta
 could not tell a student's first problem on a skill from their twentieth.
 An event's item text embedding enters the MLP's first layer through a per-item projection computed once
 per batch (the layer is linear), so the text is never copied per history event.
 
-b_i = mu_skill + delta_i, with a Gaussian prior on delta_i (strength `prior_strength`) so items with few
-responses shrink toward their skill's mean difficulty and items never seen get exactly it; weaker priors of
+b_i = mu_skills(i) + delta_i, where mu_skills(i) is the mean difficulty of the item's skills (all of them, for a
+multi-skill problem), with a Gaussian prior on delta_i (strength `prior_strength`) so items with few
+responses shrink toward their skills' mean difficulty and items never seen get exactly it; weaker priors of
 the same strength hold a_i near 1 and c_i near 0.2 until the data say otherwise. a_i is positive
 (softplus; fixed at 1 with `discrimination=False`), and c_i in [0, 0.5) only for guessable item types.
 """
@@ -46,10 +47,13 @@ class WDIRTConfig:
 
 
 class WideDeepIRT(nn.Module):
-    def __init__(self, cfg: WDIRTConfig, item_skill: torch.Tensor, guessable: torch.Tensor, item_text: torch.Tensor):
+    def __init__(self, cfg: WDIRTConfig, item_skills: torch.Tensor, guessable: torch.Tensor, item_text: torch.Tensor):
+        """item_skills: each item's skill index (n_items,), or all of them (n_items, K) padded with -1."""
         super().__init__()
         self.cfg = cfg
-        self.register_buffer("item_skill", item_skill.long())
+        codes = item_skills.long().reshape(len(item_skills), -1)
+        self.register_buffer("item_skills", codes.clamp(min=0))
+        self.register_buffer("item_skill_weight", (codes >= 0).float() / (codes >= 0).sum(1, keepdim=True).clamp(min=1))
         self.register_buffer("guessable", guessable.float())
         self.register_buffer("item_text", item_text.float())
         self.event_in = nn.Linear(cfg.n_features, cfg.hidden)
@@ -68,8 +72,12 @@ class WideDeepIRT(nn.Module):
         self.item_guess_logit = nn.Parameter(torch.full((cfg.n_items,), GUESS_PRIOR_LOGIT))
 
     # the wide part's parameters, as a user reads them
+    def skill_mean_difficulty(self) -> torch.Tensor:
+        """Per item: the mean difficulty of its skills, where its prior centres it."""
+        return (self.skill_difficulty[self.item_skills] * self.item_skill_weight).sum(-1)
+
     def difficulty(self, item: torch.Tensor | None = None) -> torch.Tensor:
-        b = self.skill_difficulty[self.item_skill] + self.item_offset
+        b = self.skill_mean_difficulty() + self.item_offset
         return b if item is None else b[item]
 
     def discrimination(self, item: torch.Tensor | None = None) -> torch.Tensor:
@@ -95,7 +103,7 @@ class WideDeepIRT(nn.Module):
         return c + (1 - c) * torch.sigmoid(self.discrimination(item) * (theta - self.difficulty(item)))
 
     def prior_penalty(self, strength: float) -> torch.Tensor:
-        """Negative log of the Gaussian priors: item offsets toward their skill's mean, log-discriminations
+        """Negative log of the Gaussian priors: item offsets toward their skills' mean, log-discriminations
         toward 1, and guessing floors (of guessable items) toward 0.2, as IRT software puts priors on them."""
         guess = ((self.item_guess_logit - GUESS_PRIOR_LOGIT) * self.guessable).pow(2).sum()
         return 0.5 * strength * (self.item_offset.pow(2).sum() + self.item_log_discrimination.pow(2).sum() + guess)
