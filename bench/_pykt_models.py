@@ -1,5 +1,6 @@
 """pyKT's models with pyKT's published default hyper-parameters (configs/kt_config.json of pykt-team/pykt-toolkit;
-simpleKT's from its examples/wandb_simplekt_train.py), trained on expanded concept rows the way pyKT's
+simpleKT's from its examples/wandb_simplekt_train.py; simpleKT itself is bench/_simplekt.py, written from the
+paper, as pykt-toolkit on PyPI ships none), trained on expanded concept rows the way pyKT's
 train_model does (Adam, batch 256, windows of 200, BCE over predicted positions, AKT's Rasch L2 added), with
 early stopping on the validation students' question-level AUC, and scored question-level (_pykt_windows)."""
 
@@ -17,7 +18,6 @@ from tqdm import tqdm
 
 from _pykt_windows import Expanded, late_fusion, question_windows, sliding_windows
 from ktirt.early_stopping import EarlyStopping
-from ktirt.errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -45,13 +45,8 @@ def build(name: str, ex: Expanded, seq_len: int) -> torch.nn.Module:
     if name == "akt":
         from pykt.models.akt import AKT
         return AKT(ex.num_c, ex.num_q, **hp)
-    try:
-        from pykt.models.simplekt import simpleKT
-    except ImportError:
-        import pykt
-        raise SettingsError(f"pyKT {getattr(pykt, '__version__', '')} (pykt-toolkit 0.0.38 is PyPI's latest) has no "
-                            "simpleKT: install a pykt-toolkit that ships pykt/models/simplekt.py") from None
-    return simpleKT(ex.num_c, ex.num_q, seq_len=seq_len, **hp)
+    from _simplekt import SimpleKT  # pykt-toolkit 0.0.38 (PyPI's latest) has none
+    return SimpleKT(ex.num_c, ex.num_q, seq_len=seq_len, **hp)
 
 
 def forward(model, name: str, q, c, r):

@@ -16,6 +16,7 @@ identical user folds, scored question-level, results merged into bench/results/k
 
 from __future__ import annotations
 
+import fcntl
 import json
 import logging
 import time
@@ -36,6 +37,7 @@ from ktirt.io import write_json
 from ktirt.kt.evaluation import mean_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
+IMPLEMENTATION = {"simplekt": {"implementation": "bench/_simplekt.py, written from the paper (pykt-toolkit 0.0.38 has none)"}}
 log = logging.getLogger("bench.kt_benchmark")
 
 
@@ -52,7 +54,7 @@ def model_settings(name: str, params: dict, overrides: dict, max_epochs: int | N
         return {"wdirt": w}
     return {"hyper_parameters": DEFAULTS[name], "batch_size": TRAIN_CONFIG["batch_size"],
             "seq_len": TRAIN_CONFIG["seq_len"], "max_epochs": max_epochs or TRAIN_CONFIG["num_epochs"],
-            "patience": patience or TRAIN_CONFIG["patience"], "seed": seed, "threads": threads}
+            "patience": patience or TRAIN_CONFIG["patience"], "seed": seed, "threads": threads} | IMPLEMENTATION.get(name, {})
 
 
 def parse_overrides(items: tuple[str, ...]) -> dict:
@@ -108,6 +110,16 @@ def merge(results: dict, key: str, world: dict, name: str, fold: int, record: di
     m |= {"auc_mean": round(float(aucs.mean()), 6), "auc_std": round(float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0, 6),
           "n_folds": len(aucs)}
     return results
+
+
+def merge_into(results_file: Path, *args) -> None:
+    """Merge one result into the file under a lock, re-reading it first, so runs of different models in parallel
+    (one per core) all land."""
+    with open(results_file.with_suffix(".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        results = (json.loads(results_file.read_text()) if results_file.exists()
+                   else {"description": __doc__.split("\n\n")[0]})
+        write_json(merge(results, *args), results_file)
 
 
 def resolve_data(world, students, sim_seed, source, raw_dir) -> tuple[BenchData, dict]:
@@ -170,7 +182,6 @@ def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_r
     ex = Expanded.build(data.events) if set(names) & set(runners.PYKT_MODELS) else None
     y = data.events["correct"].to_numpy().astype(int)
     results_file = Path(results_path)
-    results = json.loads(results_file.read_text()) if results_file.exists() else {"description": __doc__.split("\n\n")[0]}
     for f in todo:
         split, scored = folds[f], scored_rows(data.users, folds[f]["test"])
         base = {"fold": f, "train_users": len(split["train"]), "val_users": len(split["val"]),
@@ -188,8 +199,7 @@ def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_r
             frame = _kt_audit.prediction_frame(data.events, scored, p, train_rows)
             verdict = _kt_audit.audit(frame, Path(out_dir) / key.replace(":", "_").replace("/", "_") / f"{m}_fold{f}.csv", auc)
             record = base | {"auc": round(auc, 6)} | info | {"wall_seconds": round(time.perf_counter() - t0, 1)} | fl | {"kt_audit": verdict}
-            results = merge(results, key, world_rec, m, f, record, settings)
-            write_json(results, results_file)
+            merge_into(results_file, key, world_rec, m, f, record, settings)
             log.info("%s fold %d: %s AUC %.4f (item-mean %.4f%s), %d epochs, kt-audit %s", key, f, m, auc,
                      fl["item_mean_auc"], f", oracle {fl['oracle_auc']:.4f}" if "oracle_auc" in fl else "",
                      info["epochs"], verdict.get("verdict", verdict.get("status")))

@@ -17,6 +17,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 
 from _kt_data import ids_digest, scored_rows, user_folds  # noqa: E402
 from _pykt_windows import Expanded, late_fusion, question_windows  # noqa: E402
+from _simplekt import SimpleKT  # noqa: E402
 
 
 def _events() -> pa.Table:
@@ -54,6 +55,37 @@ def test_question_windows_predict_each_concept_from_earlier_problems_only():
     assert np.isnan(fused[[0, 3]]).all() and np.isfinite(fused[scored]).all()
     rows_of_1 = np.isin(index[target], np.flatnonzero(ex.event == 1))
     assert fused[1] == pytest.approx(p[rows_of_1].mean())
+
+
+def test_simplekt_reads_only_earlier_responses_and_learns_question_difficulty():
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = SimpleKT(num_c=3, num_q=6, d_model=16, d_ff=16, num_attn_heads=2, final_fc_dim=8, final_fc_dim2=8,
+                     seq_len=8).eval()
+    q, c, r = torch.randint(0, 6, (4, 8)), torch.randint(0, 3, (4, 8)), torch.randint(0, 2, (4, 8))
+
+    def predict(q, c, r):
+        return model({"qseqs": q[:, :-1], "cseqs": c[:, :-1], "rseqs": r[:, :-1],
+                      "shft_qseqs": q[:, 1:], "shft_cseqs": c[:, 1:], "shft_rseqs": r[:, 1:]})
+
+    base, flipped = r.clone(), r.clone()
+    flipped[:, 4] = 1 - flipped[:, 4]
+    change = (predict(q, c, base) - predict(q, c, flipped)).abs().amax(0)
+    assert change[:5].max() == 0 and change[5:].min() > 0  # response 4 reaches positions 5.. only
+    # two questions of one concept in random order, one always right and one always wrong: only the question's
+    # own difficulty tells them apart at the position that asks it
+    q = torch.randint(1, 3, (32, 8))
+    c, r = torch.zeros_like(q), (q == 1).long()
+    model.train()
+    opt = torch.optim.Adam(model.parameters(), lr=0.01)
+    for _ in range(60):
+        loss = torch.nn.functional.binary_cross_entropy(predict(q, c, r)[:, 1:], r[:, 1:].float())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    model.eval()
+    p, asked = predict(q, c, r)[:, 1:], q[:, 1:]
+    assert p[asked == 1].min() > 0.9 and p[asked == 2].max() < 0.1
 
 
 def test_user_folds_are_disjoint_and_cover_every_student():
