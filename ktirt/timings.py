@@ -5,6 +5,8 @@ there they would rewrite `dvc.lock`, dirty `git status` and clutter `dvc metrics
 from __future__ import annotations
 
 import logging
+import time
+from contextlib import contextmanager
 from pathlib import Path
 
 from ktirt.io import write_json
@@ -21,3 +23,20 @@ def timings_path(stage: str) -> str:
 def write_timings(timings: dict, path: str | Path) -> None:
     log.info("timings: %s (%s)", ", ".join(f"{k}={v}" for k, v in timings.items()), path)
     write_json(timings, path)
+
+
+class Phases:
+    """Wall seconds of a run's named phases, in order (`with phases("drift"): ...` adds `drift_seconds`):
+    the profile a stage logs and writes to logs/<stage>.json."""
+
+    def __init__(self, owner: str):
+        self.owner, self.seconds = owner, {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[f"{name}_seconds"] = round(time.perf_counter() - t0, 2)
+            log.info("%s: %s took %.1f s", self.owner, name, self.seconds[f"{name}_seconds"])

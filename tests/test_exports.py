@@ -109,6 +109,21 @@ def test_reports_read_in_a_minute(run):
     assert run["metrics"]["student_skill_pairs"] > 0
 
 
+def test_a_drifting_multi_skill_item_counts_for_each_of_its_skills():
+    from ktirt.exports.reports import mastery_report
+
+    ts = pa.array([0, 1000], pa.timestamp("ms", "UTC"))
+    state = pa.table({"user_id": ["u", "u"], "skill_id": ["a", "b"], "timestamp": ts, "mastery": [0.5, 0.6],
+                      "n_attempts": [1, 1]})
+    skills = pa.table({"skill_id": ["a", "b", "c"], "description": ["", "", ""]})
+    params = pa.table({"item_id": ["i1", "i2", "i3"], "skill_id": ["a", "c", None],
+                       "skill_ids": pa.array([["a", "b"], ["c"], []], pa.list_(pa.string()))})
+    drift = pa.table({"item_id": ["i1", "i2"], "drift_flag": [True, False]})
+    report, _ = mastery_report(state, skills, params, drift, drop=0.1)
+    rows = report.split("## Skills with the most drifting items")[1]
+    assert "| a | 1 | 1 |" in rows and "| b | 1 | 1 |" in rows and "| c | 1 | 0 |" in rows and "(no skill)" in rows
+
+
 def test_the_join_holds_on_the_tiny_run(run):
     report = run_validation(run["exports"], run["root"] / "events.parquet", 0.99, 3, 0)
     # every event item has parameters and drift windows on this run (measured); the hand-built case below

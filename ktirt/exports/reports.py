@@ -88,8 +88,9 @@ def mastery_report(state: pa.Table, skills: pa.Table, params: pa.Table, drift: p
     per_skill.insert(1, "description", [desc.get(k) or "" for k in per_skill["skill_id"]])
     falling = falling_mastery(st, drop)
     flagged = pc.unique(drift.filter(pc.equal(drift["drift_flag"], True))["item_id"])
-    p = params.select(["item_id", "skill_id"]).to_pandas()
+    p = params.select(["item_id", "skill_ids"]).to_pandas()
     p["drifting"] = p["item_id"].isin(flagged.to_pylist())
+    p = p.explode("skill_ids").rename(columns={"skill_ids": "skill_id"})  # a multi-skill item counts for each skill
     per_drift = p.groupby(p["skill_id"].fillna("(no skill)")).agg(items=("item_id", "size"), drifting=("drifting", "sum"))
     per_drift = per_drift.assign(share=per_drift["drifting"] / per_drift["items"]).reset_index()
     per_drift = per_drift.sort_values(["drifting", "skill_id"], ascending=[False, True]).head(top)

@@ -23,6 +23,7 @@ calibrated scale (`align_theta`, two numbers), and predictions keep using it. Fu
 from __future__ import annotations
 
 import logging
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 
@@ -69,14 +70,24 @@ def _gradients_only_for(model: WideDeepIRT, trainable: list[torch.nn.Parameter])
             p.requires_grad_(g)
 
 
-def _lbfgs(params, objective, max_iter: int) -> tuple[float, float]:
+def _lbfgs(params, objective, max_iter: int, what: str = "calibration", every_s: float = 15.0) -> tuple[float, float]:
+    """Full-batch L-BFGS; logs its progress (evaluations, objective, elapsed) every `every_s` seconds, so a
+    long calibration is never silent."""
     opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-7,
                             tolerance_change=1e-10, history_size=20)
+    start = last = time.perf_counter()
+    evaluations = 0
 
     def closure():
+        nonlocal last, evaluations
         opt.zero_grad()
         loss = objective()
         loss.backward()
+        evaluations += 1
+        if time.perf_counter() - last >= every_s:
+            last = time.perf_counter()
+            log.info("%s: %d evaluations (at most %d iterations), objective %.6f, %.0f s", what, evaluations,
+                     max_iter, loss.item(), last - start)
         return loss
 
     with torch.no_grad():
@@ -119,7 +130,8 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
 
     model.eval()
     with _gradients_only_for(model, _wide(model)):
-        before, after = _lbfgs([*_wide(model), intercept, rate, population_rate, shift], objective, max_iter)
+        before, after = _lbfgs([*_wide(model), intercept, rate, population_rate, shift], objective, max_iter,
+                               f"item calibration ({len(yy):,} responses)")
     log.info("item calibration with learning-curve abilities: loss %.5f -> %.5f on %d responses of %d students "
              "(population learning rate %.3f)", before, after, len(yy), len(np.unique(student)), population_rate.item())
     return LearningCurves(intercept.detach().numpy().astype(np.float64), rate.detach().numpy().astype(np.float64),
@@ -139,7 +151,7 @@ def align_theta(model: WideDeepIRT, theta: np.ndarray, item: np.ndarray, y: np.n
         return F.binary_cross_entropy(model.probability(scale * raw + shift, it).clamp(1e-6, 1 - 1e-6), yy)
 
     with _gradients_only_for(model, []):
-        _lbfgs([scale, shift], objective, 100)
+        _lbfgs([scale, shift], objective, 100, "theta alignment")
     scale, shift = scale.item(), shift.item()
     model.theta_scale.fill_(scale)
     model.theta_shift.fill_(shift)

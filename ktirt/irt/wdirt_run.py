@@ -35,6 +35,7 @@ from ktirt.kt.vocab import NO_SKILL, skill_lists
 from ktirt.models.wdirt import GUESSABLE_TYPES, WDIRTConfig, WideDeepIRT
 from ktirt.runtime import resolve_device, seed_everything
 from ktirt.settings import check_section
+from ktirt.timings import Phases
 
 log = logging.getLogger(__name__)
 MIN_RESPONSES_FOR_RECOVERY = 20
@@ -291,8 +292,10 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
               text=None, truth: Path | None = None) -> WDIRTResult:
     seed_everything(s.seed, s.threads)
     device = resolve_device(s.device)
-    cat = Catalog(events, unit_tests, types or {}, text)
-    ev, t = build_targets(events, unit_tests, split, cat, s.history_len)
+    phase = Phases("WD-IRT")
+    with phase("features"):
+        cat = Catalog(events, unit_tests, types or {}, text)
+        ev, t = build_targets(events, unit_tests, split, cat, s.history_len)
     cfg = WDIRTConfig(n_items=len(cat.items), n_skills=len(cat.skills), n_features=N_STATIC + N_PAIR, n_summary=N_SUMMARY,
                       text_dim=cat.text.shape[1], hidden=s.hidden, dropout=s.dropout, discrimination=s.discrimination)
     model = WideDeepIRT(cfg, torch.as_tensor(cat.item_skills), torch.as_tensor(cat.guessable), torch.as_tensor(cat.text)).to(device)
@@ -300,10 +303,12 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     log.info("WD-IRT: %d items, %d skills, %d targets (%d unit-test scores), history %d; device %s",
              len(cat.items), len(cat.skills), len(t.y), int(t.kind.sum()), s.history_len, device)
     _require_both_outcomes(t)
-    history, stop, seconds = fit_wdirt(model, batcher, t, s)
+    with phase("train"):
+        history, stop, seconds = fit_wdirt(model, batcher, t, s)
     model = model.cpu()
     batcher.device = torch.device("cpu")
-    theta = _theta_all(model, batcher, len(t.y), 8192)
+    with phase("theta"):
+        theta = _theta_all(model, batcher, len(t.y), 8192)
     items_in_events = int(len(np.unique(ev.item)))
     # done with the histories (targets x history_len event indices: 2.2 GB at EDM-Cup scale) and the event
     # features: let them go before the two calibrations and drift, which need memory of their own
@@ -312,8 +317,9 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     # the predictive model: its wide part calibrated on training students only, its deep theta mapped onto it
     train = t.split == 0
     log_opportunity = t.summary[:, SUMMARY_LOG_SKILL_EVENTS]
-    calibrate_items(model, t.student[train], log_opportunity[train], t.item[train], t.y[train], s.prior_strength)
-    scale, shift = align_theta(model, theta[train], t.item[train], t.y[train])
+    with phase("calibration"):
+        calibrate_items(model, t.student[train], log_opportunity[train], t.item[train], t.y[train], s.prior_strength)
+        scale, shift = align_theta(model, theta[train], t.item[train], t.y[train])
     theta = scale * theta + shift
     p = _probabilities(model, theta, t.item)
 
@@ -321,15 +327,17 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     inunit = t.kind == 0
     it = t.item[inunit]
     model_b, model_a, model_c = _wide_values(model)
-    drift = drift_table(it, t.timestamp_ms[inunit], t.y[inunit].astype(np.float64), theta[inunit].astype(np.float64),
-                        model_a[it], model_b[it], model_c[it], ds)
-    change = change_points(drift, len(cat.items))
+    with phase("drift"):
+        drift = drift_table(it, t.timestamp_ms[inunit], t.y[inunit].astype(np.float64), theta[inunit].astype(np.float64),
+                            model_a[it], model_b[it], model_c[it], ds)
+        change = change_points(drift, len(cat.items))
     drift.insert(0, "item_id", np.asarray(cat.items, dtype=object)[drift.pop("item").to_numpy()])
 
     # the published item bank: every student's responses, drifted items split at their change
     bank = copy.deepcopy(model)
     after = t.timestamp_ms >= change[t.item]
-    curves = calibrate_items(bank, t.student, log_opportunity, t.item, t.y, s.prior_strength, after_change=after)
+    with phase("item_bank"):
+        curves = calibrate_items(bank, t.student, log_opportunity, t.item, t.y, s.prior_strength, after_change=after)
     ability = curves.ability(t.student, log_opportunity)
     b, a, c = _wide_values(bank)
     n_responses = np.bincount(t.item, minlength=len(cat.items))
@@ -358,13 +366,15 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     }
     diff_plot = observed_difficulty_plot(params, t.item, t.y)
     if truth is not None:
-        extra, diff_plot = _against_truth(events, unit_tests, t, p, theta, ability, params, model_b, drift, ds, truth)
+        with phase("against_truth"):
+            extra, diff_plot = _against_truth(events, unit_tests, t, p, theta, ability, params, model_b, drift, ds, truth)
         metrics |= extra
     drift_plot = drift_plot_table(drift, ds)
     event_predictions = events.select(["user_id", "item_id", "timestamp"]).append_column(
         "theta", pa.array(theta[inunit], pa.float32())).append_column("predicted", pa.array(p[inunit], pa.float32()))
     return WDIRTResult(model, params, drift, metrics, history, diff_plot, drift_plot, theta, bank, event_predictions,
-                       {"train_seconds": round(seconds, 2)})
+                       phase.seconds | {"train_seconds": round(seconds, 2),
+                                        "train_targets_per_s": round(len(history) * int((t.split == 0).sum()) / max(seconds, 1e-9), 1)})
 
 
 def _require_both_outcomes(t: Targets) -> None:
