@@ -9,7 +9,7 @@ import torch
 from ktirt.errors import InputError, SettingsError
 from ktirt.kt.sakt_run import CHECKPOINT, SaktRun, check_vocabulary, load_checkpoint, run_sakt
 from ktirt.kt.sakt_training import predict, window_tensors
-from ktirt.kt.sequences import PRACTICE_BANDS, practice_codes, query_windows
+from ktirt.kt.sequences import N_PRACTICE_CODES, PRACTICE_BANDS, practice_codes, query_windows
 from ktirt.models.sakt import SAKT, START, SAKTConfig
 from ktirt.split import split_users
 
@@ -87,12 +87,14 @@ def test_practice_codes_count_earlier_attempts_per_skill():
     codes = practice_codes(np.array([0, 4, 5]), skills, correct)
     band = np.searchsorted(PRACTICE_BANDS, [0, 1, 2, 3], side="right")
 
-    def code(n, second, last):  # outcomes: 0 none, 1 wrong, 2 right
-        return band[n] * 9 + second * 3 + last
+    def code(n, accuracy, second, last):  # accuracy: 0 none, 1 < 1/3 right, 2 < 2/3, 3 higher; outcomes: 0 none, 1 wrong, 2 right
+        return (band[n] * 4 + accuracy) * 9 + second * 3 + last
 
-    assert codes[0, 0, 0] == code(0, 0, 0) and codes[2, 0, 0] == code(1, 0, 2) and codes[2, 1, 0] == code(1, 0, 1)
-    assert codes[3, 0, 0] == code(2, 2, 2) and codes[4, 0, 0] == code(0, 0, 0)  # the second student starts afresh
-    assert codes[3, 0, 1] == code(3, 2, 1) and (codes[:, 1][skills[:, 1] < 0] == -1).all()  # after; empty slots
+    assert codes[0, 0, 0] == code(0, 0, 0, 0) and codes[2, 0, 0] == code(1, 3, 0, 2) and codes[2, 1, 0] == code(1, 1, 0, 1)
+    assert codes[3, 0, 0] == code(2, 3, 2, 2) and codes[4, 0, 0] == code(0, 0, 0, 0)  # the second student starts afresh
+    assert codes[3, 0, 1] == code(3, 3, 2, 1)  # after it: 2 of 3 right
+    assert (codes[:, 1][skills[:, 1] < 0] == -1).all()  # empty slots
+    assert codes.max() < N_PRACTICE_CODES
 
 
 def test_prior_shrinks_item_scalars():

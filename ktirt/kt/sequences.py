@@ -30,7 +30,8 @@ MAX_SKILLS = 8
 LATENCY_BANDS_MS = (3_000, 10_000, 30_000, 120_000)
 N_CLICK_CODES = 2 * 3 * (len(LATENCY_BANDS_MS) + 2)
 PRACTICE_BANDS = (1, 2, 3, 4, 6, 10, 20)
-N_PRACTICE_CODES = 9 * (len(PRACTICE_BANDS) + 1)
+ACCURACY_BANDS = (1 / 3, 2 / 3)
+N_PRACTICE_CODES = 9 * (len(ACCURACY_BANDS) + 2) * (len(PRACTICE_BANDS) + 1)
 
 
 @dataclass
@@ -125,8 +126,9 @@ def _skill_matrix(skills: pa.ListArray, vocab: Vocabulary) -> np.ndarray:
 
 def practice_codes(offsets: np.ndarray, skills: np.ndarray, correct: np.ndarray) -> np.ndarray:
     """(n, K, 2) codes of a student's practice on each skill of each response, before it ([..., 0]) and
-    after it ([..., 1]): attempts so far (banded by PRACTICE_BANDS) x the last two outcomes on the skill
-    (each none, wrong or right); 0..N_PRACTICE_CODES-1, -1 where the slot has no skill. Counting is what attention
+    after it ([..., 1]): attempts so far (banded by PRACTICE_BANDS) x the share of them right (none, or banded
+    by ACCURACY_BANDS) x the last two outcomes on the skill (each none, wrong or right); 0..N_PRACTICE_CODES-1,
+    -1 where the slot has no skill. Counting is what attention
     cannot do (softmax averages), and mastery-learning data turns on it."""
     row, slot = np.nonzero(skills >= 0)
     user = np.searchsorted(offsets, row, side="right") - 1
@@ -135,10 +137,19 @@ def practice_codes(offsets: np.ndarray, skills: np.ndarray, correct: np.ndarray)
     n_before = g.cumcount().to_numpy()
     last = g["y"].shift(1).fillna(-1).to_numpy().astype(np.int64) + 1
     second = g["y"].shift(2).fillna(-1).to_numpy().astype(np.int64) + 1
+    y = df["y"].to_numpy()
+    right_before = g["y"].cumsum().to_numpy() - y
     out = np.full((*skills.shape, 2), -1, dtype=np.int64)
-    out[row, slot, 0] = np.searchsorted(PRACTICE_BANDS, n_before, side="right") * 9 + second * 3 + last
-    out[row, slot, 1] = np.searchsorted(PRACTICE_BANDS, n_before + 1, side="right") * 9 + last * 3 + df["y"].to_numpy() + 1
+    out[row, slot, 0] = _practice_code(n_before, right_before, second, last)
+    out[row, slot, 1] = _practice_code(n_before + 1, right_before + y, last, y + 1)
     return out
+
+
+def _practice_code(n: np.ndarray, right: np.ndarray, second: np.ndarray, last: np.ndarray) -> np.ndarray:
+    """attempts band x accuracy band (none, or the share right so far by ACCURACY_BANDS) x second-last x last"""
+    accuracy = np.where(n > 0, 1 + np.searchsorted(ACCURACY_BANDS, right / np.maximum(n, 1), side="right"), 0)
+    band = np.searchsorted(PRACTICE_BANDS, n, side="right")
+    return (band * (len(ACCURACY_BANDS) + 2) + accuracy) * 9 + second * 3 + last
 
 
 def click_codes(events: pa.Table) -> np.ndarray:
