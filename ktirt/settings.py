@@ -216,6 +216,7 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "threads": count(),
         "drift_window": Setting("str", check=_period),
         "drift_z": RATE,
+        "drift_fdr": number(0, 1, open_low=True, open_high=True),
         "drift_min_shift": number(0),
         "drift_min_responses": count(),
     },

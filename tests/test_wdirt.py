@@ -71,9 +71,39 @@ def test_shuffling_a_students_future_does_not_change_earlier_features(tiny_table
     np.testing.assert_array_equal(t1.summary[early], t2.summary[early])
 
 
+def test_the_deep_part_scores_each_distinct_event_once_and_each_pair_by_its_context(tiny_tables, split):
+    """The batched theta equals the direct one: for each target, the mean over its history of the event MLP's
+    output at that pair's context; and a batch's MLP input holds each distinct history event once."""
+    from ktirt.features.history import N_CONTEXTS, N_STATIC, N_SUMMARY, pair_context
+    from ktirt.irt.wdirt_run import Batcher
+
+    ev, t = _targets(tiny_tables.events, tiny_tables.unit_tests, split, H=6)
+    cat = Catalog(tiny_tables.events, tiny_tables.unit_tests, {}, None)
+    torch.manual_seed(0)
+    model = WideDeepIRT(WDIRTConfig(n_items=len(cat.items), n_skills=len(cat.skills), n_features=N_STATIC,
+                                    n_contexts=N_CONTEXTS, text_dim=cat.text.shape[1], n_summary=N_SUMMARY),
+                        torch.as_tensor(cat.item_skills), torch.as_tensor(cat.guessable), torch.as_tensor(cat.text)).eval()
+    idx = torch.arange(40, 104)
+    inputs, _, _ = Batcher(ev, t, torch.device("cpu"))(idx)
+    assert len(inputs[0]) == len(np.unique(np.maximum(t.history[40:104], 0)))  # distinct events, once each
+    with torch.no_grad():
+        batched = model.theta(*inputs)
+        text = model.text_in(model.item_text)
+        for row, target in enumerate(idx.tolist()):
+            rows = t.history[target][t.history[target] >= 0]
+            h = torch.as_tensor(rows)
+            ctx = pair_context(h[None], torch.as_tensor(t.timestamp_ms[[target]]), torch.as_tensor(t.item[[target]]),
+                               torch.as_tensor(t.skills[[target]]), torch.as_tensor(ev.timestamp_ms), torch.as_tensor(ev.item),
+                               torch.as_tensor(ev.skills))[0]
+            out = model.event_mlp(model.event_in(torch.as_tensor(ev.static[rows])) + text[torch.as_tensor(ev.item[rows])])
+            mean = out[torch.arange(len(h)), ctx].mean() if len(h) else model.theta0[0]
+            direct = mean + model.summary_mlp(torch.as_tensor(t.summary[[target]]))[0, 0]
+            assert batched[row].item() == pytest.approx(direct.item(), abs=1e-5)
+
+
 def test_a_multi_skill_target_reads_each_of_its_skills():
     """Skill codes a=0, b=1, c=2. One student: a, b, a+b, then the targets; the last is a unit test on b+c."""
-    from ktirt.features.history import EventTable, pair_features, skill_prefix_sums
+    from ktirt.features.history import EventTable, pair_context, skill_prefix_sums
 
     skills = np.array([[0, -1], [1, -1], [0, 1], [2, -1]])
     ev = EventTable(user=np.zeros(4, int), timestamp_ms=np.arange(4) * 1000, item=np.arange(4), skills=skills,
@@ -88,9 +118,10 @@ def test_a_multi_skill_target_reads_each_of_its_skills():
     np.testing.assert_allclose(skill_prefix_sums(ev, vals, np.zeros(1, int), target[:1], np.array([2000])), [[1, 0.5]])
     # shares a skill: the b+c target shares b with events 1 and 2 and c with event 3, nothing with event 0
     hist = torch.tensor([[0, 1, 2, 3]])
-    pair = pair_features(hist, torch.tensor([10_000]), torch.tensor([9]), torch.tensor([[1, 2]]),
-                         torch.as_tensor(ev.timestamp_ms), torch.as_tensor(ev.item), torch.as_tensor(skills))
-    assert pair[0, :, -2].tolist() == [0.0, 1.0, 1.0, 1.0]
+    context = pair_context(hist, torch.tensor([10_000]), torch.tensor([1]), torch.tensor([[1, 2]]),
+                           torch.as_tensor(ev.timestamp_ms), torch.as_tensor(ev.item), torch.as_tensor(skills))
+    assert (context[0] // 2 % 2).tolist() == [0, 1, 1, 1] and (context[0] % 2).tolist() == [0, 1, 0, 0]  # shared; same item
+    assert (context[0] // 4).tolist() == [0, 0, 0, 0]  # all within the first recency bucket (< 1 min)
 
 
 def test_a_multi_skill_item_is_centred_on_the_mean_of_its_skills():
@@ -238,6 +269,26 @@ def test_drift_flags_a_hand_built_shift():
     assert d["z"].isna().sum() == 2  # each item's first month has nothing before it
     change = change_points(d, 2)
     assert change[0] == NO_CHANGE and change[1] == pd.Timestamp("2023-01-01", tz="UTC").value // 10**6
+
+
+def test_drift_flags_control_false_discoveries_over_items():
+    """100 items tested in 50 windows each: one window of item 0 at z = 8, of item 1 at z = 4.5, of item 2 at
+    z = 3.5 (what 5,000 null tests produce), the rest quiet. |z| > 3 alone flags all three. Item p-values are
+    50 x 2 x P(Z > |z|): 6e-14, 3.4e-4 and 0.023; Benjamini-Hochberg over the 100 items passes the k-th
+    smallest when it is <= level x k / 100."""
+    from ktirt.irt.drift import item_discoveries
+
+    item = np.repeat(np.arange(100), 50)
+    z = np.zeros(len(item))
+    z[[0, 50, 100]] = [8.0, 4.5, 3.5]
+    tested = np.ones(len(item), bool)
+    candidate = np.abs(z) > 3
+
+    def flagged(level, cand=candidate):
+        return set(item[item_discoveries(item, z, tested, cand, level)].tolist())
+
+    assert flagged(0.01) == {0} and flagged(0.1) == {0, 1} and flagged(0.9) == {0, 1, 2}
+    assert flagged(0.9, np.zeros(len(item), bool)) == set()  # only candidates are flagged
 
 
 def test_bad_settings():

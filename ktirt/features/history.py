@@ -5,9 +5,9 @@ Per history event (static, computed once for all events):
     correct, help requested, log(1 + hints), log(1 + attempts), latency decile (cut points from training
     students only) or a missing flag, and the item's success rate among training students' responses
     (leave-one-out for the event itself) or a missing flag.
-Per (target, history event), computed in each batch:
-    recency bucket of the gap between them, shares-a-skill and same-item flags,
-    and the history item's text embedding (`problem_text_bert_pca`) or a missing flag.
+Per history event, with the static ones: the item's text embedding (`problem_text_bert_pca`) or a missing flag.
+Per (target, history event), computed in each batch: one context code (`pair_context`), the recency bucket
+of the gap between them x shares a skill x same item.
 Per target, over the whole earlier history: counts, mean correctness and mean residual, in all and on
 the target's skills (`history_summary`; a multi-skill target averages its skills).
 Everything is numpy/torch over whole arrays: no per-row Python loops.
@@ -28,7 +28,8 @@ N_STATIC = 4 + LATENCY_BINS + 1 + 2
 ITEM_RATE = 4 + LATENCY_BINS + 1
 N_SUMMARY = 6
 SUMMARY_LOG_SKILL_EVENTS = 1  # history_summary's column log(1 + earlier events on the target's skills)
-N_PAIR = len(RECENCY_EDGES_S) + 1 + 2
+N_CONTEXTS = (len(RECENCY_EDGES_S) + 1) * 2 * 2
+"""recency bucket x shares a skill x same item: how a history event stands to the target (pair_context)"""
 
 
 @dataclass
@@ -140,17 +141,17 @@ def history_window(events: EventTable, end: np.ndarray, user_first: np.ndarray, 
     return np.where(idx >= user_first[:, None], idx, -1)
 
 
-def pair_features(hist: torch.Tensor, target_ms: torch.Tensor, target_item: torch.Tensor,
-                  target_skills: torch.Tensor, ts: torch.Tensor, item: torch.Tensor, skills: torch.Tensor) -> torch.Tensor:
-    """(B, H, N_PAIR): recency bucket one-hot, shares a skill, same item. Skill codes are (., K), -1 padded."""
+def pair_context(hist: torch.Tensor, target_ms: torch.Tensor, target_item: torch.Tensor,
+                 target_skills: torch.Tensor, ts: torch.Tensor, item: torch.Tensor, skills: torch.Tensor) -> torch.Tensor:
+    """(B, H) context code of each (target, history event) pair, 0..N_CONTEXTS-1: recency bucket of the gap
+    x shares a skill x same item. Skill codes are (., K), -1 padded."""
     safe = hist.clamp(min=0)
     gap_s = (target_ms[:, None] - ts[safe]).float() / 1000.0
     bucket = torch.bucketize(gap_s, torch.as_tensor(RECENCY_EDGES_S, dtype=torch.float32))
-    rec = torch.nn.functional.one_hot(bucket, len(RECENCY_EDGES_S) + 1).float()
     mine = target_skills[:, None, :, None]  # (B, 1, K, 1) against the history's (B, H, 1, K)
     shared = ((skills[safe][:, :, None, :] == mine) & (mine >= 0)).flatten(2).any(-1)
-    same_item = (item[safe] == target_item[:, None]).float().unsqueeze(-1)
-    return torch.cat([rec, shared.float().unsqueeze(-1), same_item], dim=-1)
+    same_item = item[safe] == target_item[:, None]
+    return bucket * 4 + shared.long() * 2 + same_item.long()
 
 
 def text_matrix(item_ids: list[str], text: tuple[list[str], np.ndarray] | None) -> np.ndarray:

@@ -4,8 +4,15 @@ Abilities, discriminations and guessing floors are held at the model's estimates
 the difficulty b is re-estimated by maximum likelihood (Newton steps) twice: on the item's responses from
 that window on, and on its responses before it (a change-point split at the window's start, which uses all
 the data on both sides rather than one window's few). `difficulty_shift` = b_after - b_before, `z` = shift /
-its standard error, and `drift_flag` = |z| > z_threshold and |shift| > min_shift. A split is only tested when
-both sides have at least `min_responses` responses; the others are reported with z = NaN and counted.
+its standard error. A split is only tested when both sides have at least `min_responses` responses; the
+others are reported with z = NaN and counted.
+
+Thousands of windows are tested, so |z| > 3 alone flags items that never changed (precision 0.84 even with
+the simulator's true abilities and item parameters). `drift_flag` therefore controls the false discovery
+rate over *items* (`item_discoveries`): each window's p-value is Bonferroni-adjusted for the number of
+windows its item was tested in (the splits of one item share responses, so this is conservative), an item's
+p-value is its smallest, and Benjamini-Hochberg at level `fdr` picks the items; a picked item's windows are
+flagged where their adjusted p-value passes the same cut, |z| > z_threshold and |shift| > min_shift.
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+from scipy.stats import norm
 
 
 @dataclass
@@ -22,6 +30,7 @@ class DriftSettings:
     z_threshold: float = 3.0
     min_shift: float = 0.5
     min_responses: int = 20
+    fdr: float = 0.1
 
 
 def fit_difficulty(group: np.ndarray, n_groups: int, y, theta, a, c, b0: np.ndarray, iters: int = 12):
@@ -74,7 +83,8 @@ def drift_table(item: np.ndarray, timestamp_ms: np.ndarray, y: np.ndarray, theta
     tested = (n_after >= s.min_responses) & (n_before >= s.min_responses)
     shift = np.where(tested, b_aft - b_bef, np.nan)
     z = shift / np.sqrt(se_aft**2 + se_bef**2)
-    flag = tested & (np.abs(z) > s.z_threshold) & (np.abs(shift) > s.min_shift)
+    candidate = tested & (np.abs(z) > s.z_threshold) & (np.abs(shift) > s.min_shift)
+    flag = item_discoveries(cell_item, np.where(tested, z, 0.0), tested, candidate, s.fdr)
     start = windows.to_timestamp(how="start").tz_localize("UTC")
     end = (windows + 1).to_timestamp(how="start").tz_localize("UTC")
     return pd.DataFrame({
@@ -88,6 +98,19 @@ def drift_table(item: np.ndarray, timestamp_ms: np.ndarray, y: np.ndarray, theta
         "z": z,
         "drift_flag": flag,
     })
+
+
+def item_discoveries(item: np.ndarray, z: np.ndarray, tested: np.ndarray, candidate: np.ndarray, fdr: float) -> np.ndarray:
+    """Per (item, window) row: flagged, with the false discovery rate over items held at `fdr` (module doc)."""
+    n_items = int(item.max()) + 1 if len(item) else 0
+    windows = np.bincount(item[tested], minlength=n_items)
+    p = np.where(candidate, np.minimum(1.0, windows[item] * 2 * norm.sf(np.abs(z))), 1.0)
+    best = np.full(n_items, 1.0)
+    np.minimum.at(best, item, p)
+    hypotheses = np.sort(best[windows > 0])
+    passing = np.flatnonzero(hypotheses <= fdr * np.arange(1, len(hypotheses) + 1) / max(len(hypotheses), 1))
+    cut = hypotheses[passing[-1]] if len(passing) else -1.0
+    return candidate & (p <= cut)
 
 
 NO_CHANGE = np.iinfo(np.int64).max

@@ -21,8 +21,8 @@ from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
 from ktirt.early_stopping import EarlyStopping
-from ktirt.features.history import (N_PAIR, N_STATIC, N_SUMMARY, SUMMARY_LOG_SKILL_EVENTS, EventTable, history_end,
-                                    history_summary, history_window, pair_features, residual_values, skill_prefix_sums,
+from ktirt.features.history import (N_CONTEXTS, N_STATIC, N_SUMMARY, SUMMARY_LOG_SKILL_EVENTS, EventTable, history_end,
+                                    history_summary, history_window, pair_context, residual_values, skill_prefix_sums,
                                     static_features, text_matrix, user_starts)
 from ktirt.io import atomic_path, write_csv, write_parquet
 from ktirt.irt.calibration import align_theta, calibrate_items
@@ -40,6 +40,8 @@ from ktirt.timings import Phases
 log = logging.getLogger(__name__)
 MIN_RESPONSES_FOR_RECOVERY = 20
 EVENT_PREDICTIONS = "event_predictions.parquet"
+CHUNK = 32
+"""training batches are shuffled runs of this many neighbouring targets (chunked_order)"""
 
 
 @dataclass
@@ -59,6 +61,7 @@ class WDIRTSettings:
     threads: int = 2
     drift_window: str = "W"
     drift_z: float = 3.0
+    drift_fdr: float = 0.1
     drift_min_shift: float = 0.5
     drift_min_responses: int = 20
 
@@ -221,13 +224,23 @@ class Batcher:
         self.y = torch.as_tensor(t.y)
 
     def __call__(self, idx: torch.Tensor):
+        """Model inputs of targets `idx`: the distinct events of their histories once (neighbouring targets of
+        one student share most of theirs), each history slot's row among them and its context code."""
         h = self.hist[idx]
         mask = h >= 0
-        safe = h.clamp(min=0)
-        pair = pair_features(h, self.ts[idx], self.item[idx], self.skills[idx], self.ev_ts, self.ev_item, self.ev_skills)
-        x = torch.cat([self.static[safe], pair], dim=-1) * mask.unsqueeze(-1)
+        events, local = torch.unique(h.clamp(min=0), return_inverse=True)
+        context = pair_context(h, self.ts[idx], self.item[idx], self.skills[idx], self.ev_ts, self.ev_item, self.ev_skills)
         d = self.device
-        return (x.to(d), self.ev_item[safe].to(d), mask.to(d), self.summary[idx].to(d)), self.item[idx].to(d), self.y[idx].to(d)
+        inputs = (self.static[events], self.ev_item[events], local, context, mask, self.summary[idx])
+        return tuple(x.to(d) for x in inputs), self.item[idx].to(d), self.y[idx].to(d)
+
+
+def chunked_order(rows: np.ndarray, chunk: int, gen: torch.Generator) -> torch.Tensor:
+    """`rows` (targets in student and time order) cut into runs of `chunk` neighbours, the runs shuffled: a
+    batch still mixes many students, and its targets share most of their history events (Batcher)."""
+    starts = np.arange(0, len(rows), chunk)
+    shuffled = starts[torch.randperm(len(starts), generator=gen).numpy()]
+    return torch.as_tensor(np.concatenate([rows[s : s + chunk] for s in shuffled]) if len(rows) else rows)
 
 
 def _theta_all(model: WideDeepIRT, batcher: Batcher, n: int, batch: int) -> np.ndarray:
@@ -259,7 +272,7 @@ def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s: WDIRTSettings
     for epoch in range(1, s.epochs + 1):
         model.train()
         t0 = time.perf_counter()
-        order = torch.as_tensor(train)[torch.randperm(len(train), generator=gen)]
+        order = chunked_order(train, CHUNK, gen)
         total = 0.0
         for lo in tqdm(range(0, len(order), s.batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5, disable=None):
             idx = order[lo : lo + s.batch_size]
@@ -296,7 +309,8 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     with phase("features"):
         cat = Catalog(events, unit_tests, types or {}, text)
         ev, t = build_targets(events, unit_tests, split, cat, s.history_len)
-    cfg = WDIRTConfig(n_items=len(cat.items), n_skills=len(cat.skills), n_features=N_STATIC + N_PAIR, n_summary=N_SUMMARY,
+    cfg = WDIRTConfig(n_items=len(cat.items), n_skills=len(cat.skills), n_features=N_STATIC, n_contexts=N_CONTEXTS,
+                      n_summary=N_SUMMARY,
                       text_dim=cat.text.shape[1], hidden=s.hidden, dropout=s.dropout, discrimination=s.discrimination)
     model = WideDeepIRT(cfg, torch.as_tensor(cat.item_skills), torch.as_tensor(cat.guessable), torch.as_tensor(cat.text)).to(device)
     batcher = Batcher(ev, t, device)
@@ -323,7 +337,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     theta = scale * theta + shift
     p = _probabilities(model, theta, t.item)
 
-    ds = DriftSettings(s.drift_window, s.drift_z, s.drift_min_shift, s.drift_min_responses)
+    ds = DriftSettings(s.drift_window, s.drift_z, s.drift_min_shift, s.drift_min_responses, s.drift_fdr)
     inunit = t.kind == 0
     it = t.item[inunit]
     model_b, model_a, model_c = _wide_values(model)

@@ -1,14 +1,17 @@
 """Wide & Deep IRT (after the EDM Cup 2023 model): a *deep* part turns a student's clickstream history into
 an ability theta, and a *wide* 3PL part with per-item parameters turns theta into P(correct):
 
-    theta = masked mean over history events of MLP(event features) + MLP(whole-history summary)
+    theta = masked mean over history events e of score(e, context(target, e)) + MLP(whole-history summary)
     P     = c_i + (1 - c_i) * sigmoid(a_i * (theta - b_i))
 
+score is an MLP of the event's own features (and its item's text embedding) with one output per context:
+how the event stands to the target (recency bucket x shares a skill x same item, `pair_context`). So the
+MLP runs once per distinct event of a batch, not once per (target, history event) pair, and each pair only
+picks its context's output: the cost grows with events, not events x history, and the function class is
+the one an MLP over [event features, one-hot context] has, one output per context value.
 The summary (counts, mean correctness and mean residual over the student's whole earlier history, in all
 and on the target's skills) is there because a mean cannot count and a window forgets: without it theta
 could not tell a student's first problem on a skill from their twentieth.
-An event's item text embedding enters the MLP's first layer through a per-item projection computed once
-per batch (the layer is linear), so the text is never copied per history event.
 
 b_i = mu_skills(i) + delta_i, where mu_skills(i) is the mean difficulty of the item's skills (all of them, for a
 multi-skill problem), with a Gaussian prior on delta_i (strength `prior_strength`) so items with few
@@ -35,7 +38,9 @@ class WDIRTConfig:
     n_items: int
     n_skills: int
     n_features: int
-    """static + pair features per history event (the text embedding comes separately)"""
+    """static features per history event (the text embedding comes separately)"""
+    n_contexts: int = 1
+    """how a history event can stand to the target (features.history.N_CONTEXTS): one score output each"""
     text_dim: int = 0
     n_summary: int = 0
     hidden: int = 64
@@ -59,7 +64,8 @@ class WideDeepIRT(nn.Module):
         self.event_in = nn.Linear(cfg.n_features, cfg.hidden)
         self.text_in = nn.Linear(cfg.text_dim, cfg.hidden, bias=False)
         self.event_mlp = nn.Sequential(
-            nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(), nn.Linear(cfg.hidden, 1),
+            nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(),
+            nn.Linear(cfg.hidden, cfg.n_contexts),
         )
         self.summary_mlp = nn.Sequential(nn.Linear(cfg.n_summary, 32), nn.ReLU(), nn.Linear(32, 1))
         self.theta0 = nn.Parameter(torch.zeros(1))  # ability with no history
@@ -89,10 +95,13 @@ class WideDeepIRT(nn.Module):
         c = 0.5 * torch.sigmoid(self.item_guess_logit) * self.guessable
         return c if item is None else c[item]
 
-    def theta(self, features: torch.Tensor, hist_item: torch.Tensor, mask: torch.Tensor, summary: torch.Tensor) -> torch.Tensor:
-        """features (B, H, F), hist_item (B, H), mask (B, H), summary (B, n_summary) -> theta (B,)."""
+    def theta(self, features: torch.Tensor, event_item: torch.Tensor, local: torch.Tensor, context: torch.Tensor,
+              mask: torch.Tensor, summary: torch.Tensor) -> torch.Tensor:
+        """features (U, F) and event_item (U,) of the batch's distinct history events; local (B, H) each history
+        slot's row among them, context (B, H) its pair_context code, mask (B, H); summary (B, n_summary) -> (B,)."""
         text = self.text_in(self.item_text)  # (n_items, hidden), once per batch
-        score = self.event_mlp(self.event_in(features) + text[hist_item]).squeeze(-1)
+        per_event = self.event_mlp(self.event_in(features) + text[event_item])  # (U, n_contexts)
+        score = per_event.reshape(-1)[local * self.cfg.n_contexts + context]
         m = mask.float()
         n = m.sum(1)
         mean = torch.where(n > 0, (score * m).sum(1) / n.clamp(min=1), self.theta0.expand_as(n))
