@@ -17,7 +17,12 @@ geometric mean is held at 1, which fixes the ability scale (otherwise abilities 
 prior while every discrimination grows to match).
 Each student's curve uses all their responses, before and after the one it scores, which is right for
 describing items and not allowed for predicting; so the deep part's theta is then mapped onto the
-calibrated scale (`align_theta`, two numbers), and predictions keep using it. Full-batch L-BFGS.
+calibrated scale (`align_theta`, two numbers), and predictions keep using it.
+
+The fit is block Newton (`ktirt/irt/newton_calibration.py`): a few passes over the responses per sweep,
+tens of sweeps (full-batch L-BFGS over every parameter took about 1,400 s at EDM-Cup scale; on the default
+it reaches the same loss in 1.8 s and 2.8 s where L-BFGS took 6.2 s and 11.8 s). `align_theta` fits its two
+numbers by L-BFGS.
 """
 
 from __future__ import annotations
@@ -31,7 +36,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ktirt.models.wdirt import WideDeepIRT
+from ktirt.irt import newton_calibration as nc
+from ktirt.models.wdirt import GUESS_PRIOR_LOGIT, WideDeepIRT
 
 log = logging.getLogger(__name__)
 INTERCEPT_PRECISION = 1.0
@@ -51,10 +57,6 @@ class LearningCurves:
 
     def ability(self, student: np.ndarray, log_opportunity: np.ndarray) -> np.ndarray:
         return self.intercept[student] + (self.population_rate + self.rate[student]) * log_opportunity
-
-
-def _wide(model: WideDeepIRT) -> list[torch.nn.Parameter]:
-    return [model.skill_difficulty, model.item_offset, model.item_log_discrimination, model.item_guess_logit]
 
 
 @contextmanager
@@ -98,44 +100,35 @@ def _lbfgs(params, objective, max_iter: int, what: str = "calibration", every_s:
 
 
 def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np.ndarray, item: np.ndarray,
-                    y: np.ndarray, prior_strength: float, max_iter: int = 500,
+                    y: np.ndarray, prior_strength: float, max_sweeps: int = 200,
                     after_change: np.ndarray | None = None) -> LearningCurves:
     """Refit the model's wide parameters in place, jointly with one learning curve per student, on the
     responses (student index, log(1 + earlier responses on the skill), item, y); the deep part is untouched.
-    The loss is the mean negative log-likelihood plus the priors over the number of responses, as in training.
+    The loss is the mean negative log-likelihood plus the priors over the number of responses, as in training;
+    block Newton solves it (ktirt/irt/newton_calibration.py).
 
     `after_change` marks the responses given after their item's difficulty changed (a drift change point):
     those items get a second difficulty, b + shift, for those responses, so that the model's difficulty is
     the item's before the change rather than a blend of two regimes."""
-    st = torch.as_tensor(student, dtype=torch.long)
-    lo = torch.as_tensor(log_opportunity, dtype=torch.float32)
-    it = torch.as_tensor(item, dtype=torch.long)
-    yy = torch.as_tensor(y, dtype=torch.float32)
-    n_students = int(st.max()) + 1 if len(st) else 0
-    intercept = torch.zeros(n_students, requires_grad=True)
-    rate = torch.zeros(n_students, requires_grad=True)
-    population_rate = torch.zeros((), requires_grad=True)
-    shift = torch.zeros(len(model.item_offset), requires_grad=True)
-    changed = torch.as_tensor(np.zeros(len(yy), bool) if after_change is None else after_change, dtype=torch.bool)
-    n = max(len(yy), 1)
-
-    def objective():
-        ability = intercept[st] + (population_rate + rate[st]) * lo
-        # a(theta - (b + shift)) = a((theta - shift) - b): the shift enters through the ability argument
-        ability = torch.where(changed, ability - shift[it], ability)
-        p = model.probability(ability, it).clamp(1e-6, 1 - 1e-6)
-        students = 0.5 * (INTERCEPT_PRECISION * intercept.pow(2).sum() + RATE_PRECISION * rate.pow(2).sum())
-        scale = SCALE_PENALTY * model.discrimination().log().mean().pow(2)
-        return F.binary_cross_entropy(p, yy) + (model.prior_penalty(prior_strength) + students) / n + scale
-
-    model.eval()
-    with _gradients_only_for(model, _wide(model)):
-        before, after = _lbfgs([*_wide(model), intercept, rate, population_rate, shift], objective, max_iter,
-                               f"item calibration ({len(yy):,} responses)")
-    log.info("item calibration with learning-curve abilities: loss %.5f -> %.5f on %d responses of %d students "
-             "(population learning rate %.3f)", before, after, len(yy), len(np.unique(student)), population_rate.item())
-    return LearningCurves(intercept.detach().numpy().astype(np.float64), rate.detach().numpy().astype(np.float64),
-                          population_rate.item(), shift.detach().numpy().astype(np.float64))
+    n_students = int(student.max()) + 1 if len(student) else 0
+    n_items = len(model.item_offset)
+    with torch.no_grad():
+        structure = nc.Structure(model.item_skills.numpy(), model.item_skill_weight.numpy().astype(np.float64),
+                                 model.guessable.numpy() > 0, model.cfg.discrimination, prior_strength,
+                                 GUESS_PRIOR_LOGIT, INTERCEPT_PRECISION, RATE_PRECISION, SCALE_PENALTY)
+        params = nc.Params(*(t.numpy().astype(np.float64) for t in (model.skill_difficulty, model.item_offset,
+                                                                    model.item_log_discrimination, model.item_guess_logit)),
+                           shift=np.zeros(n_items), alpha=np.zeros(n_students), rate=np.zeros(n_students), rho=0.0)
+    responses = nc.Responses(student, np.asarray(log_opportunity, np.float64), item, np.asarray(y, np.float64),
+                             np.zeros(len(y), bool) if after_change is None else np.asarray(after_change, bool))
+    before, after, sweeps = nc.solve(structure, params, responses, max_sweeps, what=f"item calibration ({len(y):,} responses)")
+    with torch.no_grad():
+        for target, value in ((model.skill_difficulty, params.mu), (model.item_offset, params.delta),
+                              (model.item_log_discrimination, params.ell), (model.item_guess_logit, params.g)):
+            target.copy_(torch.as_tensor(value, dtype=target.dtype))
+    log.info("item calibration with learning-curve abilities: loss %.5f -> %.5f in %d sweeps on %d responses of %d "
+             "students (population learning rate %.3f)", before, after, sweeps, len(y), len(np.unique(student)), params.rho)
+    return LearningCurves(params.alpha, params.rate, params.rho, params.shift)
 
 
 def align_theta(model: WideDeepIRT, theta: np.ndarray, item: np.ndarray, y: np.ndarray) -> tuple[float, float]:
