@@ -22,14 +22,15 @@ def child(cmd: list[str]) -> tuple[float, float]:
 
 
 def scale_params(students: int, folder: Path) -> tuple[Path, Path]:
-    """params.yaml as it is, at `students` simulated students read as EDM Cup files from bench/out/edm_scale_<n>/,
+    """params.yaml as it is, at `students` simulated students in bench/out/edm_scale_<n>/ (EDM Cup files, read
+    by the `synthetic` source: the EDM Cup adapter, and the simulate stage writes them only for that source),
     written to folder/params.yaml. Returns (that params file, the raw folder)."""
     import yaml
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["simulate"]["n_students"] = students
     raw = ROOT / "bench" / "out" / f"edm_scale_{students}"
-    params["data"] = {"source": "edm_cup_2023", "raw_dir": str(raw)}
+    params["data"] = {"source": "synthetic", "raw_dir": str(raw)}
     folder.mkdir(parents=True, exist_ok=True)
     p = folder / "params.yaml"
     p.write_text(yaml.safe_dump(params, sort_keys=False))

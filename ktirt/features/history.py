@@ -136,9 +136,12 @@ def residual_values(events: EventTable) -> np.ndarray:
 
 
 def history_window(events: EventTable, end: np.ndarray, user_first: np.ndarray, length: int) -> np.ndarray:
-    """(n_targets, length) event indices of each target's history, -1 where there is none."""
-    idx = end[:, None] - length + np.arange(length)[None, :]
-    return np.where(idx >= user_first[:, None], idx, -1)
+    """(n_targets, length) event indices of each target's history, -1 where there is none. int32: at EDM-Cup
+    scale (5.57 M targets x 50) that is 1.1 GB, against 2.2 GB as int64."""
+    if len(end) and max(int(end.max()), length) >= np.iinfo(np.int32).max:
+        raise ValueError("history_window: more events than int32 indexes")
+    idx = end.astype(np.int32)[:, None] - np.int32(length) + np.arange(length, dtype=np.int32)[None, :]
+    return np.where(idx >= user_first.astype(np.int32)[:, None], idx, np.int32(-1))
 
 
 def pair_context(hist: torch.Tensor, target_ms: torch.Tensor, target_item: torch.Tensor,
