@@ -93,8 +93,8 @@ def test_the_deep_part_scores_each_distinct_event_once_and_each_pair_by_its_cont
             rows = t.history[target][t.history[target] >= 0]
             h = torch.as_tensor(rows)
             ctx = pair_context(h[None], torch.as_tensor(t.timestamp_ms[[target]]), torch.as_tensor(t.item[[target]]),
-                               torch.as_tensor(t.skills[[target]]), torch.as_tensor(ev.timestamp_ms), torch.as_tensor(ev.item),
-                               torch.as_tensor(ev.skills))[0]
+                               torch.as_tensor(t.skills[[target]]), torch.as_tensor(np.array(ev.timestamp_ms)),
+                               torch.as_tensor(ev.item), torch.as_tensor(ev.skills))[0]
             out = model.event_mlp(model.event_in(torch.as_tensor(ev.static[rows])) + text[torch.as_tensor(ev.item[rows])])
             mean = out[torch.arange(len(h)), ctx].mean() if len(h) else model.theta0[0]
             direct = mean + model.summary_mlp(torch.as_tensor(t.summary[[target]]))[0, 0]
