@@ -5,9 +5,12 @@ Given the items, students are independent of each other (two parameters each: a 
 students, items are independent (difficulty offset, log-discrimination, guessing logit and drift shift: a
 4 x 4 system each); the skills' mean difficulties and the population rate are one number each. So a sweep
 costs a few passes over the responses, whatever the numbers of students and items, where full-batch L-BFGS
-over every parameter needed hundreds of passes (about 1,400 s at EDM-Cup scale). After each sweep the
-discriminations are rescaled to geometric mean 1 (abilities and difficulties with them, which leaves every
-probability unchanged): that fixes the ability scale, as the calibration's contract says.
+over every parameter needed hundreds of passes (about 1,400 s at EDM-Cup scale). Between sweeps, the moves
+that leave every probability unchanged (the scale: a / k with k theta and k b; the location: abilities and
+difficulties together; the population rate against the students' rates; a skill's mean against its items'
+offsets) are taken exactly to the minimum of the priors and the scale penalty, since block steps only
+crawl along them. The scale penalty's gradient enters the items' step, so the loss's optimum is the fixed
+point (tests/test_wdirt.py checks its gradient by autograd).
 
 Model, per response r of student s on item i (see ktirt/irt/calibration.py):
     theta_r = alpha_s + (rho + rate_s) * log_opportunity_r - shift_i [after the item's change]
@@ -132,7 +135,7 @@ def _items(st: Structure, p: Params, r: Responses) -> None:
     ds = s * (1 - s)
     sig_g = 1 / (1 + np.exp(-p.g[r.item]))
     jac = np.stack([-(1 - c) * a * ds,  # dp / d delta
-                    (1 - c) * (theta - b) * ds / (1 + np.exp(-p.ell[r.item])) / math.log(2.0) * st.discrimination,
+                    (1 - c) * (theta - b) * ds / (1 + np.exp(-p.ell[r.item])) / math.log(2.0) * st.discrimination,  # d ell
                     (1 - s) * 0.5 * sig_g * (1 - sig_g) * st.guessable[r.item],  # dp / d g
                     -(1 - c) * a * ds * r.after], axis=1)  # dp / d shift (theta - shift - b: as delta's, after the change)
     grad = np.stack([np.bincount(r.item, score * jac[:, k], n) for k in range(4)], axis=1)
@@ -233,7 +236,7 @@ def solve(st: Structure, p: Params, r: Responses, max_sweeps: int = 200, tol: fl
         if time.perf_counter() - shown >= every_s:
             shown = time.perf_counter()
             log.info("%s: sweep %d, loss %.6f, %.0f s", what, sweep, loss, shown - start)
-        if abs(last - loss) < tol and tol > 0:
+        if abs(last - loss) < tol:
             break
         last = loss
     return before, loss, sweep
