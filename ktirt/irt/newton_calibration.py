@@ -75,6 +75,10 @@ class Structure:
     def discriminations(self, p: Params) -> np.ndarray:
         return np.logaddexp(0.0, p.ell) / math.log(2.0) if self.discrimination else np.ones_like(p.ell)
 
+    def skill_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(item, skill, weight) of every slot of `skills`, flat: for sums per skill over items."""
+        return np.repeat(np.arange(len(self.skills)), self.skills.shape[1]), self.skills.ravel(), self.weight.ravel()
+
     def guessing(self, p: Params) -> np.ndarray:
         return 0.5 / (1 + np.exp(-p.g)) * self.guessable
 
@@ -168,8 +172,7 @@ def _skills(st: Structure, p: Params, r: Responses) -> None:
     db = -(1 - c) * a * s * (1 - s)
     n_items, n_skills = len(p.delta), len(p.mu)
     g_item, h_item = np.bincount(r.item, score * db, n_items), np.bincount(r.item, db * db * inv, n_items)
-    sk, w = st.skills.ravel(), st.weight.ravel()
-    rows = np.repeat(np.arange(n_items), st.skills.shape[1])
+    rows, sk, w = st.skill_pairs()
     grad = np.bincount(sk, w * g_item[rows], n_skills)
     info = np.bincount(sk, w * w * h_item[rows], n_skills)
     p.mu += np.where(info > 0, _step(grad / np.maximum(info, 1e-12)), 0.0)
@@ -185,8 +188,7 @@ def _recentre(st: Structure, p: Params, present: np.ndarray) -> None:
     m = p.rate[present].mean()
     p.rate[present] -= m
     p.rho += m
-    rows = np.repeat(np.arange(len(p.delta)), st.skills.shape[1])
-    sk, w = st.skills.ravel(), st.weight.ravel()
+    rows, sk, w = st.skill_pairs()
     weight = np.bincount(sk, w, len(p.mu))
     offset = np.divide(np.bincount(sk, w * p.delta[rows], len(p.mu)), weight, out=np.zeros(len(p.mu)), where=weight > 0)
     p.mu += offset
