@@ -93,6 +93,15 @@ def run_one(name: str, data: BenchData, ex: Expanded | None, split: dict, settin
     return runners.run_pykt(name, data, ex, split, settings)
 
 
+EXECUTION_KEYS = ("threads", "device")
+
+
+def _comparable(settings: dict) -> dict:
+    """Settings without how a run executed (threads, device): folds run on 1 or 2 threads, or a GPU, still share
+    a model's results; each fold's record keeps its own `threads`."""
+    return {k: _comparable(v) if isinstance(v, dict) else v for k, v in settings.items() if k not in EXECUTION_KEYS}
+
+
 def merge(results: dict, key: str, world: dict, name: str, fold: int, record: dict, settings: dict) -> dict:
     """Put one model-fold result into the results; the world's data and folds must be the ones stored."""
     entry = results.setdefault("worlds", {}).setdefault(key, {k: v for k, v in world.items()} | {"models": {}})
@@ -101,7 +110,7 @@ def merge(results: dict, key: str, world: dict, name: str, fold: int, record: di
             raise InputError(f"results hold world '{key}' with other {part} (use another --name, or remove that "
                              f"world from the file): stored {json.dumps(entry[part])[:300]}")
     m = entry["models"].setdefault(name, {"settings": settings, "folds": {}})
-    if m["settings"] != settings:
+    if _comparable(m["settings"]) != _comparable(settings):
         log.warning("%s: settings differ from the stored folds'; the stored ones are replaced", name)
         m["folds"] = {}
     m["settings"] = settings
@@ -198,7 +207,7 @@ def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_r
             train_rows = np.flatnonzero(np.isin(data.users, split["train"]))
             frame = _kt_audit.prediction_frame(data.events, scored, p, train_rows)
             verdict = _kt_audit.audit(frame, Path(out_dir) / key.replace(":", "_").replace("/", "_") / f"{m}_fold{f}.csv", auc)
-            record = base | {"auc": round(auc, 6)} | info | {"wall_seconds": round(time.perf_counter() - t0, 1)} | fl | {"kt_audit": verdict}
+            record = base | {"auc": round(auc, 6), "threads": threads} | info | {"wall_seconds": round(time.perf_counter() - t0, 1)} | fl | {"kt_audit": verdict}
             merge_into(results_file, key, world_rec, m, f, record, settings)
             log.info("%s fold %d: %s AUC %.4f (item-mean %.4f%s), %d epochs, kt-audit %s", key, f, m, auc,
                      fl["item_mean_auc"], f", oracle {fl['oracle_auc']:.4f}" if "oracle_auc" in fl else "",

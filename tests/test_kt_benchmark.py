@@ -99,6 +99,21 @@ def test_user_folds_are_disjoint_and_cover_every_student():
     assert user_folds(users, 4, seed=3, val_share=0.2) == folds
 
 
+def test_merge_keeps_folds_run_on_other_threads_but_not_under_other_settings():
+    from kt_benchmark import merge
+
+    world = {"data": {"rows": 10}, "folds": {"k": 3}}
+    settings = {"hyper_parameters": {"lr": 1e-3}, "threads": 1}
+    results = merge({}, "w", world, "dkt", 0, {"auc": 0.70, "threads": 1}, settings)
+    results = merge(results, "w", world, "dkt", 1, {"auc": 0.72, "threads": 2}, settings | {"threads": 2})
+    m = results["worlds"]["w"]["models"]["dkt"]
+    assert sorted(m["folds"]) == ["0", "1"] and m["n_folds"] == 2 and m["auc_mean"] == pytest.approx(0.71)
+    results = merge(results, "w", world, "dkt", 2, {"auc": 0.60}, settings | {"hyper_parameters": {"lr": 1e-2}})
+    assert sorted(results["worlds"]["w"]["models"]["dkt"]["folds"]) == ["2"]
+    with pytest.raises(Exception, match="other folds"):
+        merge(results, "w", world | {"folds": {"k": 5}}, "dkt", 0, {"auc": 0.7}, settings)
+
+
 @pytest.fixture(scope="module")
 def multi_skill_raw(tiny_tables, tmp_path_factory):
     ev = tiny_tables.events
