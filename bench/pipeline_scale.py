@@ -40,16 +40,19 @@ def main(students: int, from_stage: str | None) -> None:
         ("pykt_adapt", [py, "stages/pykt_adapt.py", "--params", p, "--events", ev, "--split", split, "--out", w / "pykt",
                         "--metrics", w / "pykt_adapt.json"], "pykt_adapt"),
         ("train_sakt", [py, "stages/train_sakt.py", "--params", p, "--events", ev, "--split", split, "--model-dir", w / "sakt",
-                        "--metrics", w / "sakt.json", "--plots-dir", w / "plots/sakt", "--timings", w / "sakt_timings.json"],
+                        "--metrics", w / "sakt.json", "--plots-dir", w / "plots/sakt", "--live-dir", w / "dvclive/sakt",
+                        "--timings", w / "sakt_timings.json"],
          "sakt"),
         ("train_wdirt", [py, "stages/train_wdirt.py", "--params", p, "--interim", w / "interim", "--split", split,
                          "--model-dir", w / "wdirt", "--metrics", w / "wdirt.json", "--plots-dir", w / "plots/wdirt",
-                         "--timings", w / "wdirt_timings.json"], "wdirt"),
+                         "--live-dir", w / "dvclive/wdirt", "--timings", w / "wdirt_timings.json"], "wdirt"),
         ("export", [py, "stages/export.py", "--params", p, "--events", ev, "--split", split, "--sakt", w / "sakt/model.pt",
                     "--wdirt", w / "wdirt", "--out", w / "exports", "--metrics", w / "export.json",
                     "--timings", w / "export_timings.json"], "export"),
         ("validate_join", [py, "stages/validate_join.py", "--params", p, "--exports", w / "exports", "--events", ev,
-                           "--report", w / "exports/join_report.md", "--metrics", w / "join.json"], "join"),
+                           "--report", w / "exports/join_report.md", "--metrics", w / "join.json", "--plots-dir", w / "plots/join"], "join"),
+        ("report", [py, "stages/report.py", "--params", p, "--exports", w / "exports", "--metrics", w, "--plots", w / "plots",
+                    "--out", w / "exports/report.html"], None),
     ]
     names = [name for name, _, _ in stages]
     if from_stage is not None and from_stage not in names:

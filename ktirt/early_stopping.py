@@ -6,8 +6,13 @@ from __future__ import annotations
 
 import copy
 import math
+from typing import Callable
 
 import torch
+
+EpochCallback = Callable[[int, dict], None]
+"""Called after each epoch with its number and values ({"train_loss": ..., "val_auc": ...}): how a stage logs
+training live (DVCLive) without the library knowing about DVC."""
 
 
 class EarlyStopping:

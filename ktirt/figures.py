@@ -16,6 +16,16 @@ def _read(path: Path) -> pd.DataFrame | None:
     return read_csv(path, f"train_{path.parent.name}") if path.is_file() else None
 
 
+def training_history(live_dir: Path) -> pd.DataFrame | None:
+    """An engine's per-epoch train loss and validation AUC from its DVCLive log (None where there is none)."""
+    files = [live_dir / "plots" / "metrics" / f"{name}.tsv" for name in ("train_loss", "val_auc")]
+    if not all(f.is_file() for f in files):
+        return None
+    made_by = f"train_{live_dir.name}"
+    loss, auc = (read_csv(f, made_by, ("step", f.stem), sep="\t") for f in files)
+    return loss.merge(auc, on="step").rename(columns={"step": "epoch"})
+
+
 def _say(ax, text: str) -> None:
     """A panel the data cannot fill says why, in place of empty axes."""
     ax.text(0.5, 0.5, textwrap.fill(text, 40), ha="center", va="center", transform=ax.transAxes, fontsize=9)
@@ -36,7 +46,7 @@ def _difficulty(ax, diff: pd.DataFrame | None) -> None:
            xlabel="true (simulator)" if truth else "-logit(correct rate)", ylabel="estimated")
 
 
-def draw_results(plots_dir: str | Path, out: str | Path, drift_z: float, drift_min_shift: float) -> None:
+def draw_results(plots_dir: str | Path, live_dir: str | Path, out: str | Path, drift_z: float, drift_min_shift: float) -> None:
     """SAKT training, ROC and calibration; WD-IRT training, difficulty recovery and drift, in a 2 x 3 grid."""
     import matplotlib
 
@@ -46,7 +56,7 @@ def draw_results(plots_dir: str | Path, out: str | Path, drift_z: float, drift_m
     d = Path(plots_dir)
     fig, axes = plt.subplots(2, 3, figsize=(14, 8))
     for ax, engine in zip(axes[:, 0], ("sakt", "wdirt")):
-        h = _read(d / engine / "training.csv")
+        h = training_history(Path(live_dir) / engine)
         if h is not None:
             ax.plot(h["epoch"], h["val_auc"], marker="o", label="validation AUC")
             twin = ax.twinx()

@@ -189,15 +189,15 @@ def read_checkpoint(path: str | Path, made_by: str, keys: tuple[str, ...] = ("st
     return ck
 
 
-def read_csv(path: str | Path, made_by: str, columns: tuple[str, ...] = ()):
-    """A CSV some stage wrote (the plots), as a pandas frame holding at least `columns`."""
+def read_csv(path: str | Path, made_by: str, columns: tuple[str, ...] = (), sep: str = ","):
+    """A CSV (or with sep="\\t" a TSV, as DVCLive writes) some stage wrote, as a pandas frame holding at least `columns`."""
     import pandas as pd
 
     path = Path(path)
     if not path.is_file():
         raise _unusable(path, made_by, "missing")
     try:
-        df = pd.read_csv(path)
+        df = pd.read_csv(path, sep=sep)
     except (ValueError, OSError) as exc:  # EmptyDataError, ParserError and UnicodeDecodeError are ValueErrors
         raise _unusable(path, made_by, f"truncated or not CSV: {exc}") from None
     missing = [c for c in columns if c not in df.columns]

@@ -25,6 +25,16 @@ PAGE = """<!DOCTYPE html>
     <title>ktirt plots</title>
     <!-- Vega __VEGA__, Vega-Lite __VEGA_LITE__, Vega-Embed __EMBED__, inlined by ktirt/plots_offline.py -->
     <script type="text/javascript">__BUNDLE__</script>
+    <script type="text/javascript">
+        // each plot's Vega view by its element id, so a browser check can count the marks every plot drew,
+        // and the number of uncaught errors (the check stops waiting at the first)
+        window.plotViews = {};
+        window.addEventListener("error", function () { window.plotErrors = (window.plotErrors || 0) + 1; });
+        var ktirtVegaEmbed = window.vegaEmbed;
+        window.vegaEmbed = function (el, spec, opts) {
+            return ktirtVegaEmbed(el, spec, opts).then(function (r) { window.plotViews[el] = r.view; return r; });
+        };
+    </script>
     <style>
         body { font-family: sans-serif; }
         table { border-spacing: 15px; }

@@ -232,6 +232,9 @@ SCHEMA: dict[str, dict[str, Setting]] = {
         "samples": count(0),
         "seed": SEED,
     },
+    "report": {
+        "students": count(),
+    },
 }
 
 

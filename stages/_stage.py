@@ -3,6 +3,7 @@ error line and a non-zero exit. Stages hold no data or model logic; that lives i
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 from pathlib import Path
@@ -54,3 +55,21 @@ def stage(func):
             raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def live_epochs(directory: str | Path):
+    """DVCLive, DVC's own training log: each epoch's values go to `<directory>/metrics.json` (so `dvc exp show`
+    shows a running experiment's epoch and validation AUC) and `<directory>/plots/metrics/<name>.tsv`, one step
+    curve per value (declared under `plots:` in dvc.yaml). Yields the library's `on_epoch` callback; its step is
+    the epoch number. No timestamps: the files are tracked by git."""
+    from dvclive import Live
+
+    with Live(str(directory), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        def on_epoch(epoch: int, values: dict) -> None:
+            live.step = epoch
+            for name, value in values.items():
+                live.log_metric(name, value)
+            live.next_step()
+
+        yield on_epoch

@@ -16,12 +16,13 @@ log = logging.getLogger("figures")
 @click.command()
 @params_option
 @click.option("--plots-dir", default="plots", show_default=True)
+@click.option("--live-dir", default="dvclive", show_default=True, help="the engines' DVCLive training logs")
 @click.option("--png", default="plots/results.png", show_default=True,
               help="this run's figure (the README shows docs/figures/results.png, a copy of the default run's)")
 @stage
-def main(params_path, plots_dir, png) -> None:
+def main(params_path, plots_dir, live_dir, png) -> None:
     w = load_params(params_path, "wdirt")
-    draw_results(plots_dir, png, w["drift_z"], w["drift_min_shift"])
+    draw_results(plots_dir, live_dir, png, w["drift_z"], w["drift_min_shift"])
     log.info("wrote %s", png)
 
 

@@ -3,7 +3,7 @@
 import logging
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import live_epochs, load_params, params_option, stage
 
 from ktirt.io import check_finite, read_events, read_split, write_json
 from ktirt.kt.sakt_run import SaktRun, run_sakt
@@ -19,13 +19,16 @@ log = logging.getLogger("train_sakt")
 @click.option("--model-dir", default="models/sakt", show_default=True)
 @click.option("--metrics", "metrics_path", default="metrics/sakt.json", show_default=True)
 @click.option("--plots-dir", default="plots/sakt", show_default=True)
+@click.option("--live-dir", default="dvclive/sakt", show_default=True, help="DVCLive's per-epoch log")
 @click.option("--timings", "timings_file", default=timings_path("train_sakt"), show_default=True, help="untracked")
 @stage
-def main(params_path, events, split_path, model_dir, metrics_path, plots_dir, timings_file) -> None:
+def main(params_path, events, split_path, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
     data = load_params(params_path, "data")
     run = SaktRun(model=load_params(params_path, "model"), train=load_params(params_path, "train"),
                   raw_dir=data["raw_dir"])
-    result = run_sakt(read_events(events), read_split(split_path), run)
+    events, split = read_events(events), read_split(split_path)
+    with live_epochs(live_dir) as on_epoch:
+        result = run_sakt(events, split, run, on_epoch)
     check_finite(result.metrics, metrics_path)  # before anything is saved: no model without its metrics
     result.save(model_dir, plots_dir)
     write_json(result.metrics, metrics_path)

@@ -3,7 +3,7 @@
 import logging
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import live_epochs, load_params, params_option, stage
 
 from ktirt.io import check_finite, read_events, read_split, read_unit_tests, write_json
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
@@ -21,9 +21,10 @@ log = logging.getLogger("train_wdirt")
 @click.option("--model-dir", default="models/wdirt", show_default=True)
 @click.option("--metrics", "metrics_path", default="metrics/wdirt.json", show_default=True)
 @click.option("--plots-dir", default="plots/wdirt", show_default=True)
+@click.option("--live-dir", default="dvclive/wdirt", show_default=True, help="DVCLive's per-epoch log")
 @click.option("--timings", "timings_file", default=timings_path("train_wdirt"), show_default=True, help="untracked")
 @stage
-def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir, timings_file) -> None:
+def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
     settings = WDIRTSettings.from_dict(load_params(params_path, "wdirt"))
     raw = load_params(params_path, "data")["raw_dir"]
     events, unit_tests = read_events(f"{interim}/events.parquet"), read_unit_tests(f"{interim}/unit_tests.parquet")
@@ -31,7 +32,8 @@ def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir, t
     text = item_text_embeddings(raw)
     if text is None:
         log.info("%s has no problem text embeddings: the deep part runs without them", raw)
-    result = run_wdirt(events, unit_tests, split, settings, problem_types(raw), text, truth_dir(raw))
+    with live_epochs(live_dir) as on_epoch:
+        result = run_wdirt(events, unit_tests, split, settings, problem_types(raw), text, truth_dir(raw), on_epoch)
     check_finite(result.metrics, metrics_path)  # before anything is saved: no model without its metrics
     result.save(model_dir, plots_dir)
     write_json(result.metrics, metrics_path)

@@ -38,6 +38,17 @@ def world(run, tiny_tables, tiny_raw):
     shutil.copytree(run["root"] / "wdirt", root / "models" / "wdirt")
     shutil.copytree(run["exports"], root / "data" / "exports")
     shutil.copytree(run["root"] / "plots", root / "plots" / "sakt")
+    for name, value in (("train_loss", 0.6), ("val_auc", 0.7)):  # DVCLive's per-epoch files, as train_sakt writes them
+        path = root / "dvclive" / "sakt" / "plots" / "metrics" / f"{name}.tsv"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(f"step\t{name}\n1\t{value}\n2\t{value + 0.01}\n")
+    events = run["events"]
+    write_json({"events": events.num_rows, "users": len(pc.unique(events["user_id"])), "items": len(pc.unique(events["item_id"]))},
+               root / "run_metrics" / "prepare.json")  # the report's inputs, kept apart from the stages' outputs
+    for stage, metrics in run["engine_metrics"].items():
+        write_json(metrics, root / "run_metrics" / f"{stage}.json")
+    write_json(run_validation(run["exports"], root / "data" / "interim" / "events.parquet", 0.5, 3, 0).metrics(),
+               root / "run_metrics" / "join.json")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["raw_dir"] = str(tiny_raw)
     (root / "params.yaml").write_text(yaml.safe_dump(params))
@@ -49,19 +60,23 @@ SAKT_CK, PARAMS, PREDICTIONS = "models/sakt/model.pt", "models/wdirt/item_params
 STAGES = {  # stage: (its outputs, the intermediates it reads with the stage that writes each)
     "split": (["data/splits/new.json"], {EVENTS: "prepare"}),
     "pykt_adapt": (["data/processed/pykt", "metrics/pykt_adapt.json"], {EVENTS: "prepare", SPLIT: "split"}),
-    "train_sakt": (["models/new_sakt", "metrics/sakt.json", "plots/new_sakt"], {EVENTS: "prepare", SPLIT: "split"}),
-    "train_wdirt": (["models/new_wdirt", "metrics/wdirt.json", "plots/new_wdirt"],
+    "train_sakt": (["models/new_sakt", "metrics/sakt.json", "plots/new_sakt", "dvclive/new_sakt"], {EVENTS: "prepare", SPLIT: "split"}),
+    "train_wdirt": (["models/new_wdirt", "metrics/wdirt.json", "plots/new_wdirt", "dvclive/new_wdirt"],
                     {EVENTS: "prepare", UNIT_TESTS: "prepare", SPLIT: "split"}),
     "export": (["data/new_exports", "metrics/export.json"],
                {EVENTS: "prepare", SPLIT: "split", SAKT_CK: "train_sakt", PARAMS: "train_wdirt"}),
     "validate_join": (["data/exports/join_report.md", "metrics/join.json", "plots/join"],
                       {EVENTS: "prepare", PREDICTIONS: "export", "data/exports/skills.parquet": "export"}),
-    "figures": (["plots/results.png", "plots/offline_template.html"], {"plots/sakt/training.csv": "train_sakt"}),
+    "report": (["data/exports/report.html"], {PREDICTIONS: "export", "run_metrics/sakt.json": "train_sakt",
+                                              "data/exports/behavior_slices.parquet": "export", "plots/sakt/roc.csv": "train_sakt"}),
+    "figures": (["plots/results.png", "plots/offline_template.html"],
+                {"dvclive/sakt/plots/metrics/val_auc.tsv": "train_sakt"}),
 }
 ARGS = {
     "split": ["--out", "data/splits/new.json"],
-    "train_sakt": ["--model-dir", "models/new_sakt", "--plots-dir", "plots/new_sakt"],
-    "train_wdirt": ["--model-dir", "models/new_wdirt", "--plots-dir", "plots/new_wdirt"],
+    "train_sakt": ["--model-dir", "models/new_sakt", "--plots-dir", "plots/new_sakt", "--live-dir", "dvclive/new_sakt"],
+    "train_wdirt": ["--model-dir", "models/new_wdirt", "--plots-dir", "plots/new_wdirt", "--live-dir", "dvclive/new_wdirt"],
+    "report": ["--metrics", "run_metrics"],
     "export": ["--out", "data/new_exports"],
     "figures": ["--png", "plots/results.png"],
 }
@@ -75,7 +90,7 @@ def _break(path, how: str) -> None:
         path.unlink()
     else:  # half the bytes: a parquet footer, a zip directory or a JSON object cut off (a CSV: nothing left)
         data = path.read_bytes()
-        path.write_bytes(data[: len(data) // 2] if path.suffix != ".csv" else b"")
+        path.write_bytes(data[: len(data) // 2] if path.suffix not in (".csv", ".tsv") else b"")
 
 
 def _one_error_line(r) -> str:

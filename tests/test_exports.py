@@ -35,13 +35,16 @@ def run(tiny_tables, tiny_raw, tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     events = tiny_tables.events
     split = split_users(events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
-    run_sakt(events, split, SaktRun(SAKT_MODEL, SAKT_TRAIN, str(tiny_raw))).save(root / "sakt", root / "plots")
-    run_wdirt(events, tiny_tables.unit_tests, split, WDIRTSettings(**WDIRT)).save(root / "wdirt", root / "plots")
+    sakt = run_sakt(events, split, SaktRun(SAKT_MODEL, SAKT_TRAIN, str(tiny_raw)))
+    sakt.save(root / "sakt", root / "plots")
+    wdirt = run_wdirt(events, tiny_tables.unit_tests, split, WDIRTSettings(**WDIRT))
+    wdirt.save(root / "wdirt", root / "plots")
     pq.write_table(events, root / "events.parquet")
     out = run_export(events, split, root / "sakt" / "model.pt", root / "wdirt",
                      skill_descriptions("synthetic", tiny_raw), SETTINGS)
     out.write(root / "exports")
-    return {"root": root, "exports": root / "exports", "split": split, "events": events, "metrics": out.metrics}
+    return {"root": root, "exports": root / "exports", "split": split, "events": events, "metrics": out.metrics,
+            "engine_metrics": {"sakt": sakt.metrics, "wdirt": wdirt.metrics}}
 
 
 def _table(run, name):

@@ -3,6 +3,7 @@
 import csv
 import io
 import json
+import os
 import shutil
 import subprocess
 
@@ -49,7 +50,8 @@ def test_repro_builds_every_artifact(repo):
     for out in ["data/raw/synthetic/action_logs.csv", "data/raw/synthetic/_truth/items.parquet",
                 "data/interim/events.parquet", "data/interim/unit_tests.parquet", "data/splits/split.json",
                 "data/processed/pykt/train_valid_sequences.csv", "data/processed/pykt/keyid2idx.json",
-                "models/sakt/model.pt", "plots/sakt/training.csv", "metrics/prepare.json",
+                "models/sakt/model.pt", "dvclive/sakt/metrics.json", "dvclive/wdirt/plots/metrics/val_auc.tsv",
+                "data/exports/report.html", "data/exports/behavior_slices.parquet", "metrics/prepare.json",
                 "metrics/pykt_adapt.json", "metrics/sakt.json", "models/wdirt/item_params.parquet", "metrics/wdirt.json",
                 "data/exports/sakt_predictions.parquet", "data/exports/sakt_student_state.parquet",
                 "data/exports/item_params.parquet", "data/exports/item_drift.parquet", "data/exports/join_report.md",
@@ -85,17 +87,76 @@ def test_second_repro_has_nothing_to_do(repo):
     assert "events" in shown and "metrics/join.json" in shown and "coverage" in shown
 
 
-def test_plots_show_writes_an_offline_page_with_every_declared_plot(repo, tmp_path):
+@pytest.fixture(scope="module")
+def browser():
+    """Headless Chromium. Missing, the tests fail with how to install it (set KTIRT_SKIP_BROWSER=1 to skip them
+    knowingly on a machine that cannot have it; CI never does)."""
+    from ktirt.report.browser import BrowserMissing, chromium
+
+    try:
+        session = chromium()
+    except BrowserMissing as exc:
+        if os.environ.get("KTIRT_SKIP_BROWSER"):
+            pytest.skip(f"KTIRT_SKIP_BROWSER is set: {exc}")
+        pytest.fail(str(exc))
+    yield session
+    session.quit()
+
+
+def test_report_draws_offline_in_a_real_browser_and_responds(repo, browser, tmp_path):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select
+
+    from ktirt.report.browser import check_report, console_errors, screenshot_sections
+
+    page = repo / "data/exports/report.html"
+    result = check_report(browser, page)
+    assert result["problems"] == []  # no console error, no network request, no empty chart
+    assert set(result["marks"]) == {"items", "drift", "skill_spread", "skill_hist", "skill_curve", "trajectory", "roc", "calibration"}
+    items = pq.read_table(repo / "data/exports/item_params.parquet", columns=["item_id", "skill_ids"]).to_pandas()
+    assert browser.execute_script("return window.reportViews.items.data('source_0').length") == len(items)
+
+    def table_rows(table_id):
+        return [[td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                for tr in browser.find_element(By.ID, table_id).find_elements(By.CSS_SELECTOR, "tbody tr")]
+
+    skill = items["skill_ids"].iloc[0][0]
+    before = len(table_rows("item-table"))
+    browser.find_element(By.ID, "item-search").send_keys(skill)
+    shown = table_rows("item-table")
+    assert 0 < len(shown) < before and all(skill in row[1] for row in shown)
+    assert len(shown) == sum(skill in " ".join(s) for s in items["skill_ids"])
+
+    def trajectory():
+        return browser.execute_script("return window.reportViews.trajectory.data('source_0').map(r => r.item_id + r.time)")
+
+    first = trajectory()
+    select = Select(browser.find_element(By.ID, "student-select"))
+    assert len(select.options) == min(yaml.safe_load((repo / "params.yaml").read_text())["report"]["students"], TINY["n_students"])
+    select.select_by_index(3)
+    second = trajectory()
+    assert first and second and second != first
+    assert len(table_rows("trajectory-table")) == len(second)
+    assert console_errors(browser) == []
+    shots = screenshot_sections(browser, os.environ.get("KTIRT_SCREENSHOTS") or tmp_path)
+    assert all(p.read_bytes()[:4] == b"\x89PNG" for p in shots) and len(shots) == 5
+
+
+def test_plots_show_writes_an_offline_page_with_every_declared_plot(repo, browser, tmp_path):
     from ktirt.plots_offline import external_scripts, page_plots, render_svg
+    from ktirt.report.browser import check_plots_page
 
     sh("dvc", "plots", "show", "--out", str(tmp_path / "html"), cwd=repo)
     html = (tmp_path / "html" / "index.html").read_text()
     declared = yaml.safe_load((repo / "dvc.yaml").read_text())["plots"]
     plots = page_plots(html)
-    assert len(plots) == len(declared) == 7
+    assert len(plots) == len(declared) == 9
     assert external_scripts(html) == [] and "cdn.jsdelivr" not in html  # the libraries are inlined
     for name, spec in plots.items():
         assert "<svg" in render_svg(spec), name  # each spec renders with the page's own Vega libraries
+    # and in a real browser, offline: every plot draws data marks, no error, no request
+    seen = check_plots_page(browser, tmp_path / "html" / "index.html")
+    assert seen["problems"] == [] and seen["plots"] == len(declared) == len(seen["marks"])
     assert (repo / "plots/results.png").read_bytes()[:4] == b"\x89PNG"
 
 
@@ -143,8 +204,9 @@ def test_queued_experiments_show_as_columns_and_diff_against_the_baseline(repo):
     assert "metrics/wdirt.json" in diff and "metrics/sakt.json" not in diff
 
 
-def test_exp_on_assistments_2009_runs_every_stage_and_says_what_the_source_lacks(repo, tiny_tables, tmp_path):
+def test_exp_on_assistments_2009_runs_every_stage_and_says_what_the_source_lacks(repo, tiny_tables, browser, tmp_path):
     from ktirt.plots_offline import page_plots, render_svg
+    from ktirt.report.browser import check_plots_page, check_report
 
     sh("git", "reset", "-q", "--hard", cwd=repo)
     sh("dvc", "checkout", "-f", cwd=repo)
@@ -154,20 +216,28 @@ def test_exp_on_assistments_2009_runs_every_stage_and_says_what_the_source_lacks
     # simulate reads data.source, so it runs, but writes only a note
     assert "Running stage 'simulate'" in out
     assert [p.name for p in (repo / "data/raw/synthetic").iterdir()] == ["NOT_SIMULATED.txt"]
-    for stage in ("prepare", "train_sakt", "train_wdirt", "export", "validate_join"):
+    for stage in ("prepare", "train_sakt", "train_wdirt", "export", "validate_join", "report"):
         assert f"Running stage '{stage}'" in out, stage
     prepare = json.loads((repo / "metrics/prepare.json").read_text())
     assert prepare["events"] == tiny_tables.events.num_rows and prepare["source"]["has_unit_tests"] == 0
     wdirt = json.loads((repo / "metrics/wdirt.json").read_text())
     assert wdirt["unit_test_scores"] == 0 and wdirt["has_text_embeddings"] == 0 and "unit_test_auc" not in wdirt
     _assert_coverage_is_what_the_tables_give(repo)
-    # no truth and no clock time: the plots say so rather than going blank, and the page still has all seven
+    # no truth, no unit tests: the report shows what there is, and still draws every chart
+    seen = check_report(browser, repo / "data/exports/report.html")
+    assert seen["problems"] == []
+    figures = browser.execute_script("return [...document.querySelectorAll('#run-figures tbody tr')].map(r => r.cells[1].textContent)")
+    assert "unit-test AUC" not in figures and "test AUC (next response)" in figures
+    # no truth and no clock time: the plots say so rather than going blank, and the page still has all nine
     difficulty = pd.read_csv(repo / "plots/wdirt/difficulty.csv")
     assert len(difficulty) and (difficulty["reference_kind"] == OBSERVED_REFERENCE).all()
     assert "no drift window tested" in pd.read_csv(repo / "plots/wdirt/drift.csv")["note"][0]
     sh("dvc", "plots", "show", "--out", str(tmp_path / "html"), cwd=repo)
     plots = page_plots((tmp_path / "html" / "index.html").read_text())
-    assert len(plots) == 7 and all("<svg" in render_svg(spec) for spec in plots.values())
+    assert len(plots) == 9 and all("<svg" in render_svg(spec) for spec in plots.values())
+    # in the browser every plot draws, and only the drift plot has no points: its CSV's note says why
+    problems = check_plots_page(browser, tmp_path / "html" / "index.html")["problems"]
+    assert len(problems) == 1 and problems[0].startswith("plot drew nothing: #WD-IRT_drift")
     assert not (repo / "docs").exists()
     skills = pq.read_table(repo / "data/exports/skills.parquet").to_pydict()
     assert any(d.startswith("Fracción") for d in skills["description"])  # read from the latin-1 file

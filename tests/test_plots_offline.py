@@ -37,7 +37,7 @@ def test_dvc_points_at_the_template_in_git():
 def test_plots_show_on_a_fresh_clone_writes_every_declared_plot(tmp_path):
     """The files a clone has (git-tracked; nothing DVC-cached), then `dvc plots show` with no repro."""
     clone = tmp_path / "clone"
-    for rel in _tracked("dvc.yaml", "params.yaml", ".dvc", "plots"):
+    for rel in _tracked("dvc.yaml", "params.yaml", ".dvc", "plots", "dvclive"):
         (clone / rel).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(ROOT / rel, clone / rel)
     subprocess.run(["git", "init", "-q"], cwd=clone, check=True)

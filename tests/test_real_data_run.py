@@ -118,7 +118,7 @@ def test_the_figure_says_what_a_run_without_truth_lacks(tmp_path):
     write_csv(observed_difficulty_plot(_params_frame(), np.array([0, 1, 1]), np.array([1, 0, 1.0])), wdirt / "difficulty.csv")
     drift = pd.DataFrame({"item_id": ["A"], "difficulty_shift": np.nan, "z": np.nan, "drift_flag": False})
     write_csv(drift_plot_table(drift, DriftSettings()), wdirt / "drift.csv")
-    draw_results(tmp_path / "plots", tmp_path / "results.png", 3.0, 0.5)
+    draw_results(tmp_path / "plots", tmp_path / "dvclive", tmp_path / "results.png", 3.0, 0.5)
     assert (tmp_path / "results.png").read_bytes()[:4] == b"\x89PNG"
     # and the simulated world's tables: against the truth, drift points flagged or not
     truth = pd.DataFrame({"item_id": ["A", "B"], "difficulty": [0.1, 0.9], "reference": [0.0, 1.0],
@@ -126,7 +126,7 @@ def test_the_figure_says_what_a_run_without_truth_lacks(tmp_path):
     write_csv(truth, wdirt / "difficulty.csv")
     tested = drift.assign(z=[4.0], difficulty_shift=[0.8], drift_flag=[True])
     write_csv(drift_plot_table(tested, DriftSettings()), wdirt / "drift.csv")
-    draw_results(tmp_path / "plots", tmp_path / "truth.png", 3.0, 0.5)
+    draw_results(tmp_path / "plots", tmp_path / "dvclive", tmp_path / "truth.png", 3.0, 0.5)
     assert (tmp_path / "truth.png").read_bytes() != (tmp_path / "results.png").read_bytes()
 
 

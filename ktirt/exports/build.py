@@ -8,14 +8,15 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
-from ktirt.exports.reports import behavior_slices, mastery_report
+from ktirt.exports.reports import behavior_slice_table, behavior_slices, mastery_report
 from ktirt.exports.tables import (Exports, item_drift_table, item_params_table, predictions_table, skills_table,
                                   student_state_table)
-from ktirt.io import read_parquet, write_text
+from ktirt.io import read_parquet, write_parquet, write_text
 from ktirt.irt.wdirt_run import EVENT_PREDICTIONS
 from ktirt.kt.sakt_run import check_vocabulary, load_checkpoint
 from ktirt.kt.scoring import score_responses, typical_items
@@ -46,7 +47,8 @@ class ExportSettings:
 @dataclass
 class ExportRun:
     exports: Exports
-    behavior_slices: str
+    behavior_slices: pd.DataFrame
+    """data/exports/behavior_slices.parquet, and as markdown behavior_slices.md"""
     mastery_report: str
     metrics: dict
     timings: dict
@@ -54,7 +56,8 @@ class ExportRun:
 
     def write(self, out_dir: str | Path) -> None:
         self.metrics |= self.exports.write(out_dir)
-        write_text(self.behavior_slices, Path(out_dir) / "behavior_slices.md")
+        write_parquet(pa.Table.from_pandas(self.behavior_slices, preserve_index=False), Path(out_dir) / "behavior_slices.parquet")
+        write_text(behavior_slices(self.behavior_slices), Path(out_dir) / "behavior_slices.md")
         write_text(self.mastery_report, Path(out_dir) / "mastery_report.md")
 
 
@@ -83,7 +86,7 @@ def run_export(events: pa.Table, split: dict, sakt_checkpoint: str | Path, wdirt
     state, no_skill = student_state_table(events, seqs, vocab, mastery)
     skills = skills_table(params, events, descriptions)
     flagged = set(pc.unique(drift.filter(pc.equal(drift["drift_flag"], True))["item_id"]).to_pylist())
-    slices = behavior_slices(events, predictions, wd_events["predicted"].to_numpy().astype(np.float64), flagged)
+    slices = behavior_slice_table(events, predictions, wd_events["predicted"].to_numpy().astype(np.float64), flagged)
     report, figures = mastery_report(state, skills, params, drift, s.falling_drop)
     tables = {"sakt_predictions": predictions, "sakt_student_state": state, "item_params": params, "item_drift": drift,
               "skills": skills}

@@ -150,11 +150,15 @@ def validate_join(exports_dir: str | Path, reference: pa.Schema, n_samples: int 
     rows = {name: pq.ParquetFile(exports / f"{name}.parquet").metadata.num_rows for name in TABLES}
     report = JoinReport(rows, _share_in(pred["item_id"], params["item_id"]), _share_in(pred["item_id"], drift["item_id"]),
                         _share_in(state_users, pred["user_id"]), _key_checks(exports, reference))
-    users = np.unique(pred["user_id"].to_numpy(zero_copy_only=False).astype(str))
-    pick = np.sort(np.random.default_rng(seed).choice(users, min(n_samples, len(users)), replace=False))
-    report.samples = [_sample(exports, str(u), params, drift) for u in pick]
+    report.samples = [_sample(exports, u, params, drift) for u in sample_students(pred["user_id"], n_samples, seed)]
     report.duplicates = [d for d in (_duplicates(exports, name) for name in UNIQUE_KEYS) if d]
     return report
+
+
+def sample_students(user_ids: pa.ChunkedArray | np.ndarray, n: int, seed: int) -> list[str]:
+    """The join report's sample students (the HTML report offers the same ones first), sorted."""
+    users = np.unique(np.asarray(user_ids, dtype=object).astype(str))
+    return [str(u) for u in np.sort(np.random.default_rng(seed).choice(users, min(n, len(users)), replace=False))]
 
 
 def _sample(exports: Path, user: str, params: pa.Table, drift: pa.Table) -> str:

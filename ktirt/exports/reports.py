@@ -36,10 +36,15 @@ def latency_band(latency_ms: np.ndarray) -> np.ndarray:
     return np.where(have, band, "missing").astype(object)
 
 
-def behavior_slices(events: pa.Table, predictions: pa.Table, wdirt_predicted: np.ndarray | None, drifting_items: set,
-                    split: str = "test") -> str:
+SLICES = ("help", "latency", "problem type", "item drift")
+"""the behaviours the slices cut responses by, in the order the reports show them"""
+
+
+def behavior_slice_table(events: pa.Table, predictions: pa.Table, wdirt_predicted: np.ndarray | None,
+                         drifting_items: set, split: str = "test") -> pd.DataFrame:
     """Accuracy, SAKT calibration and WD-IRT residuals by help-seeking, latency band, problem type and drift
-    flag, over one split's responses (test students by default: neither engine trained on them)."""
+    flag, over one split's responses (test students by default: neither engine trained on them); one row per
+    (slice, value), largest first within a slice. Written as data/exports/behavior_slices.parquet."""
     df = pd.DataFrame({
         "help": np.where(events["help_requested"].to_numpy(zero_copy_only=False), "asked for help", "no help"),
         "latency": latency_band(events["latency_ms"].to_numpy(zero_copy_only=False).astype(np.float64)),
@@ -52,17 +57,30 @@ def behavior_slices(events: pa.Table, predictions: pa.Table, wdirt_predicted: np
         "split": predictions["split"].to_numpy(zero_copy_only=False),
     })
     df = df[df["split"] == split]
-    out = [f"# Behaviour slices ({split} students, {len(df):,} responses)\n",
+    parts = []
+    for col in SLICES:
+        g = df.groupby(col, sort=True).agg(responses=("actual", "size"), accuracy=("actual", "mean"),
+                                           sakt_predicted=("sakt", "mean"), wdirt_predicted=("wdirt", "mean"))
+        g = g.reset_index().rename(columns={col: "value"}).sort_values("responses", ascending=False, kind="stable")
+        parts.append(g.assign(slice=col, sakt_gap=g["sakt_predicted"] - g["accuracy"],
+                              wdirt_residual=g["accuracy"] - g["wdirt_predicted"]))
+    cols = ["slice", "value", "responses", "accuracy", "sakt_predicted", "sakt_gap", "wdirt_residual"]
+    out = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+    return out.assign(split=split, responses=out["responses"].astype(np.int64))
+
+
+def behavior_slices(table: pd.DataFrame) -> str:
+    """The slice table as the markdown report data/exports/behavior_slices.md."""
+    split = table["split"].iloc[0] if len(table) else "test"
+    n = int(table.loc[table["slice"] == SLICES[0], "responses"].sum())
+    out = [f"# Behaviour slices ({split} students, {n:,} responses)\n",
            "Accuracy is the observed first-response correct rate. *SAKT gap* = SAKT's mean predicted P(correct) minus "
            "accuracy (positive: SAKT is optimistic on that slice). *WD-IRT residual* = accuracy minus Wide & Deep IRT's "
            "mean predicted P(correct) (positive: students do better than the item parameters and abilities say).\n"]
-    for col in ("help", "latency", "problem type", "item drift"):
-        g = df.groupby(col, sort=True).agg(responses=("actual", "size"), accuracy=("actual", "mean"),
-                                           sakt_predicted=("sakt", "mean"), wdirt_predicted=("wdirt", "mean"))
-        g["SAKT gap"] = g["sakt_predicted"] - g["accuracy"]
-        g["WD-IRT residual"] = g["accuracy"] - g["wdirt_predicted"]
-        g = g.reset_index().sort_values("responses", ascending=False)
-        out += [f"## By {col}\n", _markdown(g[[col, "responses", "accuracy", "sakt_predicted", "SAKT gap", "WD-IRT residual"]])]
+    names = {"sakt_gap": "SAKT gap", "wdirt_residual": "WD-IRT residual"}
+    for col in SLICES:
+        g = table[table["slice"] == col].rename(columns={"value": col} | names)
+        out += [f"## By {col}\n", _markdown(g[[col, "responses", "accuracy", "sakt_predicted", *names.values()]])]
     return "\n".join(out)
 
 

@@ -171,6 +171,23 @@ def _closest_skills(topic: str, skills: pd.DataFrame, n: int = 5) -> str:
     return "; ".join(f"{r.skill_id} ({r.description})" if r.description else r.skill_id for r in ranked)
 
 
+def timeline(state: pd.DataFrame, pred: pd.DataFrame, params: pd.DataFrame) -> pd.DataFrame:
+    """Student-state rows joined to SAKT's prediction for the same response and to the item's WD-IRT health, with
+    the difficulty in effect when the student met the item (a drifted item's current one after its change) and a
+    drift label ("before +1.2 on 2022-10-03"). Joins on user_id too when both frames carry it."""
+    keys = ["item_id", "timestamp"] + (["user_id"] if "user_id" in state and "user_id" in pred else [])
+    rows = (state.merge(pred, on=keys, how="left").merge(params, on="item_id", how="left")
+                 .rename(columns={"actual": "correct", "drift_start": "drift_since"}))
+    rows = rows.sort_values([k for k in ("user_id", "timestamp", "item_id") if k in rows], kind="stable")
+    rows["drift_shift"] = (rows["difficulty_current"] - rows["difficulty"]).where(rows["drift_since"].notna())
+    rows["difficulty"] = rows["difficulty"].where(~(rows["timestamp"] >= rows["drift_since"]), rows["difficulty_current"])
+    when = rows["drift_since"].dt.strftime("%Y-%m-%d").fillna("")
+    shift = rows["drift_shift"].map(lambda v: f"{v:+.1f}" if v == v else "")
+    rows["drift"] = np.where(rows["drift_since"].isna(), "",
+                             np.where(rows["timestamp"] >= rows["drift_since"], "after ", "before ") + shift + " on " + when)
+    return rows
+
+
 def trace(exports_dir: str | Path, student: str, topic: str) -> Trace:
     check_topic(topic)
     exports = Path(exports_dir)
@@ -197,16 +214,7 @@ def trace(exports_dir: str | Path, student: str, topic: str) -> Trace:
     items = pa.array(state["item_id"].unique(), pa.string())
     params = _table(exports, "item_params", ["item_id", "difficulty", "difficulty_current", "drift_start", "discrimination",
                                              "guessing"], pc.field("item_id").isin(items)).to_pandas()
-    rows = (state.merge(pred, on=["item_id", "timestamp"], how="left").merge(params, on="item_id", how="left")
-                 .rename(columns={"actual": "correct", "drift_start": "drift_since"})
-                 .sort_values(["timestamp", "item_id"], kind="stable"))
-    # the difficulty in effect when the student met the item: a drifted item's after its change
-    rows["drift_shift"] = (rows["difficulty_current"] - rows["difficulty"]).where(rows["drift_since"].notna())
-    rows["difficulty"] = rows["difficulty"].where(~(rows["timestamp"] >= rows["drift_since"]), rows["difficulty_current"])
-    when = rows["drift_since"].dt.strftime("%Y-%m-%d").fillna("")
-    shift = rows["drift_shift"].map(lambda v: f"{v:+.1f}" if v == v else "")
-    rows["drift"] = np.where(rows["drift_since"].isna(), "",
-                             np.where(rows["timestamp"] >= rows["drift_since"], "after ", "before ") + shift + " on " + when)
+    rows = timeline(state, pred, params)
     rows["correct"] = rows["correct"].astype("Int8")
     met = matched[matched["skill_id"].isin(rows["skill_id"])].reset_index(drop=True)
     cols = ["timestamp", "item_id", "skill_id", "correct", "predicted", "mastery", "n_attempts", "difficulty",

@@ -20,7 +20,7 @@ from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from ktirt.early_stopping import EarlyStopping
+from ktirt.early_stopping import EarlyStopping, EpochCallback
 from ktirt.features.history import (N_CONTEXTS, N_STATIC, N_SUMMARY, SUMMARY_LOG_SKILL_EVENTS, EventTable, history_end,
                                     history_summary, history_window, pair_context, residual_values, skill_prefix_sums,
                                     static_features, text_matrix, user_starts)
@@ -119,7 +119,7 @@ class WDIRTResult:
         write_parquet(pa.Table.from_pandas(self.drift, preserve_index=False), model_dir / "item_drift.parquet")
         if self.event_predictions is not None:
             write_parquet(self.event_predictions, model_dir / EVENT_PREDICTIONS)
-        for name, df in (("training", self.history), ("difficulty", self.difficulty_plot), ("drift", self.drift_plot)):
+        for name, df in (("difficulty", self.difficulty_plot), ("drift", self.drift_plot)):  # training: DVCLive
             write_csv(df, Path(plots_dir) / f"{name}.csv")
 
 
@@ -259,7 +259,7 @@ def _probabilities(model: WideDeepIRT, theta: np.ndarray, item: np.ndarray) -> n
         return model.probability(torch.as_tensor(theta), torch.as_tensor(item)).numpy()
 
 
-def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s: WDIRTSettings):
+def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s: WDIRTSettings, on_epoch: EpochCallback | None = None):
     train = np.flatnonzero(t.split == 0)
     val = np.flatnonzero((t.split == 1) & (t.kind == 0))
     gen = torch.Generator().manual_seed(s.seed)
@@ -294,6 +294,8 @@ def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s: WDIRTSettings
         hist["epoch"].append(epoch)
         hist["train_loss"].append(round(total / len(train), 5))
         hist["val_auc"].append(round(auc, 5))
+        if on_epoch:
+            on_epoch(epoch, {"train_loss": hist["train_loss"][-1], "val_auc": hist["val_auc"][-1]})
         log.info("epoch %d: train loss %.4f, val AUC %.4f (%.1f s)", epoch, total / len(train), auc, time.perf_counter() - t0)
         if stop.step(epoch, auc, model):
             break
@@ -302,7 +304,7 @@ def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s: WDIRTSettings
 
 
 def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSettings, types: dict[str, str] | None = None,
-              text=None, truth: Path | None = None) -> WDIRTResult:
+              text=None, truth: Path | None = None, on_epoch: EpochCallback | None = None) -> WDIRTResult:
     seed_everything(s.seed, s.threads)
     device = resolve_device(s.device)
     phase = Phases("WD-IRT")
@@ -318,7 +320,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
              len(cat.items), len(cat.skills), len(t.y), int(t.kind.sum()), s.history_len, device)
     _require_both_outcomes(t)
     with phase("train"):
-        history, stop, seconds = fit_wdirt(model, batcher, t, s)
+        history, stop, seconds = fit_wdirt(model, batcher, t, s, on_epoch)
     model = model.cpu()
     batcher.device = torch.device("cpu")
     with phase("theta"):

@@ -12,6 +12,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from ktirt.early_stopping import EpochCallback
 from ktirt.errors import InputError
 from ktirt.io import atomic_path, read_checkpoint, write_csv
 from ktirt.kt.evaluation import (binary_metrics, calibration, mean_baseline, require_both_outcomes,
@@ -60,11 +61,11 @@ class SaktResult:
 
     def save(self, model_dir: str | Path, plots_dir: str | Path) -> None:
         save_checkpoint(self.model, self.vocab, self.model_vocab, Path(model_dir) / CHECKPOINT)
-        for name, df in (("training", self.history), ("roc", self.roc), ("calibration", self.calibration)):
+        for name, df in (("roc", self.roc), ("calibration", self.calibration)):  # training: logged by the stage (DVCLive)
             write_csv(df, Path(plots_dir) / f"{name}.csv")
 
 
-def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
+def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallback | None = None) -> SaktResult:
     arch, vocab_options, prior, ts = run.settings()
     seed_everything(ts.seed, ts.threads)
     device = resolve_device(ts.device)
@@ -87,7 +88,7 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun) -> SaktResult:
     log.info("SAKT on %s: %d items (%d with own embedding), %d skills; %d train windows; device %s",
              "CPU" if device.type == "cpu" else device, len(vocab.items), mv.n_items - 1, mv.n_skills - 1,
              len(tensors["train"]["score"]), device)
-    hist = fit(model, tensors["train"], tensors["val"], (val_idx, seqs.correct[val_idx]), n, ts, prior)
+    hist = fit(model, tensors["train"], tensors["val"], (val_idx, seqs.correct[val_idx]), n, ts, prior, on_epoch)
 
     p = predict(model, tensors["test"], n, device=device)
     y = seqs.correct[test_idx]

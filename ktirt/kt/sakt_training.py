@@ -13,7 +13,7 @@ import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 from tqdm import tqdm
 
-from ktirt.early_stopping import EarlyStopping
+from ktirt.early_stopping import EarlyStopping, EpochCallback
 from ktirt.kt.sequences import Sequences, Windows
 from ktirt.kt.vocab import Vocabulary
 from ktirt.models.sakt import INPUTS, SAKT, START
@@ -144,7 +144,7 @@ class History:
 
 
 def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.ndarray], n_responses: int,
-        s: TrainSettings, prior: float = 0.0) -> History:
+        s: TrainSettings, prior: float = 0.0, on_epoch: EpochCallback | None = None) -> History:
     """Adam on binary cross-entropy over scored positions, plus the item scalars' Gaussian prior of
     precision `prior` (spread over the epoch's targets); keeps the weights of the best validation AUC and
     stops after `patience` epochs without improvement."""
@@ -180,6 +180,8 @@ def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.n
         hist.epoch.append(epoch)
         hist.train_loss.append(total / max(count, 1))
         hist.val_auc.append(auc)
+        if on_epoch:
+            on_epoch(epoch, {"train_loss": round(hist.train_loss[-1], 5), "val_auc": round(auc, 5)})
         log.info("epoch %d: train loss %.4f, val AUC %.4f (%.1f s)", epoch, hist.train_loss[-1], auc, time.perf_counter() - t0)
         if stop.step(epoch, auc, model):
             break

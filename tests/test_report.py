@@ -1,0 +1,62 @@
+"""The HTML report's data and page without a browser (tests/test_pipeline_dvc.py opens it in headless Chromium)."""
+
+import json
+import re
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from ktirt.exports.join import sample_students
+from ktirt.plots_offline import external_scripts
+from ktirt.report.data import CURVE_MIN_STUDENTS, HISTOGRAM_BINS, pick_students, skills_section
+from ktirt.report.page import render_page
+
+
+def _page_data(page: str) -> dict:
+    m = re.search(r'<script id="report-data" type="application/json">(.*?)</script>', page, flags=re.S)
+    return json.loads(m.group(1))
+
+
+def test_page_carries_the_data_exactly_even_when_a_value_would_close_its_script():
+    data = {"students": {"order": ["</script><script>alert(1)</script>", "é ü 学生"]}, "x": [1.5, None, "<!--"]}
+    page = render_page(data, "ktirt report: <test>")
+    assert _page_data(page) == data
+    # the template's four script elements end where they should: nothing in the data or code closes one early
+    assert page.count("</script>") == 4
+    assert "<title>ktirt report: &lt;test&gt;</title>" in page
+    assert external_scripts(page) == [] and "<link" not in page and "@import" not in page  # nothing fetched
+    assert render_page(data, "t") == render_page(data, "t")
+
+
+def test_students_are_the_join_samples_first_then_a_seeded_draw_of_test_students():
+    users = [f"u{i:02d}" for i in range(30)]
+    pred = pd.DataFrame({"user_id": np.repeat(users, 2), "split": np.repeat(["train"] * 20 + ["test"] * 10, 2)})
+    chosen = pick_students(pred, 8, 3, seed=1)
+    samples = sample_students(pred["user_id"].to_numpy(), 3, 1)
+    assert chosen[:3] == samples and len(chosen) == len(set(chosen)) == 8
+    assert all(int(u[1:]) >= 20 for u in chosen[3:])  # the rest are test students
+    assert chosen == pick_students(pred, 8, 3, seed=1) and chosen != pick_students(pred, 8, 3, seed=2)
+    assert sorted(pick_students(pred, 100, 3, seed=1)) == users  # more asked than there are: everyone
+    assert len(pick_students(pred, 15, 3, seed=1)) == 15  # fewer test students than asked: others fill in
+
+
+def test_skill_spread_and_learning_curve_count_what_they_say():
+    rng = np.random.default_rng(0)
+    rows = []
+    for u in range(40):
+        n = 3 if u < 30 else 12  # only 10 students get past attempt 3
+        rows += [{"user_id": f"u{u}", "skill_id": "A", "n_attempts": k + 1, "mastery": rng.uniform()} for k in range(n)]
+    state = pd.DataFrame(rows)
+    correct = pd.Series(rng.integers(0, 2, len(state)))
+    skills = pd.DataFrame({"skill_id": ["A", "B"], "description": ["a skill", None], "n_items": [4, 2]})
+    items = pd.DataFrame({"skills": ["A", "A B", "B"], "drifting": [True, True, False]})
+    a, b = skills_section(state, correct, skills, items)
+    assert a["students"] == 40 and sum(a["histogram"]) == 40 and len(a["histogram"]) == HISTOGRAM_BINS
+    last = state.groupby("user_id")["mastery"].last()
+    assert a["mean_final"] == pytest.approx(last.mean(), abs=1e-4)
+    assert a["curve"]["attempt"] == list(range(1, 13)) and CURVE_MIN_STUDENTS == 10
+    assert a["curve"]["students"][:4] == [40, 40, 40, 10]
+    assert a["curve"]["accuracy"][0] == pytest.approx(correct[state["n_attempts"] == 1].mean(), abs=1e-4)
+    assert a["drifting_items"] == 2 and b["drifting_items"] == 1  # a multi-skill item counts under each skill
+    assert b["students"] == 0 and b["mean_final"] is None and b["curve"]["attempt"] == []
