@@ -12,6 +12,7 @@ const fmt = (v, d = 3) => (v === null || v === undefined) ? "" : typeof v !== "n
 const rowsOf = (cols) => { const keys = Object.keys(cols), n = keys.length ? cols[keys[0]].length : 0;
   return Array.from({length: n}, (_, i) => Object.fromEntries(keys.map((k) => [k, cols[k][i]]))); };
 const MAX_ROWS = 300;
+const MAX_DRIFT_CHART = 40;
 
 async function chart(name, id, spec, renderer = "svg") {
   const full = Object.assign({$schema: "https://vega.github.io/schema/vega-lite/v5.json",
@@ -100,7 +101,9 @@ function itemCharts() {
       opacity: {condition: {test: "datum.status === 'drifting'", value: 0.95}, value: 0.35},
       tooltip: [{field: "item_id"}, {field: "skills"}, {field: "difficulty", format: ".2f"},
         {field: "discrimination", format: ".2f"}, {field: "guessing", format: ".2f"}, {field: "n_responses"}]}}, "canvas");
-  const drift = rowsOf(D.drifting);
+  const all = rowsOf(D.drifting);  // the chart: the largest shifts (the table below lists every drifting item)
+  const drift = [...all].sort((a, b) => Math.abs(b.shift) - Math.abs(a.shift) || (a.item_id < b.item_id ? -1 : 1)).slice(0, MAX_DRIFT_CHART);
+  $("drift-shown").textContent = all.length > drift.length ? ` — the ${drift.length} largest shifts of ${all.length}` : "";
   const dumbbell = chart("drift", "chart-drift", drift.length ? {
     width: 380, height: {step: 12}, data: {values: drift},
     encoding: {y: {field: "item_id", type: "nominal", sort: {field: "since"}, title: null, axis: {labelFontSize: 9}}},
