@@ -33,16 +33,24 @@ class DriftSettings:
     fdr: float = 0.1
 
 
+def difficulty_information(group: np.ndarray, n_groups: int, theta, a, b, c, y=None):
+    """Per group, the Fisher information of its 3PL difficulty b from its responses (theta, a, b, c per response),
+    and with outcomes `y` the score (the log-likelihood's gradient in b); else the score is None. The one place
+    both the drift test's difficulty fits and the item bank's standard errors get it from."""
+    s = 1 / (1 + np.exp(-a * (theta - b)))
+    p = np.clip(c + (1 - c) * s, 1e-6, 1 - 1e-6)
+    dp = -(1 - c) * a * s * (1 - s)  # dP/db
+    info = np.bincount(group, weights=dp**2 / (p * (1 - p)), minlength=n_groups)
+    score = None if y is None else np.bincount(group, weights=(y - p) / (p * (1 - p)) * dp, minlength=n_groups)
+    return info, score
+
+
 def fit_difficulty(group: np.ndarray, n_groups: int, y, theta, a, c, b0: np.ndarray, iters: int = 12):
-    """MLE of one difficulty per group with theta, a, c fixed; returns (b, standard error)."""
+    """MLE of one difficulty per group with theta, a, c fixed (Fisher scoring); returns (b, standard error)."""
     b = b0.astype(np.float64).copy()
     for _ in range(iters):
-        s = 1 / (1 + np.exp(-a * (theta - b[group])))
-        p = np.clip(c + (1 - c) * s, 1e-6, 1 - 1e-6)
-        dp = -(1 - c) * a * s * (1 - s)  # dP/db
-        grad = np.bincount(group, weights=(y - p) / (p * (1 - p)) * dp, minlength=n_groups)
-        info = np.bincount(group, weights=dp**2 / (p * (1 - p)), minlength=n_groups)
-        b = np.clip(b + grad / np.maximum(info, 1e-9), -8, 8)
+        info, score = difficulty_information(group, n_groups, theta, a, b[group], c, y)
+        b = np.clip(b + score / np.maximum(info, 1e-9), -8, 8)
     return b, 1 / np.sqrt(np.maximum(info, 1e-9))
 
 

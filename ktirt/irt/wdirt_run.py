@@ -26,7 +26,8 @@ from ktirt.features.history import (N_CONTEXTS, N_STATIC, N_SUMMARY, SUMMARY_LOG
                                     static_features, text_matrix, user_starts)
 from ktirt.io import atomic_path, write_csv, write_parquet
 from ktirt.irt.calibration import align_theta, calibrate_items
-from ktirt.irt.drift import NO_CHANGE, DriftSettings, change_points, drift_table, fit_difficulty
+from ktirt.irt.drift import (NO_CHANGE, DriftSettings, change_points, difficulty_information, drift_table,
+                             fit_difficulty)
 from ktirt.irt.plot_tables import (PLOT_COLUMNS, TRUE_REFERENCE, drift_plot_table, event_coverage,
                                    observed_difficulty_plot)
 from ktirt.kt.evaluation import binary_metrics, mean_baseline, require_both_outcomes
@@ -409,10 +410,7 @@ def _wide_values(model: WideDeepIRT) -> tuple[np.ndarray, np.ndarray, np.ndarray
 
 def _difficulty_se(item, theta, a, b, c, n_items, strength) -> np.ndarray:
     """Standard error of each difficulty from the Fisher information of its training responses (plus the prior)."""
-    ai, bi, ci = a[item], b[item], c[item]
-    sig = 1 / (1 + np.exp(-ai * (theta - bi)))
-    pr = np.clip(ci + (1 - ci) * sig, 1e-6, 1 - 1e-6)
-    info = np.bincount(item, weights=((1 - ci) * ai * sig * (1 - sig)) ** 2 / (pr * (1 - pr)), minlength=n_items)
+    info, _ = difficulty_information(item, n_items, theta, a[item], b[item], c[item])
     return 1 / np.sqrt(info + strength)
 
 
