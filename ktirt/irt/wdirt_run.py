@@ -32,7 +32,7 @@ from ktirt.irt.plot_tables import (PLOT_COLUMNS, TRUE_REFERENCE, drift_plot_tabl
                                    observed_difficulty_plot)
 from ktirt.kt.evaluation import binary_metrics, mean_baseline, require_both_outcomes
 from ktirt.kt.sequences import SPLITS, split_labels
-from ktirt.kt.vocab import NO_SKILL, skill_lists
+from ktirt.kt.vocab import NO_SKILL, padded_index, skill_lists
 from ktirt.models.wdirt import GUESSABLE_TYPES, WDIRTConfig, WideDeepIRT
 from ktirt.runtime import resolve_device, seed_everything
 from ktirt.settings import check_section
@@ -138,11 +138,10 @@ class Catalog:
         """each item's skill codes, in the source's order; the first is its `skill_id` in item_params"""
         self.item_skill_name = np.array([codes[0] for codes in self.item_skill_lists], dtype=object)
         self.skills = sorted({c for codes in self.item_skill_lists for c in codes} | {NO_SKILL})
-        index = {code: k for k, code in enumerate(self.skills)}
-        self.item_skills = np.full((len(items), max(map(len, self.item_skill_lists), default=1)), -1, np.int32)
+        skill_set = pa.array(self.skills, pa.string())
+        self.item_skills = padded_index(lists.take(pa.array(first)), lambda flat: pc.index_in(
+            flat, value_set=skill_set).to_numpy(zero_copy_only=False), dtype=np.int32)
         """(n_items, K) skill indices, -1 after an item's last"""
-        for i, codes in enumerate(self.item_skill_lists):
-            self.item_skills[i, :len(codes)] = [index[c] for c in codes]
         self.item_skill = self.item_skills[:, 0]
         """the first skill's index: the mean baselines' fallback for an item no training student answered"""
         pairs = events.select(["item_id", "problem_type"]).to_pandas().drop_duplicates("item_id")

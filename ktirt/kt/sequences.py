@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
-from ktirt.kt.vocab import Vocabulary, skill_lists
+from ktirt.kt.vocab import Vocabulary, padded_index, skill_lists
 
 SPLITS = ("train", "val", "test")
 MAX_SKILLS = 8
@@ -113,15 +113,7 @@ def load_sequences(events: pa.Table, split: dict, vocab: Vocabulary | None = Non
 
 def _skill_matrix(skills: pa.ListArray, vocab: Vocabulary) -> np.ndarray:
     """(n, K) vocabulary index of each response's skills, -1 padded (K = longest list, at most MAX_SKILLS)."""
-    lengths = pc.list_value_length(skills).to_numpy(zero_copy_only=False)
-    k = int(min(max(lengths.max(initial=1), 1), MAX_SKILLS))
-    flat = vocab.skill_index(pc.list_flatten(skills))
-    row = np.repeat(np.arange(len(lengths)), lengths)
-    col = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-    out = np.full((len(lengths), k), -1, dtype=np.int64)
-    keep = col < k
-    out[row[keep], col[keep]] = flat[keep]
-    return out
+    return padded_index(skills, vocab.skill_index, MAX_SKILLS)
 
 
 def practice_codes(offsets: np.ndarray, skills: np.ndarray, correct: np.ndarray) -> np.ndarray:

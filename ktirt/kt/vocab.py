@@ -4,6 +4,7 @@ ones only val/test users meet (mapped explicitly, never silently dropped)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 import pyarrow as pa
@@ -81,6 +82,23 @@ class Vocabulary:
             n_train_skills=d["n_train_concepts"],
             item_train_count=np.asarray(d["question_train_count"], dtype=np.int64),
         )
+
+
+def padded_index(lists, index: Callable[[pa.Array], np.ndarray], max_width: int | None = None,
+                 dtype=np.int64) -> np.ndarray:
+    """(n, K) `index` of each row's list entries (skill codes -> vocabulary positions), -1 after a row's last;
+    K is the longest list (at least 1, at most `max_width`: longer lists keep their first entries). Both
+    engines' skill matrices are built here."""
+    lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
+    k = max(int(lengths.max(initial=1)), 1)
+    k = min(k, max_width) if max_width else k
+    flat = index(pc.list_flatten(lists))
+    row = np.repeat(np.arange(len(lengths)), lengths)
+    col = np.arange(len(flat)) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+    out = np.full((len(lengths), k), -1, dtype=dtype)
+    keep = col < k
+    out[row[keep], col[keep]] = flat[keep]
+    return out
 
 
 def _index(vocab: list[str], values) -> np.ndarray:
