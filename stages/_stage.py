@@ -6,13 +6,20 @@ from __future__ import annotations
 import contextlib
 import functools
 import logging
+import sys
 from pathlib import Path
 
 import click
 import yaml
 
-from ktirt.errors import InputError, SettingsError
-from ktirt.settings import check_params
+CHECKOUT = Path(__file__).resolve().parents[1]
+if str(CHECKOUT) not in sys.path:
+    # the ktirt/ beside this script, which dvc.yaml lists as the stage's deps, even when the editable install
+    # (`pip install -e .`) points at another checkout (a fresh clone's `pip install` moves it there)
+    sys.path.insert(0, str(CHECKOUT))
+
+from ktirt.errors import InputError, SettingsError  # noqa: E402
+from ktirt.settings import check_params  # noqa: E402
 
 PARAMS = "params.yaml"
 params_option = click.option("--params", "params_path", default=PARAMS, show_default=True,

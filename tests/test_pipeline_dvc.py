@@ -228,6 +228,10 @@ def test_exp_on_assistments_2009_runs_every_stage_and_says_what_the_source_lacks
     assert seen["problems"] == []
     figures = browser.execute_script("return [...document.querySelectorAll('#run-figures tbody tr')].map(r => r.cells[1].textContent)")
     assert "unit-test AUC" not in figures and "test AUC (next response)" in figures
+    # the file's pseudo-timestamps only order the rows: no 1970 dates on the page, the order said instead
+    table = browser.execute_script("return document.getElementById('trajectory-table').innerText")
+    assert "1970" not in table and "time (none in the source)" in table
+    assert "no clock time" in browser.execute_script("return document.getElementById('student-info').textContent")
     # no truth and no clock time: the plots say so rather than going blank, and the page still has all nine
     difficulty = pd.read_csv(repo / "plots/wdirt/difficulty.csv")
     assert len(difficulty) and (difficulty["reference_kind"] == OBSERVED_REFERENCE).all()

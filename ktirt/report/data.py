@@ -109,15 +109,18 @@ def pick_students(pred: pd.DataFrame, n: int, samples: int, seed: int) -> list[s
     return out
 
 
-def students_section(rows: pd.DataFrame, pred: pd.DataFrame, chosen: list[str], samples: int) -> dict:
-    """Each chosen student's timeline (the `demo_trace` view over all their skills)."""
+def students_section(rows: pd.DataFrame, pred: pd.DataFrame, chosen: list[str], samples: int, clock: bool = True) -> dict:
+    """Each chosen student's timeline (the `demo_trace` view over all their skills): one row per response and skill
+    it carries, `response` numbering the student's responses. Without clock time in the source (ASSISTments 2009:
+    pseudo-timestamps that only order the rows) no time is shown, rather than dates in 1970."""
     counts = pred.groupby("user_id").size()
     split = pred.drop_duplicates("user_id").set_index("user_id")["split"]
     rows = rows[rows["user_id"].isin(chosen)]
     out = {}
     for user, g in rows.groupby("user_id", sort=True):
-        g = g.assign(time=g["timestamp"].dt.strftime("%Y-%m-%d %H:%M"), correct=g["correct"].astype("Int8"))
-        out[user] = _columns(g[["time", "item_id", "skill_id", "correct", "predicted", "mastery", "n_attempts",
+        g = g.assign(time=g["timestamp"].dt.strftime("%Y-%m-%d %H:%M") if clock else "",
+                     response=g.groupby(["timestamp", "item_id"], sort=False).ngroup() + 1, correct=g["correct"].astype("Int8"))
+        out[user] = _columns(g[["response", "time", "item_id", "skill_id", "correct", "predicted", "mastery", "n_attempts",
                                 "difficulty", "drift"]], 3)
     return {"order": chosen, "samples": chosen[:samples],
             "info": {u: {"split": str(split.get(u, "")), "responses": int(counts.get(u, 0))} for u in chosen},
@@ -151,8 +154,9 @@ def run_section(inputs: ReportInputs) -> dict:
                         "floor": m.get(floor[1]) if floor else None, "floor_name": floor[0] if floor else "",
                         "ceiling": m.get(ceiling[1]), "ceiling_name": ceiling[0] if ceiling[1] in m else ""})
     counts = {k: prep[k] for k in ("events", "users", "items", "skills") if k in prep}
+    clock = bool(prep.get("source", {}).get("has_timestamps", 1))
     counts |= {"test responses": metrics["sakt"].get("test_responses"), "drifting items": metrics["wdirt"].get("drift_flagged_items")}
-    return {"source": inputs.source, "counts": counts, "figures": figures,
+    return {"source": inputs.source, "has_timestamps": clock, "counts": counts, "figures": figures,
             "join": {k: join[k] for k in ("coverage", "drift_coverage", "user_coverage", "schema_mismatches") if k in join}}
 
 
@@ -175,8 +179,8 @@ def report_data(inputs: ReportInputs, n_students: int, samples: int, seed: int) 
     mine = state[state["user_id"].isin(chosen)]
     params = inputs.table("item_params", ["item_id", "difficulty", "difficulty_current", "drift_start"])
     rows = timeline(mine, pred[pred["user_id"].isin(chosen)], params)
-    skills = inputs.table("skills")
-    return {"run": run_section(inputs), **items,
+    skills, run = inputs.table("skills"), run_section(inputs)
+    return {"run": run, **items,
             "skills": skills_section(state, correct, skills, pd.DataFrame(items["items"])),
-            "students": students_section(rows, pred, chosen, min(samples, len(chosen))),
+            "students": students_section(rows, pred, chosen, min(samples, len(chosen)), run["has_timestamps"]),
             "quality": quality_section(inputs)}

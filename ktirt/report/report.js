@@ -185,28 +185,38 @@ function fillStudentSkills() {
 
 function drawStudent() {
   const user = $("student-select").value, skill = $("student-skill").value, t = S.timelines[user];
-  const rows = t ? rowsOf(t).filter((r) => !skill || r.skill_id === skill).map((r, i) => ({...r, attempt: i + 1,
-    outcome: r.correct === 1 ? "correct" : r.correct === 0 ? "wrong" : "not scored",
-    phase: r.drift ? (r.drift.startsWith("after") ? "drifted item, after its change" : "drifted item, before its change") : ""})) : [];
-  $("student-info").textContent = user ? `${rows.length} attempts shown` : "";
+  // one x per response: a multi-skill response has one mastery row per skill, one prediction and one outcome
+  const numbers = new Map();
+  const rows = t ? rowsOf(t).filter((r) => !skill || r.skill_id === skill).map((r) => {
+    const first = !numbers.has(r.response);
+    if (first) numbers.set(r.response, numbers.size + 1);
+    return {...r, attempt: numbers.get(r.response), first: first,
+      outcome: r.correct === 1 ? "correct" : r.correct === 0 ? "wrong" : "not scored",
+      phase: r.drift ? (r.drift.startsWith("after") ? "drifted item, after its change" : "drifted item, before its change") : ""};
+  }) : [];
+  $("student-info").textContent = user ? `${numbers.size} responses shown` + (rows.length > numbers.size ? ` (${rows.length} response × skill rows)` : "") +
+    (D.run.has_timestamps ? "" : "; the source has no clock time: responses in the file's order") : "";
   $("trajectory-table").tBodies[0].innerHTML = rows.map((r) => `<tr><td>${r.attempt}</td><td>${esc(r.time)}</td><td>${esc(r.item_id)}</td>` +
     `<td>${esc(r.skill_id)}</td><td>${r.correct ?? ""}</td><td>${fmt(r.predicted, 2)}</td><td>${fmt(r.mastery, 2)}</td>` +
     `<td>${fmt(r.difficulty, 2)}</td><td>${esc(r.drift)}</td></tr>`).join("");
-  const x = {field: "attempt", type: "quantitative", title: "attempt (time order)"};
-  const tip = [{field: "attempt"}, {field: "time"}, {field: "item_id"}, {field: "skill_id"}, {field: "outcome"},
+  const x = {field: "attempt", type: "quantitative", axis: {tickMinStep: 1, format: "d"},
+    title: D.run.has_timestamps ? "response (time order)" : "response (file order)"};
+  const tip = [{field: "attempt", title: "response"}, ...(D.run.has_timestamps ? [{field: "time"}] : []), {field: "item_id"}, {field: "skill_id"}, {field: "outcome"},
     {field: "predicted", format: ".2f"}, {field: "mastery", format: ".2f"}, {field: "difficulty", format: ".2f"}, {field: "drift"}];
   return chart("trajectory", "chart-trajectory", {width: 900, height: 300, data: {values: rows},
     layer: [
       {layer: [
         {mark: {type: "line", point: {size: 16}}, encoding: {x: x, y: {field: "mastery", type: "quantitative", scale: {domain: [0, 1]},
           title: "SAKT mastery / predicted P(correct)"}, color: {field: "skill_id", type: "nominal", title: "mastery of skill"}, tooltip: tip}},
-        {mark: {type: "point", size: 40, filled: true, opacity: 0.75}, encoding: {x: x, y: {field: "predicted", type: "quantitative"},
+        {transform: [{filter: "datum.first"}], mark: {type: "point", size: 40, filled: true, opacity: 0.75},
+          encoding: {x: x, y: {field: "predicted", type: "quantitative"},
           shape: {field: "outcome", type: "nominal", scale: {domain: ["correct", "wrong", "not scored"], range: ["circle", "cross", "square"]},
             title: "predicted P(correct), outcome"}, fill: {value: "#333"}, tooltip: tip}}]},
       {layer: [
-        {mark: {type: "tick", thickness: 2, size: 10, color: "#f4a261"}, encoding: {x: x, y: {field: "difficulty", type: "quantitative",
+        {transform: [{filter: "datum.first"}], mark: {type: "tick", thickness: 2, size: 10, color: "#f4a261"},
+          encoding: {x: x, y: {field: "difficulty", type: "quantitative",
           title: "WD-IRT difficulty in effect (logits, orange)"}, tooltip: tip}},
-        {transform: [{filter: "datum.phase !== ''"}], mark: {type: "point", size: 140, strokeWidth: 2},
+        {transform: [{filter: "datum.first && datum.phase !== ''"}], mark: {type: "point", size: 140, strokeWidth: 2},
           encoding: {x: x, y: {field: "difficulty", type: "quantitative"}, shape: {field: "phase", type: "nominal",
             scale: {domain: ["drifted item, before its change", "drifted item, after its change"], range: ["diamond", "triangle-up"]}, title: "drift"},
             color: {value: "#e63946"}, tooltip: tip}}]}],
@@ -214,6 +224,7 @@ function drawStudent() {
 }
 
 function wireStudents() {
+  if (!D.run.has_timestamps) $("trajectory-table").tHead.rows[0].cells[1].textContent = "time (none in the source)";
   fillStudents(); fillStudentSkills();
   $("student-search").addEventListener("input", () => { if (fillStudents()) { fillStudentSkills(); drawStudent(); } });
   $("student-select").addEventListener("change", () => { fillStudentSkills(); drawStudent(); });
