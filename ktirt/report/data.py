@@ -12,7 +12,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-import pyarrow.compute as pc
 
 from ktirt.exports.join import sample_students
 from ktirt.exports.trace import timeline
