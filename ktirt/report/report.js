@@ -13,6 +13,7 @@ const rowsOf = (cols) => { const keys = Object.keys(cols), n = keys.length ? col
   return Array.from({length: n}, (_, i) => Object.fromEntries(keys.map((k) => [k, cols[k][i]]))); };
 const MAX_ROWS = 300;
 const MAX_DRIFT_CHART = 40;
+const MAX_SKILL_CHART = 60;
 
 async function chart(name, id, spec, renderer = "svg") {
   const full = Object.assign({$schema: "https://vega.github.io/schema/vega-lite/v5.json",
@@ -117,7 +118,11 @@ function itemCharts() {
 
 // ---------- Skills ----------
 function skillCharts() {
-  const spread = D.skills.filter((s) => s.students > 0).map((s) => ({skill: s.skill_id, description: s.description,
+  // the chart: the skills most students met (the select lists every skill)
+  const met = D.skills.filter((s) => s.students > 0);
+  const shown = [...met].sort((a, b) => b.students - a.students || (a.skill_id < b.skill_id ? -1 : 1)).slice(0, MAX_SKILL_CHART);
+  $("spread-shown").textContent = met.length > shown.length ? ` — the ${shown.length} skills with most students, of ${met.length}` : "";
+  const spread = shown.map((s) => ({skill: s.skill_id, description: s.description,
     q10: s.quantiles[0], q25: s.quantiles[1], median: s.quantiles[2], q75: s.quantiles[3], q90: s.quantiles[4], students: s.students}));
   const x = {type: "quantitative", scale: {domain: [0, 1]}, title: "mastery"};
   const y = {field: "skill", type: "nominal", sort: {field: "median", order: "descending"}, title: null};
