@@ -110,11 +110,16 @@ def check_plots_page(session, path: str | Path, timeout: float = 60.0) -> dict:
     n = session.execute_script("return document.querySelectorAll('body div[id]').length")
     WebDriverWait(session, timeout).until(lambda s: s.execute_script(
         "return Object.keys(window.plotViews || {}).length >= arguments[0] || (window.plotErrors || 0) > 0", n))
-    errors, requests, marks = console_errors(session), network_requests(session), chart_marks(session, "plotViews")
-    problems = ([f"console error: {e}" for e in errors] + [f"network request: {u}" for u in requests] +
-                [f"plot drew nothing: {k}" for k, v in marks.items() if v == 0] +
-                ([f"{n - len(marks)} plots never drew"] if len(marks) < n else []))
+    marks, problems = _seen(session, "plotViews", "plot")
+    problems += [f"{n - len(marks)} plots never drew"] if len(marks) < n else []
     return {"plots": n, "marks": marks, "problems": problems}
+
+
+def _seen(session, views: str, what: str) -> tuple[dict[str, int], list[str]]:
+    """Each chart's data marks, and what a person would notice: a console error, a request, an empty chart."""
+    errors, requests, marks = console_errors(session), network_requests(session), chart_marks(session, views)
+    return marks, ([f"console error: {e}" for e in errors] + [f"network request: {u}" for u in requests] +
+                   [f"{what} drew nothing: {k}" for k, v in sorted(marks.items()) if v == 0])
 
 
 def first_paint_ms(session) -> float | None:
@@ -143,10 +148,7 @@ def screenshot_sections(session, out_dir: str | Path, prefix: str = "report_") -
 def check_report(session, path: str | Path) -> dict:
     """Open the report and check what a person would notice: an error, a request, an empty chart."""
     seconds = open_page(session, path)
-    errors, requests, marks = console_errors(session), network_requests(session), chart_marks(session)
-    empty = sorted(name for name, n in marks.items() if n == 0)
-    problems = ([f"console error: {e}" for e in errors] + [f"network request: {u}" for u in requests] +
-                [f"chart drew nothing: {n}" for n in empty])
+    marks, problems = _seen(session, "reportViews", "chart")
     return {"ready_seconds": round(seconds, 2), "first_paint_ms": first_paint_ms(session), "marks": marks,
             "problems": problems}
 

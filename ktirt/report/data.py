@@ -55,9 +55,9 @@ def _columns(df: pd.DataFrame, digits: int = 4) -> dict[str, list]:
     return {c: _r(df[c], digits) for c in df.columns}
 
 
-def items_section(inputs: ReportInputs) -> dict:
-    """Every item with its health, and the drifting ones with their difficulty before and after the change."""
-    p = inputs.table("item_params")
+def items_section(inputs: ReportInputs, p: pd.DataFrame) -> dict:
+    """Every item with its health (`p`: item_params), and the drifting ones with their difficulty before and
+    after the change."""
     drift = inputs.table("item_drift", ["item_id", "drift_flag"])
     flagged = set(drift.loc[drift["drift_flag"], "item_id"])
     p = p.assign(skills=p["skill_ids"].map(lambda s: " ".join(s) if s is not None and len(s) else ""),
@@ -173,11 +173,12 @@ def report_data(inputs: ReportInputs, n_students: int, samples: int, seed: int) 
     state = inputs.table("sakt_student_state", ["user_id", "skill_id", "timestamp", "item_id", "mastery", "n_attempts"])
     correct = state.merge(pred[["user_id", "item_id", "timestamp", "actual"]], on=["user_id", "item_id", "timestamp"],
                           how="left")["actual"]
-    items = items_section(inputs)
+    params = inputs.table("item_params")
+    items = items_section(inputs, params)
     chosen = pick_students(pred, n_students, samples, seed)
     mine = state[state["user_id"].isin(chosen)]
-    params = inputs.table("item_params", ["item_id", "difficulty", "difficulty_current", "drift_start"])
-    rows = timeline(mine, pred[pred["user_id"].isin(chosen)], params)
+    rows = timeline(mine, pred[pred["user_id"].isin(chosen)],
+                    params[["item_id", "difficulty", "difficulty_current", "drift_start"]])
     skills, run = inputs.table("skills"), run_section(inputs)
     return {"run": run, **items,
             "skills": skills_section(state, correct, skills, pd.DataFrame(items["items"])),

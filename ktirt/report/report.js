@@ -44,6 +44,7 @@ function drawRun() {
 
 // ---------- Item health ----------
 const ITEMS = rowsOf(D.items);
+const DRIFTING = rowsOf(D.drifting);
 const itemState = {query: "", driftingOnly: false, key: "n_responses", dir: -1};
 
 function compare(key, dir) {
@@ -85,7 +86,7 @@ function wireItemTable() {
 }
 
 function drawDriftTable() {
-  const rows = rowsOf(D.drifting);
+  const rows = DRIFTING;
   $("drift-table").tBodies[0].innerHTML = rows.length ? rows.map((d) => `<tr><td>${esc(d.item_id)}</td><td>${esc(d.skills)}</td>` +
     `<td>${esc(d.since)}</td><td>${fmt(d.before, 2)}</td><td>${fmt(d.after, 2)}</td><td>${d.shift > 0 ? "+" : ""}${fmt(d.shift, 2)}</td>` +
     `<td>${fmt(d.n_responses, 0)}</td></tr>`).join("") : `<tr><td colspan="7">no item flagged as drifting</td></tr>`;
@@ -102,7 +103,7 @@ function itemCharts() {
       opacity: {condition: {test: "datum.status === 'drifting'", value: 0.95}, value: 0.35},
       tooltip: [{field: "item_id"}, {field: "skills"}, {field: "difficulty", format: ".2f"},
         {field: "discrimination", format: ".2f"}, {field: "guessing", format: ".2f"}, {field: "n_responses"}]}}, "canvas");
-  const all = rowsOf(D.drifting);  // the chart: the largest shifts (the table below lists every drifting item)
+  const all = DRIFTING;  // the chart: the largest shifts (the table below lists every drifting item)
   const drift = [...all].sort((a, b) => Math.abs(b.shift) - Math.abs(a.shift) || (a.item_id < b.item_id ? -1 : 1)).slice(0, MAX_DRIFT_CHART);
   $("drift-shown").textContent = all.length > drift.length ? ` — the ${drift.length} largest shifts of ${all.length}` : "";
   const dumbbell = chart("drift", "chart-drift", drift.length ? {
