@@ -56,4 +56,5 @@ def run_pykt(name: str, data: BenchData, ex: Expanded, split: dict, settings: di
     p = pm.score(model, name, ex, test_events, data.events.num_rows, pm.TRAIN_CONFIG["seq_len"])
     return p, {"epochs": fit.epochs, "best_epoch": fit.best_epoch, "best_val_auc": round(fit.best_val_auc, 6),
                "train_seconds": round(fit.train_seconds, 2),
-               "train_seqs_per_s": round(fit.sequences_seen / max(fit.train_seconds, 1e-9), 1)}
+               "train_seqs_per_s": round(fit.sequences_seen / max(fit.train_seconds, 1e-9), 1),
+               "micro_batch": pm.MICRO_BATCH}
