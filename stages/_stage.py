@@ -19,7 +19,9 @@ if str(CHECKOUT) not in sys.path:
     sys.path.insert(0, str(CHECKOUT))
 
 from ktirt.errors import InputError, SettingsError  # noqa: E402
+from ktirt.io import check_finite, write_json  # noqa: E402
 from ktirt.settings import check_params  # noqa: E402
+from ktirt.timings import write_timings  # noqa: E402
 
 PARAMS = "params.yaml"
 params_option = click.option("--params", "params_path", default=PARAMS, show_default=True,
@@ -62,6 +64,15 @@ def stage(func):
             raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from None
 
     return wrapper
+
+
+def save_training(result, model_dir: str, plots_dir: str, metrics_path: str, timings_file: str) -> None:
+    """A trained engine's outputs: metrics checked finite before anything is saved (no model without its
+    metrics), then the model and plots, the tracked metrics and the untracked timings."""
+    check_finite(result.metrics, metrics_path)
+    result.save(model_dir, plots_dir)
+    write_json(result.metrics, metrics_path)
+    write_timings(result.timings, timings_file)
 
 
 @contextlib.contextmanager

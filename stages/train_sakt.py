@@ -3,11 +3,11 @@
 import logging
 
 import click
-from _stage import live_epochs, load_params, params_option, stage
+from _stage import live_epochs, load_params, params_option, save_training, stage
 
-from ktirt.io import check_finite, read_events, read_split, write_json
+from ktirt.io import read_events, read_split
 from ktirt.kt.sakt_run import SaktRun, run_sakt
-from ktirt.timings import timings_path, write_timings
+from ktirt.timings import timings_path
 
 log = logging.getLogger("train_sakt")
 
@@ -29,10 +29,7 @@ def main(params_path, events, split_path, model_dir, metrics_path, plots_dir, li
     events, split = read_events(events), read_split(split_path)
     with live_epochs(live_dir) as on_epoch:
         result = run_sakt(events, split, run, on_epoch)
-    check_finite(result.metrics, metrics_path)  # before anything is saved: no model without its metrics
-    result.save(model_dir, plots_dir)
-    write_json(result.metrics, metrics_path)
-    write_timings(result.timings, timings_file)
+    save_training(result, model_dir, plots_dir, metrics_path, timings_file)
     m = result.metrics
     log.info("test AUC %.4f (item-mean %.4f, oracle %s) after %d epochs", m["test_auc"], m["item_mean_auc"],
              f"{m['oracle_auc']:.4f}" if "oracle_auc" in m else "n/a", m["epochs"])

@@ -3,12 +3,12 @@
 import logging
 
 import click
-from _stage import live_epochs, load_params, params_option, stage
+from _stage import live_epochs, load_params, params_option, save_training, stage
 
-from ktirt.io import check_finite, read_events, read_split, read_unit_tests, write_json
+from ktirt.io import read_events, read_split, read_unit_tests
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.sources.edm_cup import item_text_embeddings, problem_types
-from ktirt.timings import timings_path, write_timings
+from ktirt.timings import timings_path
 from ktirt.truth import truth_dir
 
 log = logging.getLogger("train_wdirt")
@@ -34,10 +34,7 @@ def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir, l
         log.info("%s has no problem text embeddings: the deep part runs without them", raw)
     with live_epochs(live_dir) as on_epoch:
         result = run_wdirt(events, unit_tests, split, settings, problem_types(raw), text, truth_dir(raw), on_epoch)
-    check_finite(result.metrics, metrics_path)  # before anything is saved: no model without its metrics
-    result.save(model_dir, plots_dir)
-    write_json(result.metrics, metrics_path)
-    write_timings(result.timings, timings_file)
+    save_training(result, model_dir, plots_dir, metrics_path, timings_file)
     m = result.metrics
     log.info("unit-test AUC %s, in-unit AUC %s, difficulty Spearman %s, drift precision/recall %s/%s",
              m.get("unit_test_auc"), m.get("in_unit_auc"), m.get("difficulty_spearman"), m.get("drift_precision"),
