@@ -52,7 +52,7 @@ def run_pykt(name: str, data: BenchData, ex: Expanded, split: dict, settings: di
     y = data.events["correct"].to_numpy().astype(int)
     torch.set_num_threads(settings["threads"])
     model, fit = pm.train(name, ex, train_events, val_events, y, data.events.num_rows, settings["max_epochs"],
-                          settings["patience"], settings["seed"])
+                          settings["patience"], settings["seed"], lr=settings["hyper_parameters"]["learning_rate"])
     p = pm.score(model, name, ex, test_events, data.events.num_rows, pm.TRAIN_CONFIG["seq_len"])
     return p, {"epochs": fit.epochs, "best_epoch": fit.best_epoch, "best_val_auc": round(fit.best_val_auc, 6),
                "train_seconds": round(fit.train_seconds, 2),

@@ -142,11 +142,12 @@ class Fit:
 
 
 def train(name: str, ex: Expanded, train_events: np.ndarray, val_events: np.ndarray, y: np.ndarray, n_events: int,
-          max_epochs: int, patience: int, seed: int, seq_len: int = TRAIN_CONFIG["seq_len"]):
-    """Fit one pyKT model; returns it (best validation epoch's weights) and its Fit record."""
+          max_epochs: int, patience: int, seed: int, seq_len: int = TRAIN_CONFIG["seq_len"], lr: float | None = None):
+    """Fit one pyKT model (at its published learning rate unless `lr` is given); returns it (best validation
+    epoch's weights) and its Fit record."""
     torch.manual_seed(seed)
     model = build(name, ex, seq_len).to(DEVICE)
-    opt = torch.optim.Adam(model.parameters(), lr=DEFAULTS[name]["learning_rate"])
+    opt = torch.optim.Adam(model.parameters(), lr=lr or DEFAULTS[name]["learning_rate"])
     index, target = sliding_windows(ex, ex.rows_of(train_events), seq_len)
     gen = torch.Generator().manual_seed(seed)
     stop, seconds, seen, epoch = EarlyStopping(patience), 0.0, 0, 0

@@ -42,7 +42,7 @@ log = logging.getLogger("bench.kt_benchmark")
 
 
 def model_settings(name: str, params: dict, overrides: dict, max_epochs: int | None, patience: int | None,
-                   threads: int, seed: int) -> dict:
+                   threads: int, seed: int, pykt_lr: float | None = None) -> dict:
     """Exactly what one model is run with (recorded in the JSON)."""
     if name == "ktirt_sakt":
         train = params["train"] | overrides.get("train", {}) | {"device": "auto", "threads": threads}
@@ -52,7 +52,8 @@ def model_settings(name: str, params: dict, overrides: dict, max_epochs: int | N
         w = params["wdirt"] | overrides.get("wdirt", {}) | {"device": "auto", "threads": threads}
         w |= {k: v for k, v in (("epochs", max_epochs), ("patience", patience)) if v is not None}
         return {"wdirt": w}
-    return {"hyper_parameters": DEFAULTS[name], "batch_size": TRAIN_CONFIG["batch_size"],
+    hyper = DEFAULTS[name] | ({"learning_rate": pykt_lr} if pykt_lr else {})
+    return {"hyper_parameters": hyper, "batch_size": TRAIN_CONFIG["batch_size"],
             "seq_len": TRAIN_CONFIG["seq_len"], "max_epochs": max_epochs or TRAIN_CONFIG["num_epochs"],
             "patience": patience or TRAIN_CONFIG["patience"], "seed": seed, "threads": threads} | IMPLEMENTATION.get(name, {})
 
@@ -83,6 +84,11 @@ def floors(data: BenchData, split: dict, scored: np.ndarray) -> dict:
         ok = np.isfinite(oracle)
         out["oracle_auc"] = round(float(roc_auc_score(y[scored][ok], oracle[ok])), 6)
     return out
+
+
+def stored_name(name: str, pykt_lr: float | None) -> str:
+    """A pyKT model run off its published learning rate is stored beside the default run, never over it."""
+    return f"{name}@lr{pykt_lr:g}" if pykt_lr and name in runners.PYKT_MODELS else name
 
 
 def run_one(name: str, data: BenchData, ex: Expanded | None, split: dict, settings: dict):
@@ -160,21 +166,23 @@ def resolve_data(world, students, sim_seed, source, raw_dir) -> tuple[BenchData,
 @click.option("--model-seed", default=42, show_default=True, help="pyKT models' seed (pyKT's default)")
 @click.option("--set", "overrides", multiple=True, help="override ktirt params: model.KEY=V, train.KEY=V, wdirt.KEY=V")
 @click.option("--params", "params_path", default=str(ROOT / "params.yaml"), show_default=True)
+@click.option("--pykt-lr", type=float, help="pyKT models' learning rate instead of their published one (stored as "
+              "MODEL@lrVALUE, beside the default run): is a capped model held back by a slow rate?")
 @click.option("--threads", default=2, show_default=True)
 @click.option("--results", "results_path", default=str(ROOT / "bench/results/kt_benchmark.json"), show_default=True)
 @click.option("--out-dir", default=str(ROOT / "bench/out/kt_benchmark"), show_default=True)
 def main(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
-         patience, model_seed, overrides, params_path, threads, results_path, out_dir) -> None:
+         patience, model_seed, overrides, params_path, pykt_lr, threads, results_path, out_dir) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
-             patience, model_seed, overrides, params_path, threads, results_path, out_dir)
+             patience, model_seed, overrides, params_path, pykt_lr, threads, results_path, out_dir)
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
 
 
 def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
-         patience, model_seed, overrides, params_path, threads, results_path, out_dir) -> None:
+         patience, model_seed, overrides, params_path, pykt_lr, threads, results_path, out_dir) -> None:
     names = [m.strip() for m in models.split(",") if m.strip()]
     unknown = sorted(set(names) - set(runners.MODELS))
     if unknown or not names:
@@ -197,8 +205,9 @@ def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_r
                 "test_users": len(split["test"]), "scored_responses": len(scored), "scored_sha256": ids_digest(scored)}
         fl = floors(data, split, scored)
         for m in names:
-            settings = model_settings(m, params, extra, max_epochs, patience, threads, model_seed)
-            log.info("%s, fold %d/%d: %s on %d test students (%d scored responses)", key, f + 1, k, m, len(split["test"]), len(scored))
+            settings = model_settings(m, params, extra, max_epochs, patience, threads, model_seed, pykt_lr)
+            stored = stored_name(m, pykt_lr)
+            log.info("%s, fold %d/%d: %s on %d test students (%d scored responses)", key, f + 1, k, stored, len(split["test"]), len(scored))
             t0 = time.perf_counter()
             p, info = run_one(m, data, ex, split, settings)
             if np.isnan(p[scored]).any():
@@ -206,10 +215,10 @@ def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_r
             auc = float(roc_auc_score(y[scored], p[scored]))
             train_rows = np.flatnonzero(np.isin(data.users, split["train"]))
             frame = _kt_audit.prediction_frame(data.events, scored, p, train_rows)
-            verdict = _kt_audit.audit(frame, Path(out_dir) / key.replace(":", "_").replace("/", "_") / f"{m}_fold{f}.csv", auc)
+            verdict = _kt_audit.audit(frame, Path(out_dir) / key.replace(":", "_").replace("/", "_") / f"{stored}_fold{f}.csv", auc)
             record = base | {"auc": round(auc, 6), "threads": threads} | info | {"wall_seconds": round(time.perf_counter() - t0, 1)} | fl | {"kt_audit": verdict}
-            merge_into(results_file, key, world_rec, m, f, record, settings)
-            log.info("%s fold %d: %s AUC %.4f (item-mean %.4f%s), %d epochs, kt-audit %s", key, f, m, auc,
+            merge_into(results_file, key, world_rec, stored, f, record, settings)
+            log.info("%s fold %d: %s AUC %.4f (item-mean %.4f%s), %d epochs, kt-audit %s", key, f, stored, auc,
                      fl["item_mean_auc"], f", oracle {fl['oracle_auc']:.4f}" if "oracle_auc" in fl else "",
                      info["epochs"], verdict.get("verdict", verdict.get("status")))
 

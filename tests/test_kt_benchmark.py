@@ -163,6 +163,15 @@ def test_merge_keeps_folds_run_on_other_threads_but_not_under_other_settings():
         merge(results, "w", world | {"folds": {"k": 5}}, "dkt", 0, {"auc": 0.7}, settings)
 
 
+def test_a_pykt_model_off_its_published_rate_is_stored_beside_its_default_run():
+    from kt_benchmark import DEFAULTS, model_settings, stored_name
+
+    assert stored_name("akt", 1e-4) == "akt@lr0.0001" and stored_name("akt", None) == "akt"
+    assert stored_name("ktirt_sakt", 1e-4) == "ktirt_sakt"  # ktirt's engines take --set train.lr=...
+    settings = model_settings("akt", {}, {}, 30, 5, 1, 42, pykt_lr=1e-4)
+    assert settings["hyper_parameters"]["learning_rate"] == 1e-4 and DEFAULTS["akt"]["learning_rate"] == 1e-5
+
+
 @pytest.fixture(scope="module")
 def multi_skill_raw(tiny_tables, tmp_path_factory):
     ev = tiny_tables.events
