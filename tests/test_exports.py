@@ -16,7 +16,7 @@ from ktirt.errors import InputError, SettingsError
 from ktirt.events import EVENTS_SCHEMA
 from ktirt.exports.build import ExportSettings, run_export
 from ktirt.exports.join import run_validation, validate_join
-from ktirt.exports.trace import match_topic
+from ktirt.exports.trace import match_topic, trace
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.kt.sakt_run import SaktRun, check_vocabulary, load_checkpoint, run_sakt
 from ktirt.kt.scoring import score_responses, typical_items
@@ -223,6 +223,34 @@ def test_demo_trace_prints_real_joined_rows_and_draws_the_png(run):
         item = params.loc[row["item_id"]]
         after = pd.notna(item["drift_start"]) and pd.Timestamp(row["timestamp"]) >= item["drift_start"]
         assert row["difficulty"] == pytest.approx(item["difficulty_current" if after else "difficulty"])
+
+
+def test_demo_trace_shows_no_dates_from_a_source_without_clock_time(run, tmp_path):
+    """ASSISTments 2009 events carry 1970-01-01 + order milliseconds: the trace numbers the responses instead of
+    printing 1970 dates, and a drift label gives no date."""
+    state = _table(run, "sakt_student_state").to_pandas()
+    user, skill, item = state.iloc[len(state) // 2][["user_id", "skill_id", "item_id"]]
+    stamps = np.unique(run["events"]["timestamp"].to_numpy())
+
+    def order(ts: pd.Series) -> pd.Series:  # each response's place in time, as milliseconds after 1970
+        return pd.to_datetime(np.searchsorted(stamps, ts.dt.tz_localize(None).to_numpy().astype(stamps.dtype)), unit="ms", utc=True)
+
+    for name in ("sakt_student_state", "sakt_predictions", "item_params", "skills"):
+        t = _table(run, name).to_pandas()
+        if "timestamp" in t:
+            t["timestamp"] = order(t["timestamp"])
+        if name == "item_params":  # the student's item drifted at their first response to it
+            met = t["item_id"] == item
+            t.loc[met, "drift_start"] = pd.Timestamp(0, unit="ms", tz="UTC")
+            t.loc[met, "difficulty_current"] = t.loc[met, "difficulty"] + 1.0
+        pq.write_table(pa.Table.from_pandas(t, schema=_table(run, name).schema, preserve_index=False),
+                       tmp_path / f"{name}.parquet")
+    clocked = trace(run["exports"], user, skill)
+    assert clocked.clock_time and " time " in clocked.text().splitlines()[2]
+    t = trace(tmp_path, user, skill)
+    assert not t.clock_time and "1970" not in t.text() and t.text().splitlines()[2].lstrip().startswith("order")
+    assert "after +1.0" in t.text() and " on " not in "".join(t.rows["drift"])
+    assert t.to_json()["clock_time"] is False
 
 
 def test_demo_trace_unknown_ids_say_what_is_close(run):

@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
+from ktirt.events import has_clock_time
 from ktirt.io import check_writable, read_parquet
 
 TREND_ATTEMPTS = 5
@@ -61,6 +62,8 @@ class Trace:
     rows: pd.DataFrame
     """the timeline: time, item, skill, correct, predicted, mastery, difficulty (in effect then: after a drifted
     item's change, its current one), discrimination, guessing, drift"""
+    clock_time: bool = True
+    """False when the source has only the responses' order (ASSISTments 2009): no dates are shown then"""
 
     def summary(self) -> list[str]:
         out = []
@@ -77,8 +80,10 @@ class Trace:
         return out
 
     def text(self) -> str:
-        shown = self.rows.assign(time=self.rows["timestamp"].dt.strftime("%Y-%m-%d %H:%M"))
-        cols = ["time", "item_id", "skill_id", "correct", "predicted", "mastery", "difficulty", "discrimination", "guessing", "drift"]
+        when = (self.rows["timestamp"].dt.strftime("%Y-%m-%d %H:%M") if self.clock_time
+                else pd.Series(np.arange(1, len(self.rows) + 1), index=self.rows.index))
+        shown = self.rows.assign(time=when) if self.clock_time else self.rows.assign(order=when)
+        cols = ["time" if self.clock_time else "order", "item_id", "skill_id", "correct", "predicted", "mastery", "difficulty", "discrimination", "guessing", "drift"]
         head = [f"Student {capped(self.student)}, topic '{capped(self.topic)}': " + "; ".join(
             f"{r.skill_id} ({r.description})" if r.description else r.skill_id for r in self.skills.itertuples())]
         table = shown[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="")
@@ -88,7 +93,8 @@ class Trace:
         rows = self.rows.assign(timestamp=self.rows["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%fZ").str[:-4] + "Z")
         rows = rows.drop(columns=["drift_since", "drift_shift"])
         rows = rows.astype(object).where(rows.notna(), None)
-        return {"student": self.student, "topic": self.topic, "skills": self.skills.to_dict("records"),
+        return {"student": self.student, "topic": self.topic, "clock_time": self.clock_time,
+                "skills": self.skills.to_dict("records"),
                 "rows": rows.to_dict("records"), "summary": self.summary()}
 
     def plot(self, path: str | Path) -> None:
@@ -110,14 +116,15 @@ class Trace:
         if d.any():
             diff_ax.scatter(x[d], r.loc[d, "difficulty"], marker="x", s=80, c="black", label="item flagged as drifting")
         day = r["timestamp"].dt.strftime("%Y-%m-%d")
-        for i in np.flatnonzero(day.ne(day.shift()).to_numpy()):
+        for i in np.flatnonzero(day.ne(day.shift()).to_numpy()) if self.clock_time else []:
             ax.axvline(x[i] - 0.5, color="grey", lw=0.6, ls=":")
             ax.annotate(day[i], (x[i] - 0.4, 0.02), fontsize=7, color="grey", rotation=90, va="bottom")
         ax.set_ylim(0, 1)
         ax.set_xlim(0.5, len(r) + 0.5)
         ax.set_ylabel("SAKT mastery")
         diff_ax.set_ylabel("WD-IRT item difficulty (logits)")
-        ax.set_xlabel("attempt on the topic (dotted lines: a new day)")
+        ax.set_xlabel("attempt on the topic" + (" (dotted lines: a new day)" if self.clock_time else
+                                                " (the source has no clock time: the file's order)"))
         ax.set_title(f"Student {capped(self.student)}: {capped(', '.join(self.skills['skill_id']))}")
         handles = ax.get_legend_handles_labels()
         more = diff_ax.get_legend_handles_labels()
@@ -181,10 +188,11 @@ def timeline(state: pd.DataFrame, pred: pd.DataFrame, params: pd.DataFrame) -> p
     rows = rows.sort_values([k for k in ("user_id", "timestamp", "item_id") if k in rows], kind="stable")
     rows["drift_shift"] = (rows["difficulty_current"] - rows["difficulty"]).where(rows["drift_since"].notna())
     rows["difficulty"] = rows["difficulty"].where(~(rows["timestamp"] >= rows["drift_since"]), rows["difficulty_current"])
-    when = rows["drift_since"].dt.strftime("%Y-%m-%d").fillna("")
+    # a source without clock time has no date to give (its timestamps only order the responses)
+    when = (" on " + rows["drift_since"].dt.strftime("%Y-%m-%d")).fillna("") if has_clock_time(rows["timestamp"]) else ""
     shift = rows["drift_shift"].map(lambda v: f"{v:+.1f}" if v == v else "")
     rows["drift"] = np.where(rows["drift_since"].isna(), "",
-                             np.where(rows["timestamp"] >= rows["drift_since"], "after ", "before ") + shift + " on " + when)
+                             np.where(rows["timestamp"] >= rows["drift_since"], "after ", "before ") + shift + when)
     return rows
 
 
@@ -219,4 +227,4 @@ def trace(exports_dir: str | Path, student: str, topic: str) -> Trace:
     met = matched[matched["skill_id"].isin(rows["skill_id"])].reset_index(drop=True)
     cols = ["timestamp", "item_id", "skill_id", "correct", "predicted", "mastery", "n_attempts", "difficulty",
             "discrimination", "guessing", "drift", "drift_since", "drift_shift"]
-    return Trace(student, topic, met, rows[cols].reset_index(drop=True))
+    return Trace(student, topic, met, rows[cols].reset_index(drop=True), has_clock_time(pred["timestamp"]))
