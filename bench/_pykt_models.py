@@ -7,8 +7,8 @@ early stopping on the validation students' question-level AUC, and scored questi
 Each batch runs as length-sorted micro-batches cut to their longest window, gradients summed: every model
 here is causal, so a window's trailing padding never reaches its real positions, and the summed gradient is
 pyKT's padded batch's (tests/test_kt_benchmark.py checks it per model). Most windows are short on
-skill-builder data, so this is about 4x less CPU time for AKT, whose attention is elementwise work on
-(batch, heads, 200, 200) tensors."""
+skill-builder data, and AKT's attention is elementwise work on (batch, heads, 200, 200) tensors: its epoch
+there took 55-90 s on 1 thread instead of about 6 minutes."""
 
 from __future__ import annotations
 

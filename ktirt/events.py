@@ -8,17 +8,11 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 TIMESTAMP = pa.timestamp("ms", tz="UTC")
+SKILL_IDS = pa.list_(pa.string())
 PSEUDO_TIME_END = pd.Timestamp("1971-01-01", tz="UTC")
 """A source without clock time (ASSISTments 2009) stamps its events 1970-01-01 plus their order in milliseconds,
 which keeps the order and the join keys; real clickstream is decades later, so timestamps wholly before this
 only order the responses and must never be shown as dates."""
-
-
-def has_clock_time(timestamps) -> bool:
-    """Whether these timestamps (any array-like of datetimes) are clock time rather than order-only pseudo-time."""
-    ts = pd.to_datetime(pd.Series(timestamps), utc=True)
-    return bool((ts >= PSEUDO_TIME_END).any())
-SKILL_IDS = pa.list_(pa.string())
 
 EVENTS_SCHEMA = pa.schema(
     [
@@ -47,6 +41,13 @@ UNIT_TESTS_SCHEMA = pa.schema(
         pa.field("in_unit_ids", pa.list_(pa.string()), nullable=False),
     ]
 )
+
+
+def has_clock_time(timestamps) -> bool:
+    """Whether these timestamps (any array-like of datetimes) are clock time rather than order-only pseudo-time:
+    one after PSEUDO_TIME_END is enough."""
+    ts = pd.to_datetime(pd.Series(timestamps), utc=True)
+    return bool((ts >= PSEUDO_TIME_END).any())
 
 
 def sort_events(columns: dict) -> np.ndarray:

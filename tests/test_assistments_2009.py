@@ -57,3 +57,13 @@ def test_bad_correct_values_and_missing_column(tmp_path):
     with pytest.raises(InputError) as err:
         load_source("assistments_2009", folder)
     assert err.value.column == "problem_id" and "skill_builder_data.csv" in err.value.path
+
+
+def test_an_order_id_past_the_pseudo_time_range_stops(tmp_path):
+    """order_id becomes milliseconds after 1970; one that large would make the pseudo-timestamps read as dates."""
+    folder = write(tmp_path / "o", [row(1, "U1", "P1", 1, 10), row(40_000_000_000, "U1", "P2", 0, 10)])
+    with pytest.raises(InputError, match="too large") as err:
+        load_source("assistments_2009", folder)
+    assert err.value.column == "order_id"
+    folder = write(tmp_path / "ok", [row(1, "U1", "P1", 1, 10), row(38_000_000, "U1", "P2", 0, 10)])  # the release's scale
+    assert load_source("assistments_2009", folder).events.num_rows == 2

@@ -80,10 +80,10 @@ class Trace:
         return out
 
     def text(self) -> str:
-        when = (self.rows["timestamp"].dt.strftime("%Y-%m-%d %H:%M") if self.clock_time
-                else pd.Series(np.arange(1, len(self.rows) + 1), index=self.rows.index))
-        shown = self.rows.assign(time=when) if self.clock_time else self.rows.assign(order=when)
-        cols = ["time" if self.clock_time else "order", "item_id", "skill_id", "correct", "predicted", "mastery", "difficulty", "discrimination", "guessing", "drift"]
+        first = "time" if self.clock_time else "order"  # without clock time, the response's place on the topic
+        shown = self.rows.assign(**{first: self.rows["timestamp"].dt.strftime("%Y-%m-%d %H:%M") if self.clock_time
+                                    else np.arange(1, len(self.rows) + 1)})
+        cols = [first, "item_id", "skill_id", "correct", "predicted", "mastery", "difficulty", "discrimination", "guessing", "drift"]
         head = [f"Student {capped(self.student)}, topic '{capped(self.topic)}': " + "; ".join(
             f"{r.skill_id} ({r.description})" if r.description else r.skill_id for r in self.skills.itertuples())]
         table = shown[cols].to_string(index=False, float_format=lambda v: f"{v:.2f}", na_rep="")

@@ -2,8 +2,8 @@
 
 The file has one row per (response, skill): a multi-skill problem repeats its `order_id`, and those rows
 collapse into one event with a skill list. It has no clock time, only `order_id`, which is chronological;
-events get an order-preserving pseudo-timestamp (1970-01-01 plus order_id milliseconds), flagged in the
-metrics as `has_timestamps: 0`. It has no unit tests and no text embeddings.
+events get an order-preserving pseudo-timestamp (1970-01-01 plus order_id milliseconds, before
+`ktirt.events.PSEUDO_TIME_END` so nothing shows it as a date), flagged in the metrics as `has_timestamps: 0`. It has no unit tests and no text embeddings.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ktirt.errors import InputError
+from ktirt.events import PSEUDO_TIME_END
 from ktirt.sources.canonical import SourceTables, events_table, unit_tests_table
 from ktirt.sources.tables import read_csv, read_header
 
@@ -72,6 +73,10 @@ def load(raw_dir: str | Path) -> SourceTables:
     conflict = len(first) != df.drop_duplicates(["order_id", "user_id", "problem_id", "correct"]).shape[0]
     if conflict:
         raise InputError("the same order_id carries different user, problem or correct values", path, "order_id")
+    if len(first) and first["order_id"].max() >= PSEUDO_TIME_END.value // 1_000_000:
+        raise InputError(f"order_id {first['order_id'].max()} is too large to serve as order-only milliseconds "
+                         f"(the pseudo-timestamps must stay before {PSEUDO_TIME_END:%Y-%m-%d}, or they read as clock "
+                         "time)", path, "order_id")
     latency = first["ms_first_response"].to_numpy()
     bad_latency = ~np.isfinite(latency) | (latency < 0)
     hints = first["hint_count"].fillna(0).to_numpy()
