@@ -3,7 +3,8 @@
 import logging
 
 import click
-from _stage import live_epochs, load_params, params_option, save_training, stage
+from _stage import load_params, params_option, stage
+from _training import live_epochs, save_training
 
 from ktirt.io import read_events, read_split, read_unit_tests
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt

@@ -1,0 +1,36 @@
+"""What the two training stages (train_sakt, train_wdirt) share: DVCLive's per-epoch log and saving a run."""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+from ktirt.io import check_finite, write_json
+from ktirt.timings import write_timings
+
+
+def save_training(result, model_dir: str, plots_dir: str, metrics_path: str, timings_file: str) -> None:
+    """A trained engine's outputs: metrics checked finite before anything is saved (no model without its
+    metrics), then the model and plots, the tracked metrics and the untracked timings."""
+    check_finite(result.metrics, metrics_path)
+    result.save(model_dir, plots_dir)
+    write_json(result.metrics, metrics_path)
+    write_timings(result.timings, timings_file)
+
+
+@contextlib.contextmanager
+def live_epochs(directory: str | Path):
+    """DVCLive, DVC's own training log: each epoch's values go to `<directory>/metrics.json` (so `dvc exp show`
+    shows a running experiment's epoch and validation AUC) and `<directory>/plots/metrics/<name>.tsv`, one step
+    curve per value (declared under `plots:` in dvc.yaml). Yields the library's `on_epoch` callback; its step is
+    the epoch number. No timestamps: the files are tracked by git."""
+    from dvclive import Live
+
+    with Live(str(directory), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        def on_epoch(epoch: int, values: dict) -> None:
+            live.step = epoch
+            for name, value in values.items():
+                live.log_metric(name, value)
+            live.next_step()
+
+        yield on_epoch
