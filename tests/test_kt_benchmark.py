@@ -121,9 +121,9 @@ def test_length_sorted_micro_batches_give_the_padded_batchs_gradient_and_predict
         model.zero_grad()
         return out
 
-    p, extra = pm.forward(model, name, *pm._batch(ex, index))
-    sm = torch.as_tensor(target[:, 1:])
     q, c, r = pm._batch(ex, index)
+    p, extra = pm.forward(model, name, q, c, r)
+    sm = torch.as_tensor(target[:, 1:])
     (torch.nn.functional.binary_cross_entropy(p[sm].double(), r[:, 1:][sm].double()) + extra).backward()
     padded = grads()
     pm.batch_loss_backward(model, name, ex, index, target, size=7)
