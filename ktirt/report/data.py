@@ -13,6 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from ktirt.events import has_clock_time
 from ktirt.exports.join import sample_students
 from ktirt.exports.trace import timeline
 from ktirt.io import read_csv, read_json, read_parquet
@@ -141,7 +142,9 @@ ENGINE_FIGURES = [
 (on real data there is no oracle; without unit tests no unit-test AUC)"""
 
 
-def run_section(inputs: ReportInputs) -> dict:
+def run_section(inputs: ReportInputs, clock: bool) -> dict:
+    """Counts, each engine's figures between floor and ceiling, and join coverage; `clock`: whether the events'
+    timestamps are clock time (ktirt.events.has_clock_time, the rule demo_trace follows too)."""
     prep, join = inputs.metric("prepare"), inputs.metric("join")
     metrics = {"sakt": inputs.metric("sakt"), "wdirt": inputs.metric("wdirt")}
     figures = []
@@ -153,7 +156,6 @@ def run_section(inputs: ReportInputs) -> dict:
                         "floor": m.get(floor[1]) if floor else None, "floor_name": floor[0] if floor else "",
                         "ceiling": m.get(ceiling[1]), "ceiling_name": ceiling[0] if ceiling[1] in m else ""})
     counts = {k: prep[k] for k in ("events", "users", "items", "skills") if k in prep}
-    clock = bool(prep.get("source", {}).get("has_timestamps", 1))
     counts |= {"test responses": metrics["sakt"].get("test_responses"), "drifting items": metrics["wdirt"].get("drift_flagged_items")}
     return {"source": inputs.source, "has_timestamps": clock, "counts": counts, "figures": figures,
             "join": {k: join[k] for k in ("coverage", "drift_coverage", "user_coverage", "schema_mismatches") if k in join}}
@@ -179,7 +181,7 @@ def report_data(inputs: ReportInputs, n_students: int, samples: int, seed: int) 
     mine = state[state["user_id"].isin(chosen)]
     rows = timeline(mine, pred[pred["user_id"].isin(chosen)],
                     params[["item_id", "difficulty", "difficulty_current", "drift_start"]])
-    skills, run = inputs.table("skills"), run_section(inputs)
+    skills, run = inputs.table("skills"), run_section(inputs, has_clock_time(pred["timestamp"]))
     return {"run": run, **items,
             "skills": skills_section(state, correct, skills, pd.DataFrame(items["items"])),
             "students": students_section(rows, pred, chosen, min(samples, len(chosen)), run["has_timestamps"]),
