@@ -16,6 +16,8 @@ from pathlib import Path
 
 import click
 
+from ktirt.plots_offline import page_plots
+
 CHROMIUM = ("chromium", "chromium-browser", "google-chrome")
 CHROMEDRIVER = ("chromedriver",)
 LOCAL_SCHEMES = ("file:", "data:", "blob:", "about:", "chrome-error:")
@@ -106,8 +108,9 @@ def check_plots_page(session, path: str | Path, timeout: float = 60.0) -> dict:
     """Open a `dvc plots show` page (ktirt/plots_offline.py's template) and wait for every plot to be drawn."""
     from selenium.webdriver.support.ui import WebDriverWait
 
+    # the plots the file holds, not the divs parsed so far (on a busy machine that count once read 1 of 9)
+    n = len(page_plots(Path(path).read_text(encoding="utf-8")))
     session.get(Path(path).resolve().as_uri())
-    n = session.execute_script("return document.querySelectorAll('body div[id]').length")
     WebDriverWait(session, timeout).until(lambda s: s.execute_script(
         "return Object.keys(window.plotViews || {}).length >= arguments[0] || (window.plotErrors || 0) > 0", n))
     marks, problems = _seen(session, "plotViews", "plot")
