@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ktirt.io import write_csv
-from ktirt.kt.vocab import NO_SKILL
+from ktirt.vocab import NO_SKILL
 
 log = logging.getLogger(__name__)
 

@@ -16,7 +16,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ktirt.kt.vocab import NO_SKILL
+from ktirt.vocab import NO_SKILL
 
 
 @dataclass

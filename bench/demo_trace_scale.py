@@ -27,7 +27,7 @@ from _measure import ROOT
 
 from ktirt.exports.tables import ROW_GROUP, typed_table
 from ktirt.io import write_parquet
-from ktirt.kt.vocab import NO_SKILL, first_skill
+from ktirt.vocab import NO_SKILL, first_skill
 
 log = logging.getLogger("bench.demo_trace_scale")
 OUT = ROOT / "bench" / "out"

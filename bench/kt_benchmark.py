@@ -34,7 +34,7 @@ from _pykt_models import DEFAULTS, TRAIN_CONFIG
 from _pykt_windows import Expanded
 from ktirt.errors import InputError, SettingsError
 from ktirt.io import write_json
-from ktirt.kt.evaluation import mean_baseline
+from ktirt.evaluation import mean_baseline
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPLEMENTATION = {"simplekt": {"implementation": "bench/_simplekt.py, written from the paper (pykt-toolkit 0.0.38 has none)"}}

@@ -29,7 +29,7 @@ from ktirt.kt.pykt_format import TEST, TRAIN_VALID, read_pykt_windows
 from ktirt.kt.sequences import N_PRACTICE_CODES, practice_codes
 from ktirt.kt.sakt_run import ARCH_KEYS, VOCAB_KEYS
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict
-from ktirt.kt.vocab import Vocabulary
+from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -141,7 +141,7 @@ def main(pykt_dir: str) -> None:
     o_te = ours_tensors(te, test_rows, mv, 0)
     p_ours = predict(ours, o_te, o_te["score"].numel())[o_te["index"][o_te["score"]].numpy()]
     y_ours = o_te["target"][o_te["score"]].numpy()
-    ours_auc, ours_tput = roc_auc_score(y_ours, p_ours), hist.sequences_seen / hist.train_seconds
+    ours_auc, ours_tput = roc_auc_score(y_ours, p_ours), hist.examples_seen / hist.train_seconds
 
     # pyKT
     pk, best_val, pk_epochs, pk_tput = train_pykt(len(vocab.skills), pykt_batches(tv, train_rows), pykt_batches(tv, val_rows), m, s)

@@ -26,7 +26,8 @@ import yaml
 from _measure import ROOT
 from scipy.stats import spearmanr
 
-from ktirt.irt.wdirt_run import MIN_RESPONSES_FOR_RECOVERY, WDIRTSettings, run_wdirt
+from ktirt.irt.against_truth import MIN_RESPONSES_FOR_RECOVERY
+from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.sources.edm_cup import item_text_embeddings, problem_types
 from ktirt.truth import truth_dir
 

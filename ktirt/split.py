@@ -4,9 +4,14 @@ about students the models never saw."""
 from __future__ import annotations
 
 import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 from ktirt.settings import check_section
+
+SPLITS = ("train", "val", "test")
+"""split.json's lists; a student's split is its index here in every engine's arrays"""
 
 
 def split_users(user_ids, train: float, val: float, seed: int) -> dict:
@@ -29,3 +34,18 @@ def split_users(user_ids, train: float, val: float, seed: int) -> dict:
         "test": shuffled[n_train + n_val :],
     }
     return {"seed": int(seed)} | {k: sorted(v.tolist()) for k, v in parts.items()}
+
+
+def split_labels(users: np.ndarray, split: dict, events_path: str = "events") -> np.ndarray:
+    """SPLITS index of each user; a user in no split, or an empty split, is an error."""
+    label = np.full(len(users), -1)
+    for k, name in enumerate(SPLITS):
+        ids = split.get(name, [])
+        if not ids:
+            raise InputError(f"split '{name}' is empty", "split.json", name)
+        label[np.asarray(pc.is_in(pa.array(users, pa.string()), value_set=pa.array(ids, pa.string())))] = k
+    if (label < 0).any():
+        missing = users[label < 0]
+        raise InputError(f"{len(missing)} users are in no split, e.g. '{missing[0]}' (rerun the split stage)",
+                         events_path, "user_id")
+    return label

@@ -10,7 +10,9 @@ from conftest import AGAIN, COLD_ITEMS, RARE_ITEMS
 from ktirt.errors import SettingsError
 from ktirt.irt.drift import NO_CHANGE, DriftSettings, change_points, drift_table
 from ktirt.irt.plot_tables import OBSERVED_REFERENCE, TRUE_REFERENCE
-from ktirt.irt.wdirt_run import Catalog, WDIRTSettings, build_targets, run_wdirt
+from ktirt.irt.catalog import Catalog
+from ktirt.irt.targets import build_targets
+from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.models.wdirt import WDIRTConfig, WideDeepIRT
 from ktirt.split import split_users
 
@@ -75,7 +77,7 @@ def test_the_deep_part_scores_each_distinct_event_once_and_each_pair_by_its_cont
     """The batched theta equals the direct one: for each target, the mean over its history of the event MLP's
     output at that pair's context; and a batch's MLP input holds each distinct history event once."""
     from ktirt.features.history import N_CONTEXTS, N_STATIC, N_SUMMARY, pair_context
-    from ktirt.irt.wdirt_run import Batcher
+    from ktirt.irt.targets import Batcher
 
     ev, t = _targets(tiny_tables.events, tiny_tables.unit_tests, split, H=6)
     cat = Catalog(tiny_tables.events, tiny_tables.unit_tests, {}, None)

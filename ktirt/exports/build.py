@@ -10,14 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 from ktirt.exports.reports import behavior_slice_table, behavior_slices, mastery_report
 from ktirt.exports.tables import (Exports, item_drift_table, item_params_table, predictions_table, skills_table,
                                   student_state_table)
 from ktirt.io import read_parquet, write_parquet, write_text
-from ktirt.irt.wdirt_run import EVENT_PREDICTIONS
+from ktirt.irt.drift import drifting_item_ids
+from ktirt.irt.model_files import EVENT_PREDICTIONS, ITEM_DRIFT, ITEM_PARAMS
 from ktirt.kt.sakt_run import check_vocabulary, load_checkpoint
 from ktirt.kt.scoring import score_responses, typical_items
 from ktirt.runtime import resolve_device, seed_everything
@@ -70,8 +70,8 @@ def run_export(events: pa.Table, split: dict, sakt_checkpoint: str | Path, wdirt
     t0 = time.perf_counter()
     seed_everything(0, s.threads)
     wdirt_dir = Path(wdirt_dir)
-    params = item_params_table(_read(wdirt_dir / "item_params.parquet", "train_wdirt"))
-    drift = item_drift_table(_read(wdirt_dir / "item_drift.parquet", "train_wdirt"))
+    params = item_params_table(_read(wdirt_dir / ITEM_PARAMS, "train_wdirt"))
+    drift = item_drift_table(_read(wdirt_dir / ITEM_DRIFT, "train_wdirt"))
     wd_events = _read(wdirt_dir / EVENT_PREDICTIONS, "train_wdirt")
     if wd_events.num_rows != events.num_rows or not wd_events["item_id"].equals(events["item_id"]):
         raise InputError("does not line up with events.parquet (rerun train_wdirt)", wdirt_dir / EVENT_PREDICTIONS, "item_id")
@@ -85,7 +85,7 @@ def run_export(events: pa.Table, split: dict, sakt_checkpoint: str | Path, wdirt
     predictions = predictions_table(events, seqs, predicted)
     state, no_skill = student_state_table(events, seqs, vocab, mastery)
     skills = skills_table(params, events, descriptions)
-    flagged = set(pc.unique(drift.filter(pc.equal(drift["drift_flag"], True))["item_id"]).to_pylist())
+    flagged = drifting_item_ids(drift)
     slices = behavior_slice_table(events, predictions, wd_events["predicted"].to_numpy().astype(np.float64), flagged)
     report, figures = mastery_report(state, skills, params, drift, s.falling_drop)
     tables = {"sakt_predictions": predictions, "sakt_student_state": state, "item_params": params, "item_drift": drift,

@@ -7,6 +7,8 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ktirt.irt.drift import drifting_item_ids
+
 
 def _markdown(df: pd.DataFrame) -> str:
     """A pandas frame as a GitHub table (pandas' own to_markdown needs the tabulate package)."""
@@ -105,9 +107,8 @@ def mastery_report(state: pa.Table, skills: pa.Table, params: pa.Table, drift: p
                                             p90=("mastery", lambda m: m.quantile(0.9))).reset_index()
     per_skill.insert(1, "description", [desc.get(k) or "" for k in per_skill["skill_id"]])
     falling = falling_mastery(st, drop)
-    flagged = pc.unique(drift.filter(pc.equal(drift["drift_flag"], True))["item_id"])
     p = params.select(["item_id", "skill_ids"]).to_pandas()
-    p["drifting"] = p["item_id"].isin(flagged.to_pylist())
+    p["drifting"] = p["item_id"].isin(drifting_item_ids(drift))
     p = p.explode("skill_ids").rename(columns={"skill_ids": "skill_id"})  # a multi-skill item counts for each skill
     per_drift = p.groupby(p["skill_id"].fillna("(no skill)")).agg(items=("item_id", "size"), drifting=("drifting", "sum"))
     per_drift = per_drift.assign(share=per_drift["drifting"] / per_drift["items"]).reset_index()

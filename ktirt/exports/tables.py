@@ -18,8 +18,9 @@ import pyarrow.compute as pc
 
 from ktirt.events import EVENTS_SCHEMA, TIMESTAMP, item_skill_pairs
 from ktirt.io import write_parquet
-from ktirt.kt.sequences import SPLITS, Sequences
-from ktirt.kt.vocab import NO_SKILL, Vocabulary
+from ktirt.kt.sequences import Sequences
+from ktirt.split import SPLITS
+from ktirt.vocab import NO_SKILL, Vocabulary
 
 ROW_GROUP = 65_536
 USER_ID, ITEM_ID, TS = (EVENTS_SCHEMA.field(k) for k in ("user_id", "item_id", "timestamp"))

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from scipy.stats import norm
 
 
@@ -119,6 +120,14 @@ def item_discoveries(item: np.ndarray, z: np.ndarray, tested: np.ndarray, candid
     passing = np.flatnonzero(hypotheses <= fdr * np.arange(1, len(hypotheses) + 1) / max(len(hypotheses), 1))
     cut = hypotheses[passing[-1]] if len(passing) else -1.0
     return candidate & (p <= cut)
+
+
+def drifting_item_ids(drift: pd.DataFrame | pa.Table) -> set[str]:
+    """The ids of the items with at least one flagged window (`drift_flag` of item_drift.parquet): the one rule
+    for "this item drifts" that the metrics, exports, join report and report page all read."""
+    if isinstance(drift, pa.Table):
+        drift = drift.select(["item_id", "drift_flag"]).to_pandas()
+    return set(drift.loc[drift["drift_flag"].astype(bool), "item_id"].astype(str))
 
 
 NO_CHANGE = np.iinfo(np.int64).max

@@ -11,8 +11,9 @@ import pandas as pd
 
 from ktirt.errors import SettingsError
 from ktirt.io import atomic_path
-from ktirt.kt.sequences import SPLITS, Sequences, Windows, pykt_windows
-from ktirt.kt.vocab import Vocabulary
+from ktirt.kt.sequences import Sequences, Windows, pykt_windows
+from ktirt.split import SPLITS
+from ktirt.vocab import Vocabulary
 
 TRAIN_VALID = "train_valid_sequences.csv"
 TEST = "test_sequences.csv"

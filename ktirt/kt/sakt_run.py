@@ -15,11 +15,11 @@ import torch
 from ktirt.early_stopping import EpochCallback
 from ktirt.errors import InputError
 from ktirt.io import atomic_path, read_checkpoint, write_csv
-from ktirt.kt.evaluation import (binary_metrics, calibration, mean_baseline, require_both_outcomes,
+from ktirt.evaluation import (binary_metrics, calibration, mean_baseline, require_both_outcomes,
                                  roc_points)
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, window_tensors
 from ktirt.kt.sequences import N_CLICK_CODES, N_PRACTICE_CODES, Sequences, load_sequences, query_windows
-from ktirt.kt.vocab import Vocabulary
+from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
 from ktirt.runtime import resolve_device, seed_everything
 from ktirt.settings import check_section
@@ -116,9 +116,9 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallbac
         "items_with_own_difficulty": mv.n_diff - 1,
     }
     metrics |= _no_difficulty_auc(seqs, mv, test_idx, y, pt)
-    history = pd.DataFrame({"epoch": hist.epoch, "train_loss": np.round(hist.train_loss, 5), "val_auc": np.round(hist.val_auc, 5)})
+    history = hist.frame()
     timings = {"train_seconds": round(hist.train_seconds, 2),
-               "train_seqs_per_s": round(hist.sequences_seen / max(hist.train_seconds, 1e-9), 1)}
+               "train_seqs_per_s": round(hist.examples_seen / max(hist.train_seconds, 1e-9), 1)}
     return SaktResult(model, vocab, mv, metrics, history, roc_points(y, pt), calibration(y, pt), p, timings)
 
 

@@ -3,22 +3,18 @@ prediction per response."""
 
 from __future__ import annotations
 
-import logging
-import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
-from tqdm import tqdm
 
-from ktirt.early_stopping import EarlyStopping, EpochCallback
+from ktirt.early_stopping import EpochCallback
 from ktirt.kt.sequences import Sequences, Windows
-from ktirt.kt.vocab import Vocabulary
+from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import INPUTS, SAKT, START
-
-log = logging.getLogger(__name__)
+from ktirt.training import History, fit_epochs
 
 
 @dataclass
@@ -132,59 +128,26 @@ def predict(model: SAKT, tensors: dict, n_responses: int, batch_size: int = 256,
     return out
 
 
-@dataclass
-class History:
-    epoch: list[int] = field(default_factory=list)
-    train_loss: list[float] = field(default_factory=list)
-    val_auc: list[float] = field(default_factory=list)
-    best_epoch: int = 0
-    best_val_auc: float = float("nan")
-    train_seconds: float = 0.0
-    sequences_seen: int = 0
-
-
 def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.ndarray], n_responses: int,
         s: TrainSettings, prior: float = 0.0, on_epoch: EpochCallback | None = None) -> History:
     """Adam on binary cross-entropy over scored positions, plus the item scalars' Gaussian prior of
-    precision `prior` (spread over the epoch's targets); keeps the weights of the best validation AUC and
-    stops after `patience` epochs without improvement."""
+    precision `prior` (spread over the epoch's targets), in the shared epoch loop (ktirt/training.py)."""
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(s.seed)
-    opt = torch.optim.Adam(model.parameters(), lr=s.lr)
-    hist, stop = History(), EarlyStopping(s.patience)
     val_idx, val_y = val_targets
     n = len(train["score"])
     n_targets = max(int(train["score"].sum()), 1)
-    for epoch in range(1, s.epochs + 1):
-        model.train()
-        t0 = time.perf_counter()
-        order = torch.randperm(n, generator=gen)
-        total, count = 0.0, 0
-        for lo in tqdm(range(0, n, s.batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5, disable=None):
-            sel = order[lo : lo + s.batch_size]
-            b = {k: v[sel] for k, v in train.items()}
-            mask = b["score"].to(device)
-            logits = _forward(model, b, device)
-            loss = F.binary_cross_entropy_with_logits(logits[mask], b["target"].to(device)[mask])
-            if prior:
-                loss = loss + model.prior_penalty(prior) / n_targets
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += loss.item() * int(mask.sum())
-            count += int(mask.sum())
-        hist.train_seconds += time.perf_counter() - t0
-        hist.sequences_seen += n
-        p = predict(model, val, n_responses, device=device)[val_idx]
-        auc = float(roc_auc_score(val_y, p))
-        hist.epoch.append(epoch)
-        hist.train_loss.append(total / max(count, 1))
-        hist.val_auc.append(auc)
-        if on_epoch:
-            on_epoch(epoch, {"train_loss": round(hist.train_loss[-1], 5), "val_auc": round(auc, 5)})
-        log.info("epoch %d: train loss %.4f, val AUC %.4f (%.1f s)", epoch, hist.train_loss[-1], auc, time.perf_counter() - t0)
-        if stop.step(epoch, auc, model):
-            break
-    stop.restore(model)
-    hist.best_epoch, hist.best_val_auc = stop.best_epoch, stop.best_score
-    return hist
+
+    def batch_loss(sel: torch.Tensor) -> tuple[torch.Tensor, int]:
+        b = {k: v[sel] for k, v in train.items()}
+        mask = b["score"].to(device)
+        loss = F.binary_cross_entropy_with_logits(_forward(model, b, device)[mask], b["target"].to(device)[mask])
+        if prior:
+            loss = loss + model.prior_penalty(prior) / n_targets
+        return loss, int(mask.sum())
+
+    def validate() -> float:
+        return float(roc_auc_score(val_y, predict(model, val, n_responses, device=device)[val_idx]))
+
+    return fit_epochs(model, torch.optim.Adam(model.parameters(), lr=s.lr), lambda: torch.randperm(n, generator=gen),
+                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch)

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ktirt.kt.sakt_training import ModelVocab, window_tensors
 from ktirt.kt.sequences import Sequences, query_windows
-from ktirt.kt.vocab import NO_SKILL, Vocabulary
+from ktirt.vocab import NO_SKILL, Vocabulary
 from ktirt.models.sakt import INPUTS, SAKT, START
 
 log = logging.getLogger(__name__)

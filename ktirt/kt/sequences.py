@@ -19,12 +19,11 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from ktirt.errors import InputError
-from ktirt.kt.vocab import Vocabulary, padded_index, skill_lists
+from ktirt.split import SPLITS, split_labels
+from ktirt.vocab import Vocabulary, padded_index, skill_lists
 
-SPLITS = ("train", "val", "test")
 MAX_SKILLS = 8
 """Skills kept per response (the first MAX_SKILLS of its list); ASSISTments 2009 problems carry up to 4."""
 LATENCY_BANDS_MS = (3_000, 10_000, 30_000, 120_000)
@@ -64,21 +63,6 @@ class Sequences:
     def responses_of(self, split: str) -> np.ndarray:
         """Global indices of the responses of one split's students."""
         return np.flatnonzero(self.split[self.user_of] == SPLITS.index(split))
-
-
-def split_labels(users: np.ndarray, split: dict, events_path: str = "events") -> np.ndarray:
-    """SPLITS index of each user; a user in no split, or an empty split, is an error."""
-    label = np.full(len(users), -1)
-    for k, name in enumerate(SPLITS):
-        ids = split.get(name, [])
-        if not ids:
-            raise InputError(f"split '{name}' is empty", "split.json", name)
-        label[np.asarray(pc.is_in(pa.array(users, pa.string()), value_set=pa.array(ids, pa.string())))] = k
-    if (label < 0).any():
-        missing = users[label < 0]
-        raise InputError(f"{len(missing)} users are in no split, e.g. '{missing[0]}' (rerun the split stage)",
-                         events_path, "user_id")
-    return label
 
 
 def load_sequences(events: pa.Table, split: dict, vocab: Vocabulary | None = None) -> tuple[Sequences, Vocabulary]:

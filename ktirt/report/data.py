@@ -17,6 +17,7 @@ from ktirt.events import has_clock_time
 from ktirt.exports.join import sample_students
 from ktirt.exports.trace import timeline
 from ktirt.io import read_csv, read_json, read_parquet
+from ktirt.irt.drift import drifting_item_ids
 
 HISTOGRAM_BINS = 20
 """bins of end-of-data mastery, over [0, 1]"""
@@ -59,8 +60,7 @@ def _columns(df: pd.DataFrame, digits: int = 4) -> dict[str, list]:
 def items_section(inputs: ReportInputs, p: pd.DataFrame) -> dict:
     """Every item with its health (`p`: item_params), and the drifting ones with their difficulty before and
     after the change."""
-    drift = inputs.table("item_drift", ["item_id", "drift_flag"])
-    flagged = set(drift.loc[drift["drift_flag"], "item_id"])
+    flagged = drifting_item_ids(inputs.table("item_drift", ["item_id", "drift_flag"]))
     p = p.assign(skills=p["skill_ids"].map(lambda s: " ".join(s) if s is not None and len(s) else ""),
                  drifting=p["item_id"].isin(flagged))
     cols = ["item_id", "skills", "problem_type", "difficulty", "discrimination", "guessing", "difficulty_se",

@@ -1,0 +1,76 @@
+"""The epoch loop both engines train with: shuffled batches, Adam steps, validation AUC after each epoch, early
+stopping on it, and the per-epoch values handed to a callback (DVCLive in the stages). Each engine supplies
+what differs: how an epoch's batches are ordered, a batch's loss, and how validation is scored."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm import tqdm
+
+from ktirt.early_stopping import EarlyStopping, EpochCallback
+
+log = logging.getLogger(__name__)
+
+BatchLoss = Callable[[torch.Tensor], tuple[torch.Tensor, int]]
+"""a batch of example indices -> (mean loss, how many targets it averages over)"""
+
+
+@dataclass
+class History:
+    """What each epoch measured, and the epoch whose weights were kept."""
+
+    epoch: list[int] = field(default_factory=list)
+    train_loss: list[float] = field(default_factory=list)
+    val_auc: list[float] = field(default_factory=list)
+    best_epoch: int = 0
+    best_val_auc: float = float("nan")
+    train_seconds: float = 0.0
+    """time in training steps only (validation excluded): for throughput, never a tracked metric"""
+    examples_seen: int = 0
+
+    def frame(self) -> pd.DataFrame:
+        """One row per epoch, values rounded as the logs show them."""
+        return pd.DataFrame({"epoch": self.epoch, "train_loss": np.round(self.train_loss, 5),
+                             "val_auc": np.round(self.val_auc, 5)})
+
+
+def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callable[[], torch.Tensor],
+               batch_size: int, batch_loss: BatchLoss, validate: Callable[[], float], epochs: int, patience: int,
+               on_epoch: EpochCallback | None = None) -> History:
+    """Up to `epochs` passes over `order()` (a fresh shuffle each epoch) in batches of `batch_size`; after each,
+    `validate()` gives the AUC early stopping watches. The best epoch's weights are restored at the end."""
+    hist, stop = History(), EarlyStopping(patience)
+    for epoch in range(1, epochs + 1):
+        model.train()
+        t0 = time.perf_counter()
+        rows = order()
+        total, count = 0.0, 0
+        for lo in tqdm(range(0, len(rows), batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5, disable=None):
+            loss, weight = batch_loss(rows[lo : lo + batch_size])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += loss.item() * weight
+            count += weight
+        hist.train_seconds += time.perf_counter() - t0
+        hist.examples_seen += len(rows)
+        model.eval()
+        auc = validate()
+        hist.epoch.append(epoch)
+        hist.train_loss.append(total / max(count, 1))
+        hist.val_auc.append(auc)
+        if on_epoch:
+            on_epoch(epoch, {"train_loss": round(hist.train_loss[-1], 5), "val_auc": round(auc, 5)})
+        log.info("epoch %d: train loss %.4f, val AUC %.4f (%.1f s)", epoch, hist.train_loss[-1], auc, time.perf_counter() - t0)
+        if stop.step(epoch, auc, model):
+            break
+    stop.restore(model)
+    hist.best_epoch, hist.best_val_auc = stop.best_epoch, stop.best_score
+    return hist
