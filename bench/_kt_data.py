@@ -27,6 +27,8 @@ WORLD_SOURCE = {"edm_cup": "synthetic", "skill_builder": "assistments_2009"}
 class BenchData:
     events: pa.Table
     unit_tests: pa.Table
+    items: pa.Table
+    """items.parquet's table (ktirt/catalog.py)"""
     source: str
     raw_dir: Path
 
@@ -69,7 +71,7 @@ def _shown(path: Path) -> str:
 
 def load_data(source: str, raw_dir: Path) -> BenchData:
     tables = load_source(source, raw_dir)
-    return BenchData(tables.events, tables.unit_tests, source, Path(raw_dir))
+    return BenchData(tables.events, tables.unit_tests, tables.items, source, Path(raw_dir))
 
 
 def events_digest(events: pa.Table) -> str:

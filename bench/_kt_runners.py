@@ -28,12 +28,11 @@ def run_ktirt_sakt(data: BenchData, split: dict, settings: dict) -> tuple[np.nda
 
 
 def run_ktirt_wdirt(data: BenchData, split: dict, settings: dict) -> tuple[np.ndarray, dict]:
+    from ktirt.catalog import item_text, item_types
     from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
-    from ktirt.sources.edm_cup import item_text_embeddings, problem_types
 
     s = WDIRTSettings.from_dict(settings["wdirt"])
-    result = run_wdirt(data.events, data.unit_tests, split, s, problem_types(data.raw_dir),
-                       item_text_embeddings(data.raw_dir), None)
+    result = run_wdirt(data.events, data.unit_tests, split, s, item_types(data.items), item_text(data.items), None)
     p = result.event_predictions["predicted"].to_numpy().astype(float)
     m = result.metrics | result.timings
     # a "sequence" here is one training student's history, read once per epoch

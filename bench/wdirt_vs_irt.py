@@ -26,9 +26,9 @@ import yaml
 from _measure import ROOT
 from scipy.stats import spearmanr
 
+from ktirt.catalog import item_text, item_types
 from ktirt.irt.against_truth import MIN_RESPONSES_FOR_RECOVERY
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
-from ktirt.sources.edm_cup import item_text_embeddings, problem_types
 from ktirt.truth import truth_dir
 
 log = logging.getLogger("bench.wdirt_vs_irt")
@@ -55,11 +55,11 @@ def main(girth_iterations: int) -> None:
     from girth import twopl_mml
 
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    raw = ROOT / params["data"]["raw_dir"]
-    truth = truth_dir(raw)
+    truth = truth_dir(ROOT / "data/interim/truth")
     if truth is None:
         raise click.ClickException("needs the simulated default (its truth): data.source synthetic")
     ev_t, ut_t = pq.read_table(ROOT / "data/interim/events.parquet"), pq.read_table(ROOT / "data/interim/unit_tests.parquet")
+    items_t = pq.read_table(ROOT / "data/interim/items.parquet")
     split = json.loads((ROOT / "data/splits/split.json").read_text())
     true_b = pd.read_parquet(truth / "items.parquet").set_index("item_id")["difficulty"]
 
@@ -71,8 +71,8 @@ def main(girth_iterations: int) -> None:
     g = g[g["n"] >= MIN_RESPONSES_FOR_RECOVERY]
 
     t0 = time.perf_counter()
-    r = run_wdirt(ev_t, ut_t, split, WDIRTSettings.from_dict(params["wdirt"]), problem_types(raw),
-                  item_text_embeddings(raw), truth)
+    r = run_wdirt(ev_t, ut_t, split, WDIRTSettings.from_dict(params["wdirt"]), item_types(items_t),
+                  item_text(items_t), truth)
     ours_s = time.perf_counter() - t0
     with torch.no_grad():
         model_b = r.model.difficulty().numpy()

@@ -1,4 +1,5 @@
-"""The canonical tables every engine reads (DESIGN.md): their Arrow schemas and a summary for metrics."""
+"""The canonical tables every engine reads (docs/ARCHITECTURE.md): their Arrow schemas and a summary for metrics.
+`prepare` writes them from any source; no other stage reads a source's raw files."""
 
 from __future__ import annotations
 
@@ -41,6 +42,24 @@ UNIT_TESTS_SCHEMA = pa.schema(
         pa.field("in_unit_ids", pa.list_(pa.string()), nullable=False),
     ]
 )
+
+ITEMS_SCHEMA = pa.schema(
+    [
+        pa.field("item_id", pa.string(), nullable=False),
+        pa.field("problem_type", pa.string(), nullable=True),
+        pa.field("text_embedding", pa.list_(pa.float32()), nullable=True),
+    ]
+)
+"""items.parquet: every item of the events and unit tests and every problem the source describes, sorted by id;
+its type (the events' own first, else the source's catalog) and its text embedding where the source has one."""
+
+SKILLS_SCHEMA = pa.schema(
+    [
+        pa.field("skill_id", pa.string(), nullable=False),
+        pa.field("description", pa.string(), nullable=True),
+    ]
+)
+"""skills.parquet: every skill code of the events and unit tests and every skill the source describes, sorted."""
 
 
 def has_clock_time(timestamps) -> bool:

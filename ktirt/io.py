@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ktirt.errors import InputError
-from ktirt.events import EVENTS_SCHEMA, UNIT_TESTS_SCHEMA
+from ktirt.events import EVENTS_SCHEMA, ITEMS_SCHEMA, SKILLS_SCHEMA, UNIT_TESTS_SCHEMA
 
 TEMP_TAG = ".ktirt-tmp-"
 """marks our temporary siblings (`.NAME.ktirt-tmp-XXXX/`), so a later write removes only its own leftovers"""
@@ -142,6 +142,14 @@ def read_events(path: str | Path, columns: list[str] | None = None) -> pa.Table:
 
 def read_unit_tests(path: str | Path) -> pa.Table:
     return read_parquet(path, "prepare", UNIT_TESTS_SCHEMA)
+
+
+def read_items(path: str | Path) -> pa.Table:
+    return read_parquet(path, "prepare", ITEMS_SCHEMA)
+
+
+def read_skills(path: str | Path) -> pa.Table:
+    return read_parquet(path, "prepare", SKILLS_SCHEMA)
 
 
 def read_json(path: str | Path, made_by: str, keys: tuple[str, ...] = ()) -> dict:

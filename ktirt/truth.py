@@ -1,21 +1,42 @@
-"""The simulator's ground truth, lined up with the canonical tables, for oracle figures."""
+"""The simulator's ground truth, lined up with the canonical tables, for oracle figures.
+
+The simulator writes it beside its raw tables (`<raw folder>/_truth/`); `prepare` copies it to the canonical
+`data/interim/truth/` (empty for real data), which is the only truth the engines read."""
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import shutil
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
+from ktirt.io import atomic_path
+
 TRUTH_DIR = "_truth"
 
 
-def truth_dir(raw_dir: str | Path) -> Path | None:
-    """`raw_dir/_truth` when the raw data is simulated, else None (real data has no truth)."""
-    d = Path(raw_dir) / TRUTH_DIR
-    return d if (d / "responses.parquet").exists() else None
+def truth_dir(folder: str | Path) -> Path | None:
+    """Where a simulation's truth lies: `folder` itself (prepare's `data/interim/truth`) or the simulator's
+    `folder/_truth` beside its raw tables; None when neither holds one (real data has no truth)."""
+    for d in (Path(folder), Path(folder) / TRUTH_DIR):
+        if (d / "responses.parquet").exists():
+            return d
+    return None
+
+
+def copy_truth(source_folder: str | Path, out: str | Path) -> int:
+    """Copy a simulation's truth from beside its raw tables to `out`, which ends up empty for real data (so
+    it is always there for the stages that declare it); returns the number of files copied."""
+    found = truth_dir(source_folder)
+    with atomic_path(out) as tmp:
+        tmp.mkdir()
+        for f in sorted(found.iterdir()) if found else []:
+            shutil.copyfile(f, tmp / f.name)
+    return len(list(Path(out).iterdir()))
 
 
 def event_probabilities(events: pa.Table, truth: Path) -> np.ndarray:

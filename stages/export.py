@@ -6,8 +6,8 @@ import click
 from _stage import load_params, params_option, stage
 
 from ktirt.exports.build import ExportSettings, run_export
-from ktirt.io import check_finite, read_events, read_split, write_json
-from ktirt.sources import skill_descriptions
+from ktirt.io import check_finite, read_events, read_skills, read_split, write_json
+from ktirt.catalog import skill_descriptions
 from ktirt.timings import timings_path, write_timings
 
 log = logging.getLogger("export")
@@ -17,17 +17,17 @@ log = logging.getLogger("export")
 @params_option
 @click.option("--events", default="data/interim/events.parquet", show_default=True)
 @click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
+@click.option("--skills", "skills_path", default="data/interim/skills.parquet", show_default=True)
 @click.option("--sakt", "sakt_checkpoint", default="models/sakt/model.pt", show_default=True)
 @click.option("--wdirt", "wdirt_dir", default="models/wdirt", show_default=True)
 @click.option("--out", "out_dir", default="data/exports", show_default=True)
 @click.option("--metrics", "metrics_path", default="metrics/export.json", show_default=True)
 @click.option("--timings", "timings_file", default=timings_path("export"), show_default=True, help="untracked")
 @stage
-def main(params_path, events, split_path, sakt_checkpoint, wdirt_dir, out_dir, metrics_path, timings_file) -> None:
+def main(params_path, events, split_path, skills_path, sakt_checkpoint, wdirt_dir, out_dir, metrics_path, timings_file) -> None:
     settings = ExportSettings.from_dict(load_params(params_path, "export"))
-    data = load_params(params_path, "data")
     run = run_export(read_events(events), read_split(split_path), sakt_checkpoint, wdirt_dir,
-                     skill_descriptions(data["source"], data["raw_dir"]), settings)
+                     skill_descriptions(read_skills(skills_path)), settings)
     check_finite(run.metrics, metrics_path)  # before anything is written: no exports without their metrics
     run.write(out_dir)
     write_json(run.metrics, metrics_path)

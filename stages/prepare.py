@@ -1,4 +1,5 @@
-"""Stage `prepare`: raw source tables -> canonical events and unit-test scores (DESIGN.md schemas)."""
+"""Stage `prepare`: raw source tables -> the canonical tables (docs/ARCHITECTURE.md), the only door from a
+source to the engines."""
 
 import logging
 
@@ -10,6 +11,7 @@ from ktirt.io import write_json, write_parquet
 from ktirt.shape import shape
 from ktirt.sources import load_source
 from ktirt.sources.sanity import check_sanity, sanity_block
+from ktirt.truth import copy_truth
 
 log = logging.getLogger("prepare")
 
@@ -33,6 +35,9 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
     check_sanity(metrics["sanity"], data["raw_dir"])
     write_parquet(tables.events, f"{out_dir}/events.parquet")
     write_parquet(tables.unit_tests, f"{out_dir}/unit_tests.parquet")
+    write_parquet(tables.items, f"{out_dir}/items.parquet")
+    write_parquet(tables.skills, f"{out_dir}/skills.parquet")
+    copy_truth(data["raw_dir"], f"{out_dir}/truth")
     write_json(metrics, metrics_path)
     log.info("%d events, %d users, %d items, %d unit-test rows; %d unusable rows dropped",
              metrics["events"], metrics["users"], metrics["items"], metrics["unit_test_rows"], metrics["dropped_total"])

@@ -9,6 +9,7 @@ from _training import live_epochs, save_training
 from ktirt.io import read_events, read_split
 from ktirt.kt.sakt_run import SaktRun, run_sakt
 from ktirt.timings import timings_path
+from ktirt.truth import truth_dir
 
 log = logging.getLogger("train_sakt")
 
@@ -17,16 +18,17 @@ log = logging.getLogger("train_sakt")
 @params_option
 @click.option("--events", default="data/interim/events.parquet", show_default=True)
 @click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
+@click.option("--truth", "truth_folder", default="data/interim/truth", show_default=True,
+              help="the simulator's truth, for the oracle (empty for real data)")
 @click.option("--model-dir", default="models/sakt", show_default=True)
 @click.option("--metrics", "metrics_path", default="metrics/sakt.json", show_default=True)
 @click.option("--plots-dir", default="plots/sakt", show_default=True)
 @click.option("--live-dir", default="dvclive/sakt", show_default=True, help="DVCLive's per-epoch log")
 @click.option("--timings", "timings_file", default=timings_path("train_sakt"), show_default=True, help="untracked")
 @stage
-def main(params_path, events, split_path, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
-    data = load_params(params_path, "data")
+def main(params_path, events, split_path, truth_folder, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
     run = SaktRun(model=load_params(params_path, "model"), train=load_params(params_path, "train"),
-                  raw_dir=data["raw_dir"])
+                  truth=truth_dir(truth_folder))
     events, split = read_events(events), read_split(split_path)
     with live_epochs(live_dir) as on_epoch:
         result = run_sakt(events, split, run, on_epoch)

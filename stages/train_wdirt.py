@@ -6,9 +6,9 @@ import click
 from _stage import load_params, params_option, stage
 from _training import live_epochs, save_training
 
-from ktirt.io import read_events, read_split, read_unit_tests
+from ktirt.io import read_events, read_items, read_split, read_unit_tests
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
-from ktirt.sources.edm_cup import item_text_embeddings, problem_types
+from ktirt.catalog import item_text, item_types
 from ktirt.timings import timings_path
 from ktirt.truth import truth_dir
 
@@ -27,14 +27,14 @@ log = logging.getLogger("train_wdirt")
 @stage
 def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
     settings = WDIRTSettings.from_dict(load_params(params_path, "wdirt"))
-    raw = load_params(params_path, "data")["raw_dir"]
     events, unit_tests = read_events(f"{interim}/events.parquet"), read_unit_tests(f"{interim}/unit_tests.parquet")
-    split = read_split(split_path)
-    text = item_text_embeddings(raw)
+    items, split = read_items(f"{interim}/items.parquet"), read_split(split_path)
+    text = item_text(items)
     if text is None:
-        log.info("%s has no problem text embeddings: the deep part runs without them", raw)
+        log.info("%s/items.parquet has no text embeddings: the deep part runs without them", interim)
     with live_epochs(live_dir) as on_epoch:
-        result = run_wdirt(events, unit_tests, split, settings, problem_types(raw), text, truth_dir(raw), on_epoch)
+        result = run_wdirt(events, unit_tests, split, settings, item_types(items), text, truth_dir(f"{interim}/truth"),
+                           on_epoch)
     save_training(result, model_dir, plots_dir, metrics_path, timings_file)
     m = result.metrics
     log.info("unit-test AUC %s, in-unit AUC %s, difficulty Spearman %s, drift precision/recall %s/%s",

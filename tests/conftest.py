@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 
 from ktirt.simulate import SimulationConfig, simulate
-from ktirt.sources import edm_cup
+from ktirt.sources import load_source
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(seed=11, n_students=80, n_skills=4, class_size=20, units_per_class=2, assignments_per_unit=2,
@@ -26,7 +26,7 @@ def tiny_raw(tmp_path_factory) -> Path:
 
 @pytest.fixture(scope="session")
 def tiny_tables(tiny_raw):
-    return edm_cup.load(tiny_raw)
+    return load_source("synthetic", tiny_raw)  # the canonical tables, items and skills included
 
 
 A09_HEADER = ("order_id,assignment_id,user_id,assistment_id,problem_id,original,correct,attempt_count,ms_first_response,"

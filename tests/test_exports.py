@@ -20,7 +20,8 @@ from ktirt.exports.trace import match_topic, trace
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.kt.sakt_run import SaktRun, check_vocabulary, load_checkpoint, run_sakt
 from ktirt.kt.scoring import score_responses, typical_items
-from ktirt.sources import skill_descriptions
+from ktirt.catalog import skill_descriptions
+from ktirt.truth import truth_dir
 from ktirt.split import split_users
 
 SAKT_MODEL = {"emb_size": 16, "num_heads": 2, "num_blocks": 1, "dropout": 0.1, "seq_len": 12, "min_item_count": 3}
@@ -35,13 +36,13 @@ def run(tiny_tables, tiny_raw, tmp_path_factory):
     root = tmp_path_factory.mktemp("export")
     events = tiny_tables.events
     split = split_users(events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
-    sakt = run_sakt(events, split, SaktRun(SAKT_MODEL, SAKT_TRAIN, str(tiny_raw)))
+    sakt = run_sakt(events, split, SaktRun(SAKT_MODEL, SAKT_TRAIN, truth_dir(tiny_raw)))
     sakt.save(root / "sakt", root / "plots")
     wdirt = run_wdirt(events, tiny_tables.unit_tests, split, WDIRTSettings(**WDIRT))
     wdirt.save(root / "wdirt", root / "plots")
     pq.write_table(events, root / "events.parquet")
     out = run_export(events, split, root / "sakt" / "model.pt", root / "wdirt",
-                     skill_descriptions("synthetic", tiny_raw), SETTINGS)
+                     skill_descriptions(tiny_tables.skills), SETTINGS)
     out.write(root / "exports")
     return {"root": root, "exports": root / "exports", "split": split, "events": events, "metrics": out.metrics,
             "engine_metrics": {"sakt": sakt.metrics, "wdirt": wdirt.metrics}}

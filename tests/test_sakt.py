@@ -12,6 +12,7 @@ from ktirt.kt.sakt_training import predict, window_tensors
 from ktirt.kt.sequences import N_PRACTICE_CODES, PRACTICE_BANDS, practice_codes, query_windows
 from ktirt.models.sakt import SAKT, START, SAKTConfig
 from ktirt.split import split_users
+from ktirt.truth import truth_dir
 
 MODEL = {"emb_size": 16, "num_heads": 2, "num_blocks": 1, "dropout": 0.1, "seq_len": 12, "min_item_count": 3}
 TRAIN = {"batch_size": 16, "lr": 0.01, "epochs": 4, "patience": 2, "seed": 5, "device": "cpu", "threads": 1}
@@ -24,7 +25,7 @@ def split(tiny_tables):
 
 @pytest.fixture(scope="module")
 def result(tiny_tables, tiny_raw, split):
-    return run_sakt(tiny_tables.events, split, SaktRun(MODEL, TRAIN, str(tiny_raw)))
+    return run_sakt(tiny_tables.events, split, SaktRun(MODEL, TRAIN, truth_dir(tiny_raw)))
 
 
 def _inputs(t: int, k: int = 2, seed: int = 0) -> dict:
@@ -120,7 +121,7 @@ def test_metrics_beside_floor_and_ceiling(result):
 
 
 def test_same_settings_same_predictions(tiny_tables, tiny_raw, split, result):
-    again = run_sakt(tiny_tables.events, split, SaktRun(MODEL, TRAIN, str(tiny_raw)))
+    again = run_sakt(tiny_tables.events, split, SaktRun(MODEL, TRAIN, truth_dir(tiny_raw)))
     np.testing.assert_array_equal(result.predictions, again.predictions)
 
 

@@ -14,7 +14,8 @@ from sklearn.metrics import roc_auc_score
 from ktirt.shape import REAL_SKILL_BUILDER_2009, shape
 from ktirt.simulate import SimulationConfig, simulate
 from ktirt.simulate.skill_builder import REAL_SKILLS, n_skills
-from ktirt.sources import load_source, skill_descriptions
+from ktirt.catalog import skill_descriptions
+from ktirt.sources import load_source
 from ktirt.truth import event_probabilities, truth_dir
 
 from conftest import A09_HEADER, ROOT, run_stage
@@ -45,7 +46,7 @@ def test_written_as_the_real_release(raw):
     assert (per_order[["user_id", "problem_id", "correct"]].nunique() == 1).all().all()
     assert set(rows["first_action"]) <= {0, 1} and set(rows["correct"]) == {0, 1}
     assert (rows.loc[rows["first_action"] == 1, "correct"] == 0).all(), "a hint first scores as incorrect"
-    assert any(not name.isascii() for name in skill_descriptions("assistments_2009", raw).values())
+    assert any(not name.isascii() for name in skill_descriptions(load_source("assistments_2009", raw).skills).values())
 
 
 def test_shape_within_30_percent_of_the_real_file(events):

@@ -10,6 +10,7 @@ from conftest import AGAIN, COLD_ITEMS, RARE_ITEMS
 from ktirt.errors import SettingsError
 from ktirt.irt.drift import NO_CHANGE, DriftSettings, change_points, drift_table
 from ktirt.irt.plot_tables import OBSERVED_REFERENCE, TRUE_REFERENCE
+from ktirt.catalog import item_text, item_types
 from ktirt.irt.catalog import Catalog
 from ktirt.irt.targets import build_targets
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
@@ -26,11 +27,10 @@ def split(tiny_tables):
 
 @pytest.fixture(scope="module")
 def result(tiny_tables, tiny_raw, split):
-    from ktirt.sources.edm_cup import item_text_embeddings, problem_types
     from ktirt.truth import truth_dir
 
     return run_wdirt(tiny_tables.events, tiny_tables.unit_tests, split, WDIRTSettings(**FAST),
-                     problem_types(tiny_raw), item_text_embeddings(tiny_raw), truth_dir(tiny_raw))
+                     item_types(tiny_tables.items), item_text(tiny_tables.items), truth_dir(tiny_raw))
 
 
 def _targets(events, unit_tests, split, H=6):
@@ -247,10 +247,8 @@ def test_every_item_of_the_events_gets_parameters_and_metrics_are_reported(resul
 
 
 def test_same_settings_same_parameters(tiny_tables, split, result, tiny_raw):
-    from ktirt.sources.edm_cup import item_text_embeddings, problem_types
-
     again = run_wdirt(tiny_tables.events, tiny_tables.unit_tests, split, WDIRTSettings(**FAST),
-                      problem_types(tiny_raw), item_text_embeddings(tiny_raw))
+                      item_types(tiny_tables.items), item_text(tiny_tables.items))
     pd.testing.assert_frame_equal(result.item_params, again.item_params)
 
 
@@ -403,3 +401,30 @@ def test_a_source_without_unit_tests_or_text_runs_and_says_so(tiny_tables, split
     # without truth the difficulty plot is against the observed difficulty, one row per answered item
     assert (r.difficulty_plot["reference_kind"] == OBSERVED_REFERENCE).all()
     assert len(r.difficulty_plot) == r.metrics["items"] - r.metrics["items_cold"]
+
+
+def test_the_torch_model_and_the_numpy_3pl_agree():
+    """One 3PL (ktirt/models/three_pl.py): the model's tensors and the calibration's numpy give the same
+    difficulties, discriminations, guessing floors and probabilities for the same free parameters."""
+    import ktirt.irt.newton_calibration as nc
+    from ktirt.models import three_pl
+
+    m = _model()
+    gen = torch.Generator().manual_seed(5)
+    with torch.no_grad():
+        for p in (m.skill_difficulty, m.item_offset, m.item_log_discrimination, m.item_guess_logit):
+            p.copy_(torch.randn(p.shape, generator=gen) * 2)
+    st = nc.Structure(m.item_skills.numpy(), m.item_skill_weight.numpy().astype(np.float64), m.guessable.numpy() > 0,
+                      True, 1.0, three_pl.GUESS_PRIOR_LOGIT, 1.0, 1.0, 0.0)
+    free = nc.Params(*(t.detach().numpy().astype(np.float64) for t in (m.skill_difficulty, m.item_offset,
+                                                                       m.item_log_discrimination, m.item_guess_logit)),
+                     shift=np.zeros(4), alpha=np.zeros(1), rate=np.zeros(1), rho=0.0)
+    b, a, c = st.difficulty(free), st.discriminations(free), st.guessing(free)
+    with torch.no_grad():
+        np.testing.assert_allclose(m.difficulty().numpy(), b, rtol=1e-6, atol=1e-6)
+        np.testing.assert_allclose(m.discrimination().numpy(), a, rtol=1e-6)
+        np.testing.assert_allclose(m.guessing().numpy(), c, rtol=1e-6, atol=1e-7)
+        assert (c[m.guessable.numpy() == 0] == 0).all() and (c < three_pl.GUESS_CEILING).all()
+        theta = torch.linspace(-3, 3, 4)
+        p_torch = m.probability(theta, torch.arange(4)).numpy()
+    np.testing.assert_allclose(p_torch, three_pl.probability(theta.numpy(), a, b, c)[0], rtol=1e-6)

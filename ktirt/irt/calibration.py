@@ -37,7 +37,8 @@ import torch
 import torch.nn.functional as F
 
 from ktirt.irt import newton_calibration as nc
-from ktirt.models.wdirt import GUESS_PRIOR_LOGIT, WideDeepIRT
+from ktirt.models.three_pl import GUESS_PRIOR_LOGIT
+from ktirt.models.wdirt import WideDeepIRT
 
 log = logging.getLogger(__name__)
 INTERCEPT_PRECISION = 1.0

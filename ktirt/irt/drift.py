@@ -24,6 +24,8 @@ import pandas as pd
 import pyarrow as pa
 from scipy.stats import norm
 
+from ktirt.models import three_pl
+
 
 @dataclass
 class DriftSettings:
@@ -38,8 +40,8 @@ def difficulty_information(group: np.ndarray, n_groups: int, theta, a, b, c, y=N
     """Per group, the Fisher information of its 3PL difficulty b from its responses (theta, a, b, c per response),
     and with outcomes `y` the score (the log-likelihood's gradient in b); else the score is None. The one place
     both the drift test's difficulty fits and the item bank's standard errors get it from."""
-    s = 1 / (1 + np.exp(-a * (theta - b)))
-    p = np.clip(c + (1 - c) * s, 1e-6, 1 - 1e-6)
+    p, s = three_pl.probability(theta, a, b, c)
+    p = np.clip(p, 1e-6, 1 - 1e-6)
     dp = -(1 - c) * a * s * (1 - s)  # dP/db
     info = np.bincount(group, weights=dp**2 / (p * (1 - p)), minlength=n_groups)
     score = None if y is None else np.bincount(group, weights=(y - p) / (p * (1 - p)) * dp, minlength=n_groups)

@@ -28,6 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from ktirt.models import three_pl
+
 log = logging.getLogger(__name__)
 MAX_STEP = 1.0  # logits per Newton step and parameter: keeps a far start from overshooting
 P_EPS = 1e-6
@@ -73,18 +75,14 @@ class Structure:
         return (p.mu[self.skills] * self.weight).sum(1) + p.delta
 
     def discriminations(self, p: Params) -> np.ndarray:
-        return np.logaddexp(0.0, p.ell) / math.log(2.0) if self.discrimination else np.ones_like(p.ell)
+        return three_pl.discrimination(p.ell) if self.discrimination else np.ones_like(p.ell)
 
     def skill_pairs(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(item, skill, weight) of every slot of `skills`, flat: for sums per skill over items."""
         return np.repeat(np.arange(len(self.skills)), self.skills.shape[1]), self.skills.ravel(), self.weight.ravel()
 
     def guessing(self, p: Params) -> np.ndarray:
-        return 0.5 / (1 + np.exp(-p.g)) * self.guessable
-
-
-def _sigmoid(x: np.ndarray) -> np.ndarray:
-    return 0.5 * (1 + np.tanh(0.5 * x))
+        return three_pl.guessing(p.g, self.guessable)
 
 
 def _state(st: Structure, p: Params, r: Responses):
@@ -92,8 +90,8 @@ def _state(st: Structure, p: Params, r: Responses):
     and 1 / (p (1 - p))."""
     a, b, c = st.discriminations(p)[r.item], st.difficulty(p)[r.item], st.guessing(p)[r.item]
     theta = p.alpha[r.student] + (p.rho + p.rate[r.student]) * r.log_opportunity - np.where(r.after, p.shift[r.item], 0.0)
-    s = _sigmoid(a * (theta - b))
-    prob = np.clip(c + (1 - c) * s, P_EPS, 1 - P_EPS)
+    prob, s = three_pl.probability(theta, a, b, c)
+    prob = np.clip(prob, P_EPS, 1 - P_EPS)
     inv = 1 / (prob * (1 - prob))
     return theta, a, b, c, s, prob, (r.y - prob) * inv, inv
 
@@ -139,7 +137,7 @@ def _items(st: Structure, p: Params, r: Responses) -> None:
     ds = s * (1 - s)
     sig_g = 1 / (1 + np.exp(-p.g[r.item]))
     jac = np.stack([-(1 - c) * a * ds,  # dp / d delta
-                    (1 - c) * (theta - b) * ds / (1 + np.exp(-p.ell[r.item])) / math.log(2.0) * st.discrimination,  # d ell
+                    (1 - c) * (theta - b) * ds / (1 + np.exp(-p.ell[r.item])) / three_pl.LOG2 * st.discrimination,  # d ell
                     (1 - s) * 0.5 * sig_g * (1 - sig_g) * st.guessable[r.item],  # dp / d g
                     -(1 - c) * a * ds * r.after], axis=1)  # dp / d shift (theta - shift - b: as delta's, after the change)
     grad = np.stack([np.bincount(r.item, score * jac[:, k], n) for k in range(4)], axis=1)
@@ -150,7 +148,7 @@ def _items(st: Structure, p: Params, r: Responses) -> None:
     k = st.prior_strength
     # the scale penalty's gradient (in the loss's sum units): without it the optimum would not be a fixed point
     a_items = st.discriminations(p)
-    dlog_a = 1 / (1 + np.exp(-p.ell)) / (a_items * math.log(2.0))
+    dlog_a = 1 / (1 + np.exp(-p.ell)) / (a_items * three_pl.LOG2)
     scale = 2 * st.scale_penalty * len(r.y) * float(np.mean(np.log(a_items))) / n * dlog_a * st.discrimination
     grad -= np.stack([k * p.delta, (k * p.ell + scale) * st.discrimination, k * (p.g - st.guess_prior) * st.guessable,
                       np.zeros(n)], axis=1)
@@ -204,7 +202,7 @@ def _rescale(st: Structure, p: Params, n: int) -> None:
     mean_log_a = float(np.mean(np.log(a)))
 
     def ell(log_k: float) -> np.ndarray:
-        x = a * math.log(2.0) / math.exp(log_k)
+        x = a * three_pl.LOG2 / math.exp(log_k)
         return x + np.log(-np.expm1(-x))  # softplus inverse
 
     def loss(log_k: float) -> float:

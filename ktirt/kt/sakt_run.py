@@ -23,7 +23,7 @@ from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
 from ktirt.runtime import resolve_device, seed_everything
 from ktirt.settings import check_section
-from ktirt.truth import event_probabilities, truth_dir
+from ktirt.truth import event_probabilities
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "model.pt"
@@ -35,7 +35,8 @@ VOCAB_KEYS = ("min_item_count", "item_difficulty", "multi_skill", "clickstream",
 class SaktRun:
     model: dict
     train: dict
-    raw_dir: str | None = None
+    truth: Path | None = None
+    """the simulator's truth (ktirt.truth.truth_dir), for the oracle; None for real data"""
 
     def settings(self) -> tuple[dict, dict, float, TrainSettings]:
         """(architecture, vocabulary options, item prior precision, training settings)."""
@@ -103,9 +104,8 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallbac
         "test_logloss": round(m["logloss"], 6),
     }
     metrics |= _floors(seqs, test_idx, y)
-    truth = truth_dir(run.raw_dir) if run.raw_dir else None
-    if truth is not None:
-        oracle = event_probabilities(events, truth)[test_idx]
+    if run.truth is not None:
+        oracle = event_probabilities(events, run.truth)[test_idx]
         metrics["oracle_auc"] = round(binary_metrics(y, oracle)["auc"], 6)
         metrics["auc_share_of_oracle"] = round(m["auc"] / metrics["oracle_auc"], 6)
     metrics |= {

@@ -22,15 +22,15 @@ the same strength hold a_i near 1 and c_i near 0.2 until the data say otherwise.
 
 from __future__ import annotations
 
-import math
 from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ktirt.models.three_pl import GUESS_CEILING, GUESS_PRIOR_LOGIT, LOG2
+
 GUESSABLE_TYPES = ("Multiple Choice", "Check All That Apply", "Ordering")
-GUESS_PRIOR_LOGIT = math.log(0.4 / 0.6)  # c = 0.5 * sigmoid(.) = 0.2, the usual prior mean for a guessing floor
 
 
 @dataclass
@@ -87,12 +87,12 @@ class WideDeepIRT(nn.Module):
         return b if item is None else b[item]
 
     def discrimination(self, item: torch.Tensor | None = None) -> torch.Tensor:
-        a = F.softplus(self.item_log_discrimination) / math.log(2.0) if self.cfg.discrimination \
+        a = F.softplus(self.item_log_discrimination) / LOG2 if self.cfg.discrimination \
             else torch.ones_like(self.item_log_discrimination)
         return a if item is None else a[item]
 
     def guessing(self, item: torch.Tensor | None = None) -> torch.Tensor:
-        c = 0.5 * torch.sigmoid(self.item_guess_logit) * self.guessable
+        c = GUESS_CEILING * torch.sigmoid(self.item_guess_logit) * self.guessable
         return c if item is None else c[item]
 
     def theta(self, features: torch.Tensor, event_item: torch.Tensor, local: torch.Tensor, context: torch.Tensor,

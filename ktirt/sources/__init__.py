@@ -1,39 +1,48 @@
-"""Source adapters: each turns one dataset's raw files into the canonical tables (DESIGN.md)."""
+"""Source adapters: each turns one dataset's raw files into the canonical tables (docs/ARCHITECTURE.md): events,
+unit-test scores, and the catalogs of items and skills. Only `prepare` calls them; every other stage reads the
+canonical tables, so a new source is known here and nowhere else."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from ktirt.errors import SettingsError
 from ktirt.sources import assistments_2009, edm_cup
 from ktirt.sources.canonical import SourceTables
+from ktirt.catalog import items_table, skills_table
 
+
+@dataclass(frozen=True)
+class Source:
+    """What one dataset's adapter provides: its events and scores, and what it says about items and skills."""
+
+    load: Callable[[Path], SourceTables]
+    skill_descriptions: Callable[[Path], dict] = lambda folder: {}
+    problem_types: Callable[[Path], dict] = lambda folder: {}
+    item_text_embeddings: Callable[[Path], tuple | None] = lambda folder: None
+
+
+EDM_CUP = Source(edm_cup.load, edm_cup.skill_descriptions, edm_cup.problem_types, edm_cup.item_text_embeddings)
 # the simulator writes EDM Cup 2023 files, so `synthetic` is read exactly as the real release is
 SOURCES = {
-    "synthetic": edm_cup.load,
-    "edm_cup_2023": edm_cup.load,
-    "assistments_2009": assistments_2009.load,
+    "synthetic": EDM_CUP,
+    "edm_cup_2023": EDM_CUP,
+    "assistments_2009": Source(assistments_2009.load, assistments_2009.skill_descriptions),
 }
 
 
-SKILL_DESCRIPTIONS = {
-    "synthetic": edm_cup.skill_descriptions,
-    "edm_cup_2023": edm_cup.skill_descriptions,
-    "assistments_2009": assistments_2009.skill_descriptions,
-}
-
-
-def skill_descriptions(name: str, raw_dir: str | Path) -> dict[str, str]:
-    """skill code -> its description in the source ({} where the source has none)."""
-    if name not in SKILL_DESCRIPTIONS:
-        raise SettingsError(f"unknown data.source '{name}' (choose one of: {', '.join(SOURCES)})")
-    return SKILL_DESCRIPTIONS[name](raw_dir)
-
-
-def load_source(name: str, raw_dir: str | Path) -> SourceTables:
+def load_source(name: str, folder: str | Path) -> SourceTables:
+    """Every canonical table of source `name` from its raw files in `folder`."""
     if name not in SOURCES:
         raise SettingsError(f"unknown data.source '{name}' (choose one of: {', '.join(SOURCES)})")
-    return SOURCES[name](raw_dir)
+    source, folder = SOURCES[name], Path(folder)
+    tables = source.load(folder)
+    tables.items = items_table(tables.events, tables.unit_tests, source.problem_types(folder),
+                               source.item_text_embeddings(folder))
+    tables.skills = skills_table(tables.events, tables.unit_tests, source.skill_descriptions(folder))
+    return tables
 
 
-__all__ = ["SOURCES", "SourceTables", "load_source", "skill_descriptions"]
+__all__ = ["SOURCES", "Source", "SourceTables", "load_source"]

@@ -1,4 +1,4 @@
-"""What every source adapter returns: the two canonical tables and the accounting of what it left out."""
+"""What every source adapter returns: the canonical tables and the accounting of what it left out."""
 
 from __future__ import annotations
 
@@ -22,6 +22,10 @@ class SourceTables:
     """What the source provides (1/0): unit tests, text embeddings, real timestamps."""
     first_actions: dict[str, int] = field(default_factory=dict)
     """Events by their first action, where the source logs actions (the sanity block's shares)."""
+    items: pa.Table | None = None
+    """items.parquet (ktirt/catalog.py), filled in by `load_source`"""
+    skills: pa.Table | None = None
+    """skills.parquet, filled in by `load_source`"""
 
 
 def events_table(columns: dict[str, object]) -> pa.Table:

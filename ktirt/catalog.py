@@ -1,0 +1,62 @@
+"""The item and skill catalogs a source describes, as canonical tables (items.parquet, skills.parquet), so that
+an engine needing problem types, text embeddings or skill descriptions reads them from `prepare`'s output and
+never from a source's raw files."""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ktirt.events import ITEMS_SCHEMA, SKILLS_SCHEMA
+
+
+def _distinct_sorted(*arrays) -> list[str]:
+    return sorted(set().union(*(pc.unique(a).to_pylist() for a in arrays)))
+
+
+def items_table(events: pa.Table, unit_tests: pa.Table, types: dict[str, str],
+                text: tuple[list[str], np.ndarray] | None) -> pa.Table:
+    """items.parquet: each item's type is the one its events carry, else the source catalog's (`types`); its
+    text embedding the source's first vector for it (`text`: ids and a float32 matrix, None without one)."""
+    ids = _distinct_sorted(events["item_id"], unit_tests["item_id"], pa.array(list(types), pa.string()),
+                           pa.array(text[0] if text else [], pa.string()))
+    pairs = events.select(["item_id", "problem_type"]).to_pandas().drop_duplicates("item_id")
+    ev_types = dict(zip(pairs["item_id"], pairs["problem_type"]))
+    kinds = [ev_types.get(i) or types.get(i) for i in ids]
+    vectors = pa.nulls(len(ids), pa.list_(pa.float32()))
+    if text is not None:
+        pos = pc.index_in(pa.array(ids, pa.string()), value_set=pa.array(text[0], pa.string()))
+        rows = pa.FixedSizeListArray.from_arrays(pa.array(text[1].ravel(), pa.float32()), text[1].shape[1])
+        vectors = rows.take(pos).cast(pa.list_(pa.float32()))
+    return pa.Table.from_arrays([pa.array(ids, pa.string()), pa.array(kinds, pa.string(), from_pandas=True), vectors],
+                                schema=ITEMS_SCHEMA)
+
+
+def skills_table(events: pa.Table, unit_tests: pa.Table, descriptions: dict[str, str]) -> pa.Table:
+    """skills.parquet: every skill code with the source's description of it (null where it has none)."""
+    ids = _distinct_sorted(pc.list_flatten(events["skill_ids"]), pc.list_flatten(unit_tests["skill_ids"]),
+                           pa.array(list(descriptions), pa.string()))
+    return pa.Table.from_arrays([pa.array(ids, pa.string()), pa.array([descriptions.get(k) for k in ids], pa.string())],
+                                schema=SKILLS_SCHEMA)
+
+
+def item_types(items: pa.Table) -> dict[str, str]:
+    """item_id -> problem_type, for items that have one."""
+    t = items.select(["item_id", "problem_type"]).drop_null()
+    return dict(zip(t["item_id"].to_pylist(), t["problem_type"].to_pylist()))
+
+
+def item_text(items: pa.Table) -> tuple[list[str], np.ndarray] | None:
+    """(ids, float32 matrix) of the items with a text embedding; None when no item has one."""
+    t = items.select(["item_id", "text_embedding"]).drop_null()
+    if t.num_rows == 0:
+        return None
+    vectors = t["text_embedding"].combine_chunks()
+    return t["item_id"].to_pylist(), pc.list_flatten(vectors).to_numpy(zero_copy_only=False).reshape(t.num_rows, -1)
+
+
+def skill_descriptions(skills: pa.Table) -> dict[str, str]:
+    """skill_id -> description, for skills that have one."""
+    t = skills.drop_null()
+    return dict(zip(t["skill_id"].to_pylist(), t["description"].to_pylist()))
