@@ -3,8 +3,9 @@
 DVC's default page loads Vega, Vega-Lite and Vega-Embed from a CDN, so it shows nothing without a network.
 This template inlines the three libraries, bundled by the `vl-convert-python` package (no download), and
 keeps DVC's placeholders; `.dvc/config` points `plots.html_template` at it. It is a source file in git, not a
-stage output, so `dvc plots show` works on a fresh clone before any `dvc repro`; after changing this module or
-the `vl-convert-python` pin, regenerate it with `python -m ktirt.plots_offline` (a test fails until then).
+stage output, so `dvc plots show` works on a fresh clone before any `dvc repro`; after changing this module, its
+Jinja2 template (ktirt/plots_offline.html) or the `vl-convert-python` pin, regenerate it with
+`python -m ktirt.plots_offline` (a test fails until then).
 """
 
 from __future__ import annotations
@@ -17,45 +18,22 @@ VEGA_LITE = "5.8"
 TEMPLATE = "plots/offline_template.html"
 """Where `.dvc/config` (`plots.html_template`) expects the page template, from the repository root."""
 
-PAGE = """<!DOCTYPE html>
-<html>
-<head>
-    <meta charset="utf-8">
-    {refresh_tag}
-    <title>ktirt plots</title>
-    <!-- Vega __VEGA__, Vega-Lite __VEGA_LITE__, Vega-Embed __EMBED__, inlined by ktirt/plots_offline.py -->
-    <script type="text/javascript">__BUNDLE__</script>
-    <script type="text/javascript">
-        // each plot's Vega view by its element id, so a browser check can count the marks every plot drew,
-        // and the number of uncaught errors (the check stops waiting at the first)
-        window.plotViews = {};
-        window.addEventListener("error", function () { window.plotErrors = (window.plotErrors || 0) + 1; });
-        var ktirtVegaEmbed = window.vegaEmbed;
-        window.vegaEmbed = function (el, spec, opts) {
-            return ktirtVegaEmbed(el, spec, opts).then(function (r) { window.plotViews[el] = r.view; return r; });
-        };
-    </script>
-    <style>
-        body { font-family: sans-serif; }
-        table { border-spacing: 15px; }
-    </style>
-</head>
-<body>
-    {plot_divs}
-</body>
-</html>
-"""
+TEMPLATE_SOURCE = "plots_offline.html"
+"""The Jinja2 template of that page, package data beside this module."""
 
 
 def offline_template(vl_version: str = VEGA_LITE) -> str:
+    """The page template, the Vega libraries inlined; DVC's placeholders ({plot_divs}, {refresh_tag}) kept."""
     import vl_convert as vlc
 
-    bundle = vlc.javascript_bundle(vl_version=vl_version).replace("</script", "<\\/script")
+    from ktirt.html_templates import render
+
+    bundle = vlc.javascript_bundle(vl_version=vl_version)
     for placeholder in ("{plot_divs}", "{refresh_tag}", "{scripts}"):
         if placeholder in bundle:  # DVC fills placeholders by plain replacement: the bundle must not contain one
             raise RuntimeError(f"the Vega bundle contains DVC's placeholder {placeholder}")
-    return (PAGE.replace("__VEGA_LITE__", vl_version).replace("__VEGA__", vlc.get_vega_version())
-                .replace("__EMBED__", vlc.get_vega_embed_version()).replace("__BUNDLE__", bundle))
+    return render("ktirt", TEMPLATE_SOURCE, vega=vlc.get_vega_version(), vega_lite=vl_version,
+                  vega_embed=vlc.get_vega_embed_version(), bundle=bundle)
 
 
 def write_template(path: str | Path = TEMPLATE) -> Path:
