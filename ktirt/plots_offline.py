@@ -10,7 +10,9 @@ Jinja2 template (ktirt/plots_offline.html) or the `vl-convert-python` pin, regen
 
 from __future__ import annotations
 
+import json
 import logging
+from html.parser import HTMLParser
 from pathlib import Path
 
 VEGA_LITE = "5.8"
@@ -45,24 +47,69 @@ def write_template(path: str | Path = TEMPLATE) -> Path:
     return Path(path)
 
 
-def page_plots(html: str) -> dict[str, dict]:
-    """The Vega-Lite spec of every plot on a page `dvc plots show` wrote, by its div id."""
-    import json
-    import re
+class _PageReader(HTMLParser):
+    """What page_plots and external_scripts need from a page, read by the standard library's HTML parser (it knows
+    where a script ends; a regular expression also finds tags inside the bundle's strings): every script's `src`,
+    and every inline script's text with the id of the div it opens, if any."""
 
-    body = html[html.rindex("<body>"):]
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.sources: list[str] = []
+        self.scripts: list[tuple[str | None, str]] = []  # (id of the div the script is the first child of, text)
+        self._div_id: str | None = None  # the id of the div just opened, until anything else comes
+        self._script: tuple[str | None, list[str]] | None = None  # the script being read: its div's id, its text so far
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attrs = dict(attrs)
+        if tag == "script":
+            self.sources += [attrs["src"]] if attrs.get("src") else []
+            self._script = (self._div_id, [])
+        self._div_id = attrs.get("id") if tag == "div" else None
+
+    def handle_data(self, data: str) -> None:
+        if self._script is not None:
+            self._script[1].append(data)  # a script's text may come in more than one piece
+        elif data.strip():
+            self._div_id = None
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._script is not None:
+            self.scripts.append((self._script[0], "".join(self._script[1])))
+            self._script = None
+        self._div_id = None
+
+
+def _read(html: str) -> _PageReader:
+    reader = _PageReader()
+    reader.feed(html)
+    reader.close()
+    return reader
+
+
+def _spec(code: str) -> dict | None:
+    """The spec in DVC's plot script (`var spec = {...}; vegaEmbed(...)`), or None for any other script."""
+    head, eq, rest = code.partition("=")
+    if head.split() != ["var", "spec"]:
+        return None
+    rest = rest.lstrip()
+    spec, end = json.JSONDecoder().raw_decode(rest)
+    tail = rest[end:].lstrip()
+    return spec if isinstance(spec, dict) and tail.startswith(";") and tail[1:].lstrip().startswith("vegaEmbed") else None
+
+
+def page_plots(html: str) -> dict[str, dict]:
+    """The Vega-Lite spec of every plot on a page `dvc plots show` wrote, by its div id: DVC writes each plot as a
+    <div id="..."> whose first child is the script holding its spec."""
     out = {}
-    for m in re.finditer(r'<div id\s*=\s*"([^"]+)">\s*<script type\s*=\s*"text/javascript">\s*var spec = (\{.*?\});\s*vegaEmbed',
-                         body, flags=re.S):
-        out[m.group(1)] = json.loads(m.group(2))
+    for div_id, code in _read(html).scripts:
+        if div_id and (spec := _spec(code)) is not None:
+            out[div_id] = spec
     return out
 
 
 def external_scripts(html: str) -> list[str]:
     """Script sources the page would fetch from a network (none on an offline page)."""
-    import re
-
-    return re.findall(r'<script[^>]*\bsrc\s*=\s*"(https?://[^"]+)"', html)
+    return [src for src in _read(html).sources if src.lower().startswith(("http://", "https://"))]
 
 
 def render_svg(spec: dict, vl_version: str = VEGA_LITE) -> str:
