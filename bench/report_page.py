@@ -20,9 +20,9 @@ from pathlib import Path
 
 import click
 from _measure import ROOT
+from browser_check import check_plots_page, check_report, chromium, first_paint_ms
 
 from ktirt.report import build_report
-from ktirt.report.browser import check_plots_page, check_report, chromium, first_paint_ms
 
 log = logging.getLogger("bench.report_page")
 TARGET_MB, TARGET_PAINT_S = 25.0, 3.0

@@ -3,13 +3,16 @@
 DVC's default page loads Vega, Vega-Lite and Vega-Embed from a CDN, so it shows nothing without a network.
 This template inlines the three libraries, bundled by the `vl-convert-python` package (no download), and
 keeps DVC's placeholders; `.dvc/config` points `plots.html_template` at it. It is a source file in git, not a
-stage output, so `dvc plots show` works on a fresh clone before any `dvc repro`; after changing this module or
-the `vl-convert-python` pin, regenerate it with `python -m ktirt.plots_offline` (a test fails until then).
+stage output, so `dvc plots show` works on a fresh clone before any `dvc repro`; after changing this module, its
+Jinja2 template (ktirt/plots_offline.html) or the `vl-convert-python` pin, regenerate it with
+`python -m ktirt.plots_offline` (a test fails until then).
 """
 
 from __future__ import annotations
 
+import json
 import logging
+from html.parser import HTMLParser
 from pathlib import Path
 
 VEGA_LITE = "5.8"
@@ -17,45 +20,22 @@ VEGA_LITE = "5.8"
 TEMPLATE = "plots/offline_template.html"
 """Where `.dvc/config` (`plots.html_template`) expects the page template, from the repository root."""
 
-PAGE = """<!DOCTYPE html>
-<html>
-<head>
-    <meta charset="utf-8">
-    {refresh_tag}
-    <title>ktirt plots</title>
-    <!-- Vega __VEGA__, Vega-Lite __VEGA_LITE__, Vega-Embed __EMBED__, inlined by ktirt/plots_offline.py -->
-    <script type="text/javascript">__BUNDLE__</script>
-    <script type="text/javascript">
-        // each plot's Vega view by its element id, so a browser check can count the marks every plot drew,
-        // and the number of uncaught errors (the check stops waiting at the first)
-        window.plotViews = {};
-        window.addEventListener("error", function () { window.plotErrors = (window.plotErrors || 0) + 1; });
-        var ktirtVegaEmbed = window.vegaEmbed;
-        window.vegaEmbed = function (el, spec, opts) {
-            return ktirtVegaEmbed(el, spec, opts).then(function (r) { window.plotViews[el] = r.view; return r; });
-        };
-    </script>
-    <style>
-        body { font-family: sans-serif; }
-        table { border-spacing: 15px; }
-    </style>
-</head>
-<body>
-    {plot_divs}
-</body>
-</html>
-"""
+TEMPLATE_SOURCE = "plots_offline.html"
+"""The Jinja2 template of that page, package data beside this module."""
 
 
 def offline_template(vl_version: str = VEGA_LITE) -> str:
+    """The page template, the Vega libraries inlined; DVC's placeholders ({plot_divs}, {refresh_tag}) kept."""
     import vl_convert as vlc
 
-    bundle = vlc.javascript_bundle(vl_version=vl_version).replace("</script", "<\\/script")
+    from ktirt.html_templates import render
+
+    bundle = vlc.javascript_bundle(vl_version=vl_version)
     for placeholder in ("{plot_divs}", "{refresh_tag}", "{scripts}"):
         if placeholder in bundle:  # DVC fills placeholders by plain replacement: the bundle must not contain one
             raise RuntimeError(f"the Vega bundle contains DVC's placeholder {placeholder}")
-    return (PAGE.replace("__VEGA_LITE__", vl_version).replace("__VEGA__", vlc.get_vega_version())
-                .replace("__EMBED__", vlc.get_vega_embed_version()).replace("__BUNDLE__", bundle))
+    return render("ktirt", TEMPLATE_SOURCE, vega=vlc.get_vega_version(), vega_lite=vl_version,
+                  vega_embed=vlc.get_vega_embed_version(), bundle=bundle)
 
 
 def write_template(path: str | Path = TEMPLATE) -> Path:
@@ -67,24 +47,69 @@ def write_template(path: str | Path = TEMPLATE) -> Path:
     return Path(path)
 
 
-def page_plots(html: str) -> dict[str, dict]:
-    """The Vega-Lite spec of every plot on a page `dvc plots show` wrote, by its div id."""
-    import json
-    import re
+class _PageReader(HTMLParser):
+    """What page_plots and external_scripts need from a page, read by the standard library's HTML parser (it knows
+    where a script ends; a regular expression also finds tags inside the bundle's strings): every script's `src`,
+    and every inline script's text with the id of the div it opens, if any."""
 
-    body = html[html.rindex("<body>"):]
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.sources: list[str] = []
+        self.scripts: list[tuple[str | None, str]] = []  # (id of the div the script is the first child of, text)
+        self._div_id: str | None = None  # the id of the div just opened, until anything else comes
+        self._script: tuple[str | None, list[str]] | None = None  # the script being read: its div's id, its text so far
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        attrs = dict(attrs)
+        if tag == "script":
+            self.sources += [attrs["src"]] if attrs.get("src") else []
+            self._script = (self._div_id, [])
+        self._div_id = attrs.get("id") if tag == "div" else None
+
+    def handle_data(self, data: str) -> None:
+        if self._script is not None:
+            self._script[1].append(data)  # a script's text may come in more than one piece
+        elif data.strip():
+            self._div_id = None
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "script" and self._script is not None:
+            self.scripts.append((self._script[0], "".join(self._script[1])))
+            self._script = None
+        self._div_id = None
+
+
+def _read(html: str) -> _PageReader:
+    reader = _PageReader()
+    reader.feed(html)
+    reader.close()
+    return reader
+
+
+def _spec(code: str) -> dict | None:
+    """The spec in DVC's plot script (`var spec = {...}; vegaEmbed(...)`), or None for any other script."""
+    head, eq, rest = code.partition("=")
+    if head.split() != ["var", "spec"]:
+        return None
+    rest = rest.lstrip()
+    spec, end = json.JSONDecoder().raw_decode(rest)
+    tail = rest[end:].lstrip()
+    return spec if isinstance(spec, dict) and tail.startswith(";") and tail[1:].lstrip().startswith("vegaEmbed") else None
+
+
+def page_plots(html: str) -> dict[str, dict]:
+    """The Vega-Lite spec of every plot on a page `dvc plots show` wrote, by its div id: DVC writes each plot as a
+    <div id="..."> whose first child is the script holding its spec."""
     out = {}
-    for m in re.finditer(r'<div id\s*=\s*"([^"]+)">\s*<script type\s*=\s*"text/javascript">\s*var spec = (\{.*?\});\s*vegaEmbed',
-                         body, flags=re.S):
-        out[m.group(1)] = json.loads(m.group(2))
+    for div_id, code in _read(html).scripts:
+        if div_id and (spec := _spec(code)) is not None:
+            out[div_id] = spec
     return out
 
 
 def external_scripts(html: str) -> list[str]:
     """Script sources the page would fetch from a network (none on an offline page)."""
-    import re
-
-    return re.findall(r'<script[^>]*\bsrc\s*=\s*"(https?://[^"]+)"', html)
+    return [src for src in _read(html).sources if src.lower().startswith(("http://", "https://"))]
 
 
 def render_svg(spec: dict, vl_version: str = VEGA_LITE) -> str:

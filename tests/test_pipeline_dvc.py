@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -14,6 +15,8 @@ import yaml
 
 from conftest import ROOT, TINY, events_as_assistments_2009
 from ktirt.irt.plot_tables import OBSERVED_REFERENCE
+
+sys.path.insert(0, str(ROOT / "bench"))  # bench/browser_check.py: the headless-Chromium check
 
 COPY = ["dvc.yaml", "params.yaml", "stages", "ktirt", ".dvc/config", ".dvcignore", "plots/offline_template.html"]
 
@@ -91,7 +94,7 @@ def test_second_repro_has_nothing_to_do(repo):
 def browser():
     """Headless Chromium. Missing, the tests fail with how to install it (set KTIRT_SKIP_BROWSER=1 to skip them
     knowingly on a machine that cannot have it; CI never does)."""
-    from ktirt.report.browser import BrowserMissing, chromium
+    from browser_check import BrowserMissing, chromium
 
     try:
         session = chromium()
@@ -107,7 +110,7 @@ def test_report_draws_offline_in_a_real_browser_and_responds(repo, browser, tmp_
     from selenium.webdriver.common.by import By
     from selenium.webdriver.support.ui import Select
 
-    from ktirt.report.browser import check_report, console_errors, screenshot_sections
+    from browser_check import check_report, console_errors, screenshot_sections
 
     page = repo / "data/exports/report.html"
     result = check_report(browser, page)
@@ -144,7 +147,7 @@ def test_report_draws_offline_in_a_real_browser_and_responds(repo, browser, tmp_
 
 def test_plots_show_writes_an_offline_page_with_every_declared_plot(repo, browser, tmp_path):
     from ktirt.plots_offline import external_scripts, page_plots, render_svg
-    from ktirt.report.browser import check_plots_page
+    from browser_check import check_plots_page
 
     sh("dvc", "plots", "show", "--out", str(tmp_path / "html"), cwd=repo)
     html = (tmp_path / "html" / "index.html").read_text()
@@ -206,7 +209,7 @@ def test_queued_experiments_show_as_columns_and_diff_against_the_baseline(repo):
 
 def test_exp_on_assistments_2009_runs_every_stage_and_says_what_the_source_lacks(repo, tiny_tables, browser, tmp_path):
     from ktirt.plots_offline import page_plots, render_svg
-    from ktirt.report.browser import check_plots_page, check_report
+    from browser_check import check_plots_page, check_report
 
     sh("git", "reset", "-q", "--hard", cwd=repo)
     sh("dvc", "checkout", "-f", cwd=repo)

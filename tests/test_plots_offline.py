@@ -10,7 +10,7 @@ import subprocess
 import yaml
 
 from conftest import ROOT
-from ktirt.plots_offline import TEMPLATE, offline_template, page_plots
+from ktirt.plots_offline import TEMPLATE, external_scripts, offline_template, page_plots
 
 
 def _tracked(*paths: str) -> list[str]:
@@ -22,6 +22,23 @@ def test_committed_template_is_what_the_generator_writes():
     committed = (ROOT / TEMPLATE).read_text()
     assert "{plot_divs}" in committed
     assert committed == offline_template(), "stale: run `python -m ktirt.plots_offline` and commit the template"
+
+
+def test_page_plots_and_external_scripts_read_tags_not_text_that_looks_like_tags():
+    """An HTML parser: markup inside a script's strings is not a tag, and a spec's strings may hold anything."""
+    page = """<html><head><script src="https://cdn.example/vega.js"></script><script src="lib/local.js"></script>
+    <script>var s = '<script src="https://not.fetched/x.js"><div id="fake"><script>var spec = {};vegaEmbed';</script>
+    </head><body>
+    <div id = "roc">
+        <script type = "text/javascript">
+            var spec = {"title": "</div><div id=\\"x\\">", "n": [1, 2]};
+            vegaEmbed('#roc', spec);
+        </script>
+    </div>
+    <div id="notes"><p>text</p><script>var spec = {"a": 1}; vegaEmbed('#notes', spec);</script></div>
+    </body></html>"""
+    assert page_plots(page) == {"roc": {"title": '</div><div id="x">', "n": [1, 2]}}
+    assert external_scripts(page) == ["https://cdn.example/vega.js"]
 
 
 def test_dvc_points_at_the_template_in_git():

@@ -1,5 +1,5 @@
 """data/exports/report.html: mastery and item health on one offline page (run, item health, skills, students,
-model quality), built from the exports and the metrics; `ktirt.report.browser` checks it in headless Chromium."""
+model quality), built from the exports and the metrics; bench/browser_check.py checks it in headless Chromium."""
 
 from __future__ import annotations
 

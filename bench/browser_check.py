@@ -1,7 +1,9 @@
 """Look at a page the way a person does: headless Chromium (Debian's `chromium` and `chromium-driver`; pip cannot
-download browsers here), driven by Selenium. Used by the browser tests and by `bench/report_page.py`:
+download browsers here), driven by Selenium. Used by the browser tests (tests/test_pipeline_dvc.py) and by
+`bench/report_page.py`; it lives here, not in ktirt, because Selenium is a development requirement
+(requirements-dev.txt), not the library's.
 
-    python -m ktirt.report.browser data/exports/report.html --screenshots docs/figures
+    python bench/browser_check.py data/exports/report.html --screenshots docs/figures
 
 checks the report (no console error, no network request, every chart drawn) and saves one screenshot per section.
 """
