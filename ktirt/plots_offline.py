@@ -5,7 +5,7 @@ This template inlines the three libraries, bundled by the `vl-convert-python` pa
 keeps DVC's placeholders; `.dvc/config` points `plots.html_template` at it. It is a source file in git, not a
 stage output, so `dvc plots show` works on a fresh clone before any `dvc repro`; after changing this module, its
 Jinja2 template (ktirt/plots_offline.html) or the `vl-convert-python` pin, regenerate it with
-`python -m ktirt.plots_offline` (a test fails until then).
+`python bench/offline_template.py` (a test fails until then).
 """
 
 from __future__ import annotations
@@ -118,7 +118,3 @@ def render_svg(spec: dict, vl_version: str = VEGA_LITE) -> str:
 
     return vlc.vegalite_to_svg(spec, vl_version=vl_version)
 
-
-if __name__ == "__main__":
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    write_template(Path(__file__).resolve().parents[1] / TEMPLATE)  # the repository root, whatever the cwd

@@ -21,7 +21,7 @@ def _tracked(*paths: str) -> list[str]:
 def test_committed_template_is_what_the_generator_writes():
     committed = (ROOT / TEMPLATE).read_text()
     assert "{plot_divs}" in committed
-    assert committed == offline_template(), "stale: run `python -m ktirt.plots_offline` and commit the template"
+    assert committed == offline_template(), "stale: run `python bench/offline_template.py` and commit the template"
 
 
 def test_page_plots_and_external_scripts_read_tags_not_text_that_looks_like_tags():
