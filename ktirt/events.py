@@ -1,4 +1,4 @@
-"""The canonical tables every engine reads (DESIGN.md): their Arrow schemas and a summary for metrics."""
+"""The canonical tables every engine reads (docs/ARCHITECTURE.md): their Arrow schemas and a summary for metrics."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Stage `prepare`: raw source tables -> canonical events and unit-test scores (DESIGN.md schemas)."""
+"""Stage `prepare`: raw source tables -> canonical events and unit-test scores (docs/ARCHITECTURE.md schemas)."""
 
 import logging
 

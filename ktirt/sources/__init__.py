@@ -1,4 +1,4 @@
-"""Source adapters: each turns one dataset's raw files into the canonical tables (DESIGN.md)."""
+"""Source adapters: each turns one dataset's raw files into the canonical tables (docs/ARCHITECTURE.md)."""
 
 from __future__ import annotations
 
