@@ -20,6 +20,8 @@ from ktirt.exports.join import validate_join
 @click.option("--samples", default=10, show_default=True, type=click.IntRange(0))
 @click.option("--seed", default=0, show_default=True)
 def main(exports_dir, events, min_coverage, samples, seed) -> None:
+    """Check that SAKT's and Wide & Deep IRT's exports join: reads data/exports/ and the events, prints the join
+    report and exits 1 when it fails."""
     logging.basicConfig(level=logging.WARNING)
     try:
         report = validate_join(exports_dir, pq.read_schema(events), samples, seed)

@@ -24,6 +24,9 @@ log = logging.getLogger("export")
 @click.option("--timings", "timings_file", default=timings_path("export"), show_default=True, help="untracked")
 @stage
 def main(params_path, events, split_path, sakt_checkpoint, wdirt_dir, out_dir, metrics_path, timings_file) -> None:
+    """Run both engines over every student into joinable tables and two reports: reads data/interim/events.parquet,
+    data/splits/split.json, models/sakt/, models/wdirt/ and the skill descriptions in data.raw_dir, writes
+    data/exports/ and metrics/export.json."""
     settings = ExportSettings.from_dict(load_params(params_path, "export"))
     data = load_params(params_path, "data")
     run = run_export(read_events(events), read_split(split_path), sakt_checkpoint, wdirt_dir,

@@ -24,6 +24,9 @@ log = logging.getLogger("train_sakt")
 @click.option("--timings", "timings_file", default=timings_path("train_sakt"), show_default=True, help="untracked")
 @stage
 def main(params_path, events, split_path, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
+    """Train SAKT on the training students, early-stopping on validation AUC, and score the test students: reads
+    data/interim/events.parquet, data/splits/split.json and the simulator's truth in data.raw_dir when there, writes
+    models/sakt/, metrics/sakt.json, plots/sakt/ and dvclive/sakt/."""
     data = load_params(params_path, "data")
     run = SaktRun(model=load_params(params_path, "model"), train=load_params(params_path, "train"),
                   raw_dir=data["raw_dir"])
