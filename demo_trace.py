@@ -23,6 +23,8 @@ from ktirt.exports.trace import check_plot_path, trace
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="also draw the mastery trajectory to this PNG")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
 def main(student_id, topic, exports_dir, plot_path, fmt) -> None:
+    """Print one student's mastery on a topic and the health of the items they met: reads data/exports/ (only that
+    student's rows), writes the trace to stdout (a table, or JSON with --format json) and a PNG with --plot."""
     logging.basicConfig(level=logging.WARNING)
     t0 = time.perf_counter()
     try:

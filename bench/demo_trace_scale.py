@@ -81,6 +81,8 @@ def whole_tables(exports, user: str, skill: str) -> int:
 @click.command()
 @click.option("--queries", default=5, show_default=True)
 def main(queries: int) -> None:
+    """Time demo_trace's answer at EDM-Cup scale against reading the exports whole, in one run: reads the events
+    bench/prepare_scale.py leaves in bench/out/, writes scale exports to bench/out/exports_scale/, prints both timings."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     events_path = OUT / "interim" / "events.parquet"
     if not events_path.is_file():

@@ -32,6 +32,8 @@ log = logging.getLogger("bench.device_check")
 @click.option("--out", "out_path", default=str(ROOT / "bench" / "out" / "device_check.json"), show_default=True)
 @click.option("--cpu-ok", is_flag=True, help="run without CUDA (a dry run)")
 def main(students: int, epochs: int, out_path: str, cpu_ok: bool) -> None:
+    """Time train_sakt and train_wdirt at EDM-Cup scale on this machine's accelerator (device: auto): prints and
+    writes (--out) each stage's device, epoch throughput and wall time."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not torch.cuda.is_available() and not cpu_ok:
         raise click.ClickException("torch sees no CUDA device here (give --cpu-ok for a dry run on the CPU)")

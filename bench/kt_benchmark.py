@@ -173,6 +173,8 @@ def resolve_data(world, students, sim_seed, source, raw_dir) -> tuple[BenchData,
 @click.option("--out-dir", default=str(ROOT / "bench/out/kt_benchmark"), show_default=True)
 def main(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
          patience, model_seed, overrides, params_path, pykt_lr, threads, results_path, out_dir) -> None:
+    """Benchmark ktirt's SAKT and WD-IRT against pyKT's models on identical student folds, scored question-level:
+    merges the results into bench/results/kt_benchmark.json, each model's test predictions into bench/out/kt_benchmark/."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,

@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+from pathlib import Path
 
 import click
 from _measure import ROOT, child, scale_params
@@ -28,12 +29,26 @@ LIMIT_GIB = 8.0
 @click.option("--students", default=35000, show_default=True)
 @click.option("--from-stage", default=None, help="rerun from this stage on; earlier ones keep their last timings")
 def main(students: int, from_stage: str | None) -> None:
+    """Run every stage at EDM-Cup scale, each in its own process, then demo_trace.py: writes wall time and peak
+    memory per stage to bench/out/pipeline/timings.json and prints them with the stages' metrics."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     w = OUT / "pipeline"
     p, raw = scale_params(students, w)
+    stages = _stage_commands(w, p, raw)
+    names = [name for name, _, _ in stages]
+    if from_stage is not None and from_stage not in names:
+        raise click.BadParameter(f"not one of {', '.join(names)}", param_hint="--from-stage")
+    rows = _run_stages(stages, w, raw, from_stage)
+    rows.append(("demo_trace (one student, one skill)", *_time_demo_trace(w)))
+    (w / "timings.json").write_text(json.dumps(rows, indent=1))
+    _print_summary(rows, w, students)
+
+
+def _stage_commands(w: Path, p: Path, raw: Path) -> list[tuple[str, list, str | None]]:
+    """(stage, command line, the name of its metrics file or None) in pipeline order, every path under `w`."""
     py = sys.executable
     ev, split = str(w / "interim/events.parquet"), str(w / "split.json")
-    stages = [
+    return [
         ("simulate", [py, "stages/simulate.py", "--params", p, "--out", raw], None),
         ("prepare", [py, "stages/prepare.py", "--params", p, "--out-dir", w / "interim", "--metrics", w / "prepare.json"], "prepare"),
         ("split", [py, "stages/split.py", "--params", p, "--events", ev, "--out", split], None),
@@ -54,9 +69,12 @@ def main(students: int, from_stage: str | None) -> None:
         ("report", [py, "stages/report.py", "--params", p, "--exports", w / "exports", "--metrics", w, "--plots", w / "plots",
                     "--out", w / "exports/report.html"], None),
     ]
+
+
+def _run_stages(stages: list, w: Path, raw: Path, from_stage: str | None) -> list[tuple]:
+    """(stage, wall s, peak GiB) per stage; stages before `from_stage` keep their last timings, a cached
+    simulation is not re-timed (NaN). timings.json is rewritten after each stage, so a crash keeps the rest."""
     names = [name for name, _, _ in stages]
-    if from_stage is not None and from_stage not in names:
-        raise click.BadParameter(f"not one of {', '.join(names)}", param_hint="--from-stage")
     earlier = {r[0]: r for r in json.loads((w / "timings.json").read_text())} if from_stage else {}
     rows = []
     for name, cmd, metrics in stages:
@@ -72,13 +90,20 @@ def main(students: int, from_stage: str | None) -> None:
         wall, gib = child([str(c) for c in cmd])
         rows.append((name, wall, gib))
         (w / "timings.json").write_text(json.dumps(rows, indent=1))
+    return rows
+
+
+def _time_demo_trace(w: Path) -> tuple[float, float]:
+    """Wall s and peak GiB of demo_trace.py on the first test student and a skill it has a state on."""
     users = json.loads((w / "split.json").read_text())["test"]
     state = __import__("pyarrow.parquet", fromlist=["x"]).read_table(w / "exports/sakt_student_state.parquet",
                                                                     filters=[("user_id", "=", users[0])], columns=["skill_id"])
-    wall, gib = child([py, "demo_trace.py", "--exports", str(w / "exports"), "--student-id", users[0],
-                       "--topic", state["skill_id"][0].as_py()])
-    rows.append(("demo_trace (one student, one skill)", wall, gib))
-    (w / "timings.json").write_text(json.dumps(rows, indent=1))
+    return child([sys.executable, "demo_trace.py", "--exports", str(w / "exports"), "--student-id", users[0],
+                  "--topic", state["skill_id"][0].as_py()])
+
+
+def _print_summary(rows: list[tuple], w: Path, students: int) -> None:
+    """The timing table, the largest peak against LIMIT_GIB, and each stage's metrics with its timings."""
     print(f"EDM-Cup scale: {students} students; every stage in its own process")
     print(f"{'stage':40}{'wall s':>9}{'peak GiB':>10}")
     for name, wall, gib in rows:

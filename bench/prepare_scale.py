@@ -36,6 +36,8 @@ def pandas_baseline(raw: str) -> None:
 @click.command()
 @click.option("--students", default=35000, show_default=True)
 def main(students: int) -> None:
+    """Time the prepare stage at EDM-Cup scale beside the obvious pandas version, in one run: simulates once into
+    bench/out/ (cached) and prints both wall times and peak memories."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     p, raw = scale_params(students, OUT)
     if not (raw / "action_logs.csv").exists():

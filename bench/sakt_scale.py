@@ -26,6 +26,8 @@ log = logging.getLogger("bench.sakt_scale")
 @click.command()
 @click.option("--epochs", default=1, show_default=True)
 def main(epochs: int) -> None:
+    """Time the train_sakt stage at EDM-Cup scale (the events bench/prepare_scale.py leaves in bench/out/): prints
+    seconds per epoch, training throughput and peak memory."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     events = OUT / "interim" / "events.parquet"
     if not events.exists():

@@ -116,6 +116,8 @@ def train_pykt(num_c: int, tr: dict, va: dict, m: dict, s: TrainSettings):
 @click.command()
 @click.option("--pykt-dir", default="data/processed/pykt", show_default=True)
 def main(pykt_dir: str) -> None:
+    """Train our SAKT and pyKT's SAKT on the same pyKT files, split and settings, in one run: reads
+    data/processed/pykt/ and params.yaml, prints both test AUCs and training throughputs."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     m, s = params["model"], TrainSettings(**{**params["train"], "device": "cpu"})

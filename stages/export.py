@@ -25,6 +25,9 @@ log = logging.getLogger("export")
 @click.option("--timings", "timings_file", default=timings_path("export"), show_default=True, help="untracked")
 @stage
 def main(params_path, events, split_path, skills_path, sakt_checkpoint, wdirt_dir, out_dir, metrics_path, timings_file) -> None:
+    """Run both engines over every student into joinable tables and two reports: reads data/interim/events.parquet,
+    data/interim/skills.parquet, data/splits/split.json, models/sakt/ and models/wdirt/, writes data/exports/ and
+    metrics/export.json."""
     settings = ExportSettings.from_dict(load_params(params_path, "export"))
     run = run_export(read_events(events), read_split(split_path), sakt_checkpoint, wdirt_dir,
                      skill_descriptions(read_skills(skills_path)), settings)

@@ -21,6 +21,8 @@ log = logging.getLogger("figures")
               help="this run's figure (the README shows docs/figures/results.png, a copy of the default run's)")
 @stage
 def main(params_path, plots_dir, live_dir, png) -> None:
+    """Draw this run's plots as one PNG: reads plots/sakt/, plots/wdirt/, dvclive/sakt/ and dvclive/wdirt/, writes
+    plots/results.png."""
     w = load_params(params_path, "wdirt")
     draw_results(plots_dir, live_dir, png, w["drift_z"], w["drift_min_shift"])
     log.info("wrote %s", png)

@@ -22,6 +22,9 @@ log = logging.getLogger("prepare")
 @click.option("--metrics", "metrics_path", default="metrics/prepare.json", show_default=True, type=click.Path(dir_okay=False))
 @stage
 def main(params_path: str, out_dir: str, metrics_path: str) -> None:
+    """Turn the raw source's tables into the canonical tables: reads data.raw_dir as data.source
+    (data/raw/synthetic/ by default), writes data/interim/events.parquet, data/interim/unit_tests.parquet,
+    data/interim/items.parquet, data/interim/skills.parquet, data/interim/truth/ and metrics/prepare.json."""
     data = load_params(params_path, "data")
     tables = load_source(data["source"], data["raw_dir"])
     metrics = summarize(tables.events, tables.unit_tests) | {

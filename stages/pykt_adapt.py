@@ -20,6 +20,8 @@ log = logging.getLogger("pykt_adapt")
 @click.option("--metrics", "metrics_path", default="metrics/pykt_adapt.json", show_default=True)
 @stage
 def main(params_path, events, split_path, out, metrics_path) -> None:
+    """Write pyKT's own dataset files, so any pyKT model can train on them: reads data/interim/events.parquet and
+    data/splits/split.json, writes data/processed/pykt/ and metrics/pykt_adapt.json."""
     p = load_params(params_path, "pykt")
     split = read_split(split_path)
     seqs, vocab = load_sequences(read_events(events), split)

@@ -20,6 +20,8 @@ log = logging.getLogger("report")
 @click.option("--out", "out_path", default="data/exports/report.html", show_default=True)
 @stage
 def main(params_path, exports_dir, metrics_dir, plots_dir, out_path) -> None:
+    """Build one offline page to look at: reads data/exports/, metrics/ and plots/sakt/, writes
+    data/exports/report.html."""
     report, join, data = (load_params(params_path, s) for s in ("report", "join", "data"))
     page = build_report(Path(exports_dir), Path(metrics_dir), Path(plots_dir), data["source"], report["students"],
                         join["samples"], join["seed"])

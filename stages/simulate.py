@@ -21,7 +21,11 @@ READ_AS = {"edm_cup": "synthetic", "skill_builder": "assistments_2009"}
 @click.option("--out", default="data/raw/synthetic", show_default=True, type=click.Path(file_okay=False))
 @stage
 def main(params_path: str, out: str) -> None:
-    """With a real source the stage still runs (DVC has no optional stages) but costs nothing: its folder
+    """Simulate the raw tables that data.source reads: reads params.yaml's simulate section and data.source, writes
+    data/raw/synthetic/ (EDM Cup 2023's tables, or with simulate.profile: skill_builder ASSISTments 2009's
+    skill_builder_data.csv; the generative model's truth in _truth/).
+
+    With a real source the stage still runs (DVC has no optional stages) but costs nothing: its folder
     holds only a note, so a real-data experiment does not spend minutes simulating what it never reads."""
     cfg = SimulationConfig.from_dict(load_params(params_path, "simulate"))
     source = load_params(params_path, "data").get("source", "synthetic")

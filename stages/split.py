@@ -18,6 +18,8 @@ log = logging.getLogger("split")
 @click.option("--out", default="data/splits/split.json", show_default=True, type=click.Path(dir_okay=False))
 @stage
 def main(params_path: str, events: str, out: str) -> None:
+    """Split students into train/validation/test, deterministically: reads data/interim/events.parquet, writes
+    data/splits/split.json."""
     p = load_params(params_path, "split")
     users = read_events(events, ["user_id"])["user_id"]
     split = split_users(users.to_numpy(), p["train"], p["val"], p["seed"])

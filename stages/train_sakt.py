@@ -27,6 +27,9 @@ log = logging.getLogger("train_sakt")
 @click.option("--timings", "timings_file", default=timings_path("train_sakt"), show_default=True, help="untracked")
 @stage
 def main(params_path, events, split_path, truth_folder, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
+    """Train SAKT on the training students, early-stopping on validation AUC, and score the test students: reads
+    data/interim/events.parquet, data/splits/split.json and data/interim/truth/ (the simulator's truth, for the
+    oracle), writes models/sakt/, metrics/sakt.json, plots/sakt/ and dvclive/sakt/."""
     run = SaktRun(model=load_params(params_path, "model"), train=load_params(params_path, "train"),
                   truth=truth_dir(truth_folder))
     events, split = read_events(events), read_split(split_path)

@@ -26,6 +26,9 @@ log = logging.getLogger("train_wdirt")
 @click.option("--timings", "timings_file", default=timings_path("train_wdirt"), show_default=True, help="untracked")
 @stage
 def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
+    """Fit Wide & Deep IRT on the training students (item parameters, drift): reads data/interim/events.parquet,
+    data/interim/unit_tests.parquet, data/interim/items.parquet (problem types, text embeddings), data/splits/split.json
+    and data/interim/truth/ (the simulator's truth), writes models/wdirt/, metrics/wdirt.json, plots/wdirt/ and dvclive/wdirt/."""
     settings = WDIRTSettings.from_dict(load_params(params_path, "wdirt"))
     events, unit_tests = read_events(f"{interim}/events.parquet"), read_unit_tests(f"{interim}/unit_tests.parquet")
     items, split = read_items(f"{interim}/items.parquet"), read_split(split_path)

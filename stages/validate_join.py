@@ -20,6 +20,9 @@ log = logging.getLogger("validate_join")
 @click.option("--plots-dir", default="plots/join", show_default=True)
 @stage
 def main(params_path, exports_dir, events, report_path, metrics_path, plots_dir) -> None:
+    """Check that the exports join (coverage, key types, sample students) and fail when they do not: reads
+    data/exports/ and data/interim/events.parquet, writes data/exports/join_report.md, metrics/join.json and
+    plots/join/."""
     p = load_params(params_path, "join")
     report = run_validation(exports_dir, events, p["min_coverage"], p["samples"], p["seed"])
     write_text(report.markdown(), report_path)

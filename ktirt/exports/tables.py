@@ -42,7 +42,8 @@ SCHEMAS = {
                              pa.field("n_before", pa.int64()), pa.field("n_after", pa.int64())]),
     "skills": pa.schema([SKILL_ID.with_nullable(False), pa.field("description", pa.string()), pa.field("n_items", pa.int64())]),
 }
-"""data/exports/<name>.parquet: the columns DESIGN.md fixes first, then the ones that help a reader."""
+"""data/exports/<name>.parquet (docs/ARCHITECTURE.md): the keys and the engines' figures first, then the columns that
+help a reader."""
 
 
 @dataclass

@@ -4,6 +4,7 @@ value formats), plus the ground truth in `_truth/` for oracle AUC, parameter rec
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -37,22 +38,51 @@ def _vectors(x: np.ndarray) -> list[str]:
     return ["[" + ", ".join(f"{v:.4f}" for v in row) + "]" for row in x]
 
 
+@dataclass(frozen=True)
+class _HelpIds:
+    """Hint and explanation ids with each item's place among them: the detail tables and action_logs.csv
+    must name the same hint and explanation for an item."""
+
+    hint_ids: np.ndarray
+    hint_offset: np.ndarray  # per item: the index of its first hint in hint_ids
+    expl_ids: np.ndarray
+    expl_of_item: np.ndarray  # per item: its index in expl_ids, -1 without an explanation
+
+
 def write_tables(world: World, clicks: Clickstream, out: Path, rng: np.random.Generator, evaluation_fraction: float) -> dict:
+    """Every table of the release, then the truth. The writers draw from `rng` in this fixed order (log ids, hint
+    and explanation ids, their details, the withheld unit tests), so one seed gives the same bytes."""
     out.mkdir(parents=True, exist_ok=True)
-    ids = world.ids
-    items, skills = world.items, world.skills
     logs, tests = clicks.logs, clicks.unit_tests
     log_ids = random_ids(rng, len(logs))
+    help_ids = _help_ids(world.items, len(tests), rng)
+    _write_problems(world, out)
+    _write_hints(world, help_ids, rng, out)
+    _write_explanations(world, help_ids, rng, out)
+    _write_sequences(world, out)
+    _write_assignments(world, logs, log_ids, out)
+    withheld = _write_unit_test_scores(tests, log_ids, world.ids["problem"], rng, evaluation_fraction, out)
+    n_actions = _write_action_logs(clicks, logs, log_ids, world.ids["problem"], help_ids.hint_ids, help_ids.hint_offset,
+                                   help_ids.expl_ids, help_ids.expl_of_item, out)
+    _write_truth(world, clicks, log_ids, withheld, out / "_truth")
+    return {"action_rows": n_actions, "assignment_logs": len(logs), "problems": len(world.items), "unit_test_scores": len(tests)}
+
+
+def _help_ids(items: pd.DataFrame, n_tests: int, rng: np.random.Generator) -> _HelpIds:
+    """Hints and explanations take their ids from one draw that also holds one id per unit-test row, which nothing
+    uses: the draw's size is part of the seeded stream, so it stays."""
     n_hints = items["n_hints"].to_numpy()
     n_expl = items["has_explanation"].to_numpy().astype(int)
-    extra_ids = random_ids(rng, int(n_hints.sum() + n_expl.sum()) + len(tests))
-    hint_ids = extra_ids[: n_hints.sum()]
-    expl_ids = extra_ids[n_hints.sum() : n_hints.sum() + n_expl.sum()]
-    hint_offset = np.concatenate([[0], np.cumsum(n_hints)[:-1]])
+    extra_ids = random_ids(rng, int(n_hints.sum() + n_expl.sum()) + n_tests)
     expl_of_item = np.full(len(items), -1)
     expl_of_item[n_expl == 1] = np.arange(n_expl.sum())
+    return _HelpIds(hint_ids=extra_ids[: n_hints.sum()], hint_offset=np.concatenate([[0], np.cumsum(n_hints)[:-1]]),
+                    expl_ids=extra_ids[n_hints.sum() : n_hints.sum() + n_expl.sum()], expl_of_item=expl_of_item)
 
-    # problem_details.csv
+
+def _write_problems(world: World, out: Path) -> None:
+    """problem_details.csv: the skill code and description are blank where the release leaves an item untagged."""
+    ids, items, skills = world.ids, world.items, world.skills
     code = np.where(items["has_skill_code"], skills["code"].to_numpy()[items["skill"]], "")
     desc = np.where(items["has_skill_code"], skills["description"].to_numpy()[items["skill"]], "")
     _csv(pd.DataFrame({
@@ -68,19 +98,28 @@ def write_tables(world: World, clicks: Clickstream, out: Path, rng: np.random.Ge
         "problem_text_bert_pca": _vectors(items.attrs["text"]),
     }), out / "problem_details.csv")
 
-    # hint_details.csv, explanation_details.csv
-    hint_item = np.repeat(np.arange(len(items)), n_hints)
-    text = items.attrs["text"]
+
+def _write_hints(world: World, help_ids: _HelpIds, rng: np.random.Generator, out: Path) -> None:
+    """hint_details.csv: a hint's text vector is its problem's plus noise, so hints read like their problem."""
+    ids, items = world.ids, world.items
+    hint_ids, text = help_ids.hint_ids, items.attrs["text"]
+    hint_item = np.repeat(np.arange(len(items)), items["n_hints"].to_numpy())
     _csv(pd.DataFrame({
         "hint_id": hint_ids,
         "hint_creator_id": ids["teacher"][rng.integers(0, len(ids["teacher"]), len(hint_ids))],
-        "hint_position": np.arange(len(hint_ids)) - hint_offset[hint_item] + 1,
+        "hint_position": np.arange(len(hint_ids)) - help_ids.hint_offset[hint_item] + 1,
         "hint_contains_image": (rng.random(len(hint_ids)) < 0.1).astype(np.int8),
         "hint_contains_equation": (rng.random(len(hint_ids)) < 0.3).astype(np.int8),
         "hint_contains_video": (rng.random(len(hint_ids)) < 0.01).astype(np.int8),
         "hint_text_bert_pca": _vectors(np.round(text[hint_item] + rng.normal(0, 0.3, (len(hint_ids), text.shape[1])), 4)),
     }), out / "hint_details.csv")
-    expl_item = np.flatnonzero(n_expl)
+
+
+def _write_explanations(world: World, help_ids: _HelpIds, rng: np.random.Generator, out: Path) -> None:
+    """explanation_details.csv: at most one explanation per problem, its text vector near the problem's."""
+    ids, items = world.ids, world.items
+    expl_ids, text = help_ids.expl_ids, items.attrs["text"]
+    expl_item = np.flatnonzero(items["has_explanation"].to_numpy().astype(int))
     _csv(pd.DataFrame({
         "explanation_id": expl_ids,
         "explanation_creator_id": ids["teacher"][rng.integers(0, len(ids["teacher"]), len(expl_ids))],
@@ -90,8 +129,11 @@ def write_tables(world: World, clicks: Clickstream, out: Path, rng: np.random.Ge
         "explanation_text_bert_pca": _vectors(np.round(text[expl_item] + rng.normal(0, 0.3, (len(expl_ids), text.shape[1])), 4)),
     }), out / "explanation_details.csv")
 
-    # sequence_details.csv, sequence_relationships.csv
-    seqs = world.sequences
+
+def _write_sequences(world: World, out: Path) -> None:
+    """sequence_details.csv and sequence_relationships.csv: problem sets and unit tests filed by grade, domain and
+    skill code as the release's folders are, each problem set tied to its skill's unit test."""
+    ids, skills, seqs = world.ids, world.skills, world.sequences
     sk = skills.iloc[seqs["skill"]].reset_index(drop=True)
     grade = sk["code"].str.split(".").str[0]
     domain = sk["code"].str.split(".").str[1]
@@ -113,7 +155,11 @@ def write_tables(world: World, clicks: Clickstream, out: Path, rng: np.random.Ge
     _csv(pd.DataFrame({"unit_test_sequence_id": ids["sequence"][pairs["u"]], "in_unit_sequence_id": ids["sequence"][pairs["i"]]}),
          out / "sequence_relationships.csv")
 
-    # assignment_details.csv, assignment_relationships.csv
+
+def _write_assignments(world: World, logs: pd.DataFrame, log_ids: np.ndarray, out: Path) -> None:
+    """assignment_details.csv and assignment_relationships.csv: each student's problem-set logs in a unit tied to
+    the log of that unit's test, as the competition links them."""
+    ids = world.ids
     cls = logs["class_index"].to_numpy()
     _csv(pd.DataFrame({
         "assignment_log_id": log_ids,
@@ -132,19 +178,20 @@ def write_tables(world: World, clicks: Clickstream, out: Path, rng: np.random.Ge
     _csv(pd.DataFrame({"unit_test_assignment_log_id": log_ids[rel["index_test"]], "in_unit_assignment_log_id": log_ids[rel["index"]]}),
          out / "assignment_relationships.csv")
 
-    # unit-test scores: whole logs are withheld for evaluation, as in the competition
+
+def _write_unit_test_scores(tests: pd.DataFrame, log_ids: np.ndarray, problem_ids: np.ndarray, rng: np.random.Generator,
+                            evaluation_fraction: float, out: Path) -> np.ndarray:
+    """training_ and evaluation_unit_test_scores.csv: whole logs are withheld for evaluation, as in the competition.
+    Returns which unit-test rows were withheld (the truth records it)."""
     test_logs = np.unique(tests["log"])
     held = rng.random(len(test_logs)) < evaluation_fraction
     withheld = np.isin(tests["log"].to_numpy(), test_logs[held])
-    t_log, t_item = log_ids[tests["log"]], ids["problem"][tests["item"]]
+    t_log, t_item = log_ids[tests["log"]], problem_ids[tests["item"]]
     _csv(pd.DataFrame({"assignment_log_id": t_log[~withheld], "problem_id": t_item[~withheld], "score": tests["score"][~withheld]}),
          out / "training_unit_test_scores.csv")
     _csv(pd.DataFrame({"id": np.arange(withheld.sum()), "assignment_log_id": t_log[withheld], "problem_id": t_item[withheld]}),
          out / "evaluation_unit_test_scores.csv")
-
-    n_actions = _write_action_logs(clicks, logs, log_ids, ids["problem"], hint_ids, hint_offset, expl_ids, expl_of_item, out)
-    _write_truth(world, clicks, log_ids, withheld, out / "_truth")
-    return {"action_rows": n_actions, "assignment_logs": len(logs), "problems": len(items), "unit_test_scores": len(tests)}
+    return withheld
 
 
 def _write_action_logs(clicks, logs, log_ids, problem_ids, hint_ids, hint_offset, expl_ids, expl_of_item, out: Path) -> int:

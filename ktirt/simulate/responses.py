@@ -242,13 +242,55 @@ def _score_unit_tests(world: World, unit_tests: pd.DataFrame, rng) -> None:
     unit_tests["score"] = (rng.random(len(p)) < p).astype(np.int8)
 
 
+@dataclass
+class _Layout:
+    """Where every log's and every problem's rows go in the action table: a log's rows are its start row,
+    its problems' rows slot by slot, then its finish row (none when abandoned)."""
+
+    practice_logs: np.ndarray  # the logs with practice problems, sorted
+    finished: np.ndarray  # per practice log: not abandoned, so it has a finish row
+    per_log: np.ndarray  # per practice log: its number of rows
+    log_offset: np.ndarray  # per practice log: its first row
+    prob_offset: np.ndarray  # per problem: its first row
+    slot_offset: np.ndarray  # per problem and slot: the slot's first row after prob_offset
+
+    @property
+    def ends(self) -> np.ndarray:
+        """The finish rows of the finished logs."""
+        return (self.log_offset + self.per_log - 1)[self.finished]
+
+
+@dataclass
+class _Rows:
+    """The action table under construction: per row its log, item (-1: none), action code, seconds since the
+    previous row of its log, and hint ordinal (-1: none)."""
+
+    log: np.ndarray
+    item: np.ndarray
+    action: np.ndarray
+    inc: np.ndarray
+    hint: np.ndarray
+
+
 def _action_rows(logs: pd.DataFrame, problems: pd.DataFrame, rng) -> dict[str, np.ndarray]:
-    """Lay out every problem's clickstream rows (slot by slot) and every log's start and finish rows."""
+    """Lay out every problem's clickstream rows (slot by slot) and every log's start and finish rows. The rng
+    is drawn in a fixed order (extra hints, retries, then each slot's time steps in SLOTS order): one seed,
+    one clickstream."""
+    counts = _slot_counts(logs, problems, rng)
+    layout = _layout(logs, problems, counts)
+    rows = _log_rows(layout)
+    _fill_problem_rows(rows, layout, counts, problems, rng)
+    timestamp = _timestamps(rows, layout, logs)
+    return {"log": rows.log, "item": rows.item, "action": rows.action, "timestamp": timestamp, "hint_ordinal": rows.hint}
+
+
+def _slot_counts(logs: pd.DataFrame, problems: pd.DataFrame, rng) -> np.ndarray:
+    """How many rows of each SLOTS action every problem leaves: more hints after a first hint, retries after
+    a wrong first response or help (success chance p_solve + 0.35, + 0.15 after help) up to max_attempts,
+    then the answer."""
     n = len(problems)
-    item = problems["item"].to_numpy()
     first = problems["first_action"].to_numpy()
-    started_only = problems["started_only"].to_numpy()
-    answered = ~started_only
+    answered = ~problems["started_only"].to_numpy()
     graded = problems["graded"].to_numpy()
     p = problems["p_solve"].to_numpy()
     max_att = logs["max_attempts"].to_numpy()[problems["log"].to_numpy()]
@@ -276,7 +318,11 @@ def _action_rows(logs: pd.DataFrame, problems: pd.DataFrame, rng) -> dict[str, n
     counts[:, 6] = gave_up
     counts[:, 7] = gave_up
     counts[:, 8] = answered
+    return counts
 
+
+def _layout(logs: pd.DataFrame, problems: pd.DataFrame, counts: np.ndarray) -> _Layout:
+    """Row offsets of logs, problems and slots, from the slot counts (problems are in log order)."""
     prob_log = problems["log"].to_numpy()
     practice_logs = np.unique(prob_log)
     log_pos = np.searchsorted(practice_logs, prob_log)
@@ -288,46 +334,62 @@ def _action_rows(logs: pd.DataFrame, problems: pd.DataFrame, rng) -> dict[str, n
     first_prob_of_log = np.searchsorted(log_pos, np.arange(len(practice_logs)))
     prob_offset = log_offset[log_pos] + 1 + prob_cum - prob_cum[first_prob_of_log][log_pos]
     slot_offset = np.cumsum(counts, axis=1) - counts
+    return _Layout(practice_logs, finished, per_log, log_offset, prob_offset, slot_offset)
 
-    total = int(per_log.sum())
-    row_log = np.empty(total, dtype=np.int32)
-    row_item = np.full(total, -1, dtype=np.int32)
-    row_action = np.empty(total, dtype=np.int8)
-    row_inc = np.empty(total, dtype=np.float64)
-    row_hint = np.full(total, -1, dtype=np.int8)
 
-    starts = log_offset
-    row_log[starts], row_item[starts], row_action[starts], row_inc[starts] = practice_logs, -1, CODE["assignment_started"], 0.0
-    ends = (log_offset + per_log - 1)[finished]
-    row_log[ends], row_item[ends], row_action[ends], row_inc[ends] = practice_logs[finished], -1, CODE["assignment_finished"], 1.0
+def _log_rows(layout: _Layout) -> _Rows:
+    """The table, allocated once, with every log's assignment_started and (when finished) assignment_finished rows."""
+    total = int(layout.per_log.sum())
+    rows = _Rows(log=np.empty(total, dtype=np.int32), item=np.full(total, -1, dtype=np.int32),
+                 action=np.empty(total, dtype=np.int8), inc=np.empty(total, dtype=np.float64),
+                 hint=np.full(total, -1, dtype=np.int8))
+    starts, ends, finished = layout.log_offset, layout.ends, layout.finished
+    rows.log[starts], rows.item[starts], rows.action[starts], rows.inc[starts] = (
+        layout.practice_logs, -1, CODE["assignment_started"], 0.0)
+    rows.log[ends], rows.item[ends], rows.action[ends], rows.inc[ends] = (
+        layout.practice_logs[finished], -1, CODE["assignment_finished"], 1.0)
+    return rows
 
+
+def _fill_problem_rows(rows: _Rows, layout: _Layout, counts: np.ndarray, problems: pd.DataFrame, rng) -> None:
+    """Write every problem's rows slot by slot, drawing each slot's time steps for all problems at once."""
+    prob_log, item = problems["log"].to_numpy(), problems["item"].to_numpy()
+    first = problems["first_action"].to_numpy()
     for s, name in enumerate(SLOTS):
         prob, j = _expand(counts[:, s])
-        pos = prob_offset[prob] + slot_offset[prob, s] + j
-        row_log[pos] = prob_log[prob]
-        row_item[pos] = -1 if name == "assignment_resumed" else item[prob]
-        row_action[pos] = first[prob] if name == "first" else CODE[name]
-        m = len(prob)
-        if name == "assignment_resumed":
-            inc = rng.uniform(2 * 3600, 30 * 3600, m)
-        elif name == "problem_started":
-            inc = rng.uniform(2, 8, m)
-        elif name == "first":
-            inc = problems["latency"].to_numpy()[prob]
-            row_hint[pos] = np.where(first[prob] == CODE["hint_requested"], 0, -1)
+        pos = layout.prob_offset[prob] + layout.slot_offset[prob, s] + j
+        rows.log[pos] = prob_log[prob]
+        rows.item[pos] = -1 if name == "assignment_resumed" else item[prob]
+        rows.action[pos] = first[prob] if name == "first" else CODE[name]
+        if name == "first":
+            rows.hint[pos] = np.where(first[prob] == CODE["hint_requested"], 0, -1)
         elif name == "hint_requested":
-            inc = rng.exponential(20, m)
-            row_hint[pos] = 1 + j
-        elif name == "continue_selected":
-            inc = rng.uniform(1, 4, m)
-        elif name == "problem_finished":
-            inc = np.full(m, 0.5)
-        else:
-            inc = rng.exponential(20, m)
-        row_inc[pos] = inc
+            rows.hint[pos] = 1 + j
+        rows.inc[pos] = _slot_steps(name, prob, problems, rng)
 
-    cs = np.cumsum(row_inc)
-    base = np.repeat(cs[log_offset] - row_inc[log_offset], per_log)
-    timestamp = logs["start"].to_numpy()[row_log] + (cs - base)
-    logs.loc[practice_logs[finished], "end"] = timestamp[ends]
-    return {"log": row_log, "item": row_item, "action": row_action, "timestamp": timestamp, "hint_ordinal": row_hint}
+
+def _slot_steps(name: str, prob: np.ndarray, problems: pd.DataFrame, rng) -> np.ndarray:
+    """Seconds from the previous row to each row of slot `name` (`prob`: the problem of each row): the first
+    action takes the problem's latency, the rest a typical pause for their kind."""
+    m = len(prob)
+    if name == "assignment_resumed":
+        return rng.uniform(2 * 3600, 30 * 3600, m)
+    if name == "problem_started":
+        return rng.uniform(2, 8, m)
+    if name == "first":
+        return problems["latency"].to_numpy()[prob]
+    if name == "continue_selected":
+        return rng.uniform(1, 4, m)
+    if name == "problem_finished":
+        return np.full(m, 0.5)
+    return rng.exponential(20, m)  # hint_requested and the responses
+
+
+def _timestamps(rows: _Rows, layout: _Layout, logs: pd.DataFrame) -> np.ndarray:
+    """Each row's time: its log's start plus the steps so far within the log; a finished log's end is its
+    last row's time (written into `logs`)."""
+    cs = np.cumsum(rows.inc)
+    base = np.repeat(cs[layout.log_offset] - rows.inc[layout.log_offset], layout.per_log)
+    timestamp = logs["start"].to_numpy()[rows.log] + (cs - base)
+    logs.loc[layout.practice_logs[layout.finished], "end"] = timestamp[layout.ends]
+    return timestamp

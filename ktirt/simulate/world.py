@@ -133,57 +133,18 @@ def _skills(cfg: SimulationConfig, rng: np.random.Generator) -> pd.DataFrame:
 
 
 def _items(cfg: SimulationConfig, rng: np.random.Generator, skills: pd.DataFrame):
-    n_items, n_skills = cfg.items, cfg.n_skills
-    per_skill = np.full(n_skills, n_items // n_skills)
-    per_skill[: n_items % n_skills] += 1
-    skill = np.repeat(np.arange(n_skills), per_skill)
-    first_of_skill = np.concatenate([[0], np.cumsum(per_skill)[:-1]])
-    rank = np.arange(n_items) - first_of_skill[skill]
-    is_unit_test = rank < cfg.unit_test_size
-
-    types = np.array(list(PROBLEM_TYPES))
-    probs = np.array(list(PROBLEM_TYPES.values()))
-    ptype = types[rng.choice(len(types), n_items, p=probs / probs.sum())]
-    graded = types != UNGRADED
-    gp = probs * graded
-    ptype[is_unit_test] = types[rng.choice(len(types), int(is_unit_test.sum()), p=gp / gp.sum())]
-
-    b = skills["difficulty"].to_numpy()[skill] + rng.normal(0.0, 0.8, n_items)
-    a = np.exp(rng.normal(0.0, 0.3, n_items))
-    c = np.zeros(n_items)
-    for t, (lo, hi) in GUESSING.items():
-        m = ptype == t
-        c[m] = rng.uniform(lo, hi, m.sum())
-
-    # sequences: one unit test per skill, then the practice items in problem sets of about problems_per_assignment
-    seq_rows, seq_items = [], []
-    for k in range(n_skills):
-        members = np.flatnonzero(skill == k)
-        ut, practice = members[: cfg.unit_test_size], members[cfg.unit_test_size :]
-        seq_rows.append((k, True, len(seq_items), len(ut)))
-        seq_items.extend(ut)
-        for chunk in np.array_split(practice, max(1, len(practice) // cfg.problems_per_assignment)):
-            seq_rows.append((k, False, len(seq_items), len(chunk)))
-            seq_items.extend(chunk)
-    sequences = pd.DataFrame(seq_rows, columns=["skill", "is_unit_test", "start", "length"])
-    seq_items = np.asarray(seq_items, dtype=np.int64)
-    sequence_of_item = np.repeat(np.arange(len(sequences)), sequences["length"].to_numpy())
-    position = np.arange(len(seq_items)) - np.repeat(sequences["start"].to_numpy(), sequences["length"].to_numpy())
+    """The item bank, its sequences and each item's place in them. The rng is drawn in a fixed order (types,
+    3PL parameters, multiparts, text, then the frame's columns left to right): one seed, one bank."""
+    n_items = cfg.items
+    skill, is_unit_test = _item_skills(cfg)
+    ptype = _problem_types(rng, is_unit_test)
+    b, a, c = _irt_parameters(rng, skills, skill, ptype)
+    sequences, seq_items, position = _sequences(cfg, skill)
     item_sequence = np.empty(n_items, dtype=np.int64)
     item_position = np.empty(n_items, dtype=np.int64)
-    item_sequence[seq_items] = sequence_of_item
+    item_sequence[seq_items] = np.repeat(np.arange(len(sequences)), sequences["length"].to_numpy())
     item_position[seq_items] = position
-
-    # multipart problems: consecutive practice problems of a set, grouped in twos and threes
-    starts_group = np.ones(len(seq_items), dtype=bool)
-    joins = (rng.random(len(seq_items)) < 0.15) & (position > 0)
-    starts_group[joins] = False
-    group = np.cumsum(starts_group) - 1
-    multipart_pos = np.arange(len(seq_items)) - np.flatnonzero(starts_group)[group] + 1
-    multipart_index = np.empty(n_items, dtype=np.int64)
-    multipart_position = np.empty(n_items, dtype=np.int64)
-    multipart_index[seq_items] = group
-    multipart_position[seq_items] = multipart_pos
+    multipart_index, multipart_position = _multiparts(rng, seq_items, position, n_items)
 
     centroids = skills.attrs["centroids"]
     text = 0.8 * centroids[skill] + 0.6 * rng.normal(0.0, 1.0, (n_items, TEXT_DIM))
@@ -212,3 +173,71 @@ def _items(cfg: SimulationConfig, rng: np.random.Generator, skills: pd.DataFrame
     )
     items.attrs["text"] = np.round(text, 4)
     return items, sequences, seq_items
+
+
+def _item_skills(cfg: SimulationConfig) -> tuple[np.ndarray, np.ndarray]:
+    """Each item's skill (the bank split evenly, in skill order) and whether it is one of its skill's first
+    `unit_test_size` items, the unit test's."""
+    n_items, n_skills = cfg.items, cfg.n_skills
+    per_skill = np.full(n_skills, n_items // n_skills)
+    per_skill[: n_items % n_skills] += 1
+    skill = np.repeat(np.arange(n_skills), per_skill)
+    first_of_skill = np.concatenate([[0], np.cumsum(per_skill)[:-1]])
+    rank = np.arange(n_items) - first_of_skill[skill]
+    return skill, rank < cfg.unit_test_size
+
+
+def _problem_types(rng: np.random.Generator, is_unit_test: np.ndarray) -> np.ndarray:
+    """Problem types in EDM Cup 2023's shares; unit-test items are drawn again among the graded types only."""
+    types = np.array(list(PROBLEM_TYPES))
+    probs = np.array(list(PROBLEM_TYPES.values()))
+    ptype = types[rng.choice(len(types), len(is_unit_test), p=probs / probs.sum())]
+    graded = types != UNGRADED
+    gp = probs * graded
+    ptype[is_unit_test] = types[rng.choice(len(types), int(is_unit_test.sum()), p=gp / gp.sum())]
+    return ptype
+
+
+def _irt_parameters(rng: np.random.Generator, skills: pd.DataFrame, skill: np.ndarray, ptype: np.ndarray):
+    """3PL difficulty (around the skill's), discrimination and a guessing floor for guessable types only."""
+    n_items = len(skill)
+    b = skills["difficulty"].to_numpy()[skill] + rng.normal(0.0, 0.8, n_items)
+    a = np.exp(rng.normal(0.0, 0.3, n_items))
+    c = np.zeros(n_items)
+    for t, (lo, hi) in GUESSING.items():
+        m = ptype == t
+        c[m] = rng.uniform(lo, hi, m.sum())
+    return b, a, c
+
+
+def _sequences(cfg: SimulationConfig, skill: np.ndarray) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """One unit test per skill, then the practice items in problem sets of about problems_per_assignment:
+    the sequences, the item at every sequence position and each position's rank within its sequence."""
+    seq_rows, seq_items = [], []
+    for k in range(cfg.n_skills):
+        members = np.flatnonzero(skill == k)
+        ut, practice = members[: cfg.unit_test_size], members[cfg.unit_test_size :]
+        seq_rows.append((k, True, len(seq_items), len(ut)))
+        seq_items.extend(ut)
+        for chunk in np.array_split(practice, max(1, len(practice) // cfg.problems_per_assignment)):
+            seq_rows.append((k, False, len(seq_items), len(chunk)))
+            seq_items.extend(chunk)
+    sequences = pd.DataFrame(seq_rows, columns=["skill", "is_unit_test", "start", "length"])
+    seq_items = np.asarray(seq_items, dtype=np.int64)
+    position = np.arange(len(seq_items)) - np.repeat(sequences["start"].to_numpy(), sequences["length"].to_numpy())
+    return sequences, seq_items, position
+
+
+def _multiparts(rng: np.random.Generator, seq_items: np.ndarray, position: np.ndarray, n_items: int):
+    """Multipart problems: consecutive problems of a set grouped (a problem joins the previous one with
+    chance 0.15); each item's group index and 1-based position in it."""
+    starts_group = np.ones(len(seq_items), dtype=bool)
+    joins = (rng.random(len(seq_items)) < 0.15) & (position > 0)
+    starts_group[joins] = False
+    group = np.cumsum(starts_group) - 1
+    multipart_pos = np.arange(len(seq_items)) - np.flatnonzero(starts_group)[group] + 1
+    multipart_index = np.empty(n_items, dtype=np.int64)
+    multipart_position = np.empty(n_items, dtype=np.int64)
+    multipart_index[seq_items] = group
+    multipart_position[seq_items] = multipart_pos
+    return multipart_index, multipart_position

@@ -44,6 +44,23 @@ def load(raw_dir: str | Path) -> SourceTables:
     if not raw.is_dir():
         raise InputError("raw data folder not found (see README: real data)", raw)
     path = raw / SKILL_BUILDER
+    df, n, dropped = _usable_rows(path)
+    skills = _skill_lists(df)
+    first = _first_rows(df, path)
+    events = events_table(_event_columns(first, skills))
+    log.info("%s: %d rows -> %d events (%d multi-skill rows merged)", path.name, n, events.num_rows, len(df) - len(first))
+    return SourceTables(
+        events,
+        unit_tests_table(None),
+        dropped,
+        {"multi_skill_rows_merged": len(df) - len(first)},
+        {"has_unit_tests": 0, "has_text_embeddings": 0, "has_timestamps": 0},
+    )
+
+
+def _usable_rows(path: Path) -> tuple[pd.DataFrame, int, dict[str, int]]:
+    """The file's rows less exact duplicates and rows without a student, a problem, an order_id or a 0/1
+    correct (each counted under its first reason); also the number of rows read. None usable stops the run."""
     df = read_csv(path, COLUMNS).to_pandas()
     dropped = {}
     n = len(df)
@@ -58,10 +75,14 @@ def load(raw_dir: str | Path) -> SourceTables:
     df = df[~bad]
     if df.empty:
         raise InputError("no usable rows (every row lacks a student, a problem, an order_id or a 0/1 correct)", path)
+    return df, n, dropped
 
+
+def _skill_lists(df: pd.DataFrame) -> pd.Series:
+    """order_id -> its sorted distinct skills: the rows a multi-skill response repeats, merged."""
     # skill ids arrive as '10' or '10.0' depending on the export; keep the integer text
     skill = df["skill_id"].str.replace(r"\.0$", "", regex=True)
-    skills = (
+    return (
         pd.DataFrame({"order_id": df["order_id"], "skill": skill})
         .dropna()
         .drop_duplicates()
@@ -69,6 +90,11 @@ def load(raw_dir: str | Path) -> SourceTables:
         .groupby("order_id")["skill"]
         .agg(list)
     )
+
+
+def _first_rows(df: pd.DataFrame, path: Path) -> pd.DataFrame:
+    """One row per order_id (a response). Its rows must agree on user, problem and correct, and the order_id
+    must fit as pseudo-time milliseconds before PSEUDO_TIME_END, else the run stops."""
     first = df.drop_duplicates("order_id")
     conflict = len(first) != df.drop_duplicates(["order_id", "user_id", "problem_id", "correct"]).shape[0]
     if conflict:
@@ -77,11 +103,17 @@ def load(raw_dir: str | Path) -> SourceTables:
         raise InputError(f"order_id {first['order_id'].max()} is too large to serve as order-only milliseconds "
                          f"(the pseudo-timestamps must stay before {PSEUDO_TIME_END:%Y-%m-%d}, or they read as clock "
                          "time)", path, "order_id")
+    return first
+
+
+def _event_columns(first: pd.DataFrame, skills: pd.Series) -> dict:
+    """The canonical event columns of the responses: order_id as the pseudo-timestamp, help requested when a
+    hint was asked for (a hint count, a hint first action or the bottom hint), negative latency as missing."""
     latency = first["ms_first_response"].to_numpy()
     bad_latency = ~np.isfinite(latency) | (latency < 0)
     hints = first["hint_count"].fillna(0).to_numpy()
     help_requested = (hints > 0) | (first["first_action"].to_numpy() == 1) | (first["bottom_hint"].to_numpy() == 1)
-    columns = {
+    return {
         "user_id": pa.array(first["user_id"], pa.string()),
         "item_id": pa.array(first["problem_id"], pa.string()),
         "skill_ids": pa.array([skills.get(o, []) for o in first["order_id"]], pa.list_(pa.string())),
@@ -94,15 +126,6 @@ def load(raw_dir: str | Path) -> SourceTables:
         "attempt_count": np.clip(first["attempt_count"].fillna(0).to_numpy(), 0, np.iinfo(np.int16).max).astype(np.int16),
         "problem_type": pa.array(first["answer_type"], pa.string(), from_pandas=True),
     }
-    events = events_table(columns)
-    log.info("%s: %d rows -> %d events (%d multi-skill rows merged)", path.name, n, events.num_rows, len(df) - len(first))
-    return SourceTables(
-        events,
-        unit_tests_table(None),
-        dropped,
-        {"multi_skill_rows_merged": len(df) - len(first)},
-        {"has_unit_tests": 0, "has_text_embeddings": 0, "has_timestamps": 0},
-    )
 
 
 def skill_descriptions(raw_dir: str | Path) -> dict[str, str]:

@@ -4,6 +4,7 @@ One event per first response to a problem within an assignment log, by the ASSIS
 `correct = 1` only when the first action after `problem_started` is `correct_response`; asking for a
 hint, the answer, an explanation, a video or a live tutor first counts as incorrect. Ungraded open
 responses are not events. The simulator writes the same files, and this module cannot tell them apart.
+The action log's vocabulary and its grouping into visits live in ktirt.sources.edm_actions.
 """
 
 from __future__ import annotations
@@ -13,15 +14,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 from ktirt.sources.canonical import SourceTables, events_table, unit_tests_table
-from ktirt.sources.tables import NAT, STRING_DICT, codes, read_csv, read_header, require_unique, to_utc_ms
+from ktirt.sources.edm_actions import ACTIONS, CODE, FIRST_ACTIONS, NEVER, Visits, read_visits
+from ktirt.sources.tables import NAT, read_csv, read_header, require_unique, to_utc_ms
 
 log = logging.getLogger(__name__)
+__all__ = ["ACTIONS", "FIRST_ACTIONS", "item_text_embeddings", "load", "problem_types", "skill_descriptions"]
 
 ACTION_LOGS = "action_logs.csv"
 ASSIGNMENT_DETAILS = "assignment_details.csv"
@@ -31,20 +33,6 @@ TRAINING_SCORES = "training_unit_test_scores.csv"
 EVALUATION_SCORES = "evaluation_unit_test_scores.csv"
 
 UNGRADED_TYPE = "Ungraded Open Response"
-HELP_ACTIONS = (
-    "hint_requested",
-    "answer_requested",
-    "explanation_requested",
-    "skill_related_video_requested",
-    "live_tutor_requested",
-)
-RESPONSE_ACTIONS = ("correct_response", "wrong_response", "open_response")
-FIRST_ACTIONS = RESPONSE_ACTIONS + HELP_ACTIONS
-PROBLEM_ACTIONS = FIRST_ACTIONS + ("problem_started", "problem_finished", "continue_selected")
-ASSIGNMENT_ACTIONS = ("assignment_started", "assignment_resumed", "assignment_finished")
-ACTIONS = PROBLEM_ACTIONS + ASSIGNMENT_ACTIONS
-_CODE = {a: i for i, a in enumerate(ACTIONS)}
-_UNKNOWN = len(ACTIONS)
 
 
 def load(raw_dir: str | Path) -> SourceTables:
@@ -110,118 +98,80 @@ def _lookup(keys: pa.Array, table_keys: pa.Array) -> np.ndarray:
     return pc.index_in(keys, value_set=table_keys).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _action_codes(act_idx: np.ndarray, act_vals: pa.Array, path: Path, dropped: dict) -> np.ndarray:
-    """Action code of each row (_UNKNOWN where blank, counted). A value outside the release's vocabulary
-    stops the run: a renamed `correct_response` would otherwise make every first response look wrong."""
-    names = act_vals.to_pylist()
-    rows = np.bincount(act_idx[act_idx >= 0], minlength=len(names))
-    unknown = [(a, int(n)) for a, n in zip(names, rows) if n and a not in _CODE]
-    if unknown:
-        more = f" and {len(unknown) - 1} other unknown values" if len(unknown) > 1 else ""
-        raise InputError(f"unknown action '{unknown[0][0]}' ({unknown[0][1]} rows){more}; "
-                         f"known actions: {', '.join(ACTIONS)}", path, "action")
-    lut = np.array([_CODE.get(a, _UNKNOWN) for a in names] + [_UNKNOWN], dtype=np.int8)
-    dropped["action_rows_no_action"] = int((act_idx < 0).sum())
-    return lut[act_idx]  # -1 (blank action) picks the trailing _UNKNOWN
+@dataclass
+class _Joined:
+    """The visits' assignment logs joined to assignment_details and their problems to problem_details."""
+
+    log_row: np.ndarray  # per log code: row in assignment_details, -1 where absent
+    log_student: np.ndarray  # per log code: student code, -1 where unknown
+    prob_row: np.ndarray  # per problem code: row in problem_details, -1 where absent
+    ptype: pa.Array  # per problem code: problem_type
+    ungraded_type: np.ndarray  # per problem code: an ungraded open response
 
 
 def _first_responses(path: Path, details: _Details, problems: _Problems, dropped: dict, excluded: dict,
                      first_actions: dict) -> pa.Table:
-    t = read_csv(
-        path,
-        {"assignment_log_id": STRING_DICT, "timestamp": pa.float64(), "problem_id": STRING_DICT, "action": STRING_DICT},
-    )
-    n_rows = t.num_rows
-    ts = to_utc_ms(t["timestamp"], path, "timestamp")
-    log_idx, log_vals = codes(t["assignment_log_id"])
-    prob_idx, prob_vals = codes(t["problem_id"])
-    act_idx, act_vals = codes(t["action"])
-    del t
-    act = _action_codes(act_idx, act_vals, path, dropped)
+    """One event per visit (ktirt.sources.edm_actions) whose first action is a graded response or a help request;
+    the first actions of the events are counted into `first_actions`."""
+    visits = read_visits(path, dropped, excluded)
+    joined = _join_details(visits, details, problems, path)
+    sel = np.flatnonzero(_usable_visits(visits, joined, dropped, excluded))
+    counts = np.bincount(visits.first_act[sel], minlength=len(FIRST_ACTIONS))
+    first_actions.update({a: int(n) for a, n in zip(FIRST_ACTIONS, counts)})
+    lg, pr = visits.log[sel], visits.problem[sel]
+    latency = visits.first_ts[sel] - visits.start[sel]
+    has_start = visits.start[sel] != NEVER
+    columns = {
+        "user_id": pa.DictionaryArray.from_arrays(pa.array(joined.log_student[lg], pa.int32()), details.student.dictionary),
+        "item_id": pa.DictionaryArray.from_arrays(pa.array(pr, pa.int32()), visits.prob_vals),
+        "skill_ids": problems.skill_ids.take(pa.array(joined.prob_row[pr])),
+        "timestamp": visits.first_ts[sel],
+        "correct": (visits.first_act[sel] == CODE["correct_response"]).astype(np.int8),
+        "action_sequence_id": pa.DictionaryArray.from_arrays(pa.array(lg, pa.int32()), visits.log_vals),
+        "latency_ms": pa.array(np.where(has_start, latency, 0), pa.int64(), mask=~has_start),
+        "help_requested": visits.help_requested[sel],
+        "hint_count": np.minimum(visits.hint_count[sel], np.iinfo(np.int16).max).astype(np.int16),
+        "attempt_count": np.minimum(visits.attempt_count[sel], np.iinfo(np.int16).max).astype(np.int16),
+        "problem_type": joined.ptype.take(pa.array(pr)),
+    }
+    events = events_table(columns)
+    log.info("%s: %d action rows -> %d first-response events", path.name, visits.n_action_rows, events.num_rows)
+    return events
 
-    is_problem_action = act < len(PROBLEM_ACTIONS)
-    bad_ts = ts == NAT
-    dropped["action_rows_no_timestamp"] = int((bad_ts & is_problem_action).sum())
-    dropped["action_rows_no_assignment_log"] = int(((log_idx < 0) & is_problem_action & ~bad_ts).sum())
-    dropped["action_rows_no_problem"] = int(((prob_idx < 0) & is_problem_action & ~bad_ts & (log_idx >= 0)).sum())
-    keep = is_problem_action & ~bad_ts & (log_idx >= 0) & (prob_idx >= 0)
-    rows = np.flatnonzero(keep)
-    ts, act = ts[rows], act[rows]
-    n_prob = max(len(prob_vals), 1)
-    group, uniq = pd.factorize(log_idx[rows] * np.int64(n_prob) + prob_idx[rows])
-    n_groups = len(uniq)
-    g_log, g_prob = uniq // n_prob, uniq % n_prob
-    del rows, keep, log_idx, prob_idx, act_idx
 
-    big = np.iinfo(np.int64).max
-    start = np.full(n_groups, big, dtype=np.int64)
-    started = act == _CODE["problem_started"]
-    np.minimum.at(start, group[started], ts[started])
-    cand = (act < len(FIRST_ACTIONS)) & ((start[group] == big) | (ts >= start[group]))
-    first_ts = np.full(n_groups, big, dtype=np.int64)
-    np.minimum.at(first_ts, group[cand], ts[cand])
-    at_min = cand & (ts == first_ts[group])
-    first_row = np.full(n_groups, big, dtype=np.int64)
-    np.minimum.at(first_row, group[at_min], np.flatnonzero(at_min))
-    answered = first_row != big
-    excluded["problems_started_never_answered"] = int((~answered).sum())
-    first_act = np.full(n_groups, -1, dtype=np.int8)
-    first_act[answered] = act[first_row[answered]]
-
-    hint_count = np.bincount(group[act == _CODE["hint_requested"]], minlength=n_groups)
-    is_attempt = (act == _CODE["correct_response"]) | (act == _CODE["wrong_response"])
-    attempt_count = np.bincount(group[is_attempt], minlength=n_groups)
-    is_help = np.isin(act, [_CODE[a] for a in HELP_ACTIONS])
-    help_requested = np.bincount(group[is_help], minlength=n_groups) > 0
-    del ts, act, group, cand, at_min, is_attempt, is_help
-
-    # join the assignment log to its student, the problem to its type and skills
-    log_row = _lookup(log_vals, details.log_id)
+def _join_details(visits: Visits, details: _Details, problems: _Problems, path: Path) -> _Joined:
+    """Join the assignment logs to their students and the problems to their types; when none of either joins,
+    the files do not belong together and the run stops."""
+    log_row = _lookup(visits.log_vals, details.log_id)
     if (log_row < 0).all():
         raise InputError(
-            f"none of the {len(log_vals)} assignment logs appear in {ASSIGNMENT_DETAILS}", path, "assignment_log_id"
+            f"none of the {len(visits.log_vals)} assignment logs appear in {ASSIGNMENT_DETAILS}", path, "assignment_log_id"
         )
-    prob_row = _lookup(prob_vals, problems.problem_id)
+    prob_row = _lookup(visits.prob_vals, problems.problem_id)
     if (prob_row < 0).all():
-        raise InputError(f"none of the {len(prob_vals)} problems appear in {PROBLEM_DETAILS}", path, "problem_id")
+        raise InputError(f"none of the {len(visits.prob_vals)} problems appear in {PROBLEM_DETAILS}", path, "problem_id")
     student_codes = details.student.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     log_student = np.where(log_row >= 0, student_codes[np.maximum(log_row, 0)], -1)
     ptype = problems.problem_type.take(pa.array(np.maximum(prob_row, 0)))
     ungraded_type = np.asarray(pc.equal(ptype, UNGRADED_TYPE).fill_null(False)) & (prob_row >= 0)
+    return _Joined(log_row, log_student, prob_row, ptype, ungraded_type)
 
-    ungraded = answered & ((first_act == _CODE["open_response"]) | ungraded_type[g_prob])
+
+def _usable_visits(visits: Visits, joined: _Joined, dropped: dict, excluded: dict) -> np.ndarray:
+    """Which answered visits become events: ungraded responses are excluded (not an error); visits whose log,
+    student or problem is unknown are dropped, each counted under its first reason."""
+    g_log, g_prob = visits.log, visits.problem
+    ungraded = visits.answered & ((visits.first_act == CODE["open_response"]) | joined.ungraded_type[g_prob])
     excluded["ungraded_responses"] = int(ungraded.sum())
-    ok = answered & ~ungraded
+    ok = visits.answered & ~ungraded
     for reason, bad in (
-        ("responses_unknown_assignment_log", log_row[g_log] < 0),
-        ("responses_no_student", log_student[g_log] < 0),
-        ("responses_unknown_problem", prob_row[g_prob] < 0),
+        ("responses_unknown_assignment_log", joined.log_row[g_log] < 0),
+        ("responses_no_student", joined.log_student[g_log] < 0),
+        ("responses_unknown_problem", joined.prob_row[g_prob] < 0),
     ):
         dropped[reason] = int((ok & bad).sum())
         ok &= ~bad
-
-    sel = np.flatnonzero(ok)
-    counts = np.bincount(first_act[sel], minlength=len(FIRST_ACTIONS))
-    first_actions.update({a: int(n) for a, n in zip(FIRST_ACTIONS, counts)})
-    lg, pr = g_log[sel], g_prob[sel]
-    latency = first_ts[sel] - start[sel]
-    has_start = start[sel] != big
-    columns = {
-        "user_id": pa.DictionaryArray.from_arrays(pa.array(log_student[lg], pa.int32()), details.student.dictionary),
-        "item_id": pa.DictionaryArray.from_arrays(pa.array(pr, pa.int32()), prob_vals),
-        "skill_ids": problems.skill_ids.take(pa.array(prob_row[pr])),
-        "timestamp": first_ts[sel],
-        "correct": (first_act[sel] == _CODE["correct_response"]).astype(np.int8),
-        "action_sequence_id": pa.DictionaryArray.from_arrays(pa.array(lg, pa.int32()), log_vals),
-        "latency_ms": pa.array(np.where(has_start, latency, 0), pa.int64(), mask=~has_start),
-        "help_requested": help_requested[sel],
-        "hint_count": np.minimum(hint_count[sel], np.iinfo(np.int16).max).astype(np.int16),
-        "attempt_count": np.minimum(attempt_count[sel], np.iinfo(np.int16).max).astype(np.int16),
-        "problem_type": ptype.take(pa.array(pr)),
-    }
-    events = events_table(columns)
-    log.info("%s: %d action rows -> %d first-response events", path.name, n_rows, events.num_rows)
-    return events
+    return ok
 
 
 def skill_lists(codes_column: pa.ChunkedArray | pa.Array) -> pa.ListArray:

@@ -1,0 +1,151 @@
+"""EDM Cup 2023's action_logs.csv -> one row per visit (a problem within an assignment log): its first response
+or help request, when the problem started, and the visit's hint, attempt and help counts.
+
+Only the clickstream is read here; ktirt.sources.edm_cup joins the visits to students and problems and keeps
+the graded ones as events. Reading, filtering and grouping happen in one function so the file's full-length
+columns are freed on its return: at EDM-Cup scale they are the run's largest arrays.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ktirt.errors import InputError
+from ktirt.sources.tables import NAT, STRING_DICT, codes, read_csv, to_utc_ms
+
+HELP_ACTIONS = (
+    "hint_requested",
+    "answer_requested",
+    "explanation_requested",
+    "skill_related_video_requested",
+    "live_tutor_requested",
+)
+RESPONSE_ACTIONS = ("correct_response", "wrong_response", "open_response")
+FIRST_ACTIONS = RESPONSE_ACTIONS + HELP_ACTIONS
+PROBLEM_ACTIONS = FIRST_ACTIONS + ("problem_started", "problem_finished", "continue_selected")
+ASSIGNMENT_ACTIONS = ("assignment_started", "assignment_resumed", "assignment_finished")
+ACTIONS = PROBLEM_ACTIONS + ASSIGNMENT_ACTIONS
+CODE = {a: i for i, a in enumerate(ACTIONS)}
+_UNKNOWN = len(ACTIONS)
+NEVER = np.iinfo(np.int64).max
+"""a visit's start or first-response time when it has none"""
+
+
+@dataclass
+class Visits:
+    """Per visit (one per assignment log x problem pair among the kept action rows)."""
+
+    n_action_rows: int  # rows read, kept or not
+    log: np.ndarray  # code into log_vals
+    problem: np.ndarray  # code into prob_vals
+    log_vals: pa.Array
+    prob_vals: pa.Array
+    start: np.ndarray  # problem_started time (UTC ms), NEVER without one
+    first_ts: np.ndarray  # time of the first response or help request, NEVER without one
+    first_act: np.ndarray  # its action code, -1 where never answered
+    answered: np.ndarray
+    hint_count: np.ndarray
+    attempt_count: np.ndarray
+    help_requested: np.ndarray
+
+
+@dataclass
+class _Rows:
+    """The kept action rows: each one's visit, time (UTC ms) and action code."""
+
+    visit: np.ndarray
+    ts: np.ndarray
+    act: np.ndarray
+
+
+def read_visits(path: Path, dropped: dict, excluded: dict) -> Visits:
+    """The visits of action_logs.csv; unusable rows are counted into `dropped`, visits started but never
+    answered into `excluded`."""
+    keys, rows = _visit_rows(path, dropped)
+    n_visits = len(keys["log"])
+    first = _first_actions(rows, n_visits, excluded)
+    help_counts = _help_counts(rows, n_visits)
+    return Visits(**keys, **first, **help_counts)
+
+
+def _action_codes(act_idx: np.ndarray, act_vals: pa.Array, path: Path, dropped: dict) -> np.ndarray:
+    """Action code of each row (_UNKNOWN where blank, counted). A value outside the release's vocabulary
+    stops the run: a renamed `correct_response` would otherwise make every first response look wrong."""
+    names = act_vals.to_pylist()
+    rows = np.bincount(act_idx[act_idx >= 0], minlength=len(names))
+    unknown = [(a, int(n)) for a, n in zip(names, rows) if n and a not in CODE]
+    if unknown:
+        more = f" and {len(unknown) - 1} other unknown values" if len(unknown) > 1 else ""
+        raise InputError(f"unknown action '{unknown[0][0]}' ({unknown[0][1]} rows){more}; "
+                         f"known actions: {', '.join(ACTIONS)}", path, "action")
+    lut = np.array([CODE.get(a, _UNKNOWN) for a in names] + [_UNKNOWN], dtype=np.int8)
+    dropped["action_rows_no_action"] = int((act_idx < 0).sum())
+    return lut[act_idx]  # -1 (blank action) picks the trailing _UNKNOWN
+
+
+def _visit_rows(path: Path, dropped: dict) -> tuple[dict, _Rows]:
+    """Read the file, keep the problem actions with a time, a log and a problem (the rest counted as dropped)
+    and group them into visits: returns the visits' keys and the kept rows."""
+    t = read_csv(
+        path,
+        {"assignment_log_id": STRING_DICT, "timestamp": pa.float64(), "problem_id": STRING_DICT, "action": STRING_DICT},
+    )
+    n_rows = t.num_rows
+    ts = to_utc_ms(t["timestamp"], path, "timestamp")
+    log_idx, log_vals = codes(t["assignment_log_id"])
+    prob_idx, prob_vals = codes(t["problem_id"])
+    act_idx, act_vals = codes(t["action"])
+    del t
+    act = _action_codes(act_idx, act_vals, path, dropped)
+
+    is_problem_action = act < len(PROBLEM_ACTIONS)
+    bad_ts = ts == NAT
+    dropped["action_rows_no_timestamp"] = int((bad_ts & is_problem_action).sum())
+    dropped["action_rows_no_assignment_log"] = int(((log_idx < 0) & is_problem_action & ~bad_ts).sum())
+    dropped["action_rows_no_problem"] = int(((prob_idx < 0) & is_problem_action & ~bad_ts & (log_idx >= 0)).sum())
+    keep = is_problem_action & ~bad_ts & (log_idx >= 0) & (prob_idx >= 0)
+    rows = np.flatnonzero(keep)
+    ts, act = ts[rows], act[rows]
+    n_prob = max(len(prob_vals), 1)
+    group, uniq = pd.factorize(log_idx[rows] * np.int64(n_prob) + prob_idx[rows])
+    keys = {"n_action_rows": n_rows, "log": uniq // n_prob, "problem": uniq % n_prob,
+            "log_vals": log_vals, "prob_vals": prob_vals}
+    return keys, _Rows(group, ts, act)
+
+
+def _first_actions(rows: _Rows, n_visits: int, excluded: dict) -> dict[str, np.ndarray]:
+    """Each visit's first response or help request at or after its problem_started (the earliest row on a
+    tie); a visit without one is counted as started but never answered."""
+    group, ts, act = rows.visit, rows.ts, rows.act
+    start = np.full(n_visits, NEVER, dtype=np.int64)
+    started = act == CODE["problem_started"]
+    np.minimum.at(start, group[started], ts[started])
+    cand = (act < len(FIRST_ACTIONS)) & ((start[group] == NEVER) | (ts >= start[group]))
+    first_ts = np.full(n_visits, NEVER, dtype=np.int64)
+    np.minimum.at(first_ts, group[cand], ts[cand])
+    at_min = cand & (ts == first_ts[group])
+    first_row = np.full(n_visits, NEVER, dtype=np.int64)
+    np.minimum.at(first_row, group[at_min], np.flatnonzero(at_min))
+    answered = first_row != NEVER
+    excluded["problems_started_never_answered"] = int((~answered).sum())
+    first_act = np.full(n_visits, -1, dtype=np.int8)
+    first_act[answered] = act[first_row[answered]]
+    return {"start": start, "first_ts": first_ts, "first_act": first_act, "answered": answered}
+
+
+def _help_counts(rows: _Rows, n_visits: int) -> dict[str, np.ndarray]:
+    """Per visit: hints requested, attempts (correct or wrong responses) and whether any help was asked for,
+    the clickstream features an event carries."""
+    group, act = rows.visit, rows.act
+    is_attempt = (act == CODE["correct_response"]) | (act == CODE["wrong_response"])
+    is_help = np.isin(act, [CODE[a] for a in HELP_ACTIONS])
+    return {
+        "hint_count": np.bincount(group[act == CODE["hint_requested"]], minlength=n_visits),
+        "attempt_count": np.bincount(group[is_attempt], minlength=n_visits),
+        "help_requested": np.bincount(group[is_help], minlength=n_visits) > 0,
+    }
