@@ -162,6 +162,8 @@ def check_report(session, path: str | Path) -> dict:
 @click.argument("page", type=click.Path(exists=True, dir_okay=False), default="data/exports/report.html")
 @click.option("--screenshots", type=click.Path(file_okay=False), help="save one PNG per section here")
 def main(page, screenshots) -> None:
+    """Open the report in headless Chromium and check it as a person would (no console error, no request, data in
+    every chart); with --screenshots, save one PNG per section (the README's figures come from it)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         session = chromium()
