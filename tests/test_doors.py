@@ -108,3 +108,12 @@ def test_the_citation_check_catches_a_missing_document():
     text = "schemas as DESIGN.md fixes them; see docs/ARCHITECTURE.md and data/exports/join_report.md"
     assert [m.group(1) for m in CITED_DOC.finditer(text)] == ["DESIGN.md", "docs/ARCHITECTURE.md", "data/exports/join_report.md"]
     assert not (ROOT / "DESIGN.md").exists() and (ROOT / "docs" / "ARCHITECTURE.md").is_file()
+
+
+def test_the_readme_layout_names_every_module():
+    """README's Layout lists every module of ktirt/ and every stage and bench script, so a newcomer finds them."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    layout = readme.split("## Layout", 1)[1].split("```")[1]
+    files = [p for p in (ROOT / "ktirt").rglob("*.py") if p.name != "__init__.py"] + list((ROOT / "bench").glob("[!_]*.py"))
+    missing = sorted(str(p.relative_to(ROOT)) for p in files if p.stem not in layout)
+    assert missing == [], f"README's Layout does not name: {missing}"
