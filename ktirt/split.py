@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 
 from ktirt.errors import InputError
-from ktirt.settings import check_section
+from ktirt.settings import SplitSettings
 
 
 def split_users(user_ids, train: float, val: float, seed: int) -> dict:
@@ -14,7 +14,7 @@ def split_users(user_ids, train: float, val: float, seed: int) -> dict:
 
     Each list is returned sorted, so the same ids, ratios and seed give byte-identical JSON.
     """
-    check_section("split", {"train": train, "val": val, "seed": seed})
+    SplitSettings(train=train, val=val, seed=seed)  # types, ranges, and test is the rest
     users = np.unique(np.asarray(user_ids, dtype=object).astype(str))
     if len(users) < 3:
         raise InputError(f"need at least 3 users to split into train/val/test, found {len(users)}")

@@ -8,6 +8,7 @@ from _training import live_epochs, save_training
 
 from ktirt.io import read_events, read_split
 from ktirt.kt.sakt_run import SaktRun, run_sakt
+from ktirt.settings import ModelSettings, TrainSettings
 from ktirt.timings import timings_path
 
 log = logging.getLogger("train_sakt")
@@ -25,8 +26,8 @@ log = logging.getLogger("train_sakt")
 @stage
 def main(params_path, events, split_path, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
     data = load_params(params_path, "data")
-    run = SaktRun(model=load_params(params_path, "model"), train=load_params(params_path, "train"),
-                  raw_dir=data["raw_dir"])
+    run = SaktRun(model=ModelSettings.from_dict(load_params(params_path, "model")),
+                  train=TrainSettings.from_dict(load_params(params_path, "train")), raw_dir=data["raw_dir"])
     events, split = read_events(events), read_split(split_path)
     with live_epochs(live_dir) as on_epoch:
         result = run_sakt(events, split, run, on_epoch)

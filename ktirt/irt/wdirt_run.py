@@ -7,7 +7,7 @@ from __future__ import annotations
 import copy
 import logging
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +35,7 @@ from ktirt.kt.sequences import SPLITS, split_labels
 from ktirt.kt.vocab import NO_SKILL, padded_index, skill_lists
 from ktirt.models.wdirt import GUESSABLE_TYPES, WDIRTConfig, WideDeepIRT
 from ktirt.runtime import resolve_device, seed_everything
-from ktirt.settings import check_section
+from ktirt.settings import WDIRTSettings  # the wdirt section of params.yaml
 from ktirt.timings import Phases
 
 log = logging.getLogger(__name__)
@@ -43,35 +43,6 @@ MIN_RESPONSES_FOR_RECOVERY = 20
 EVENT_PREDICTIONS = "event_predictions.parquet"
 CHUNK = 32
 """training batches are shuffled runs of this many neighbouring targets (chunked_order)"""
-
-
-@dataclass
-class WDIRTSettings:
-    history_len: int = 50
-    hidden: int = 64
-    dropout: float = 0.1
-    discrimination: bool = True
-    prior_strength: float = 1.0
-    batch_size: int = 1024
-    lr: float = 0.01
-    wide_lr_factor: float = 5.0
-    epochs: int = 20
-    patience: int = 3
-    seed: int = 42
-    device: str = "auto"
-    threads: int = 2
-    drift_window: str = "W"
-    drift_z: float = 3.0
-    drift_fdr: float = 0.1
-    drift_min_shift: float = 0.5
-    drift_min_responses: int = 20
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "WDIRTSettings":
-        return cls(**check_section("wdirt", d))
-
-    def __post_init__(self):
-        check_section("wdirt", asdict(self))  # ktirt.settings: types, ranges, the drift window as a pandas period
 
 
 @dataclass
@@ -339,7 +310,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     theta = scale * theta + shift
     p = _probabilities(model, theta, t.item)
 
-    ds = DriftSettings(s.drift_window, s.drift_z, s.drift_min_shift, s.drift_min_responses, s.drift_fdr)
+    ds = DriftSettings.of(s)
     inunit = t.kind == 0
     it = t.item[inunit]
     model_b, model_a, model_c = _wide_values(model)
