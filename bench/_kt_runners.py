@@ -17,8 +17,10 @@ MODELS = KTIRT_MODELS + PYKT_MODELS
 
 def run_ktirt_sakt(data: BenchData, split: dict, settings: dict) -> tuple[np.ndarray, dict]:
     from ktirt.kt.sakt_run import SaktRun, run_sakt
+    from ktirt.settings import ModelSettings, TrainSettings
 
-    result = run_sakt(data.events, split, SaktRun(model=settings["model"], train=settings["train"]))
+    run = SaktRun(model=ModelSettings.from_dict(settings["model"]), train=TrainSettings.from_dict(settings["train"]))
+    result = run_sakt(data.events, split, run)
     p = np.asarray(result.predictions, dtype=float)
     if len(p) != data.events.num_rows:
         raise RuntimeError(f"run_sakt returned {len(p)} predictions for {data.events.num_rows} events")

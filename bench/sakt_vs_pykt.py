@@ -27,10 +27,10 @@ from sklearn.metrics import roc_auc_score
 from ktirt.early_stopping import EarlyStopping
 from ktirt.kt.pykt_format import TEST, TRAIN_VALID, read_pykt_windows
 from ktirt.kt.sequences import N_PRACTICE_CODES, practice_codes
-from ktirt.kt.sakt_run import ARCH_KEYS, VOCAB_KEYS
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict
 from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
+from ktirt.settings import ModelSettings
 
 ROOT = Path(__file__).resolve().parents[1]
 log = logging.getLogger("bench.sakt_vs_pykt")
@@ -121,10 +121,11 @@ def main(pykt_dir: str) -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     m, s = params["model"], TrainSettings(**{**params["train"], "device": "cpu"})
+    ours_settings = ModelSettings.from_dict(m)
     torch.set_num_threads(s.threads)
     d = ROOT / pykt_dir
     vocab = Vocabulary.from_json(json.loads((d / "keyid2idx.json").read_text()))
-    mv = ModelVocab.build(vocab, **{k: m[k] for k in VOCAB_KEYS if k in m})
+    mv = ModelVocab.of(vocab, ours_settings)
     tv, te = read_pykt_windows(d / TRAIN_VALID), read_pykt_windows(d / TEST)
     if tv["questions"].shape[1] != m["seq_len"]:
         raise click.ClickException(f"pyKT files have maxlen {tv['questions'].shape[1]}, model.seq_len is {m['seq_len']}")
@@ -133,13 +134,13 @@ def main(pykt_dir: str) -> None:
 
     # ours
     torch.manual_seed(s.seed)
-    arch = {k: m[k] for k in ARCH_KEYS if k in m} | {"seq_len": m["seq_len"] - 1}
-    ours = SAKT(SAKTConfig(n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff, n_practice=N_PRACTICE_CODES + 1, **arch))
+    ours = SAKT(SAKTConfig.of(ours_settings, n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff,
+                              n_practice=N_PRACTICE_CODES + 1, seq_len=m["seq_len"] - 1))
     o_tr, o_va = ours_tensors(tv, train_rows, mv, 0), ours_tensors(tv, val_rows, mv, 0)
     n_val = o_va["score"].numel()
     val_idx = o_va["index"][o_va["score"]].numpy()
     hist = fit(ours, o_tr, o_va, (val_idx, o_va["target"][o_va["score"]].numpy().astype(int)), n_val, s,
-               float(m.get("item_prior", 0.0)))
+               ours_settings.item_prior)
     o_te = ours_tensors(te, test_rows, mv, 0)
     p_ours = predict(ours, o_te, o_te["score"].numel())[o_te["index"][o_te["score"]].numpy()]
     y_ours = o_te["target"][o_te["score"]].numpy()

@@ -1,309 +1,225 @@
-"""Every params.yaml setting in one schema (type, range, choices), checked before a stage does any work.
+"""Every params.yaml setting, declared once: one typed pydantic model per section (type, range, choices, default,
+description), checked before a stage does any work.
 
-Adding a setting is one line in `SCHEMA`; a rule that ties settings together is one line in `CROSS`. The
-library's settings classes (SimulationConfig, WDIRTSettings, ...) run `check_section` too, so code that builds
-them without a params file gets the same checks and messages: `<section>.<key>: <what is wrong>, got <value>`.
+Adding a setting is one field in its section model plus its value in params.yaml. The defaults are params.yaml's
+values (tests/test_settings_declared_once.py keeps the two equal), so code that builds a settings class without a
+params file, `WDIRTSettings()`, gets the pipeline's settings. A rule that ties settings together is a model
+validator of its section, written once. The library's settings classes are these models (TrainSettings,
+WDIRTSettings, ExportSettings) or subclasses of them (SimulationConfig), or take their fields from them (`derive`:
+DriftSettings, SAKTConfig, WDIRTConfig). Whatever builds them, a bad value is one line,
+`<section>.<key>: <what is wrong>, got <value>` (SettingsError); pydantic's own error text never reaches the user.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
-import warnings
-from dataclasses import dataclass
-from datetime import date
-from typing import Any, Callable
+from typing import Annotated, Literal, get_args
 
-import pandas as pd
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ktirt.errors import SettingsError
+from ktirt.settings_base import OPTIONAL, Device, IsoDate, Period, Section, Text, broken, derive, given, hint, line
 
-SOURCES = ("synthetic", "edm_cup_2023", "assistments_2009")
+__all__ = ["OPTIONAL", "PROFILES", "SECTIONS", "SOURCES", "DataSettings", "ExportSettings", "JoinSettings", "ModelSettings",
+           "Params", "PyktSettings", "ReportSettings", "Section", "SimulateSettings", "SplitSettings", "TrainSettings",
+           "WDIRTSettings", "check_params", "derive"]
+
+Source = Literal["synthetic", "edm_cup_2023", "assistments_2009"]
+SOURCES = get_args(Source)
 """data.source: the keys of `ktirt.sources.SOURCES` (a test keeps them equal), named here because importing
 the adapters would make every stage, all of which check params.yaml, depend on ktirt/sources/."""
-PROFILES = ("edm_cup", "skill_builder")
-"""simulate.profile: the world the simulator writes (edm_cup: EDM Cup 2023's tables, today's default)"""
-DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}
+Profile = Literal["edm_cup", "skill_builder"]
+PROFILES = get_args(Profile)
+"""simulate.profile: the world the simulator writes (edm_cup: EDM Cup 2023's tables, the default)"""
 
 
-@dataclass(frozen=True)
-class Setting:
-    """One key's rule: its kind, an optional range (`low`/`high`, open or closed), choices, literal values
-    accepted besides the kind (n_items: auto), and a further check returning what is wrong (or None)."""
+class DataSettings(Section):
+    """Where the events come from."""
 
-    kind: str
-    low: float | None = None
-    high: float | None = None
-    open_low: bool = False
-    open_high: bool = False
-    choices: tuple = ()
-    also: tuple = ()
-    check: Callable[[Any], str | None] | None = None
-    required: bool = True
-    """whether a params file must give it (False: the library's default applies)"""
-
-    def problem(self, value) -> str | None:
-        if value in self.also and type(value) is str:
-            return None
-        wrong = self._kind_problem(value)
-        if wrong:
-            return wrong
-        if self.choices and value not in self.choices:
-            close = difflib.get_close_matches(str(value), self.choices, n=1)
-            hint = f" (did you mean '{close[0]}'?)" if close else ""
-            return f"must be one of {', '.join(self.choices)}, got {value!r}{hint}"
-        if not self._in_range(value):
-            return f"must be {self.range_text()}, got {value!r}"
-        return self.check(value) if self.check else None
-
-    def _kind_problem(self, value) -> str | None:
-        ok = {"int": isinstance(value, int) and not isinstance(value, bool),
-              "float": isinstance(value, (int, float)) and not isinstance(value, bool),
-              "bool": isinstance(value, bool), "str": isinstance(value, str)}[self.kind]
-        also = f" or {' or '.join(self.also)}" if self.also else ""
-        if not ok:
-            return f"must be {KINDS[self.kind]}{also}, got {value!r}{_yaml_hint(self.kind, value)}"
-        if self.kind == "float" and not math.isfinite(value):
-            return f"must be a finite number, got {value!r}"
-        return None
-
-    def _in_range(self, v) -> bool:
-        low_ok = self.low is None or (v > self.low if self.open_low else v >= self.low)
-        return low_ok and (self.high is None or (v < self.high if self.open_high else v <= self.high))
-
-    def range_text(self) -> str:
-        """`≥ 2`, `> 0`, `in [0, 1)`; '' when there is no range."""
-        if self.low is not None and self.high is not None:
-            return f"in {'(' if self.open_low else '['}{self.low}, {self.high}{')' if self.open_high else ']'}"
-        if self.low is not None:
-            return f"{'>' if self.open_low else '≥'} {self.low}"
-        return "" if self.high is None else f"{'<' if self.open_high else '≤'} {self.high}"
+    source: Source = Field("synthetic", description="synthetic (the simulator's EDM Cup tables) or a real release")
+    raw_dir: Text = Field("data/raw/synthetic", description="the source's raw files")
 
 
-def _yaml_hint(kind: str, value) -> str:
-    """YAML 1.1 reads `3e-3` as text and an unquoted 2022-08-29 as a date: say how to write them."""
-    if kind == "float" and isinstance(value, str):
-        try:
-            float(value)
-            return f" (YAML reads {value} as text: write it with a decimal point, e.g. 3.0e-3)"
-        except ValueError:
-            return ""
-    if kind == "str" and isinstance(value, date):
-        return f' (quote it: "{value.isoformat()}")'
-    return ""
+class SimulateSettings(Section):
+    """The embedded default simulation (ktirt/simulate documents the generative model)."""
+
+    profile: Profile = Field("edm_cup", description="edm_cup: EDM Cup 2023's tables; skill_builder: ASSISTments "
+                             "2009's skill-builder file (seed and n_students only)")
+    seed: int = Field(2023, ge=0, description="seeds the simulation")
+    n_students: int = Field(2000, ge=1, description="students (35000 gives EDM-Cup scale)")
+    n_skills: int = Field(24, ge=1, description="skills, one unit each")
+    n_items: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
+        "auto", description="item bank size; auto: 1.05 items per student, EDM Cup 2023's ratio")
+    class_size: int = Field(25, ge=1, description="students per class")
+    units_per_class: int = Field(4, ge=1, description="a unit: problem sets on one skill, then a unit test")
+    assignments_per_unit: int = Field(3, ge=1, description="problem sets per unit")
+    problems_per_assignment: int = Field(18, ge=1, description="problems per problem set")
+    unit_test_size: int = Field(6, ge=1, description="problems per unit test")
+    drift_fraction: float = Field(0.05, ge=0, lt=1, description="share of the item bank whose difficulty shifts after a date")
+    drift_shift: float = Field(1.2, ge=0, description="the shift, in logits")
+    evaluation_fraction: float = Field(0.2, gt=0, lt=1, description="unit-test logs whose scores are withheld "
+                                       "(evaluation_unit_test_scores.csv; 0 or 1 leaves a score file empty)")
+    start_date: IsoDate = Field("2022-08-29", description="the first school day, YYYY-MM-DD")
+
+    @property
+    def bank_minimum(self) -> int:
+        """Items enough for one unit test and one problem set per skill."""
+        return self.n_skills * (self.unit_test_size + self.problems_per_assignment)
+
+    @model_validator(mode="after")
+    def _world_fits(self):
+        if self.units_per_class > self.n_skills:
+            raise broken("units_per_class", f"must be ≤ simulate.n_skills ({self.n_skills}), got {self.units_per_class}")
+        if self.n_items != "auto" and self.n_items < self.bank_minimum:
+            raise broken("n_items", f"must be ≥ {self.bank_minimum} for {self.n_skills} skills (one unit test and one "
+                                    f"problem set each), got {self.n_items}")
+        return self
 
 
-def _iso_date(value: str) -> str | None:
-    try:
-        date.fromisoformat(value)
-    except ValueError:
-        return f"must be a date as YYYY-MM-DD, got {value!r}"
-    return None
+class SplitSettings(Section):
+    """User-level train/val/test split (ktirt/split.py)."""
+
+    seed: int = Field(7, ge=0, description="seeds the shuffle of the users")
+    train: float = Field(0.7, gt=0, lt=1, description="share of users who train")
+    val: float = Field(0.15, gt=0, lt=1, description="share of users who validate (early stopping needs some); "
+                       "test is the rest")
+
+    @model_validator(mode="after")
+    def _test_is_the_rest(self):
+        if self.train + self.val >= 1:
+            raise broken("train + split.val", f"must be < 1 (test is the rest), got {self.train} + {self.val}")
+        return self
 
 
-def _not_empty(value: str) -> str | None:
-    return None if value.strip() else "must not be empty"
+class PyktSettings(Section):
+    """pyKT's files (data/processed/pykt)."""
+
+    seq_len: int = Field(200, ge=2, description="window length (maxlen): a window predicts each response from the ones before it")
+    folds: int = Field(5, ge=2, description="fold 0 = validation students, 1.. = training students")
 
 
-def _device(value: str) -> str | None:
-    """auto / cpu / cuda / cuda:N / mps, and present on this machine (torch is imported only when asked for a GPU)."""
-    if not DEVICE.fullmatch(value):
-        return f"must be auto, cpu, cuda, cuda:N or mps, got {value!r}"
-    if value in ("auto", "cpu"):
-        return None
-    from ktirt.runtime import device_problem
+class ModelSettings(Section):
+    """Our SAKT (ktirt/models/sakt.py documents each option)."""
 
-    return device_problem(value)
+    emb_size: int = Field(64, ge=1, description="embedding size, divisible by num_heads")
+    num_heads: int = Field(4, ge=1, description="attention heads")
+    num_blocks: int = Field(1, ge=1, description="attention blocks")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout on the input embeddings and after each sublayer")
+    seq_len: int = Field(200, ge=2, description="window length")
+    min_item_count: int = Field(1000, ge=0, description="items answered this often in training get a full embedding")
+    item_difficulty: bool = Field(True, description="every item seen in training gets a difficulty scalar (Rasch-style, AKT)")
+    item_prior: float = Field(4.0, ge=0, description="precision of the Gaussian prior shrinking item difficulties toward their skills")
+    multi_skill: bool = Field(True, description="a response carries all its skills (false: the first only)")
+    clickstream: bool = Field(True, description="a past interaction carries its help request, attempts and latency band")
+    recency: bool = Field(False, description="heads learn a decay with log distance (forgetting)")
+    question_keys: bool = Field(True, description="attention compares the question asked with the questions answered (AKT)")
+    practice: bool = Field(True, description="the query carries, per skill, the attempts so far and the last outcome")
+    deep_head: bool = Field(False, description="output: a 2-layer MLP on the attention output and the question")
 
-
-def _period(value: str) -> str | None:
-    """A pandas period frequency of a day or longer (drift windows: shorter ones make millions of windows)."""
-    wrong = f"must be a pandas period frequency of a day or longer (D, W, M, Q, Y), got {value!r}"
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")
-            p = pd.Period("2022-01-01", freq=value)
-            span = (p + 1).start_time - p.start_time
-    except (ValueError, TypeError, FutureWarning, AttributeError):
-        return wrong
-    return None if span >= pd.Timedelta(days=1) else wrong
-
-
-def count(low: int = 1, **kw) -> Setting:
-    return Setting("int", low=low, **kw)
+    @model_validator(mode="after")
+    def _heads_split_the_embedding(self):
+        if self.emb_size % self.num_heads:
+            raise broken("emb_size", f"must be divisible by model.num_heads ({self.num_heads}), got {self.emb_size}")
+        return self
 
 
-def number(low=None, high=None, open_low=False, open_high=False, **kw) -> Setting:
-    return Setting("float", low=low, high=high, open_low=open_low, open_high=open_high, **kw)
+class TrainSettings(Section):
+    """SAKT training (ktirt/kt/sakt_training.py)."""
+
+    batch_size: int = Field(64, ge=1, description="windows per step")
+    lr: float = Field(0.003, gt=0, description="Adam's learning rate")
+    epochs: int = Field(30, ge=1, description="at most this many epochs")
+    patience: int = Field(3, ge=1, description="stop after this many epochs without a better validation AUC")
+    seed: int = Field(42, ge=0, description="seeds numpy and torch")
+    device: Device = Field("auto", description="auto: CUDA when present, else CPU")
+    threads: int = Field(2, ge=1, description="torch's CPU threads")
 
 
-SEED = count(0)
-SHARE = number(0, 1)  # [0, 1]
-DROPOUT = number(0, 1, open_high=True)
-RATE = number(0, open_low=True)  # > 0
-DEVICE_SETTING = Setting("str", check=_device)
+class WDIRTSettings(Section):
+    """Wide & Deep IRT (ktirt/models/wdirt.py) and its drift test (ktirt/irt/drift.py)."""
 
-SCHEMA: dict[str, dict[str, Setting]] = {
-    "data": {
-        "source": Setting("str", choices=SOURCES),
-        "raw_dir": Setting("str", check=_not_empty),
-    },
-    "simulate": {
-        "profile": Setting("str", choices=PROFILES),
-        "seed": SEED,
-        "n_students": count(),
-        "n_skills": count(),
-        "n_items": count(also=("auto",)),
-        "class_size": count(),
-        "units_per_class": count(),
-        "assignments_per_unit": count(),
-        "problems_per_assignment": count(),
-        "unit_test_size": count(),
-        "drift_fraction": number(0, 1, open_high=True),
-        "drift_shift": number(0),
-        "evaluation_fraction": number(0, 1, open_low=True, open_high=True),  # 0 or 1 leaves a score file empty
-        "start_date": Setting("str", check=_iso_date),
-    },
-    "split": {
-        "seed": SEED,
-        "train": number(0, 1, open_low=True, open_high=True),
-        "val": number(0, 1, open_low=True, open_high=True),  # early stopping needs validation students
-    },
-    "pykt": {
-        "seq_len": count(2),  # a window predicts each response from the ones before it
-        "folds": count(2),  # fold 0 = validation students, 1.. = training students
-    },
-    "model": {
-        "emb_size": count(),
-        "num_heads": count(),
-        "num_blocks": count(),
-        "dropout": DROPOUT,
-        "seq_len": count(2),
-        "min_item_count": count(0),
-        "item_difficulty": Setting("bool"),
-        "item_prior": number(0),
-        "multi_skill": Setting("bool"),
-        "clickstream": Setting("bool"),
-        "recency": Setting("bool"),
-        "question_keys": Setting("bool"),
-        "practice": Setting("bool"),
-        "deep_head": Setting("bool"),
-    },
-    "train": {
-        "batch_size": count(),
-        "lr": RATE,
-        "epochs": count(),
-        "patience": count(),
-        "seed": SEED,
-        "device": DEVICE_SETTING,
-        "threads": count(),
-    },
-    "wdirt": {
-        "history_len": count(),
-        "hidden": count(),
-        "dropout": DROPOUT,
-        "discrimination": Setting("bool"),
-        "prior_strength": number(0),
-        "batch_size": count(),
-        "lr": RATE,
-        "wide_lr_factor": number(0, open_low=True, required=False),
-        "epochs": count(),
-        "patience": count(),
-        "seed": SEED,
-        "device": DEVICE_SETTING,
-        "threads": count(),
-        "drift_window": Setting("str", check=_period),
-        "drift_z": RATE,
-        "drift_fdr": number(0, 1, open_low=True, open_high=True),
-        "drift_min_shift": number(0),
-        "drift_min_responses": count(),
-    },
-    "export": {
-        "mastery_items": count(),
-        "falling_drop": SHARE,
-        "batch_size": count(),
-        "device": DEVICE_SETTING,
-        "threads": count(),
-    },
-    "join": {
-        "min_coverage": SHARE,
-        "samples": count(0),
-        "seed": SEED,
-    },
-    "report": {
-        "students": count(),
-    },
-}
+    history_len: int = Field(50, ge=1, description="events of clickstream history behind each prediction")
+    hidden: int = Field(64, ge=1, description="width of the deep part")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout of the deep part")
+    discrimination: bool = Field(True, description="false: 1PL (a = 1)")
+    prior_strength: float = Field(3.0, ge=0, description="Gaussian prior pulling item difficulties toward their skill's mean")
+    batch_size: int = Field(1024, ge=1, description="targets per step")
+    lr: float = Field(0.01, gt=0, description="Adam's learning rate of the deep part")
+    wide_lr_factor: float = Field(5.0, gt=0, json_schema_extra=OPTIONAL, description="the wide part's learning rate, "
+                                  "times lr (optional in params.yaml)")
+    epochs: int = Field(20, ge=1, description="at most this many epochs")
+    patience: int = Field(6, ge=1, description="stop after this many epochs without a better validation AUC")
+    seed: int = Field(42, ge=0, description="seeds numpy and torch")
+    device: Device = Field("auto", description="auto: CUDA when present, else CPU")
+    threads: int = Field(2, ge=1, description="torch's CPU threads")
+    drift_window: Period = Field("W", description="drift windows, a pandas period: W = week (M = calendar month)")
+    drift_z: float = Field(3.0, gt=0, description="a flagged window's |z| is above this")
+    drift_fdr: float = Field(0.1, gt=0, lt=1, description="and its item passes Benjamini-Hochberg over items at this level")
+    drift_min_shift: float = Field(0.5, ge=0, description="and its difficulty shift is above this, in logits")
+    drift_min_responses: int = Field(20, ge=1, description="responses per window and before it, else the window is not tested")
 
 
-def _bank(n_items, n_skills, unit_test_size, problems_per_assignment) -> tuple[str, str] | None:
-    need = n_skills * (unit_test_size + problems_per_assignment)
-    if n_items != "auto" and n_items < need:
-        return ("n_items", f"must be ≥ {need} for {n_skills} skills (one unit test and one problem set each), "
-                            f"got {n_items}")
-    return None
+class ExportSettings(Section):
+    """data/exports/ (ktirt/exports)."""
+
+    mastery_items: int = Field(3, ge=1, description="typical items per skill (nearest its median WD-IRT difficulty) "
+                               "mastery asks SAKT about")
+    falling_drop: float = Field(0.1, ge=0, le=1, description="mastery report: students whose mastery ends this far "
+                                "below its peak on a skill")
+    batch_size: int = Field(128, ge=1, description="windows per SAKT scoring batch")
+    device: Device = Field("auto", description="auto: CUDA when present, else CPU")
+    threads: int = Field(2, ge=1, description="torch's CPU threads")
 
 
-CROSS: dict[str, list[tuple[tuple[str, ...], Callable]]] = {
-    "simulate": [
-        (("units_per_class", "n_skills"),
-         lambda u, n: u > n and ("units_per_class", f"must be ≤ simulate.n_skills ({n}), got {u}")),
-        (("n_items", "n_skills", "unit_test_size", "problems_per_assignment"), _bank),
-    ],
-    "split": [
-        (("train", "val"),
-         lambda t, v: t + v >= 1 and ("train + split.val", f"must be < 1 (test is the rest), got {t} + {v}")),
-    ],
-    "model": [
-        (("emb_size", "num_heads"),
-         lambda e, h: e % h and ("emb_size", f"must be divisible by model.num_heads ({h}), got {e}")),
-    ],
-}
-"""section -> [(keys, rule)]: a rule gets those keys' values (only when all are given) and returns False/None
-or (key, what is wrong)."""
+class JoinSettings(Section):
+    """validate_join: fails below min_coverage or on any key-type mismatch."""
+
+    min_coverage: float = Field(0.8, ge=0, le=1, description="share of SAKT predictions whose item has WD-IRT parameters")
+    samples: int = Field(10, ge=0, description="sample students in data/exports/join_report.md")
+    seed: int = Field(0, ge=0, description="seeds the sample")
 
 
-def _unknown(where: str, name: str, known) -> SettingsError:
-    close = difflib.get_close_matches(name, list(known), n=1)
-    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(known)}"
-    return SettingsError(f"{where}: unknown {'setting' if '.' in where else 'section'} ({hint})")
+class ReportSettings(Section):
+    """data/exports/report.html, one offline page (ktirt/report)."""
+
+    students: int = Field(200, ge=1, description="students whose trajectories the page carries: join.samples' first, "
+                          "then test students")
 
 
-def check_section(section: str, values: dict) -> dict:
-    """SettingsError on the first unknown key, wrongly typed or out-of-range value, or broken cross rule of
-    one section (keys it does not give are left to the caller's defaults); returns `values`."""
-    schema = SCHEMA[section]
-    for key, value in values.items():
-        if key not in schema:
-            raise _unknown(f"{section}.{key}", str(key), schema)
-        wrong = schema[key].problem(value)
-        if wrong:
-            raise SettingsError(f"{section}.{key}: {wrong}")
-    for keys, rule in CROSS.get(section, []):
-        if all(k in values for k in keys):
-            broken = rule(*(values[k] for k in keys))
-            if broken:
-                raise SettingsError(f"{section}.{broken[0]}: {broken[1]}")
-    return values
+class Params(BaseModel):
+    """The whole params.yaml: every section, each giving every setting but the optional ones."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+    data: Annotated[DataSettings, given(DataSettings)]
+    simulate: Annotated[SimulateSettings, given(SimulateSettings)]
+    split: Annotated[SplitSettings, given(SplitSettings)]
+    pykt: Annotated[PyktSettings, given(PyktSettings)]
+    model: Annotated[ModelSettings, given(ModelSettings)]
+    train: Annotated[TrainSettings, given(TrainSettings)]
+    wdirt: Annotated[WDIRTSettings, given(WDIRTSettings)]
+    export: Annotated[ExportSettings, given(ExportSettings)]
+    join: Annotated[JoinSettings, given(JoinSettings)]
+    report: Annotated[ReportSettings, given(ReportSettings)]
+
+
+SECTIONS: dict[str, type[Section]] = {name: f.annotation for name, f in Params.model_fields.items()}
+for _name, _model in SECTIONS.items():
+    _model.section = _name
 
 
 def check_params(params) -> dict:
-    """The whole params file: every section, every required key, nothing unknown; returns `params`."""
+    """The whole params file: every section, every required key, nothing unknown; returns `params`. The first
+    problem (unknown sections first, then sections in Params' order) is one SettingsError line."""
     if not isinstance(params, dict):
-        raise SettingsError(f"must be a mapping of sections ({', '.join(SCHEMA)}), got {type(params).__name__}")
-    for section in params:
-        if section not in SCHEMA:
-            raise _unknown(str(section), str(section), SCHEMA)
-    for section, schema in SCHEMA.items():
-        values = params.get(section)
-        if values is None and section not in params:
-            raise SettingsError(f"{section}: missing section")
-        if not isinstance(values, dict):
-            raise SettingsError(f"{section}: must be a mapping of settings, got {values!r}")
-        missing = [k for k, s in schema.items() if s.required and k not in values]
-        if missing:
-            raise SettingsError(f"{section}.{missing[0]}: missing setting")
-        check_section(section, values)
+        raise SettingsError(f"must be a mapping of sections ({', '.join(SECTIONS)}), got {type(params).__name__}")
+    try:
+        Params.model_validate(params)
+    except ValidationError as exc:
+        order = list(SECTIONS)
+        err = min(exc.errors(), key=lambda e: order.index(e["loc"][0]) if e["loc"][0] in SECTIONS else -1)
+        name = str(err["loc"][0])
+        if name not in SECTIONS:
+            raise SettingsError(f"{name}: unknown section ({hint(name, SECTIONS)})") from None
+        if err["type"] == "missing":
+            raise SettingsError(f"{name}: missing section") from None
+        raise SettingsError(line(err | {"loc": err["loc"][1:]}, SECTIONS[name], params[name])) from None
     return params

@@ -8,7 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
-from ktirt.settings import check_section
+from ktirt.settings import SplitSettings
 
 SPLITS = ("train", "val", "test")
 """split.json's lists; a student's split is its index here in every engine's arrays"""
@@ -19,7 +19,7 @@ def split_users(user_ids, train: float, val: float, seed: int) -> dict:
 
     Each list is returned sorted, so the same ids, ratios and seed give byte-identical JSON.
     """
-    check_section("split", {"train": train, "val": val, "seed": seed})
+    SplitSettings(train=train, val=val, seed=seed)  # types, ranges, and test is the rest
     users = np.unique(np.asarray(user_ids, dtype=object).astype(str))
     if len(users) < 3:
         raise InputError(f"need at least 3 users to split into train/val/test, found {len(users)}")

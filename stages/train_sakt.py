@@ -8,6 +8,7 @@ from _training import live_epochs, save_training
 
 from ktirt.io import read_events, read_split
 from ktirt.kt.sakt_run import SaktRun, run_sakt
+from ktirt.settings import ModelSettings, TrainSettings
 from ktirt.timings import timings_path
 from ktirt.truth import truth_dir
 
@@ -30,8 +31,8 @@ def main(params_path, events, split_path, truth_folder, model_dir, metrics_path,
     """Train SAKT on the training students, early-stopping on validation AUC, and score the test students: reads
     data/interim/events.parquet, data/splits/split.json and data/interim/truth/ (the simulator's truth, for the
     oracle), writes models/sakt/, metrics/sakt.json, plots/sakt/ and dvclive/sakt/."""
-    run = SaktRun(model=load_params(params_path, "model"), train=load_params(params_path, "train"),
-                  truth=truth_dir(truth_folder))
+    run = SaktRun(model=ModelSettings.from_dict(load_params(params_path, "model")),
+                  train=TrainSettings.from_dict(load_params(params_path, "train")), truth=truth_dir(truth_folder))
     events, split = read_events(events), read_split(split_path)
     with live_epochs(live_dir) as on_epoch:
         result = run_sakt(events, split, run, on_epoch)

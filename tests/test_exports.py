@@ -22,10 +22,11 @@ from ktirt.kt.sakt_run import SaktRun, check_vocabulary, load_checkpoint, run_sa
 from ktirt.kt.scoring import score_responses, typical_items
 from ktirt.catalog import skill_descriptions
 from ktirt.truth import truth_dir
+from ktirt.settings import ModelSettings, TrainSettings
 from ktirt.split import split_users
 
-SAKT_MODEL = {"emb_size": 16, "num_heads": 2, "num_blocks": 1, "dropout": 0.1, "seq_len": 12, "min_item_count": 3}
-SAKT_TRAIN = {"batch_size": 16, "lr": 0.01, "epochs": 3, "patience": 2, "seed": 5, "device": "cpu", "threads": 1}
+SAKT_MODEL = ModelSettings(emb_size=16, num_heads=2, num_blocks=1, dropout=0.1, seq_len=12, min_item_count=3)
+SAKT_TRAIN = TrainSettings(batch_size=16, lr=0.01, epochs=3, patience=2, seed=5, device="cpu", threads=1)
 WDIRT = dict(history_len=8, hidden=16, epochs=2, patience=1, batch_size=256, lr=0.02, seed=3, threads=1, drift_min_responses=5)
 SETTINGS = ExportSettings(mastery_items=2, threads=1, device="cpu")
 

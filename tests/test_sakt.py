@@ -11,11 +11,12 @@ from ktirt.kt.sakt_run import CHECKPOINT, SaktRun, check_vocabulary, load_checkp
 from ktirt.kt.sakt_training import predict, window_tensors
 from ktirt.kt.sequences import N_PRACTICE_CODES, PRACTICE_BANDS, practice_codes, query_windows
 from ktirt.models.sakt import SAKT, START, SAKTConfig
+from ktirt.settings import ModelSettings, TrainSettings
 from ktirt.split import split_users
 from ktirt.truth import truth_dir
 
-MODEL = {"emb_size": 16, "num_heads": 2, "num_blocks": 1, "dropout": 0.1, "seq_len": 12, "min_item_count": 3}
-TRAIN = {"batch_size": 16, "lr": 0.01, "epochs": 4, "patience": 2, "seed": 5, "device": "cpu", "threads": 1}
+MODEL = ModelSettings(emb_size=16, num_heads=2, num_blocks=1, dropout=0.1, seq_len=12, min_item_count=3)
+TRAIN = TrainSettings(batch_size=16, lr=0.01, epochs=4, patience=2, seed=5, device="cpu", threads=1)
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +116,7 @@ def test_metrics_beside_floor_and_ceiling(result):
     # this catches a model that learns nothing (validation) or leaks (above the truth's own AUC)
     assert m["val_auc"] > 0.6 and 0.5 < m["test_auc"] <= m["oracle_auc"] + 0.05
     assert m["oracle_auc"] > m["skill_mean_auc"]
-    assert 1 <= m["best_epoch"] <= m["epochs"] <= TRAIN["epochs"]
+    assert 1 <= m["best_epoch"] <= m["epochs"] <= TRAIN.epochs
     assert list(result.history.columns) == ["epoch", "train_loss", "val_auc"]
     assert len(result.calibration) >= 5 and result.roc["tpr"].is_monotonic_increasing
 
@@ -146,7 +147,7 @@ def test_items_unseen_in_training_fall_back_and_are_counted(tiny_tables, split):
     items = ev["item_id"].to_numpy(zero_copy_only=False).astype(object)
     items[np.flatnonzero(test_rows)[:7]] = "NEW-ITEM"
     ev = ev.set_column(ev.schema.get_field_index("item_id"), "item_id", pa.array(items, pa.string()))
-    r = run_sakt(ev, split, SaktRun(MODEL, {**TRAIN, "epochs": 1}))
+    r = run_sakt(ev, split, SaktRun(MODEL, TrainSettings(**TRAIN.model_dump() | {"epochs": 1})))
     assert r.metrics["test_responses_no_item_difficulty"] == 7  # every other test item was seen in training
     assert np.isfinite(r.predictions[np.flatnonzero(test_rows)[:7]]).all()
     assert "oracle_auc" not in r.metrics  # no truth given
@@ -154,6 +155,6 @@ def test_items_unseen_in_training_fall_back_and_are_counted(tiny_tables, split):
 
 def test_bad_settings():
     with pytest.raises(SettingsError, match="model.emb: unknown setting"):
-        SaktRun({"emb": 3}, TRAIN).settings()
+        ModelSettings(emb=3)
     with pytest.raises(SettingsError, match="train.learning_rate: unknown setting"):
-        SaktRun(MODEL, {**TRAIN, "learning_rate": 1}).settings()
+        TrainSettings(**TRAIN.model_dump(), learning_rate=1)

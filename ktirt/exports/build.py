@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -21,27 +21,9 @@ from ktirt.irt.model_files import EVENT_PREDICTIONS, ITEM_DRIFT, ITEM_PARAMS
 from ktirt.kt.sakt_run import check_vocabulary, load_checkpoint
 from ktirt.kt.scoring import score_responses, typical_items
 from ktirt.runtime import resolve_device, seed_everything
-from ktirt.settings import check_section
+from ktirt.settings import ExportSettings  # the export section of params.yaml
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class ExportSettings:
-    mastery_items: int = 3
-    """typical items per skill that mastery asks SAKT about"""
-    falling_drop: float = 0.1
-    """mastery report: students whose mastery ends at least this far below its peak on a skill"""
-    batch_size: int = 128
-    device: str = "auto"
-    threads: int = 2
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "ExportSettings":
-        return cls(**check_section("export", d))
-
-    def __post_init__(self):
-        check_section("export", asdict(self))
 
 
 @dataclass

@@ -17,8 +17,6 @@ flagged where their adjusted p-value passes the same cut, |z| > z_threshold and 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -26,14 +24,11 @@ from scipy.stats import norm
 
 from ktirt.models import three_pl
 
+from ktirt.settings import WDIRTSettings, derive
 
-@dataclass
-class DriftSettings:
-    window: str = "W"
-    z_threshold: float = 3.0
-    min_shift: float = 0.5
-    min_responses: int = 20
-    fdr: float = 0.1
+DriftSettings = derive("DriftSettings", WDIRTSettings, {
+    "window": "drift_window", "z_threshold": "drift_z", "min_shift": "drift_min_shift",
+    "min_responses": "drift_min_responses", "fdr": "drift_fdr"}, doc="The wdirt.drift_* settings (`DriftSettings.of`).")
 
 
 def difficulty_information(group: np.ndarray, n_groups: int, theta, a, b, c, y=None):

@@ -6,7 +6,7 @@ this one runs them in order."""
 from __future__ import annotations
 
 import logging
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -29,39 +29,10 @@ from ktirt.irt.plot_tables import drift_plot_table, event_coverage, observed_dif
 from ktirt.irt.targets import Batcher, Targets, build_targets
 from ktirt.models.wdirt import WDIRTConfig, WideDeepIRT
 from ktirt.runtime import resolve_device, seed_everything
-from ktirt.settings import check_section
+from ktirt.settings import WDIRTSettings  # the wdirt section of params.yaml
 from ktirt.timings import Phases
 
 log = logging.getLogger(__name__)
-
-
-@dataclass
-class WDIRTSettings:
-    history_len: int = 50
-    hidden: int = 64
-    dropout: float = 0.1
-    discrimination: bool = True
-    prior_strength: float = 1.0
-    batch_size: int = 1024
-    lr: float = 0.01
-    wide_lr_factor: float = 5.0
-    epochs: int = 20
-    patience: int = 3
-    seed: int = 42
-    device: str = "auto"
-    threads: int = 2
-    drift_window: str = "W"
-    drift_z: float = 3.0
-    drift_fdr: float = 0.1
-    drift_min_shift: float = 0.5
-    drift_min_responses: int = 20
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "WDIRTSettings":
-        return cls(**check_section("wdirt", d))
-
-    def __post_init__(self):
-        check_section("wdirt", asdict(self))  # ktirt.settings: types, ranges, the drift window as a pandas period
 
 
 @dataclass
@@ -122,7 +93,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     with phase("calibration"):
         theta = _calibrate_predictive(model, t, theta, log_opportunity, s.prior_strength)
     p = probabilities(model, theta, t.item)
-    ds = DriftSettings(s.drift_window, s.drift_z, s.drift_min_shift, s.drift_min_responses, s.drift_fdr)
+    ds = DriftSettings.of(s)
     model_b = wide_values(model)[0]
     with phase("drift"):
         drift, change = _drift(model, t, theta, cat, ds)

@@ -22,29 +22,21 @@ from ktirt.kt.sequences import N_CLICK_CODES, N_PRACTICE_CODES, Sequences, load_
 from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
 from ktirt.runtime import resolve_device, seed_everything
-from ktirt.settings import check_section
+from ktirt.settings import ModelSettings
 from ktirt.truth import event_probabilities
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "model.pt"
-ARCH_KEYS = ("emb_size", "num_heads", "num_blocks", "dropout", "seq_len", "recency", "question_keys", "deep_head")
-VOCAB_KEYS = ("min_item_count", "item_difficulty", "multi_skill", "clickstream", "practice")
 
 
 @dataclass
 class SaktRun:
-    model: dict
-    train: dict
+    """The model and train sections of params.yaml (ktirt.settings), and where the simulator's truth may be."""
+
+    model: ModelSettings
+    train: TrainSettings
     truth: Path | None = None
     """the simulator's truth (ktirt.truth.truth_dir), for the oracle; None for real data"""
-
-    def settings(self) -> tuple[dict, dict, float, TrainSettings]:
-        """(architecture, vocabulary options, item prior precision, training settings)."""
-        check_section("model", self.model)
-        train = TrainSettings(**check_section("train", self.train))
-        arch = {k: self.model[k] for k in ARCH_KEYS if k in self.model}
-        vocab = {k: self.model[k] for k in VOCAB_KEYS if k in self.model}
-        return arch, vocab, float(self.model.get("item_prior", 0.0)), train
 
 
 @dataclass
@@ -67,13 +59,13 @@ class SaktResult:
 
 
 def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallback | None = None) -> SaktResult:
-    arch, vocab_options, prior, ts = run.settings()
+    ts = run.train
     seed_everything(ts.seed, ts.threads)
     device = resolve_device(ts.device)
     seqs, vocab = load_sequences(events, split)
-    mv = ModelVocab.build(vocab, **vocab_options)
-    cfg = SAKTConfig(n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff, n_clicks=N_CLICK_CODES + 1,
-                     n_practice=N_PRACTICE_CODES + 1, **arch)
+    mv = ModelVocab.of(vocab, run.model)
+    cfg = SAKTConfig.of(run.model, n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff,
+                        n_clicks=N_CLICK_CODES + 1, n_practice=N_PRACTICE_CODES + 1)
     model = SAKT(cfg).to(device)
     L = cfg.seq_len
     stride = max(1, L // 2)
@@ -89,7 +81,8 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallbac
     log.info("SAKT on %s: %d items (%d with own embedding), %d skills; %d train windows; device %s",
              "CPU" if device.type == "cpu" else device, len(vocab.items), mv.n_items - 1, mv.n_skills - 1,
              len(tensors["train"]["score"]), device)
-    hist = fit(model, tensors["train"], tensors["val"], (val_idx, seqs.correct[val_idx]), n, ts, prior, on_epoch)
+    hist = fit(model, tensors["train"], tensors["val"], (val_idx, seqs.correct[val_idx]), n, ts, run.model.item_prior,
+               on_epoch)
 
     p = predict(model, tensors["test"], n, device=device)
     y = seqs.correct[test_idx]

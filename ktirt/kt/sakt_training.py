@@ -15,17 +15,7 @@ from ktirt.kt.sequences import Sequences, Windows
 from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import INPUTS, SAKT, START
 from ktirt.training import History, fit_epochs
-
-
-@dataclass
-class TrainSettings:
-    batch_size: int = 64
-    lr: float = 1e-3
-    epochs: int = 30
-    patience: int = 3
-    seed: int = 42
-    device: str = "auto"
-    threads: int = 2
+from ktirt.settings import ModelSettings, TrainSettings  # the model and train sections of params.yaml
 
 
 @dataclass
@@ -41,14 +31,19 @@ class ModelVocab:
     min_item_count: int
     diff: np.ndarray
     n_diff: int
-    item_difficulty: bool = True
-    multi_skill: bool = True
-    clickstream: bool = True
-    practice: bool = True
+    item_difficulty: bool
+    multi_skill: bool
+    clickstream: bool
+    practice: bool
 
     @classmethod
-    def build(cls, vocab: Vocabulary, min_item_count: int, item_difficulty: bool = True, multi_skill: bool = True,
-              clickstream: bool = True, practice: bool = True) -> "ModelVocab":
+    def of(cls, vocab: Vocabulary, m: ModelSettings) -> "ModelVocab":
+        """The vocabulary the model.* settings ask for."""
+        return cls.build(vocab, m.min_item_count, m.item_difficulty, m.multi_skill, m.clickstream, m.practice)
+
+    @classmethod
+    def build(cls, vocab: Vocabulary, min_item_count: int, item_difficulty: bool, multi_skill: bool, clickstream: bool,
+              practice: bool) -> "ModelVocab":
         item = _dense_index(vocab.item_train_count >= max(min_item_count, 1))
         diff = _dense_index(vocab.item_train_count >= 1) if item_difficulty else item
         return cls(item, int(item.max(initial=0)) + 1, len(vocab.skills) + 1, min_item_count, diff,
@@ -129,7 +124,7 @@ def predict(model: SAKT, tensors: dict, n_responses: int, batch_size: int = 256,
 
 
 def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.ndarray], n_responses: int,
-        s: TrainSettings, prior: float = 0.0, on_epoch: EpochCallback | None = None) -> History:
+        s: TrainSettings, prior: float, on_epoch: EpochCallback | None = None) -> History:
     """Adam on binary cross-entropy over scored positions, plus the item scalars' Gaussian prior of
     precision `prior` (spread over the epoch's targets), in the shared epoch loop (ktirt/training.py)."""
     device = next(model.parameters()).device

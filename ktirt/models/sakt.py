@@ -30,11 +30,13 @@ attention weights: that keeps torch's fused attention on CPU (bench/sakt_vs_pykt
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
+
+from ktirt.settings import ModelSettings, Section, derive
 
 START = 2  # response code of the start token (0/1 are wrong/right)
 INPUTS = ("k_item", "k_diff", "k_skill", "k_resp", "k_click", "q_item", "q_diff", "q_skill", "q_practice")
@@ -43,36 +45,29 @@ skill (model skill indices, 0 = none), resp (0/1, START, -1 pad), click (clickst
 practice (per skill slot: the student's attempts so far x last outcome on it, 0 = none)."""
 
 
-@dataclass
-class SAKTConfig:
-    n_items: int
-    """items with an embedding of their own + 1 (index 0 = none)"""
-    n_skills: int
-    """model skill vocabulary, index 0 = none"""
-    n_diff: int = 1
-    """items with a difficulty of their own + 1 (index 0 = none)"""
-    n_clicks: int = 1
-    """clickstream codes + 1 (index 0 = none)"""
-    n_practice: int = 1
-    """practice codes + 1 (index 0 = none)"""
-    emb_size: int = 64
-    num_heads: int = 4
-    num_blocks: int = 1
-    dropout: float = 0.2
-    seq_len: int = 200
-    recency: bool = False
-    question_keys: bool = False
-    deep_head: bool = False
+class _Sizes(Section):
+    """The network's vocabulary sizes (not settings: the data give them)."""
+
+    n_items: int = Field(description="items with an embedding of their own + 1 (index 0 = none)")
+    n_skills: int = Field(description="model skill vocabulary, index 0 = none")
+    n_diff: int = Field(1, description="items with a difficulty of their own + 1 (index 0 = none)")
+    n_clicks: int = Field(1, description="clickstream codes + 1 (index 0 = none)")
+    n_practice: int = Field(1, description="practice codes + 1 (index 0 = none)")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self.model_dump()
+
+
+ARCHITECTURE = ("emb_size", "num_heads", "num_blocks", "dropout", "seq_len", "recency", "question_keys", "deep_head")
+"""the model.* settings the network is built from (the others choose its inputs: ModelVocab, the item prior)"""
+SAKTConfig = derive("SAKTConfig", ModelSettings, ARCHITECTURE, base=_Sizes, rules=True,
+                    doc="The network: its vocabulary sizes and the model.* settings of ARCHITECTURE, their types, "
+                        "defaults and rules (`SAKTConfig.of(model_settings, n_items=..., ...)`).")
 
 
 class CausalCrossAttention(nn.Module):
     def __init__(self, d: int, heads: int, recency: bool):
         super().__init__()
-        if d % heads:
-            raise ValueError(f"model.emb_size={d} must be divisible by model.num_heads={heads}")
         self.heads = heads
         self.q, self.kv, self.out = nn.Linear(d, d), nn.Linear(d, 2 * d), nn.Linear(d, d)
         # softplus(-2) ~ 0.13 per log-distance unit: a mild initial preference for recent interactions

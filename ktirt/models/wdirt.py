@@ -22,33 +22,35 @@ the same strength hold a_i near 1 and c_i near 0.2 until the data say otherwise.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
 
 import torch
 import torch.nn.functional as F
+from pydantic import Field
 from torch import nn
 
 from ktirt.models.three_pl import GUESS_CEILING, GUESS_PRIOR_LOGIT, LOG2
+from ktirt.settings import Section, WDIRTSettings, derive
 
 GUESSABLE_TYPES = ("Multiple Choice", "Check All That Apply", "Ordering")
 
 
-@dataclass
-class WDIRTConfig:
-    n_items: int
-    n_skills: int
-    n_features: int
-    """static features per history event (the text embedding comes separately)"""
-    n_contexts: int = 1
-    """how a history event can stand to the target (features.history.N_CONTEXTS): one score output each"""
-    text_dim: int = 0
-    n_summary: int = 0
-    hidden: int = 64
-    dropout: float = 0.1
-    discrimination: bool = True
+class _Sizes(Section):
+    """The network's sizes (not settings: the data and the features give them)."""
+
+    n_items: int = Field(description="items in the catalogue")
+    n_skills: int = Field(description="skills in the catalogue")
+    n_features: int = Field(description="static features per history event (the text embedding comes separately)")
+    n_contexts: int = Field(1, description="how a history event can stand to the target (features.history.N_CONTEXTS): "
+                            "one score output each")
+    text_dim: int = Field(0, description="item text embedding size")
+    n_summary: int = Field(0, description="whole-history summary features")
 
     def to_dict(self) -> dict:
-        return asdict(self)
+        return self.model_dump()
+
+
+WDIRTConfig = derive("WDIRTConfig", WDIRTSettings, ("hidden", "dropout", "discrimination"), base=_Sizes,
+                     doc="The network: its sizes and the wdirt.* settings it is built from (types, defaults).")
 
 
 class WideDeepIRT(nn.Module):
