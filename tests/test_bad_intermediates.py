@@ -22,6 +22,7 @@ from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.kt.pykt_format import TEST, TRAIN_VALID, write_pykt
 from ktirt.kt.sakt_run import SaktRun, run_sakt
 from ktirt.kt.sequences import load_sequences
+from ktirt.truth import copy_truth
 from test_exports import SAKT_MODEL, SAKT_TRAIN, WDIRT, _hand_built, run  # noqa: F401  (run: the tiny pipeline)
 
 
@@ -32,6 +33,9 @@ def world(run, tiny_tables, tiny_raw):
     (root / "data" / "interim").mkdir(parents=True)
     shutil.copy(run["root"] / "events.parquet", root / "data" / "interim" / "events.parquet")
     write_parquet(tiny_tables.unit_tests, root / "data" / "interim" / "unit_tests.parquet")
+    write_parquet(tiny_tables.items, root / "data" / "interim" / "items.parquet")
+    write_parquet(tiny_tables.skills, root / "data" / "interim" / "skills.parquet")
+    copy_truth(tiny_raw, root / "data" / "interim" / "truth")
     (root / "data" / "splits").mkdir(parents=True)
     (root / "data" / "splits" / "split.json").write_text(json.dumps(run["split"]))
     shutil.copytree(run["root"] / "sakt", root / "models" / "sakt")
@@ -56,15 +60,16 @@ def world(run, tiny_tables, tiny_raw):
 
 
 EVENTS, UNIT_TESTS, SPLIT = "data/interim/events.parquet", "data/interim/unit_tests.parquet", "data/splits/split.json"
+ITEMS, SKILLS = "data/interim/items.parquet", "data/interim/skills.parquet"
 SAKT_CK, PARAMS, PREDICTIONS = "models/sakt/model.pt", "models/wdirt/item_params.parquet", "data/exports/sakt_predictions.parquet"
 STAGES = {  # stage: (its outputs, the intermediates it reads with the stage that writes each)
     "split": (["data/splits/new.json"], {EVENTS: "prepare"}),
     "pykt_adapt": (["data/processed/pykt", "metrics/pykt_adapt.json"], {EVENTS: "prepare", SPLIT: "split"}),
     "train_sakt": (["models/new_sakt", "metrics/sakt.json", "plots/new_sakt", "dvclive/new_sakt"], {EVENTS: "prepare", SPLIT: "split"}),
     "train_wdirt": (["models/new_wdirt", "metrics/wdirt.json", "plots/new_wdirt", "dvclive/new_wdirt"],
-                    {EVENTS: "prepare", UNIT_TESTS: "prepare", SPLIT: "split"}),
+                    {EVENTS: "prepare", UNIT_TESTS: "prepare", ITEMS: "prepare", SPLIT: "split"}),
     "export": (["data/new_exports", "metrics/export.json"],
-               {EVENTS: "prepare", SPLIT: "split", SAKT_CK: "train_sakt", PARAMS: "train_wdirt"}),
+               {EVENTS: "prepare", SKILLS: "prepare", SPLIT: "split", SAKT_CK: "train_sakt", PARAMS: "train_wdirt"}),
     "validate_join": (["data/exports/join_report.md", "metrics/join.json", "plots/join"],
                       {EVENTS: "prepare", PREDICTIONS: "export", "data/exports/skills.parquet": "export"}),
     "report": (["data/exports/report.html"], {PREDICTIONS: "export", "run_metrics/sakt.json": "train_sakt",
