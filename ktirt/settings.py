@@ -17,7 +17,7 @@ from typing import Annotated, Literal, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from ktirt.errors import SettingsError
-from ktirt.settings_base import OPTIONAL, Device, IsoDate, Period, Section, Text, broken, derive, given, hint, line
+from ktirt.settings_base import OPTIONAL, cap, integral_floats, Device, IsoDate, Period, Section, Text, broken, derive, given, hint, line
 
 __all__ = ["OPTIONAL", "PROFILES", "SECTIONS", "SOURCES", "DataSettings", "ExportSettings", "JoinSettings", "ModelSettings",
            "Params", "PyktSettings", "ReportSettings", "Section", "SimulateSettings", "SplitSettings", "TrainSettings",
@@ -27,6 +27,9 @@ Source = Literal["synthetic", "edm_cup_2023", "assistments_2009"]
 SOURCES = get_args(Source)
 """data.source: the keys of `ktirt.sources.SOURCES` (a test keeps them equal), named here because importing
 the adapters would make every stage, all of which check params.yaml, depend on ktirt/sources/."""
+MAX_WINDOW = 1024
+WINDOW_CAP = "SAKT's attention holds batch x heads x window^2 numbers, pyKT's files pad every window to it"
+"""the longest sequence window (pykt.seq_len, model.seq_len): at 1024, batch 64 and 4 heads, 1 GiB"""
 Profile = Literal["edm_cup", "skill_builder"]
 PROFILES = get_args(Profile)
 """simulate.profile: the world the simulator writes (edm_cup: EDM Cup 2023's tables, the default)"""
@@ -45,11 +48,11 @@ class SimulateSettings(Section):
     profile: Profile = Field("edm_cup", description="edm_cup: EDM Cup 2023's tables; skill_builder: ASSISTments "
                              "2009's skill-builder file (seed and n_students only)")
     seed: int = Field(2023, ge=0, description="seeds the simulation")
-    n_students: int = Field(2000, ge=1, description="students (35000 gives EDM-Cup scale)")
-    n_skills: int = Field(24, ge=1, description="skills, one unit each")
-    n_items: Annotated[int, Field(ge=1)] | Literal["auto"] = Field(
-        "auto", description="item bank size; auto: 1.05 items per student, EDM Cup 2023's ratio")
-    class_size: int = Field(25, ge=1, description="students per class")
+    n_students: int = Field(2000, ge=1, le=2_000_000, json_schema_extra=cap("the simulator holds every student in memory"), description="students (35000 gives EDM-Cup scale; EdNet KT1 has 784,309)")
+    n_skills: int = Field(24, ge=1, le=100_000, json_schema_extra=cap("a bound on memory"), description="skills, one unit each")
+    n_items: Annotated[int, Field(ge=1, le=10_000_000)] | Literal["auto"] = Field(
+        "auto", json_schema_extra=cap("a bound on memory"), description="item bank size; auto: 1.05 items per student, EDM Cup 2023's ratio")
+    class_size: int = Field(25, ge=1, le=10_000, json_schema_extra=cap("a bound on memory"), description="students per class")
     units_per_class: int = Field(4, ge=1, description="a unit: problem sets on one skill, then a unit test")
     assignments_per_unit: int = Field(3, ge=1, description="problem sets per unit")
     problems_per_assignment: int = Field(18, ge=1, description="problems per problem set")
@@ -93,18 +96,18 @@ class SplitSettings(Section):
 class PyktSettings(Section):
     """pyKT's files (data/processed/pykt)."""
 
-    seq_len: int = Field(200, ge=2, description="window length (maxlen): a window predicts each response from the ones before it")
-    folds: int = Field(5, ge=2, description="fold 0 = validation students, 1.. = training students")
+    seq_len: int = Field(200, ge=2, le=MAX_WINDOW, json_schema_extra=cap(WINDOW_CAP), description="window length (maxlen): a window predicts each response from the ones before it")
+    folds: int = Field(5, ge=2, le=100, json_schema_extra=cap("a bound on time"), description="fold 0 = validation students, 1.. = training students")
 
 
 class ModelSettings(Section):
     """Our SAKT (ktirt/models/sakt.py documents each option)."""
 
-    emb_size: int = Field(64, ge=1, description="embedding size, divisible by num_heads")
-    num_heads: int = Field(4, ge=1, description="attention heads")
-    num_blocks: int = Field(1, ge=1, description="attention blocks")
+    emb_size: int = Field(64, ge=1, le=4096, json_schema_extra=cap("a bound on memory"), description="embedding size, divisible by num_heads")
+    num_heads: int = Field(4, ge=1, le=64, json_schema_extra=cap("a bound on memory"), description="attention heads")
+    num_blocks: int = Field(1, ge=1, le=32, json_schema_extra=cap("a bound on memory and time"), description="attention blocks")
     dropout: float = Field(0.2, ge=0, lt=1, description="dropout on the input embeddings and after each sublayer")
-    seq_len: int = Field(200, ge=2, description="window length")
+    seq_len: int = Field(200, ge=2, le=MAX_WINDOW, json_schema_extra=cap(WINDOW_CAP), description="window length")
     min_item_count: int = Field(1000, ge=0, description="items answered this often in training get a full embedding")
     item_difficulty: bool = Field(True, description="every item seen in training gets a difficulty scalar (Rasch-style, AKT)")
     item_prior: float = Field(4.0, ge=0, description="precision of the Gaussian prior shrinking item difficulties toward their skills")
@@ -125,32 +128,32 @@ class ModelSettings(Section):
 class TrainSettings(Section):
     """SAKT training (ktirt/kt/sakt_training.py)."""
 
-    batch_size: int = Field(64, ge=1, description="windows per step")
-    lr: float = Field(0.003, gt=0, description="Adam's learning rate")
-    epochs: int = Field(30, ge=1, description="at most this many epochs")
+    batch_size: int = Field(64, ge=1, le=65_536, json_schema_extra=cap("a bound on memory"), description="windows per step")
+    lr: float = Field(0.003, gt=0, le=1.0, json_schema_extra=cap("a larger step makes Adam diverge"), description="Adam's learning rate (above 1 training diverges)")
+    epochs: int = Field(30, ge=1, le=10_000, json_schema_extra=cap("a bound on time"), description="at most this many epochs")
     patience: int = Field(3, ge=1, description="stop after this many epochs without a better validation AUC")
     seed: int = Field(42, ge=0, description="seeds numpy and torch")
     device: Device = Field("auto", description="auto: CUDA when present, else CPU")
-    threads: int = Field(2, ge=1, description="torch's CPU threads")
+    threads: int = Field(2, ge=1, le=1024, json_schema_extra=cap("more threads than any machine has"), description="torch's CPU threads")
 
 
 class WDIRTSettings(Section):
     """Wide & Deep IRT (ktirt/models/wdirt.py) and its drift test (ktirt/irt/drift.py)."""
 
-    history_len: int = Field(50, ge=1, description="events of clickstream history behind each prediction")
-    hidden: int = Field(64, ge=1, description="width of the deep part")
+    history_len: int = Field(50, ge=1, le=1000, json_schema_extra=cap("targets x history_len indices stay in memory"), description="events of clickstream history behind each prediction (targets x history_len indices stay in memory: 2.2 GB at EDM-Cup scale with 50)")
+    hidden: int = Field(64, ge=1, le=4096, json_schema_extra=cap("a bound on memory"), description="width of the deep part")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout of the deep part")
     discrimination: bool = Field(True, description="false: 1PL (a = 1)")
     prior_strength: float = Field(3.0, ge=0, description="Gaussian prior pulling item difficulties toward their skill's mean")
-    batch_size: int = Field(1024, ge=1, description="targets per step")
-    lr: float = Field(0.01, gt=0, description="Adam's learning rate of the deep part")
-    wide_lr_factor: float = Field(5.0, gt=0, json_schema_extra=OPTIONAL, description="the wide part's learning rate, "
+    batch_size: int = Field(1024, ge=1, le=1_048_576, json_schema_extra=cap("a bound on memory"), description="targets per step")
+    lr: float = Field(0.01, gt=0, le=1.0, json_schema_extra=cap("a larger step makes Adam diverge"), description="Adam's learning rate of the deep part (above 1 training diverges)")
+    wide_lr_factor: float = Field(5.0, gt=0, le=1000, json_schema_extra=OPTIONAL | cap("a larger step makes Adam diverge"), description="the wide part's learning rate, "
                                   "times lr (optional in params.yaml)")
-    epochs: int = Field(20, ge=1, description="at most this many epochs")
+    epochs: int = Field(20, ge=1, le=10_000, json_schema_extra=cap("a bound on time"), description="at most this many epochs")
     patience: int = Field(6, ge=1, description="stop after this many epochs without a better validation AUC")
     seed: int = Field(42, ge=0, description="seeds numpy and torch")
     device: Device = Field("auto", description="auto: CUDA when present, else CPU")
-    threads: int = Field(2, ge=1, description="torch's CPU threads")
+    threads: int = Field(2, ge=1, le=1024, json_schema_extra=cap("more threads than any machine has"), description="torch's CPU threads")
     drift_window: Period = Field("W", description="drift windows, a pandas period: W = week (M = calendar month)")
     drift_z: float = Field(3.0, gt=0, description="a flagged window's |z| is above this")
     drift_fdr: float = Field(0.1, gt=0, lt=1, description="and its item passes Benjamini-Hochberg over items at this level")
@@ -161,27 +164,27 @@ class WDIRTSettings(Section):
 class ExportSettings(Section):
     """data/exports/ (ktirt/exports)."""
 
-    mastery_items: int = Field(3, ge=1, description="typical items per skill (nearest its median WD-IRT difficulty) "
+    mastery_items: int = Field(3, ge=1, le=100, json_schema_extra=cap("a bound on time"), description="typical items per skill (nearest its median WD-IRT difficulty) "
                                "mastery asks SAKT about")
     falling_drop: float = Field(0.1, ge=0, le=1, description="mastery report: students whose mastery ends this far "
                                 "below its peak on a skill")
-    batch_size: int = Field(128, ge=1, description="windows per SAKT scoring batch")
+    batch_size: int = Field(128, ge=1, le=65_536, json_schema_extra=cap("a bound on memory"), description="windows per SAKT scoring batch")
     device: Device = Field("auto", description="auto: CUDA when present, else CPU")
-    threads: int = Field(2, ge=1, description="torch's CPU threads")
+    threads: int = Field(2, ge=1, le=1024, json_schema_extra=cap("more threads than any machine has"), description="torch's CPU threads")
 
 
 class JoinSettings(Section):
     """validate_join: fails below min_coverage or on any key-type mismatch."""
 
     min_coverage: float = Field(0.8, ge=0, le=1, description="share of SAKT predictions whose item has WD-IRT parameters")
-    samples: int = Field(10, ge=0, description="sample students in data/exports/join_report.md")
+    samples: int = Field(10, ge=0, le=1000, json_schema_extra=cap("a bound on the report's length"), description="sample students in data/exports/join_report.md")
     seed: int = Field(0, ge=0, description="seeds the sample")
 
 
 class ReportSettings(Section):
     """data/exports/report.html, one offline page (ktirt/report)."""
 
-    students: int = Field(200, ge=1, description="students whose trajectories the page carries: join.samples' first, "
+    students: int = Field(200, ge=1, le=100_000, json_schema_extra=cap("the page carries each one's trajectory: 200 make 3.3 MB"), description="students whose trajectories the page carries: join.samples' first, "
                           "then test students")
 
 
@@ -207,10 +210,12 @@ for _name, _model in SECTIONS.items():
 
 
 def check_params(params) -> dict:
-    """The whole params file: every section, every required key, nothing unknown; returns `params`. The first
+    """The whole params file: every section, every required key, nothing unknown; returns `params`, an integer
+    setting given as an integral float (64.0) as the integer. The first
     problem (unknown sections first, then sections in Params' order) is one SettingsError line."""
     if not isinstance(params, dict):
         raise SettingsError(f"must be a mapping of sections ({', '.join(SECTIONS)}), got {type(params).__name__}")
+    params = {name: integral_floats(SECTIONS[name], v) if name in SECTIONS else v for name, v in params.items()}
     try:
         Params.model_validate(params)
     except ValidationError as exc:

@@ -26,6 +26,12 @@ from ktirt.errors import SettingsError
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
 KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}
 OPTIONAL = {"optional": True}
+
+
+def cap(why: str) -> dict:
+    """Marks an upper bound that is a limit on memory or time, not a meaning (a share's 1 is a meaning): a value
+    above it is refused saying why, and one below the lower bound names that bound alone."""
+    return {"cap": why}
 """Field(json_schema_extra=OPTIONAL): a params file may leave the setting out (its default applies)"""
 
 
@@ -94,7 +100,7 @@ class Section(BaseModel):
 
     def __init__(self, /, **values: Any):
         try:
-            super().__init__(**values)
+            super().__init__(**integral_floats(type(self), values))
         except ValidationError as exc:
             raise settings_error(exc, type(self), values) from None
 
@@ -105,7 +111,7 @@ class Section(BaseModel):
         if odd is not None:
             raise SettingsError(f"{cls.section}.{odd}: unknown setting ({hint(odd, cls.model_fields)})")
         try:
-            return cls.model_validate(values)
+            return cls.model_validate(integral_floats(cls, values))
         except ValidationError as exc:
             raise settings_error(exc, cls, values) from None
 
@@ -113,6 +119,15 @@ class Section(BaseModel):
     def of(cls, settings: Section, **more: Any) -> Any:
         """A derived model (`derive`) from the section's settings, with `more` fields or overrides."""
         return cls(**({k: getattr(settings, v) for k, v in cls.keys.items()} | more))
+
+
+def integral_floats(model: type[BaseModel], values):
+    """An integer setting given as an integral float (`dvc exp run -S model.emb_size=64.0` writes 64.0) takes
+    the integer; 64.5 stays a float and is refused as not an integer."""
+    if not isinstance(values, dict):
+        return values
+    ints = {k for k, f in model.model_fields.items() if _kind(f.annotation)[0] == "int"}
+    return {k: int(v) if k in ints and type(v) is float and v.is_integer() else v for k, v in values.items()}
 
 
 def required(model: type[Section]) -> list[str]:
@@ -191,7 +206,7 @@ def _problem(field: FieldInfo, kind: str, value, ctx: dict) -> str:
     if kind == "finite_number":
         return f"must be a finite number, got {value!r}"
     if kind in RANGE_ERRORS:
-        return f"must be {_range(field)}, got {value!r}"
+        return f"must be {_range(field, kind)}, got {value!r}"
     base, choices, also = _kind(field.annotation)
     if kind == "literal_error" and choices and isinstance(value, str):
         close = difflib.get_close_matches(value, choices, n=1)
@@ -214,14 +229,18 @@ def _kind(annotation) -> tuple[str, tuple, tuple]:
     return annotation.__name__, (), ()
 
 
-def _range(field: FieldInfo) -> str:
-    """`≥ 2`, `> 0`, `in [0, 1)`: a field's bounds (those of `int | Literal` too) as the messages write them."""
+def _range(field: FieldInfo, kind: str = "") -> str:
+    """`≥ 2`, `> 0`, `in [0, 1)`: a field's bounds (those of `int | Literal` too) as the messages write them; a
+    capped field (`cap`) names only the bound the value broke, the cap with its reason."""
     meta = list(field.metadata)
     for arg in get_args(field.annotation):
         meta += [m for info in get_args(arg)[1:] if isinstance(info, FieldInfo) for m in info.metadata]
     low = next((("[", m.ge) if isinstance(m, Ge) else ("(", m.gt) for m in meta if isinstance(m, (Ge, Gt))), None)
     high = next(((m.le, "]") if isinstance(m, Le) else (m.lt, ")") for m in meta if isinstance(m, (Le, Lt))), None)
-    if low and high:
+    why = (field.json_schema_extra or {}).get("cap")
+    if why and kind.startswith("less_than"):
+        return f"{'≤' if high[1] == ']' else '<'} {high[0]} ({why})"
+    if low and high and not why:
         return f"in {low[0]}{low[1]}, {high[0]}{high[1]}"
     if low:
         return f"{'≥' if low[0] == '[' else '>'} {low[1]}"

@@ -5,6 +5,7 @@ what differs: how an epoch's batches are ordered, a batch's loss, and how valida
 from __future__ import annotations
 
 import logging
+import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -15,6 +16,7 @@ import torch
 from tqdm import tqdm
 
 from ktirt.early_stopping import EarlyStopping, EpochCallback
+from ktirt.errors import SettingsError
 
 log = logging.getLogger(__name__)
 
@@ -43,9 +45,10 @@ class History:
 
 def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callable[[], torch.Tensor],
                batch_size: int, batch_loss: BatchLoss, validate: Callable[[], float], epochs: int, patience: int,
-               on_epoch: EpochCallback | None = None) -> History:
+               on_epoch: EpochCallback | None = None, lr_setting: str = "train.lr") -> History:
     """Up to `epochs` passes over `order()` (a fresh shuffle each epoch) in batches of `batch_size`; after each,
-    `validate()` gives the AUC early stopping watches. The best epoch's weights are restored at the end."""
+    `validate()` gives the AUC early stopping watches. The best epoch's weights are restored at the end. A loss
+    that is not finite stops training at once, naming `lr_setting`, the setting most likely at fault."""
     hist, stop = History(), EarlyStopping(patience)
     for epoch in range(1, epochs + 1):
         model.train()
@@ -54,10 +57,13 @@ def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callab
         total, count = 0.0, 0
         for lo in tqdm(range(0, len(rows), batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5, disable=None):
             loss, weight = batch_loss(rows[lo : lo + batch_size])
+            value = loss.item()
+            if not math.isfinite(value):
+                raise _diverged(value, epoch, opt, lr_setting)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            total += loss.item() * weight
+            total += value * weight
             count += weight
         hist.train_seconds += time.perf_counter() - t0
         hist.examples_seen += len(rows)
@@ -74,3 +80,9 @@ def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callab
     stop.restore(model)
     hist.best_epoch, hist.best_val_auc = stop.best_epoch, stop.best_score
     return hist
+
+
+def _diverged(value: float, epoch: int, opt: torch.optim.Optimizer, lr_setting: str) -> SettingsError:
+    """Training diverged: one line naming the learning rate, not a NaN AUC or sklearn's "Input contains NaN"."""
+    return SettingsError(f"{lr_setting}: training diverged (the loss became {value} in epoch {epoch}); the learning "
+                         f"rate is likely too large, got {opt.param_groups[0]['lr']:g}")

@@ -21,25 +21,41 @@ from ktirt.errors import InputError, SettingsError  # noqa: E402
 from ktirt.settings import check_params  # noqa: E402
 
 PARAMS = "params.yaml"
+
+
+class _UniqueKeys(yaml.SafeLoader):
+    """YAML that refuses a key given twice in one mapping (`dvc repro` refuses it too; a plain YAML reader keeps
+    the last value, so a stage run by hand would silently train another model)."""
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(None, None, f"key '{key}' given twice", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 params_option = click.option("--params", "params_path", default=PARAMS, show_default=True,
                              type=click.Path(dir_okay=False), help="settings file")
 
 
-def load_params(path: str | Path, section: str) -> dict:
-    """One top-level section of params.yaml, once the whole file has passed ktirt.settings' checks (every
-    stage calls this first, so a bad setting for any stage stops the run before work starts)."""
+def load_params(path: str | Path, section: str | None) -> dict:
+    """One top-level section of params.yaml (all of them for None), once the whole file has passed
+    ktirt.settings' checks (every stage calls this first, so a bad setting for any stage stops the run before work
+    starts); a key given twice in a mapping is refused too."""
     path = Path(path)
     if not path.is_file():
         raise InputError("params file not found", path)
     try:
-        params = yaml.safe_load(path.read_text(encoding="utf-8"))
+        params = yaml.load(path.read_text(encoding="utf-8"), Loader=_UniqueKeys)
     except UnicodeDecodeError as exc:
         raise InputError(f"not UTF-8 text (byte offset {exc.start})", path) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark else ""
         raise InputError(f"not valid YAML{where}: {getattr(exc, 'problem', None) or exc}", path) from None
-    return check_params(params)[section]
+    checked = check_params(params)
+    return checked if section is None else checked[section]
 
 
 def stage(func):

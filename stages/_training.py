@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import shutil
 from pathlib import Path
 
 from ktirt.io import check_finite, write_json
@@ -23,14 +24,18 @@ def live_epochs(directory: str | Path):
     """DVCLive, DVC's own training log: each epoch's values go to `<directory>/metrics.json` (so `dvc exp show`
     shows a running experiment's epoch and validation AUC) and `<directory>/plots/metrics/<name>.tsv`, one step
     curve per value (declared under `plots:` in dvc.yaml). Yields the library's `on_epoch` callback; its step is
-    the epoch number. No timestamps: the files are tracked by git."""
+    the epoch number. No timestamps: the files are tracked by git. If training fails, the folder is removed."""
     from dvclive import Live
 
-    with Live(str(directory), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-        def on_epoch(epoch: int, values: dict) -> None:
-            live.step = epoch
-            for name, value in values.items():
-                live.log_metric(name, value)
-            live.next_step()
+    try:
+        with Live(str(directory), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+            def on_epoch(epoch: int, values: dict) -> None:
+                live.step = epoch
+                for name, value in values.items():
+                    live.log_metric(name, value)
+                live.next_step()
 
-        yield on_epoch
+            yield on_epoch
+    except BaseException:
+        shutil.rmtree(directory, ignore_errors=True)  # a failed run leaves no log of epochs that led nowhere
+        raise

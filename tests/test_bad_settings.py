@@ -4,6 +4,7 @@ import ast
 import copy
 import datetime
 
+import pyarrow.parquet as pq
 import pytest
 import torch
 import yaml
@@ -43,7 +44,7 @@ BAD = [
     # types: "64" is text, true is not a number, 3e-3 is text to YAML
     ("model", "emb_size", "64", "model.emb_size: must be an integer, got '64'"),
     ("train", "epochs", True, "train.epochs: must be an integer, got True"),
-    ("train", "batch_size", 64.0, "train.batch_size: must be an integer, got 64.0"),
+    ("train", "batch_size", 64.5, "train.batch_size: must be an integer, got 64.5"),
     ("train", "lr", "3e-3", "train.lr: must be a number, got '3e-3' (YAML reads 3e-3 as text"),
     ("train", "lr", float("nan"), "train.lr: must be a finite number, got nan"),
     ("wdirt", "discrimination", "yes please", "wdirt.discrimination: must be true or false, got 'yes please'"),
@@ -72,6 +73,13 @@ BAD = [
     ("simulate", "evaluation_fraction", 1.2, "simulate.evaluation_fraction: must be in (0, 1), got 1.2"),
     ("simulate", "drift_fraction", 1.0, "simulate.drift_fraction: must be in [0, 1), got 1.0"),
     ("export", "falling_drop", 2, "export.falling_drop: must be in [0, 1], got 2"),
+    # caps: values that would exhaust memory or time, or make training diverge, say why
+    ("model", "seq_len", 100000, "model.seq_len: must be ≤ 1024 (SAKT's attention holds batch x heads x window^2"),
+    ("pykt", "seq_len", 100000, "pykt.seq_len: must be ≤ 1024 ("),
+    ("train", "lr", 1.0e6, "train.lr: must be ≤ 1.0 (a larger step makes Adam diverge), got 1000000.0"),
+    ("wdirt", "history_len", 100000, "wdirt.history_len: must be ≤ 1000 (targets x history_len indices stay in memory)"),
+    ("simulate", "n_students", 10**9, "simulate.n_students: must be ≤ 2000000"),
+    ("report", "students", 10**7, "report.students: must be ≤ 100000"),
     # choices, pandas periods, devices
     ("data", "source", "edm_cup_2024", "data.source: must be one of synthetic, edm_cup_2023, assistments_2009, got 'edm_cup_2024' (did you mean 'edm_cup_2023'?)"),
     ("simulate", "profile", "skillbuilder", "simulate.profile: must be one of edm_cup, skill_builder, got 'skillbuilder' (did you mean 'skill_builder'?)"),
@@ -204,3 +212,30 @@ def test_a_params_file_that_is_not_yaml(tmp_path):
     assert r.returncode != 0 and "Traceback" not in r.stderr
     assert r.stderr.strip().splitlines()[-1].startswith(f"Error: {p}: not valid YAML at line ")
     assert not (tmp_path / "s.json").exists()
+
+
+def test_an_integral_float_is_the_integer():
+    """`dvc exp run -S model.emb_size=64.0` writes 64.0 into params.yaml: every stage takes it as 64."""
+    checked = check_params(_with("model", "emb_size", 64.0))
+    assert checked["model"]["emb_size"] == 64 and type(checked["model"]["emb_size"]) is int
+
+
+def test_a_stage_takes_an_integral_float_and_refuses_a_key_given_twice(tmp_path, tiny_tables):
+    ev = tmp_path / "events.parquet"
+    pq.write_table(tiny_tables.events, ev)
+    outs = []
+    for seed in (7, 7.0):
+        folder = tmp_path / str(seed)
+        folder.mkdir()
+        r = run_stage("split", "--params", params_file(folder, split={"seed": seed}), "--events", str(ev),
+                      "--out", str(folder / "split.json"))
+        assert r.returncode == 0, r.stderr
+        outs.append((folder / "split.json").read_bytes())
+    assert outs[0] == outs[1]
+    twice = tmp_path / "twice.yaml"
+    twice.write_text((ROOT / "params.yaml").read_text().replace("split:\n", "split:\n  seed: 8\n", 1))
+    r = run_stage("split", "--params", str(twice), "--events", str(ev), "--out", str(tmp_path / "t.json"))
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    second = twice.read_text().splitlines().index("  seed: 7") + 1  # the repeated key's line
+    assert r.stderr.strip().splitlines()[-1] == f"Error: {twice}: not valid YAML at line {second}: key 'seed' given twice"
+    assert not (tmp_path / "t.json").exists()

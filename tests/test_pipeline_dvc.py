@@ -185,6 +185,18 @@ def test_exp_run_with_a_model_setting_reruns_sakt_only_and_diff_shows_it(repo):
     assert "metrics/sakt.json" in diff and "test_auc" in diff
 
 
+def test_a_bad_setting_stops_an_experiment_before_any_output_is_removed(repo):
+    """`dvc exp run -S train.epochs=abc`: the check_params stage, which every stage depends on, fails first, so DVC
+    never reaches train_sakt to remove its outputs."""
+    kept = [repo / "models" / "sakt" / "model.pt", repo / "metrics" / "sakt.json", repo / "data" / "exports" / "report.html"]
+    before = [p.read_bytes() for p in kept]
+    r = subprocess.run(["dvc", "exp", "run", "-S", "train.epochs=abc"], cwd=repo, capture_output=True, text=True)
+    assert r.returncode != 0 and "train.epochs: must be an integer, got 'abc'" in r.stdout + r.stderr
+    assert "Running stage 'train_sakt'" not in r.stdout
+    assert [p.read_bytes() for p in kept] == before
+    sh("git", "checkout", "--", "params.yaml", cwd=repo)
+
+
 def test_queued_experiments_show_as_columns_and_diff_against_the_baseline(repo):
     sh("git", "reset", "-q", "--hard", cwd=repo)  # back to the committed baseline
     sh("dvc", "checkout", "-f", cwd=repo)

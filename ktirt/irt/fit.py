@@ -41,7 +41,7 @@ def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s, on_epoch: Epo
         return float(roc_auc_score(t.y[val], np.concatenate(pv)))
 
     return fit_epochs(model, opt, lambda: chunked_order(train, CHUNK, gen), s.batch_size, batch_loss, validate,
-                      s.epochs, s.patience, on_epoch)
+                      s.epochs, s.patience, on_epoch, lr_setting="wdirt.lr")
 
 
 def theta_all(model: WideDeepIRT, batcher: Batcher, n: int, batch: int = 8192) -> np.ndarray:

@@ -1,0 +1,49 @@
+"""The one epoch loop both engines train with (ktirt/training.py): a loss that stops being a number stops
+training in one line naming the learning rate, and leaves no DVCLive log behind."""
+
+import sys
+
+import pytest
+import torch
+
+from conftest import ROOT
+from ktirt.errors import SettingsError
+from ktirt.training import fit_epochs
+
+sys.path.insert(0, str(ROOT / "stages"))
+from _training import live_epochs  # noqa: E402
+
+
+def _fit(losses: list[float], on_epoch=None, lr_setting="train.lr"):
+    model = torch.nn.Linear(1, 1)
+    opt = torch.optim.Adam(model.parameters(), lr=1.0e6)
+    seen = iter(losses)
+
+    def batch_loss(rows):
+        return model.weight.sum() * 0 + next(seen), len(rows)
+
+    return fit_epochs(model, opt, lambda: torch.arange(4), 2, batch_loss, lambda: 0.5, 3, 2, on_epoch, lr_setting)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+def test_a_loss_that_is_not_a_number_names_the_learning_rate(bad):
+    with pytest.raises(SettingsError) as err:
+        _fit([0.7, 0.6, 0.5, bad, 0.4, 0.3], lr_setting="wdirt.lr")
+    assert str(err.value) == f"wdirt.lr: training diverged (the loss became {bad} in epoch 2); the learning rate is " \
+                             "likely too large, got 1e+06"
+
+
+def test_a_finite_loss_trains_every_epoch():
+    hist = _fit([0.7, 0.6] * 3)
+    assert hist.epoch == [1, 2, 3] and hist.train_loss == pytest.approx([0.65, 0.65, 0.65])
+
+
+def test_a_failed_run_leaves_no_dvclive_log(tmp_path):
+    live = tmp_path / "dvclive" / "sakt"
+    with pytest.raises(SettingsError):
+        with live_epochs(live) as on_epoch:
+            _fit([0.7, 0.6, float("nan")], on_epoch)
+    assert not live.exists()
+    with live_epochs(live) as on_epoch:  # a run that ends keeps its log
+        _fit([0.7] * 6, on_epoch)
+    assert (live / "metrics.json").is_file()
