@@ -12,7 +12,7 @@ import time
 
 import click
 
-from ktirt.errors import InputError
+from ktirt.errors import InputError, one_line
 from ktirt.exports.trace import check_plot_path, trace
 
 
@@ -32,7 +32,7 @@ def main(student_id, topic, exports_dir, plot_path, fmt) -> None:
             check_plot_path(plot_path)  # before the text: a failing --plot must not follow a printed answer
         t = trace(exports_dir, student_id, topic)
     except InputError as exc:
-        raise click.ClickException(str(exc)) from None
+        raise click.ClickException(one_line(str(exc))) from None
     if fmt == "json":
         click.echo(json.dumps(t.to_json(), indent=1, default=str))
     else:
@@ -40,8 +40,8 @@ def main(student_id, topic, exports_dir, plot_path, fmt) -> None:
     if plot_path:
         try:
             t.plot(plot_path)
-        except OSError as exc:  # the disk filled or the folder went away since the check
-            raise click.ClickException(f"{plot_path}: cannot be written: {exc.strerror or exc}") from None
+        except InputError as exc:  # the disk filled or the folder went away since the check (ktirt.io.OutputError)
+            raise click.ClickException(one_line(str(exc))) from None
     logging.getLogger("demo_trace").info("answered in %.2f s", time.perf_counter() - t0)
 
 

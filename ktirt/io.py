@@ -1,24 +1,27 @@
-"""The pipeline's files: atomic writers (every output goes to a temporary sibling first and is renamed into
-place, so a stage that fails leaves no half-written file behind) and readers of the intermediates one stage
+"""The pipeline's files: atomic writers (every output goes to a temporary sibling first, renamed into place only
+once all of a stage's outputs are written, so a stage that fails leaves none of them) and readers of the intermediates one stage
 hands the next (a missing, truncated or wrong-schema file is one line naming it and the stage that writes it)."""
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import json
 import math
 import os
 import re
 import shutil
+import stat
 import tempfile
 from contextlib import contextmanager
+from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ktirt.errors import InputError
+from ktirt.errors import InputError, OutputError
 from ktirt.events import EVENTS_SCHEMA, ITEMS_SCHEMA, SKILLS_SCHEMA, UNIT_TESTS_SCHEMA
 
 TEMP_TAG = ".ktirt-tmp-"
@@ -41,25 +44,167 @@ def remove_stale_temps(path: str | Path) -> list[Path]:
     return stale
 
 
+class Outputs:
+    """One stage's outputs, all or none: each is written to a temporary sibling, and only when every one is
+    written are they renamed into place (each rename is atomic; the renames together are not, but they follow
+    one another with no work between). A failure removes the temporaries and the folders made for them."""
+
+    def __init__(self):
+        self.pending: dict[Path, Path] = {}
+        """real output -> its written temporary, renamed into place at commit"""
+        self.backups: dict[Path, Path | None] = {}
+        """folders written in place (DVCLive's log) -> a copy of what they held, put back on failure"""
+        self.made: list[Path] = []
+        """folders made for outputs, removed again (when empty) on failure"""
+
+    @contextmanager
+    def path(self, path: str | Path) -> Iterator[Path]:
+        """Yield a temporary sibling of `path` (a file or a folder) to write; it joins the outputs on success."""
+        path = Path(path)
+        try:
+            self._make(path.parent)
+            remove_stale_temps(path)
+            tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TEMP_TAG}", dir=path.parent)) / path.name
+        except OSError as exc:
+            raise OutputError(path, exc) from None
+        try:
+            yield tmp
+        except BaseException as exc:
+            err = _write_error(exc, path, tmp)
+            shutil.rmtree(tmp.parent, ignore_errors=True)
+            if err is None:
+                raise
+            raise err from None
+        old = self.pending.pop(path, None)  # written twice: the last write wins
+        if old is not None:
+            shutil.rmtree(old.parent, ignore_errors=True)
+        self.pending[path] = tmp
+
+    def restore_on_failure(self, folder: str | Path) -> None:
+        """For a folder another library writes in place as it goes (DVCLive): keep a copy of what it holds now
+        and put it back if the stage fails, so it too is all or none."""
+        folder = Path(folder)
+        if folder in self.backups:
+            return
+        backup = None
+        if folder.is_dir():
+            backup = folder.with_name(f".{folder.name}{TEMP_TAG}backup")
+            shutil.rmtree(backup, ignore_errors=True)
+            shutil.copytree(folder, backup, symlinks=True)
+        else:
+            self._make(folder.parent)
+        self.backups[folder] = backup
+
+    def commit(self) -> None:
+        """Rename every temporary into place, then drop the backups."""
+        while self.pending:
+            path, tmp = next(iter(self.pending.items()))
+            try:
+                _move_into_place(tmp, path)
+            except OSError as exc:
+                raise OutputError(path, exc) from None
+            finally:
+                del self.pending[path]
+                shutil.rmtree(tmp.parent, ignore_errors=True)
+        for backup in filter(None, self.backups.values()):
+            shutil.rmtree(backup, ignore_errors=True)
+        self.backups = {}
+
+    def abort(self) -> None:
+        """Remove every temporary, put back what in-place folders held, remove the folders made for outputs."""
+        for tmp in self.pending.values():
+            shutil.rmtree(tmp.parent, ignore_errors=True)
+        self.pending = {}
+        for folder, backup in self.backups.items():
+            shutil.rmtree(folder, ignore_errors=True)
+            if backup is not None:
+                backup.rename(folder)
+        self.backups = {}
+        for folder in reversed(self.made):
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only if still empty: never what someone else put there
+        self.made = []
+
+    def _make(self, folder: Path) -> None:
+        missing = []
+        while not folder.exists() and folder != folder.parent:
+            missing.append(folder)
+            folder = folder.parent
+        for f in reversed(missing):
+            f.mkdir(exist_ok=True)
+            self.made.append(f)
+
+
+_OPEN: ContextVar[Outputs | None] = ContextVar("ktirt_outputs", default=None)
+
+
+@contextmanager
+def outputs() -> Iterator[Outputs]:
+    """Open a transaction: every write inside it (write_parquet, write_json, atomic_path, ...) is renamed into
+    place only when the block ends without an error; an error, or an interruption, leaves none of them. Inside
+    an open one (the stage wrapper opens one per stage) it joins that one."""
+    current = _OPEN.get()
+    if current is not None:
+        yield current
+        return
+    tx = Outputs()
+    token = _OPEN.set(tx)
+    try:
+        yield tx
+    except BaseException:
+        tx.abort()
+        raise
+    finally:
+        _OPEN.reset(token)
+    try:
+        tx.commit()
+    except BaseException:
+        tx.abort()
+        raise
+
+
 @contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary sibling of `path` (a file or a folder) and move it into place on success."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    remove_stale_temps(path)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}{TEMP_TAG}", dir=path.parent)) / path.name
-    try:
+    """Yield a temporary sibling of `path` (a file or a folder), moved into place on success: at once, or with the
+    other outputs when a transaction (`outputs()`) is open."""
+    with outputs() as tx, tx.path(path) as tmp:
         yield tmp
-        if path.is_dir() and not path.is_symlink():
-            old = path.with_name(f".{path.name}{TEMP_TAG}old")
-            shutil.rmtree(old, ignore_errors=True)
-            path.rename(old)
-            tmp.rename(path)
-            shutil.rmtree(old)
-        else:
-            os.replace(tmp, path)
-    finally:
-        shutil.rmtree(tmp.parent, ignore_errors=True)
+
+
+def _move_into_place(tmp: Path, path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        old = path.with_name(f".{path.name}{TEMP_TAG}old")
+        shutil.rmtree(old, ignore_errors=True)
+        path.rename(old)
+        tmp.rename(path)
+        shutil.rmtree(old)
+    else:
+        os.replace(tmp, path)
+
+
+def _write_error(exc: BaseException, path: Path, tmp: Path) -> OutputError | None:
+    """The one line for a write into `tmp` that failed, naming the real output (or the file inside a folder
+    output); None when the error is not about this write (a file read meanwhile, a bug, an interruption)."""
+    if isinstance(exc, OSError):
+        names = [os.fsdecode(n) for n in (exc.filename, exc.filename2) if n is not None]
+        if not names:  # pyarrow and matplotlib name no file
+            return OutputError(path, exc)
+        for name in map(Path, names):
+            for base, real in ((tmp, path), (tmp.parent, path)):
+                if name == base or base in name.parents:
+                    return OutputError(real / name.relative_to(base) if base == tmp else real, exc)
+        return None
+    if isinstance(exc, Exception) and not isinstance(exc, InputError) and _nearly_full(tmp.parent.parent):
+        return OutputError(path, "no space left on device")  # torch.save says only "unexpected pos 576 vs 534"
+    return None
+
+
+def _nearly_full(folder: Path) -> bool:
+    try:
+        st = os.statvfs(folder)
+    except OSError:
+        return False
+    return st.f_bavail * st.f_frsize < 1 << 20
 
 
 def write_parquet(table: pa.Table, path: str | Path, row_group_size: int | None = None) -> None:
@@ -214,20 +359,33 @@ def read_csv(path: str | Path, made_by: str, columns: tuple[str, ...] = (), sep:
     return df
 
 
-def check_writable(path: str | Path) -> None:
-    """InputError when `path` cannot be written, checked before the work that would fill it."""
+_KINDS = ((stat.S_ISDIR, "a folder"), (stat.S_ISREG, "a regular file"), (stat.S_ISCHR, "a character device"),
+          (stat.S_ISBLK, "a block device"), (stat.S_ISFIFO, "a named pipe"), (stat.S_ISSOCK, "a socket"))
+
+
+def check_output(path: str | Path, kind: str = "file") -> None:
+    """Before the work that fills it: InputError when `path` (a "file" or a "folder") cannot be written. An
+    existing path must be of that kind (writing over /dev/null would replace the device with a file), and the
+    nearest existing folder must take new files. An existing file's own mode does not matter: it is replaced
+    by a rename (DVC's read-only cache links included)."""
     path = Path(path)
-    if path.is_dir():
-        raise InputError("is a folder, not a file", path)
-    folder = path.parent
+    try:
+        mode = path.stat().st_mode
+    except OSError:  # not there (or under a file, said below)
+        mode = None
+    if mode is not None and not (stat.S_ISDIR if kind == "folder" else stat.S_ISREG)(mode):
+        what = next((name for test, name in _KINDS if test(mode)), "a special file")
+        raise InputError(f"not {'a folder' if kind == 'folder' else 'a regular file'} ({what}): choose a {kind} path", path)
+    folder = path if mode is not None and kind == "folder" else path.parent
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
-        raise InputError(f"cannot be written: {folder} is a file, not a folder", path)
-    try:
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        raise InputError(f"cannot be written: {exc.strerror or exc}", path) from None
-    if path.exists() and not os.access(path, os.W_OK):
-        raise InputError("cannot be written: permission denied", path)
+        raise OutputError(path, f"{folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        read_only = os.statvfs(folder).f_flag & os.ST_RDONLY
+        raise OutputError(path, "read-only file system" if read_only else "permission denied")
+
+
+def check_writable(path: str | Path) -> None:
+    """check_output for a file (its older name)."""
+    check_output(path, "file")

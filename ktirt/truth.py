@@ -36,7 +36,7 @@ def copy_truth(source_folder: str | Path, out: str | Path) -> int:
         tmp.mkdir()
         for f in sorted(found.iterdir()) if found else []:
             shutil.copyfile(f, tmp / f.name)
-    return len(list(Path(out).iterdir()))
+        return len(list(tmp.iterdir()))  # `out` itself appears only when the stage's outputs are all written
 
 
 def event_probabilities(events: pa.Table, truth: Path) -> np.ndarray:

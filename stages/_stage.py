@@ -1,5 +1,6 @@
-"""What every stage script shares: reading params.yaml, logging, and turning bad input into one clear
-error line and a non-zero exit. Stages hold no data or model logic; that lives in `ktirt`."""
+"""What every stage script shares: reading params.yaml, logging, checking its output paths before any work, writing
+its outputs all or none, and turning bad input into one clear error line and a non-zero exit. Stages hold no data
+or model logic; that lives in `ktirt`."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ if str(CHECKOUT) not in sys.path:
     # (`pip install -e .`) points at another checkout (a fresh clone's `pip install` moves it there)
     sys.path.insert(0, str(CHECKOUT))
 
-from ktirt.errors import InputError, SettingsError  # noqa: E402
+from ktirt.errors import InputError, SettingsError, one_line  # noqa: E402
+from ktirt.io import check_output, outputs  # noqa: E402
 from ktirt.settings import check_params  # noqa: E402
 
 PARAMS = "params.yaml"
@@ -37,6 +39,24 @@ class _UniqueKeys(yaml.SafeLoader):
         return super().construct_mapping(node, deep=deep)
 params_option = click.option("--params", "params_path", default=PARAMS, show_default=True,
                              type=click.Path(dir_okay=False), help="settings file")
+
+
+class OutputPath(click.ParamType):
+    """The type of every option that names an output (a "file" or a "folder"), checked as the command line is read,
+    before any work: a device, a pipe or a folder where a file goes (writing over /dev/null would replace the device),
+    a file where a folder goes, or a folder that takes no new files is one line (ktirt.io.check_output)."""
+
+    name = "path"
+
+    def __init__(self, kind: str = "file"):
+        self.kind = kind
+
+    def convert(self, value, param, ctx):
+        try:
+            check_output(value, self.kind)
+        except InputError as exc:
+            raise click.ClickException(one_line(str(exc))) from None
+        return value
 
 
 def load_params(path: str | Path, section: str | None) -> dict:
@@ -59,21 +79,23 @@ def load_params(path: str | Path, section: str | None) -> dict:
 
 
 def stage(func):
-    """Run a stage body with INFO logging; InputError becomes `Error: <file>: <column>: <reason>`, and an OSError
-    about one file (permission denied, disk full) `Error: <file>: <reason>`; exit 1."""
+    """Run a stage body with INFO logging and its outputs all or none (ktirt.io.outputs: each written to a
+    temporary, all renamed into place once every one is written). InputError becomes `Error: <file>: <column>:
+    <reason>`, and an OSError about one file `Error: <file>: <reason>`, control characters escaped; exit 1."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
         logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
         try:
-            return func(*args, **kwargs)
+            with outputs():
+                return func(*args, **kwargs)
         except InputError as exc:
             if isinstance(exc, SettingsError) and exc.path is None:
-                raise click.ClickException(f"{kwargs.get('params_path', PARAMS)}: {exc}") from None
-            raise click.ClickException(str(exc)) from None
+                raise click.ClickException(one_line(f"{kwargs.get('params_path', PARAMS)}: {exc}")) from None
+            raise click.ClickException(one_line(str(exc))) from None
         except OSError as exc:
             if exc.filename is None:  # not about one file: let its traceback show
                 raise
-            raise click.ClickException(f"{exc.filename}: {exc.strerror or exc}") from None
+            raise click.ClickException(one_line(f"{exc.filename}: {exc.strerror or exc}")) from None
 
     return wrapper

@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import shutil
 from pathlib import Path
 
-from ktirt.io import check_finite, write_json
+from ktirt.io import check_finite, outputs, write_json
 from ktirt.timings import write_timings
 
 
@@ -24,18 +23,20 @@ def live_epochs(directory: str | Path):
     """DVCLive, DVC's own training log: each epoch's values go to `<directory>/metrics.json` (so `dvc exp show`
     shows a running experiment's epoch and validation AUC) and `<directory>/plots/metrics/<name>.tsv`, one step
     curve per value (declared under `plots:` in dvc.yaml). Yields the library's `on_epoch` callback; its step is
-    the epoch number. No timestamps: the files are tracked by git. If training fails, the folder is removed."""
+    the epoch number. No timestamps: the files are tracked by git.
+
+    DVCLive writes the folder in place as training goes (that is what `dvc exp show` reads while it runs), so it
+    cannot wait in a temporary with the stage's other outputs: instead the stage's transaction keeps a copy of
+    what it held and puts that back if the stage fails, so the log too is all of a run or none of it."""
     from dvclive import Live
 
-    try:
-        with Live(str(directory), save_dvc_exp=False, dvcyaml=None, report=None) as live:
-            def on_epoch(epoch: int, values: dict) -> None:
-                live.step = epoch
-                for name, value in values.items():
-                    live.log_metric(name, value)
-                live.next_step()
+    with outputs() as out:
+        out.restore_on_failure(directory)
+    with Live(str(directory), save_dvc_exp=False, dvcyaml=None, report=None) as live:
+        def on_epoch(epoch: int, values: dict) -> None:
+            live.step = epoch
+            for name, value in values.items():
+                live.log_metric(name, value)
+            live.next_step()
 
-            yield on_epoch
-    except BaseException:
-        shutil.rmtree(directory, ignore_errors=True)  # a failed run leaves no log of epochs that led nowhere
-        raise
+        yield on_epoch

@@ -5,7 +5,7 @@ check must fail in a stage of its own, first, that every other stage depends on.
 import logging
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.io import write_text
 
@@ -16,7 +16,7 @@ MARK = "params.yaml passed ktirt/settings.py's checks\n"
 
 @click.command()
 @params_option
-@click.option("--out", default="data/params.ok", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out", default="data/params.ok", show_default=True, type=OutputPath("file"))
 @stage
 def main(params_path: str, out: str) -> None:
     """Check every setting (types, ranges, choices, cross rules, devices) before any stage runs: reads params.yaml,

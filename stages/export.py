@@ -3,7 +3,7 @@
 import logging
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.exports.build import ExportSettings, run_export
 from ktirt.io import check_finite, read_events, read_skills, read_split, write_json
@@ -20,9 +20,10 @@ log = logging.getLogger("export")
 @click.option("--skills", "skills_path", default="data/interim/skills.parquet", show_default=True)
 @click.option("--sakt", "sakt_checkpoint", default="models/sakt/model.pt", show_default=True)
 @click.option("--wdirt", "wdirt_dir", default="models/wdirt", show_default=True)
-@click.option("--out", "out_dir", default="data/exports", show_default=True)
-@click.option("--metrics", "metrics_path", default="metrics/export.json", show_default=True)
-@click.option("--timings", "timings_file", default=timings_path("export"), show_default=True, help="untracked")
+@click.option("--out", "out_dir", default="data/exports", show_default=True, type=OutputPath("folder"))
+@click.option("--metrics", "metrics_path", default="metrics/export.json", show_default=True, type=OutputPath("file"))
+@click.option("--timings", "timings_file", default=timings_path("export"), show_default=True, type=OutputPath("file"),
+              help="untracked")
 @stage
 def main(params_path, events, split_path, skills_path, sakt_checkpoint, wdirt_dir, out_dir, metrics_path, timings_file) -> None:
     """Run both engines over every student into joinable tables and two reports: reads data/interim/events.parquet,

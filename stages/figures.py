@@ -6,7 +6,7 @@ not an output of this stage, so the page works on a fresh clone before any repro
 import logging
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.figures import draw_results
 
@@ -17,7 +17,7 @@ log = logging.getLogger("figures")
 @params_option
 @click.option("--plots-dir", default="plots", show_default=True)
 @click.option("--live-dir", default="dvclive", show_default=True, help="the engines' DVCLive training logs")
-@click.option("--png", default="plots/results.png", show_default=True,
+@click.option("--png", default="plots/results.png", show_default=True, type=OutputPath("file"),
               help="this run's figure (the README shows docs/figures/results.png, a copy of the default run's)")
 @stage
 def main(params_path, plots_dir, live_dir, png) -> None:

@@ -4,7 +4,7 @@ source to the engines."""
 import logging
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.events import summarize
 from ktirt.io import write_json, write_parquet
@@ -18,8 +18,8 @@ log = logging.getLogger("prepare")
 
 @click.command()
 @params_option
-@click.option("--out-dir", default="data/interim", show_default=True, type=click.Path(file_okay=False))
-@click.option("--metrics", "metrics_path", default="metrics/prepare.json", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out-dir", default="data/interim", show_default=True, type=OutputPath("folder"))
+@click.option("--metrics", "metrics_path", default="metrics/prepare.json", show_default=True, type=OutputPath("file"))
 @stage
 def main(params_path: str, out_dir: str, metrics_path: str) -> None:
     """Turn the raw source's tables into the canonical tables: reads data.raw_dir as data.source

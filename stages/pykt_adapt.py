@@ -3,7 +3,7 @@
 import logging
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.io import read_events, read_split, write_json
 from ktirt.kt.pykt_format import write_pykt
@@ -16,8 +16,9 @@ log = logging.getLogger("pykt_adapt")
 @params_option
 @click.option("--events", default="data/interim/events.parquet", show_default=True)
 @click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
-@click.option("--out", default="data/processed/pykt", show_default=True)
-@click.option("--metrics", "metrics_path", default="metrics/pykt_adapt.json", show_default=True)
+@click.option("--out", default="data/processed/pykt", show_default=True, type=OutputPath("folder"))
+@click.option("--metrics", "metrics_path", default="metrics/pykt_adapt.json", show_default=True,
+              type=OutputPath("file"))
 @stage
 def main(params_path, events, split_path, out, metrics_path) -> None:
     """Write pyKT's own dataset files, so any pyKT model can train on them: reads data/interim/events.parquet and

@@ -4,7 +4,7 @@ import logging
 from pathlib import Path
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.io import write_text
 from ktirt.report import build_report
@@ -17,7 +17,7 @@ log = logging.getLogger("report")
 @click.option("--exports", "exports_dir", default="data/exports", show_default=True)
 @click.option("--metrics", "metrics_dir", default="metrics", show_default=True)
 @click.option("--plots", "plots_dir", default="plots", show_default=True)
-@click.option("--out", "out_path", default="data/exports/report.html", show_default=True)
+@click.option("--out", "out_path", default="data/exports/report.html", show_default=True, type=OutputPath("file"))
 @stage
 def main(params_path, exports_dir, metrics_dir, plots_dir, out_path) -> None:
     """Build one offline page to look at: reads data/exports/, metrics/ and plots/sakt/, writes

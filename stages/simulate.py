@@ -4,7 +4,7 @@
 import logging
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.errors import SettingsError
 from ktirt.io import atomic_path
@@ -18,7 +18,7 @@ READ_AS = {"edm_cup": "synthetic", "skill_builder": "assistments_2009"}
 
 @click.command()
 @params_option
-@click.option("--out", default="data/raw/synthetic", show_default=True, type=click.Path(file_okay=False))
+@click.option("--out", default="data/raw/synthetic", show_default=True, type=OutputPath("folder"))
 @stage
 def main(params_path: str, out: str) -> None:
     """Simulate the raw tables that data.source reads: reads params.yaml's simulate section and data.source, writes

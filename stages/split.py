@@ -4,7 +4,7 @@ import json
 import logging
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.io import read_events, write_text
 from ktirt.split import split_users
@@ -15,7 +15,7 @@ log = logging.getLogger("split")
 @click.command()
 @params_option
 @click.option("--events", default="data/interim/events.parquet", show_default=True, type=click.Path(dir_okay=False))
-@click.option("--out", default="data/splits/split.json", show_default=True, type=click.Path(dir_okay=False))
+@click.option("--out", default="data/splits/split.json", show_default=True, type=OutputPath("file"))
 @stage
 def main(params_path: str, events: str, out: str) -> None:
     """Split students into train/validation/test, deterministically: reads data/interim/events.parquet, writes

@@ -3,7 +3,7 @@
 import logging
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import OutputPath, load_params, params_option, stage
 from _training import live_epochs, save_training
 
 from ktirt.io import read_events, read_split
@@ -21,11 +21,13 @@ log = logging.getLogger("train_sakt")
 @click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
 @click.option("--truth", "truth_folder", default="data/interim/truth", show_default=True,
               help="the simulator's truth, for the oracle (empty for real data)")
-@click.option("--model-dir", default="models/sakt", show_default=True)
-@click.option("--metrics", "metrics_path", default="metrics/sakt.json", show_default=True)
-@click.option("--plots-dir", default="plots/sakt", show_default=True)
-@click.option("--live-dir", default="dvclive/sakt", show_default=True, help="DVCLive's per-epoch log")
-@click.option("--timings", "timings_file", default=timings_path("train_sakt"), show_default=True, help="untracked")
+@click.option("--model-dir", default="models/sakt", show_default=True, type=OutputPath("folder"))
+@click.option("--metrics", "metrics_path", default="metrics/sakt.json", show_default=True, type=OutputPath("file"))
+@click.option("--plots-dir", default="plots/sakt", show_default=True, type=OutputPath("folder"))
+@click.option("--live-dir", default="dvclive/sakt", show_default=True, type=OutputPath("folder"),
+              help="DVCLive's per-epoch log")
+@click.option("--timings", "timings_file", default=timings_path("train_sakt"), show_default=True, type=OutputPath("file"),
+              help="untracked")
 @stage
 def main(params_path, events, split_path, truth_folder, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
     """Train SAKT on the training students, early-stopping on validation AUC, and score the test students: reads

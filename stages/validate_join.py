@@ -3,7 +3,7 @@
 import logging
 
 import click
-from _stage import load_params, params_option, stage
+from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.exports.join import run_validation
 from ktirt.io import write_csv, write_json, write_text
@@ -15,9 +15,10 @@ log = logging.getLogger("validate_join")
 @params_option
 @click.option("--exports", "exports_dir", default="data/exports", show_default=True)
 @click.option("--events", default="data/interim/events.parquet", show_default=True, help="the key types to match")
-@click.option("--report", "report_path", default="data/exports/join_report.md", show_default=True)
-@click.option("--metrics", "metrics_path", default="metrics/join.json", show_default=True)
-@click.option("--plots-dir", default="plots/join", show_default=True)
+@click.option("--report", "report_path", default="data/exports/join_report.md", show_default=True,
+              type=OutputPath("file"))
+@click.option("--metrics", "metrics_path", default="metrics/join.json", show_default=True, type=OutputPath("file"))
+@click.option("--plots-dir", default="plots/join", show_default=True, type=OutputPath("folder"))
 @stage
 def main(params_path, exports_dir, events, report_path, metrics_path, plots_dir) -> None:
     """Check that the exports join (coverage, key types, sample students) and fail when they do not: reads

@@ -8,6 +8,7 @@ import torch
 
 from conftest import ROOT
 from ktirt.errors import SettingsError
+from ktirt.io import outputs
 from ktirt.training import fit_epochs
 
 sys.path.insert(0, str(ROOT / "stages"))
@@ -39,11 +40,16 @@ def test_a_finite_loss_trains_every_epoch():
 
 
 def test_a_failed_run_leaves_no_dvclive_log(tmp_path):
+    """As in a stage (its outputs are one transaction): a new log is removed, an earlier run's is put back."""
     live = tmp_path / "dvclive" / "sakt"
-    with pytest.raises(SettingsError):
+    with pytest.raises(SettingsError), outputs():
         with live_epochs(live) as on_epoch:
             _fit([0.7, 0.6, float("nan")], on_epoch)
     assert not live.exists()
-    with live_epochs(live) as on_epoch:  # a run that ends keeps its log
+    with outputs(), live_epochs(live) as on_epoch:  # a run that ends keeps its log
         _fit([0.7] * 6, on_epoch)
-    assert (live / "metrics.json").is_file()
+    kept = (live / "metrics.json").read_bytes()
+    with pytest.raises(SettingsError), outputs():
+        with live_epochs(live) as on_epoch:
+            _fit([0.5, float("nan")], on_epoch)
+    assert (live / "metrics.json").read_bytes() == kept

@@ -19,7 +19,7 @@ import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 from ktirt.events import has_clock_time
-from ktirt.io import check_writable, read_parquet
+from ktirt.io import atomic_path, check_output, read_parquet
 
 TREND_ATTEMPTS = 5
 """the summary's trend: mastery now minus mastery this many attempts on the topic earlier"""
@@ -47,10 +47,11 @@ def check_topic(topic: str) -> None:
 
 
 def check_plot_path(path: str | Path) -> None:
-    """Before any work or output: the PNG can be written, in a format matplotlib draws."""
+    """Before any work or output: the PNG can be written (a regular file, or none yet, in a folder that takes new
+    files: never /dev/full, which would swallow it), in a format matplotlib draws."""
     if Path(path).suffix.lower() not in PLOT_SUFFIXES:
         raise InputError(f"--plot: unknown image type '{Path(path).suffix}' (use one of {', '.join(sorted(PLOT_SUFFIXES - {''}))})", path)
-    check_writable(path)
+    check_output(path, "file")
 
 
 @dataclass
@@ -130,9 +131,11 @@ class Trace:
         more = diff_ax.get_legend_handles_labels()
         ax.legend(handles[0] + more[0], handles[1] + more[1], loc="lower right", fontsize=8)
         fig.tight_layout()
-        Path(path).parent.mkdir(parents=True, exist_ok=True)
-        fig.savefig(path, dpi=110)
-        plt.close(fig)
+        try:
+            with atomic_path(path) as tmp:  # the format from the real name: the temporary keeps it
+                fig.savefig(tmp, dpi=110)
+        finally:
+            plt.close(fig)
 
 
 def _path(exports: Path, name: str) -> Path:
