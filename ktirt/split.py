@@ -7,7 +7,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ktirt.errors import InputError
+from ktirt.errors import InputError, SettingsError
 from ktirt.settings import SplitSettings
 
 SPLITS = ("train", "val", "test")
@@ -35,6 +35,16 @@ def split_users(user_ids, train: float, val: float, seed: int) -> dict:
     }
     return {"seed": int(seed)} | {k: sorted(v.tolist()) for k, v in parts.items()}
 
+
+
+def require_students(split: dict, min_students: int) -> None:
+    """Validation and test figures need students enough to mean something: fewer than `min_students` in either
+    stops the run in one line, naming the share to raise (the split still comes out the same for the same ids)."""
+    for name, share in (("val", "split.val"), ("test", "split.train + split.val")):
+        n = len(split[name])
+        if n < min_students:
+            raise SettingsError(f"{share}: leaves {n} {name} students of {sum(len(split[k]) for k in SPLITS)}, fewer "
+                                f"than split.min_students ({min_students}): an AUC on so few says little")
 
 def split_labels(users: np.ndarray, split: dict, events_path: str = "events") -> np.ndarray:
     """SPLITS index of each user; a user in no split, or an empty split, is an error."""

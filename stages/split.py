@@ -7,7 +7,7 @@ import click
 from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.io import read_events, write_text
-from ktirt.split import split_users
+from ktirt.split import require_students, split_users
 
 log = logging.getLogger("split")
 
@@ -23,6 +23,7 @@ def main(params_path: str, events: str, out: str) -> None:
     p = load_params(params_path, "split")
     users = read_events(events, ["user_id"])["user_id"]
     split = split_users(users.to_numpy(), p["train"], p["val"], p["seed"])
+    require_students(split, p["min_students"])
     write_text(json.dumps(split, indent=1) + "\n", out)
     log.info("%s", ", ".join(f"{k}: {len(split[k])} users" for k in ("train", "val", "test")))
 

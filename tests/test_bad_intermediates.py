@@ -55,6 +55,7 @@ def world(run, tiny_tables, tiny_raw):
                root / "run_metrics" / "join.json")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["data"]["raw_dir"] = str(tiny_raw)
+    params["split"]["min_students"] = 5  # the tiny world's 80 students leave 16 validation and 16 test students
     (root / "params.yaml").write_text(yaml.safe_dump(params))
     return root
 

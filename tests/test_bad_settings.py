@@ -227,7 +227,7 @@ def test_a_stage_takes_an_integral_float_and_refuses_a_key_given_twice(tmp_path,
     for seed in (7, 7.0):
         folder = tmp_path / str(seed)
         folder.mkdir()
-        r = run_stage("split", "--params", params_file(folder, split={"seed": seed}), "--events", str(ev),
+        r = run_stage("split", "--params", params_file(folder, split={"seed": seed, "min_students": 5}), "--events", str(ev),
                       "--out", str(folder / "split.json"))
         assert r.returncode == 0, r.stderr
         outs.append((folder / "split.json").read_bytes())

@@ -41,6 +41,7 @@ def repo(tmp_path_factory):
             shutil.copy(src, dst)
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["simulate"].update(TINY)
+    params["split"]["min_students"] = 5  # TINY's 80 students leave 12 validation and 12 test students
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "init", "-q", cwd=repo)
     sh("git", "add", "-A", cwd=repo)

@@ -59,6 +59,7 @@ def _params(work: Path, **sections) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["simulate"] = {**params["simulate"], **TINY}
     params["data"] = {**params["data"], "source": "synthetic", "raw_dir": "raw"}  # stages run in `work`
+    params["split"] = {**params["split"], "min_students": 5}  # TINY: 12 validation and 12 test students
     for name, values in sections.items():
         params[name] = {**params[name], **values}
     path = work / "params.yaml"
