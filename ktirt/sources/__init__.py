@@ -4,6 +4,7 @@ canonical tables, so a new source is known here and nowhere else."""
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -50,8 +51,9 @@ def load_source(name: str, folder: str | Path) -> SourceTables:
 
 
 def _escaped(text: str) -> str:
-    """`text` with every non-printable character written as Python writes it in a repr (`\\x00`, `\\n`)."""
-    return text if text.isprintable() else "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
+    """`text` with control characters and line separators written as Python writes them in a repr (`\\x00`,
+    `\\n`, `\\u2028`); other characters, accents and spaces included, stay as they are."""
+    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
 
 
 __all__ = ["SOURCES", "Source", "SourceTables", "load_source"]
