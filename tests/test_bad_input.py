@@ -309,12 +309,14 @@ CASES = {
     "unknown_problems": Case("ids", edit("action_logs", lambda d: d.assign(problem_id=d.problem_id.where(d.problem_id.eq(""),
                                                                                                           "Z" + d.problem_id))),
                              Refused("action_logs", "problem_id", ("none of the",))),
-    "duplicate_problem_id": Case("ids", edit("problem_details", lambda d: pd.concat([d, d.iloc[[3]]])),
-                                 Refused("problem_details", "problem_id", ("1 duplicate keys",))),
-    "duplicate_assignment_log_id": Case("ids", edit("assignment_details", lambda d: pd.concat([d, d.iloc[[3]]])),
-                                        Refused("assignment_details", "assignment_log_id", ("1 duplicate keys",))),
-    "duplicate_training_score": Case("ids", edit("training_unit_test_scores", lambda d: pd.concat([d, d.iloc[[0]]])),
-                                     Refused("training_unit_test_scores", "assignment_log_id", ("duplicate",))),
+    # (a key repeated with other values; a row repeated exactly is removed and counted: tests/test_bad_input_2.py)
+    "duplicate_problem_id": Case("ids", edit("problem_details", lambda d: pd.concat([d, d.iloc[[3]].assign(
+        problem_multipart_position="9")])), Refused("problem_details", "problem_id", ("1 duplicate keys",))),
+    "duplicate_assignment_log_id": Case("ids", edit("assignment_details", lambda d: pd.concat([d, d.iloc[[3]].assign(
+        student_id="SOMEONE-ELSE")])), Refused("assignment_details", "assignment_log_id", ("1 duplicate keys",))),
+    "duplicate_training_score": Case("ids", edit("training_unit_test_scores", lambda d: pd.concat([d, d.iloc[[0]].assign(
+        score=lambda x: x.score.map({"0": "1", "1": "0"}))])), Refused("training_unit_test_scores", "assignment_log_id",
+                                                                       ("duplicate",))),
     # unit-test scores
     "blank_scores": Case("score", edit("training_unit_test_scores", each_row("score", lambda v: "", DROP_20)),
                          Accepted(dropped("unit_test_rows_no_score", 20, -20, -20))),
@@ -351,7 +353,12 @@ def test_prepare_on_bad_input(name, tmp_path, tiny_raw, a09_raw, clean):
     case = CASES[name]
     raw = copy_raw(tiny_raw if case.source == EDM else a09_raw, tmp_path / "raw")
     offsets = case.spoil(raw)
-    result = run_prepare(tmp_path, case.source, raw)
+    assert_outcome(case, run_prepare(tmp_path, case.source, raw), raw, offsets, clean, tmp_path)
+
+
+def assert_outcome(case: Case, result, raw: Path, offsets, clean: dict, tmp_path: Path) -> None:
+    """An accepted case's check holds; a refused one is exit != 0, one line naming file, column and words, and
+    no output."""
     if isinstance(case.outcome, Accepted):
         assert result.exit_code == 0, result.output
         case.outcome.check(json.loads((tmp_path / "out" / "prepare.json").read_text()), clean, tmp_path)

@@ -14,17 +14,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 from ktirt.events import PSEUDO_TIME_END
 from ktirt.sources.canonical import SourceTables, events_table, unit_tests_table
-from ktirt.sources.tables import read_csv, read_header
+from ktirt.sources.files import check_raw_folder, present
+from ktirt.sources.ids import described_codes, skill_code_lists
+from ktirt.sources.tables import read_csv, read_header, reading
 
 log = logging.getLogger(__name__)
 
 SKILL_BUILDER = "skill_builder_data.csv"
 COLUMNS = {
-    "order_id": pa.int64(),
+    "order_id": pa.string(),  # an id first (the id rule: `70001.0` is 70001), then the integer it must be
     "assignment_id": pa.string(),
     "user_id": pa.string(),
     "problem_id": pa.string(),
@@ -37,35 +40,49 @@ COLUMNS = {
     "first_action": pa.float64(),
     "bottom_hint": pa.float64(),
 }
+ID_COLUMNS = ("order_id", "assignment_id", "user_id", "problem_id")
 
 
 def load(raw_dir: str | Path) -> SourceTables:
     raw = Path(raw_dir)
-    if not raw.is_dir():
-        raise InputError("raw data folder not found (see README: real data)", raw)
+    check_raw_folder(raw)
     path = raw / SKILL_BUILDER
-    df, n, dropped = _usable_rows(path)
-    skills = _skill_lists(df)
+    with reading() as ledger:  # exact duplicate rows are removed (and counted) as the file is read
+        t = read_csv(path, COLUMNS, ids=ID_COLUMNS)
+    row_skills, split = skill_code_lists(t["skill_id"], path, "skill_id")
+    df, n, dropped = _usable_rows(t, path)
+    skills = _skill_lists(df, row_skills)
     first = _first_rows(df, path)
     events = events_table(_event_columns(first, skills))
     log.info("%s: %d rows -> %d events (%d multi-skill rows merged)", path.name, n, events.num_rows, len(df) - len(first))
     return SourceTables(
         events,
         unit_tests_table(None),
-        dropped,
+        ledger.dropped() | dropped,
         {"multi_skill_rows_merged": len(df) - len(first)},
         {"has_unit_tests": 0, "has_text_embeddings": 0, "has_timestamps": 0},
+        reading={"multi_skill_from_lists": split} | ledger.facts(),
     )
 
 
-def _usable_rows(path: Path) -> tuple[pd.DataFrame, int, dict[str, int]]:
-    """The file's rows less exact duplicates and rows without a student, a problem, an order_id or a 0/1
-    correct (each counted under its first reason); also the number of rows read. None usable stops the run."""
-    df = read_csv(path, COLUMNS).to_pandas()
+def _order_ids(t: pa.Table, path: Path) -> pa.Table:
+    """order_id as the integer it must be (it orders the responses)."""
+    order = t["order_id"].combine_chunks()
+    integer = pc.match_substring_regex(order, r"^-?[0-9]+$")
+    if not pc.all(integer).as_py():
+        bad = order.filter(pc.invert(integer.fill_null(True)))[0]
+        raise InputError(f"value '{bad}' is not an integer (order_id orders the responses)", path, "order_id")
+    return t.set_column(0, "order_id", order.cast(pa.int64()))
+
+
+def _usable_rows(t: pa.Table, path: Path) -> tuple[pd.DataFrame, int, dict[str, int]]:
+    """The file's rows (exact duplicates already gone) less rows without a student, a problem, an order_id or
+    a 0/1 correct (each counted under its first reason); also the number of rows read. None usable stops the
+    run. `_row` is each row's place in the file (its skill list's)."""
+    df = _order_ids(t, path).to_pandas()
+    df["_row"] = np.arange(len(df))
     dropped = {}
     n = len(df)
-    df = df.drop_duplicates()
-    dropped["duplicate_rows"] = n - len(df)
     for column, reason in (("user_id", "no_student"), ("problem_id", "no_problem"), ("order_id", "no_order_id")):
         bad = df[column].isna()
         dropped[f"rows_{reason}"] = int(bad.sum())
@@ -78,12 +95,13 @@ def _usable_rows(path: Path) -> tuple[pd.DataFrame, int, dict[str, int]]:
     return df, n, dropped
 
 
-def _skill_lists(df: pd.DataFrame) -> pd.Series:
-    """order_id -> its sorted distinct skills: the rows a multi-skill response repeats, merged."""
-    # skill ids arrive as '10' or '10.0' depending on the export; keep the integer text
-    skill = df["skill_id"].str.replace(r"\.0$", "", regex=True)
+def _skill_lists(df: pd.DataFrame, row_skills: pa.ListArray) -> pd.Series:
+    """order_id -> its sorted distinct skills: the rows a multi-skill response repeats, and the codes a
+    skill field lists (ktirt.sources.ids.skill_code_lists), merged."""
+    pairs = pd.DataFrame({"_row": pc.list_parent_indices(row_skills).to_numpy(zero_copy_only=False),
+                          "skill": pc.list_flatten(row_skills).to_pandas()})
     return (
-        pd.DataFrame({"order_id": df["order_id"], "skill": skill})
+        pairs.merge(df[["_row", "order_id"]], on="_row")[["order_id", "skill"]]
         .dropna()
         .drop_duplicates()
         .sort_values(["order_id", "skill"])
@@ -131,8 +149,8 @@ def _event_columns(first: pd.DataFrame, skills: pd.Series) -> dict:
 def skill_descriptions(raw_dir: str | Path) -> dict[str, str]:
     """skill_id -> skill_name from skill_builder_data.csv; {} where the file or the column is absent."""
     path = Path(raw_dir) / SKILL_BUILDER
-    if not path.exists() or "skill_name" not in read_header(path):
+    if not present(path) or "skill_name" not in read_header(path):
         return {}
-    t = read_csv(path, {"skill_id": pa.string(), "skill_name": pa.string()}).drop_null().to_pandas()
-    t["skill_id"] = t["skill_id"].str.replace(r"\.0$", "", regex=True)
-    return dict(t.drop_duplicates("skill_id")[["skill_id", "skill_name"]].itertuples(index=False))
+    t = read_csv(path, {"skill_id": pa.string(), "skill_name": pa.string()}, drop_duplicates=False)
+    codes, names = described_codes(t["skill_id"], t["skill_name"], path, "skill_id")
+    return dict(pd.DataFrame({"skill_id": codes, "skill_name": names}).drop_duplicates("skill_id").itertuples(index=False))

@@ -22,6 +22,9 @@ class SourceTables:
     """What the source provides (1/0): unit tests, text embeddings, real timestamps."""
     first_actions: dict[str, int] = field(default_factory=dict)
     """Events by their first action, where the source logs actions (the sanity block's shares)."""
+    reading: dict[str, int] = field(default_factory=dict)
+    """How the raw files were read (files not in UTF-8, skill fields split into lists, removed rows by table)
+    and references that match nothing: numbers for the sanity block, so no reading choice is silent."""
     items: pa.Table | None = None
     """items.parquet (ktirt/catalog.py), filled in by `load_source`"""
     skills: pa.Table | None = None

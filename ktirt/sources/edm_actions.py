@@ -17,6 +17,7 @@ import pyarrow as pa
 
 from ktirt.errors import InputError
 from ktirt.sources.tables import NAT, STRING_DICT, codes, read_csv, to_utc_ms
+from ktirt.sources.timestamps import NUMBER_FORM
 
 HELP_ACTIONS = (
     "hint_requested",
@@ -94,6 +95,7 @@ def _visit_rows(path: Path, dropped: dict) -> tuple[dict, _Rows]:
     t = read_csv(
         path,
         {"assignment_log_id": STRING_DICT, "timestamp": pa.float64(), "problem_id": STRING_DICT, "action": STRING_DICT},
+        ids=("assignment_log_id", "problem_id"), forms={"timestamp": NUMBER_FORM},
     )
     n_rows = t.num_rows
     ts = to_utc_ms(t["timestamp"], path, "timestamp")

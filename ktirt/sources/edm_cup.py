@@ -20,7 +20,9 @@ import pyarrow.compute as pc
 from ktirt.errors import InputError
 from ktirt.sources.canonical import SourceTables, events_table, unit_tests_table
 from ktirt.sources.edm_actions import ACTIONS, CODE, FIRST_ACTIONS, NEVER, Visits, read_visits
-from ktirt.sources.tables import NAT, read_csv, read_header, require_unique, to_utc_ms
+from ktirt.sources.files import check_raw_folder, present
+from ktirt.sources.ids import described_codes, skill_code_lists
+from ktirt.sources.tables import NAT, read_csv, read_header, reading, require_unique, to_utc_ms
 
 log = logging.getLogger(__name__)
 __all__ = ["ACTIONS", "FIRST_ACTIONS", "item_text_embeddings", "load", "problem_types", "skill_descriptions"]
@@ -37,21 +39,22 @@ UNGRADED_TYPE = "Ungraded Open Response"
 
 def load(raw_dir: str | Path) -> SourceTables:
     raw = Path(raw_dir)
-    if not raw.is_dir():
-        raise InputError("raw data folder not found (see README: real data)", raw)
-    details = _assignment_details(raw / ASSIGNMENT_DETAILS)
-    problems = _problem_details(raw / PROBLEM_DETAILS)
+    check_raw_folder(raw)
     dropped: dict[str, int] = {}
     excluded: dict[str, int] = {}
     first_actions: dict[str, int] = {}
-    events = _first_responses(raw / ACTION_LOGS, details, problems, dropped, excluded, first_actions)
-    unit_tests = _unit_tests(raw, details, problems, dropped)
+    with reading() as ledger:
+        details = _assignment_details(raw / ASSIGNMENT_DETAILS)
+        problems = _problem_details(raw / PROBLEM_DETAILS)
+        events = _first_responses(raw / ACTION_LOGS, details, problems, dropped, excluded, first_actions)
+        unit_tests, references = _unit_tests(raw, details, problems, dropped)
     features = {
         "has_unit_tests": int(unit_tests.num_rows > 0),
         "has_text_embeddings": int(problems.has_text),
         "has_timestamps": 1,
     }
-    return SourceTables(events, unit_tests, dropped, excluded, features, first_actions)
+    facts = {"multi_skill_from_lists": problems.split_lists} | references | ledger.facts()
+    return SourceTables(events, unit_tests, dropped | ledger.dropped(), excluded, features, first_actions, facts)
 
 
 @dataclass
@@ -71,26 +74,31 @@ class _Problems:
     problem_type: pa.Array
     skill_ids: pa.ListArray
     has_text: bool
+    split_lists: int  # problems whose skill field listed several codes
 
 
 def _assignment_details(path: Path) -> _Details:
-    t = read_csv(path, {"assignment_log_id": pa.string(), "student_id": pa.string(), "assignment_start_time": pa.string()})
+    t = read_csv(path, {"assignment_log_id": pa.string(), "student_id": pa.string(), "assignment_start_time": pa.string()},
+                 ids=("assignment_log_id", "student_id"))
     t = t.filter(pc.is_valid(t["assignment_log_id"]))
     require_unique(t["assignment_log_id"], path, "assignment_log_id")
     return _Details(
         t["assignment_log_id"].combine_chunks(),
         t["student_id"].combine_chunks().dictionary_encode(),
-        to_utc_ms(t["assignment_start_time"], path, "assignment_start_time"),
+        to_utc_ms(t["assignment_start_time"], path, "assignment_start_time", text_only=True),
     )
 
 
 def _problem_details(path: Path) -> _Problems:
     has_text = "problem_text_bert_pca" in read_header(path)
-    t = read_csv(path, {"problem_id": pa.string(), "problem_type": pa.string(), "problem_skill_code": pa.string()})
-    t = t.filter(pc.is_valid(t["problem_id"]))
+    t = read_csv(path, {"problem_id": pa.string(), "problem_type": pa.string(), "problem_skill_code": pa.string()},
+                 ids=("problem_id",))
+    skills, _ = skill_code_lists(t["problem_skill_code"], path, "problem_skill_code")
+    valid = pc.is_valid(t["problem_id"])
+    t, skills = t.filter(valid), skills.filter(valid)
     require_unique(t["problem_id"], path, "problem_id")
-    return _Problems(t["problem_id"].combine_chunks(), t["problem_type"].combine_chunks(),
-                     skill_lists(t["problem_skill_code"]), has_text)
+    split = int(pc.sum(pc.greater(pc.list_value_length(skills), 1)).as_py() or 0)
+    return _Problems(t["problem_id"].combine_chunks(), t["problem_type"].combine_chunks(), skills, has_text, split)
 
 
 def _lookup(keys: pa.Array, table_keys: pa.Array) -> np.ndarray:
@@ -174,15 +182,6 @@ def _usable_visits(visits: Visits, joined: _Joined, dropped: dict, excluded: dic
     return ok
 
 
-def skill_lists(codes_column: pa.ChunkedArray | pa.Array) -> pa.ListArray:
-    """One skill list per row: the skill code, or an empty list where the source gives none."""
-    arr = codes_column.combine_chunks() if isinstance(codes_column, pa.ChunkedArray) else codes_column
-    arr = pc.utf8_trim_whitespace(arr)
-    has = np.asarray(pc.fill_null(pc.greater(pc.utf8_length(arr), 0), False))
-    offsets = np.concatenate([[0], np.cumsum(has)]).astype(np.int32)
-    return pa.ListArray.from_arrays(pa.array(offsets), arr.filter(pa.array(has)))
-
-
 def _key_pairs(t: pa.Table) -> pa.ChunkedArray:
     return pc.binary_join_element_wise(t["assignment_log_id"], t["problem_id"], "\x1f")
 
@@ -191,21 +190,22 @@ def _score_tables(raw: Path, details: _Details, dropped: dict) -> list[pa.Table]
     """The training scores and the evaluation rows (score null: withheld). A blank, NaN or non-0/1 training
     score is an unusable row, counted, never a withheld one; a key in both files is an error."""
     paths = raw / TRAINING_SCORES, raw / EVALUATION_SCORES
-    if not any(p.exists() for p in paths):
+    if not any(present(p) for p in paths):
         raise InputError(f"no unit-test score files: neither {TRAINING_SCORES} nor {EVALUATION_SCORES} is there "
                          "(the EDM Cup release has both)", raw)
     key = {"assignment_log_id": pa.string(), "problem_id": pa.string()}
+    ids = tuple(key)
     empty = pa.table({"assignment_log_id": pa.array([], pa.string()), "problem_id": pa.array([], pa.string()),
                       "score": pa.array([], pa.float64())})
     train, evaluation = empty, empty
-    if paths[0].exists():
-        train = read_csv(paths[0], key | {"score": pa.float64()}, allow_empty=True)
-    if paths[1].exists():  # header-only when nothing is withheld (simulate.evaluation_fraction: 0)
-        t = read_csv(paths[1], key, allow_empty=True)
+    if present(paths[0]):
+        train = read_csv(paths[0], key | {"score": pa.float64()}, allow_empty=True, ids=ids)
+    if present(paths[1]):  # header-only when nothing is withheld (simulate.evaluation_fraction: 0)
+        t = read_csv(paths[1], key, allow_empty=True, ids=ids)
         evaluation = t.append_column("score", pa.nulls(t.num_rows, pa.float64()))
     keys = [_key_pairs(train), _key_pairs(evaluation)]
     for path, t, pairs in zip(paths, (train, evaluation), keys):
-        if not path.exists():
+        if not present(path):
             log.warning("%s not found: its unit-test rows are missing", path)
         require_unique(pairs, path, "assignment_log_id", what="(assignment_log_id, problem_id) rows")
         if t.num_rows and (_lookup(t["assignment_log_id"].combine_chunks(), details.log_id) < 0).all():
@@ -233,7 +233,9 @@ def _usable_scores(train: pa.Table, path: Path, dropped: dict) -> pa.Table:
     return train.filter(pa.array(~(blank | not_01)))
 
 
-def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict) -> pa.Table:
+def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict) -> tuple[pa.Table, dict[str, int]]:
+    """The unit-test rows with their students, dates, skills and in-unit logs; also the counts of
+    assignment_relationships rows whose logs match no assignment log."""
     parts = _score_tables(raw, details, dropped)
     t = pa.concat_tables(parts).combine_chunks()
     log_row = _lookup(t["assignment_log_id"], details.log_id)
@@ -254,7 +256,7 @@ def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict
     sel = pa.array(np.flatnonzero(ok))
     t = t.take(sel)
     score = t["score"].to_numpy(zero_copy_only=False)
-    in_unit = _in_unit_logs(raw / ASSIGNMENT_RELATIONSHIPS, t["assignment_log_id"])
+    in_unit, references = _in_unit_logs(raw / ASSIGNMENT_RELATIONSHIPS, t["assignment_log_id"], details.log_id)
     columns = {
         "user_id": details.student.dictionary.take(pa.array(student[ok])),
         "unit_test_id": t["assignment_log_id"],
@@ -264,12 +266,17 @@ def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict
         "correct": pa.array(np.nan_to_num(score).astype(np.int8), pa.int8(), mask=np.isnan(score)),
         "in_unit_ids": in_unit,
     }
-    return unit_tests_table(columns)
+    return unit_tests_table(columns), references
 
 
-def _in_unit_logs(path: Path, unit_test_ids: pa.ChunkedArray) -> pa.ListArray:
-    """For each unit-test row, the sorted in-unit assignment logs that precede it (empty if none listed)."""
-    t = read_csv(path, {"unit_test_assignment_log_id": pa.string(), "in_unit_assignment_log_id": pa.string()})
+def _in_unit_logs(path: Path, unit_test_ids: pa.ChunkedArray, log_ids: pa.Array) -> tuple[pa.ListArray, dict[str, int]]:
+    """For each unit-test row, the sorted in-unit assignment logs that precede it (empty if none listed); and
+    how many relationship rows name a unit-test or in-unit log that is no assignment log (counted, not used
+    to stop: a release may list logs it did not ship)."""
+    columns = ("unit_test_assignment_log_id", "in_unit_assignment_log_id")
+    t = read_csv(path, dict.fromkeys(columns, pa.string()), ids=columns)
+    references = {f"relationship_rows_unknown_{name}": int((_lookup(t[column].combine_chunks(), log_ids) < 0).sum())
+                  for name, column in zip(("unit_test_log", "in_unit_log"), columns)}
     t = t.drop_null().group_by(["unit_test_assignment_log_id", "in_unit_assignment_log_id"]).aggregate([])
     t = t.sort_by([("unit_test_assignment_log_id", "ascending"), ("in_unit_assignment_log_id", "ascending")])
     tests = t["unit_test_assignment_log_id"].to_numpy(zero_copy_only=False)
@@ -277,16 +284,17 @@ def _in_unit_logs(path: Path, unit_test_ids: pa.ChunkedArray) -> pa.ListArray:
     offsets = np.r_[first, len(tests), len(tests)].astype(np.int32)  # a trailing empty list for the unknown
     lists = pa.ListArray.from_arrays(pa.array(offsets), t["in_unit_assignment_log_id"].combine_chunks())
     row = _lookup(unit_test_ids.combine_chunks(), pa.array(tests[first]) if len(tests) else pa.array([], pa.string()))
-    return lists.take(pa.array(np.where(row < 0, len(first), row)))
+    return lists.take(pa.array(np.where(row < 0, len(first), row))), references
 
 
 def item_text_embeddings(raw_dir: str | Path) -> tuple[list[str], np.ndarray] | None:
     """`problem_text_bert_pca` of every problem that has one, as (problem ids, float32 matrix); None when
     the source has no such column. Vectors of an odd length or that do not parse count as missing."""
     path = Path(raw_dir) / PROBLEM_DETAILS
-    if not path.exists() or "problem_text_bert_pca" not in read_header(path):
+    if not present(path) or "problem_text_bert_pca" not in read_header(path):
         return None
-    t = read_csv(path, {"problem_id": pa.string(), "problem_text_bert_pca": pa.string()}).drop_null()
+    t = read_csv(path, {"problem_id": pa.string(), "problem_text_bert_pca": pa.string()}, ids=("problem_id",),
+                 drop_duplicates=False).drop_null()
     body = pc.replace_substring_regex(t["problem_text_bert_pca"], r"[\[\]\s]", "")
     parts = pc.split_pattern(body, ",")
     lengths = pc.list_value_length(parts).to_numpy(zero_copy_only=False)
@@ -305,9 +313,10 @@ def item_text_embeddings(raw_dir: str | Path) -> tuple[list[str], np.ndarray] | 
 def problem_types(raw_dir: str | Path) -> dict[str, str]:
     """problem_id -> problem_type from problem_details.csv (unit-test items have no event to carry it)."""
     path = Path(raw_dir) / PROBLEM_DETAILS
-    if not path.exists():
+    if not present(path):
         return {}
-    t = read_csv(path, {"problem_id": pa.string(), "problem_type": pa.string()}).drop_null()
+    t = read_csv(path, {"problem_id": pa.string(), "problem_type": pa.string()}, ids=("problem_id",),
+                 drop_duplicates=False).drop_null()
     return dict(zip(t["problem_id"].to_pylist(), t["problem_type"].to_pylist()))
 
 
@@ -315,7 +324,8 @@ def skill_descriptions(raw_dir: str | Path) -> dict[str, str]:
     """skill code -> description from problem_details.csv (`problem_skill_description`), for people who
     search skills by words; {} where the file or the column is absent."""
     path = Path(raw_dir) / PROBLEM_DETAILS
-    if not path.exists() or "problem_skill_description" not in read_header(path):
+    if not present(path) or "problem_skill_description" not in read_header(path):
         return {}
-    t = read_csv(path, {"problem_skill_code": pa.string(), "problem_skill_description": pa.string()}).drop_null()
-    return dict(zip(t["problem_skill_code"].to_pylist(), t["problem_skill_description"].to_pylist()))
+    t = read_csv(path, {"problem_skill_code": pa.string(), "problem_skill_description": pa.string()},
+                 drop_duplicates=False)
+    return dict(zip(*described_codes(t["problem_skill_code"], t["problem_skill_description"], path, "problem_skill_code")))

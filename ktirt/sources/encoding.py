@@ -1,8 +1,12 @@
 """One text encoding per source file, decided from the whole file: a stray byte must not make every
-accented name of a UTF-8 file be re-read as latin-1, nor a latin-1 file be half-decoded as UTF-8.
+accented name of a UTF-8 file be re-read in another encoding, nor a Windows file be half-decoded as UTF-8.
 
-valid UTF-8 -> "utf8"; not UTF-8 and no valid UTF-8 multi-byte sequence anywhere -> "latin-1" (several
-ASSISTments releases); both (UTF-8 text with a foreign byte) -> InputError naming the first bad byte.
+valid UTF-8 -> "utf8"; not UTF-8 and no valid UTF-8 multi-byte sequence anywhere -> "cp1252" (Windows-1252,
+what several ASSISTments releases are: its curly quotes and dashes are the bytes 0x80-0x9F, which latin-1
+would turn into invisible control characters inside names); both (UTF-8 text with a foreign byte) ->
+InputError naming the first bad byte. A byte that is no character in Windows-1252 (0x81, 0x8D, 0x8F, 0x90,
+0x9D) in a file that is not UTF-8 stops the run too: no encoding this reader knows fits that file.
+The same pass notes whether some line holds a NUL byte (a damaged file; ktirt.sources.rows drops those lines).
 The file is streamed in chunks, so a 2 GB action log is never held in memory for this.
 """
 
@@ -10,6 +14,7 @@ from __future__ import annotations
 
 import codecs
 import re
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -17,52 +22,78 @@ import numpy as np
 from ktirt.errors import InputError
 
 CHUNK = 1 << 24
-# a well-formed UTF-8 multi-byte sequence (RFC 3629); plain latin-1 text practically never holds one
+# a well-formed UTF-8 multi-byte sequence (RFC 3629); Windows-1252 text practically never holds one
 _UTF8_MULTIBYTE = re.compile(
     rb"[\xc2-\xdf][\x80-\xbf]|\xe0[\xa0-\xbf][\x80-\xbf]|[\xe1-\xec\xee\xef][\x80-\xbf]{2}|\xed[\x80-\x9f][\x80-\xbf]"
     rb"|\xf0[\x90-\xbf][\x80-\xbf]{2}|[\xf1-\xf3][\x80-\xbf]{3}|\xf4[\x80-\x8f][\x80-\xbf]{2}"
 )
-_cache: dict[tuple, str] = {}
+NOT_CP1252 = (0x81, 0x8D, 0x8F, 0x90, 0x9D)
+"""the bytes Windows-1252 leaves undefined"""
 
 
-def detect_encoding(path: Path) -> str:
-    """'utf8' or 'latin-1' for the whole file (cached per file size and modification time)."""
+@dataclass(frozen=True)
+class Scan:
+    encoding: str  # "utf8" or "cp1252"
+    nul: bool  # some line holds a NUL byte
+
+
+_cache: dict[tuple, Scan] = {}
+
+
+def scan(path: Path) -> Scan:
+    """The file's encoding and whether it holds NUL bytes (cached per file size and modification time)."""
     path = Path(path)
     stat = path.stat()
     key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
     if key not in _cache:
-        _cache[key] = _detect(path)
+        _cache[key] = _scan(path)
     return _cache[key]
 
 
-def _detect(path: Path) -> str:
-    bad, multibyte_before = _first_invalid_utf8(path)
+def detect_encoding(path: Path) -> str:
+    """'utf8' or 'cp1252' for the whole file."""
+    return scan(path).encoding
+
+
+def _scan(path: Path) -> Scan:
+    bad, multibyte_before, nul = _first_invalid_utf8(path)
     if bad is None:
-        return "utf8"
-    found = multibyte_before if multibyte_before is not None else _first_utf8_multibyte(path, bad)
-    if found is not None:
+        return Scan("utf8", nul)
+    if multibyte_before is None:
+        found, undefined, nul_after = _rest_of_file(path, bad)
+        nul = nul or nul_after
+    else:
+        found, undefined = multibyte_before, None
+    if found is not None and (undefined is None or found < undefined):
         raise InputError(
             f"mixed text encodings: byte offset {bad} is not UTF-8, but byte offset {found} starts a UTF-8 character;"
             " re-save the whole file in one encoding (UTF-8)",
             path,
         )
-    return "latin-1"
+    if undefined is not None:
+        byte = _byte_at(path, undefined)
+        raise InputError(f"byte 0x{byte:02X} at offset {undefined} is a character neither in UTF-8 nor in Windows-1252 "
+                         "(cp1252): the file's encoding is unknown; re-save it as UTF-8", path)
+    return Scan("cp1252", nul)
 
 
-def _first_invalid_utf8(path: Path) -> tuple[int | None, int | None]:
-    """(offset of the first byte that is not UTF-8 or None, offset of a UTF-8 multi-byte character before it)."""
-    base, tail, multibyte = 0, b"", None
+def _first_invalid_utf8(path: Path) -> tuple[int | None, int | None, bool]:
+    """(offset of the first byte that is not UTF-8 or None, offset of a UTF-8 multi-byte character before it,
+    whether a NUL byte comes before it)."""
+    base, tail, multibyte, nul = 0, b"", None, False
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             data = tail + chunk
             try:
                 text, used = codecs.utf_8_decode(data, "strict", False)
             except UnicodeDecodeError as exc:
-                return base + exc.start, multibyte if multibyte is not None else _multibyte_in(data[: exc.start], base)
+                nul = nul or b"\0" in data[: exc.start]
+                return base + exc.start, multibyte if multibyte is not None else _multibyte_in(data[: exc.start], base), nul
+            nul = nul or b"\0" in chunk
             if multibyte is None and not text.isascii():
                 multibyte = _multibyte_in(data[:used], base)
             base, tail = base + used, data[used:]
-    return (base if tail else None), multibyte  # a character cut off by the end of the file
+    return (base if tail else None), multibyte, nul  # a character cut off by the end of the file
 
 
 def _multibyte_in(data: bytes, base: int) -> int | None:
@@ -78,16 +109,26 @@ def _multibyte_in(data: bytes, base: int) -> int | None:
     return None
 
 
-def _first_utf8_multibyte(path: Path, start: int) -> int | None:
-    """Offset of the first well-formed UTF-8 multi-byte sequence at or after `start`, or None."""
+def _rest_of_file(path: Path, start: int) -> tuple[int | None, int | None, bool]:
+    """From `start` on: (offset of the first well-formed UTF-8 multi-byte sequence, of the first byte undefined
+    in Windows-1252, each None if absent, and whether a NUL byte is there); stops at the first of the two."""
     with open(path, "rb") as f:
         f.seek(start)
-        base, tail = start, b""
+        base, tail, nul = start, b"", False
         while chunk := f.read(CHUNK):
             data = tail + chunk
+            nul = nul or b"\0" in data
             found = _multibyte_in(data, base)
-            if found is not None:
-                return found
+            hits = np.flatnonzero(np.isin(np.frombuffer(data, np.uint8), NOT_CP1252))
+            undefined = base + int(hits[0]) if len(hits) else None
+            if found is not None or undefined is not None:
+                return found, undefined, nul
             tail = data[-3:]  # a sequence may straddle two chunks
             base += len(data) - len(tail)
-    return None
+    return None, None, nul
+
+
+def _byte_at(path: Path, offset: int) -> int:
+    with open(path, "rb") as f:
+        f.seek(offset)
+        return f.read(1)[0]

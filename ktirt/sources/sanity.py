@@ -1,10 +1,13 @@
 """Whether what `prepare` built is plausible: a few numbers for metrics/prepare.json, and a loud stop
 when they are absurd. Each check catches input that parsed but meant something else upstream: a unit or
 date format misread (events outside 1990-2100, every unit test dated before its unit's work) or a renamed
-action or score (a correct rate of exactly 0 or 1)."""
+action or score (a correct rate of exactly 0 or 1). Dates more than a year after the run are counted
+(`events_future`, `unit_tests_future`): a clock set wrong, or test data; only past 2100 do they stop the run.
+The block also carries how the raw files were read (SourceTables.reading), so no reading choice is silent."""
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -16,6 +19,8 @@ from ktirt.sources.canonical import SourceTables
 from ktirt.sources.timestamps import FIRST_YEAR, LAST_YEAR
 
 DAY_MS = 86_400_000
+FUTURE_DAYS = 365
+"""events dated more than this many days after the run are counted as in the future"""
 
 
 def sanity_block(tables: SourceTables) -> dict:
@@ -36,7 +41,10 @@ def sanity_block(tables: SourceTables) -> dict:
     total = sum(tables.first_actions.values())
     if total:
         block |= {f"first_action_{a}_share": round(n / total, 6) for a, n in tables.first_actions.items()}
-    return block
+    if tables.features.get("has_timestamps", 1):
+        future = int(time.time() * 1000) + FUTURE_DAYS * DAY_MS
+        block |= {f"{name}_future": int((_ms(t["timestamp"]) > future).sum()) for name, t in (("events", ev), ("unit_tests", ut))}
+    return block | tables.reading
 
 
 def check_sanity(block: dict, raw_dir: str | Path) -> None:

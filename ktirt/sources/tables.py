@@ -1,12 +1,20 @@
-"""Reading source CSVs with pyarrow: only the needed columns, typed on read, and one clear error
-(file and column) for a missing file, a missing column, an empty table or a value that does not parse."""
+"""Reading source CSVs with pyarrow: only the needed columns kept, typed on read, and one clear error
+(file and column) for a missing or unreadable file, a missing or repeated column, an empty table or a value
+that does not parse. Every table is read the same way: one encoding per file (ktirt.sources.encoding), lines
+with NUL bytes and exact duplicate rows removed and counted (ktirt.sources.rows), id columns under the one id
+rule (ktirt.sources.ids). What the reading found is kept in the adapter's `Ledger` for the metrics."""
 
 from __future__ import annotations
 
 import csv
 import difflib
+import logging
 import re
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -14,30 +22,87 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ktirt.errors import InputError
-from ktirt.sources.encoding import detect_encoding
+from ktirt.sources.encoding import scan
+from ktirt.sources.files import check_file
+from ktirt.sources.ids import normalise_ids
+from ktirt.sources.rows import duplicate_rows, without_corrupt_lines
 from ktirt.sources.timestamps import NAT, to_utc_ms
 
-__all__ = ["NAT", "STRING_DICT", "codes", "read_csv", "read_header", "require_unique", "to_utc_ms"]
+__all__ = ["NAT", "STRING_DICT", "Ledger", "codes", "read_csv", "read_header", "reading", "require_unique", "to_utc_ms"]
 
+log = logging.getLogger(__name__)
 STRING_DICT = pa.dictionary(pa.int32(), pa.string())
 _NULLS = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]
+_DATE_TEXT = re.compile(r"^\s*\d{1,4}[-/]\d{1,2}[-/]\d{1,4}")
+
+
+@dataclass
+class Ledger:
+    """What reading one source's raw files found, per file name: the encoding chosen, exact duplicate rows
+    and corrupt (NUL) lines removed. Numbers for metrics/prepare.json, never silent."""
+
+    encodings: dict[str, str] = field(default_factory=dict)
+    duplicate_rows: dict[str, int] = field(default_factory=dict)
+    corrupt_rows: dict[str, int] = field(default_factory=dict)
+
+    def dropped(self) -> dict[str, int]:
+        """The `dropped` counts: rows removed from any raw table, by reason."""
+        return {"duplicate_rows": sum(self.duplicate_rows.values()), "corrupt_rows": sum(self.corrupt_rows.values())}
+
+    def facts(self) -> dict[str, int]:
+        """Per-file detail for the sanity block: files not in UTF-8 (each named), tables with removed rows."""
+        out = {"files_not_utf8": sum(e != "utf8" for e in self.encodings.values())}
+        out |= {f"read_as_{e}_{Path(n).stem}": 1 for n, e in sorted(self.encodings.items()) if e != "utf8"}
+        out |= {f"duplicate_rows_{Path(n).stem}": k for n, k in sorted(self.duplicate_rows.items()) if k}
+        return out | {f"corrupt_rows_{Path(n).stem}": k for n, k in sorted(self.corrupt_rows.items()) if k}
+
+
+_LEDGER: ContextVar[Ledger | None] = ContextVar("ktirt_sources_ledger", default=None)
+
+
+@contextmanager
+def reading() -> Iterator[Ledger]:
+    """Collect what every read_csv inside the block finds (an adapter's `load` opens one)."""
+    ledger = Ledger()
+    token = _LEDGER.set(ledger)
+    try:
+        yield ledger
+    finally:
+        _LEDGER.reset(token)
 
 
 def read_header(path: Path) -> list[str]:
-    """Column names; a UTF-8 byte-order mark is not part of the first one, even before a quoted name."""
-    if not path.is_file():
-        raise InputError("file not found", path)
-    with open(path, newline="", encoding="utf-8-sig", errors="replace") as f:
+    """Column names; a UTF-8 byte-order mark is not part of the first one, even before a quoted name. A
+    repeated name stops the run: which of the two columns a reader takes would be a guess."""
+    path = Path(path)
+    check_file(path)
+    encoding = scan(path).encoding
+    with open(path, "rb") as f:
+        if b"\0" in f.readline():
+            raise InputError("the header line holds NUL bytes (a damaged file): restore the file", path)
+    with open(path, newline="", encoding="utf-8-sig" if encoding == "utf8" else encoding, errors="replace") as f:
         header = next(csv.reader(f), None)
     if not header:
         raise InputError("file is empty (no header row)", path)
-    return [h.strip() for h in header]
+    header = [h.strip() for h in header]
+    first: dict[str, int] = {}
+    for i, name in enumerate(header):
+        if name in first:
+            where = f"columns {first[name] + 1} and {i + 1}"
+            if not name:
+                raise InputError(f"two columns have no name in the header ({where})", path)
+            raise InputError(f"appears twice in the header ({where}); rename or remove one", path, name)
+        first[name] = i
+    return header
 
 
-def read_csv(path: Path, columns: dict[str, pa.DataType], allow_empty: bool = False) -> pa.Table:
+def read_csv(path: Path, columns: dict[str, pa.DataType], allow_empty: bool = False, ids: tuple[str, ...] = (),
+             drop_duplicates: bool = True, forms: dict[str, str] | None = None) -> pa.Table:
     """Read `columns` (name -> Arrow type) of a CSV; other columns are never converted.
 
-    The whole file is decoded in one encoding, detected from all its bytes (ktirt.sources.encoding).
+    `ids`: columns read under the one id rule (ktirt.sources.ids). `drop_duplicates`: remove and count rows
+    repeating an earlier row in every column (a lookup read again for another column passes False: a repeated
+    row changes nothing there). `forms`: what a column holds, for the message when a value does not parse.
     A header with no rows is an error unless `allow_empty` (a file that may legitimately list nothing).
     """
     path = Path(path)
@@ -47,31 +112,71 @@ def read_csv(path: Path, columns: dict[str, pa.DataType], allow_empty: bool = Fa
         hint = difflib.get_close_matches(missing[0], header, n=1)
         extra = f" (did you mean '{hint[0]}'?)" if hint else f" (columns found: {', '.join(header[:12])})"
         raise InputError("missing column" + extra, path, missing[0])
+    types = {c: columns.get(c, STRING_DICT) for c in header} if drop_duplicates else columns
+    table, corrupt = _parse(path, header, types, forms or {})
+    ledger = _LEDGER.get() or Ledger()
+    ledger.encodings[path.name] = scan(path).encoding
+    ledger.corrupt_rows[path.name] = corrupt
+    if drop_duplicates:
+        table = _without_duplicates(table.unify_dictionaries(), path, ledger)
+    table = table.select(list(columns))
+    for column in ids:
+        table = table.set_column(table.schema.get_field_index(column), column, normalise_ids(table[column], path, column))
+    if table.num_rows == 0 and not allow_empty:
+        raise InputError("table has a header but no rows", path)
+    return table
+
+
+def _parse(path: Path, header: list[str], types: dict[str, pa.DataType], forms: dict[str, str]) -> tuple[pa.Table, int]:
+    """The typed table, and how many lines were dropped for holding NUL bytes."""
+    found = scan(path)
+    source, corrupt = path, 0
+    if found.nul:
+        data, corrupt = without_corrupt_lines(path.read_bytes(), path)
+        source = pa.BufferReader(data)
+        log.warning("%s: %d lines hold NUL bytes (a damaged file): removed, counted as corrupt_rows", path.name, corrupt)
+    if found.encoding != "utf8":
+        log.info("%s: not UTF-8; read as %s", path.name, found.encoding)
     try:
         table = pacsv.read_csv(
-            path,
-            read_options=pacsv.ReadOptions(encoding=detect_encoding(path), block_size=1 << 24),
+            source,
+            read_options=pacsv.ReadOptions(encoding=found.encoding, block_size=1 << 24),
             convert_options=pacsv.ConvertOptions(
-                include_columns=list(columns),
-                column_types=columns,
+                include_columns=list(types),
+                column_types=types,
                 null_values=_NULLS,
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),
         )
     except pa.ArrowInvalid as exc:
-        raise _conversion_error(path, header, exc) from None
-    if table.num_rows == 0 and not allow_empty:
-        raise InputError("table has a header but no rows", path)
-    return table
+        raise _conversion_error(path, header, exc, forms) from None
+    return table, corrupt
 
 
-def _conversion_error(path: Path, header: list[str], exc: Exception) -> InputError:
+def _without_duplicates(table: pa.Table, path: Path, ledger: Ledger) -> pa.Table:
+    repeated = duplicate_rows(table)
+    ledger.duplicate_rows[path.name] = len(repeated)
+    if not len(repeated):
+        return table
+    log.warning("%s: %d rows repeat an earlier row exactly: removed once, counted as duplicate_rows", path.name,
+                len(repeated))
+    keep = np.ones(table.num_rows, bool)
+    keep[repeated] = False
+    return table.filter(pa.array(keep))
+
+
+def _conversion_error(path: Path, header: list[str], exc: Exception, forms: dict[str, str]) -> InputError:
     text = str(exc)
     m = re.search(r"CSV column #(\d+)", text)
     column = header[int(m.group(1))] if m and int(m.group(1)) < len(header) else None
     value = re.search(r"invalid value '([^']*)'", text)
-    detail = f"value '{value.group(1)}' does not parse" if value else text.splitlines()[0]
+    if not value:
+        return InputError(text.splitlines()[0], path, column)
+    detail = f"value '{value.group(1)}' does not parse"
+    if column in forms:
+        kind = " (date text)" if _DATE_TEXT.match(value.group(1)) else ""
+        detail += f"{kind}: this column holds {forms[column]}"
     return InputError(detail, path, column)
 
 
@@ -86,7 +191,8 @@ def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
 
 
 def require_unique(values: pa.ChunkedArray | pa.Array, path: Path, column: str, what: str = "keys") -> None:
-    """Lookup tables must have one row per key, or joins silently multiply rows."""
+    """Lookup tables must have one row per key, or joins silently multiply rows (exact duplicate rows are
+    already gone: a key repeated here carries different values)."""
     counts = pc.value_counts(values)
     dup = counts.filter(pc.greater(counts.field("counts"), 1))
     if len(dup):

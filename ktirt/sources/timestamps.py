@@ -27,17 +27,28 @@ _SLASH = r"^\s*(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4})(?P<rest>.*)$"
 _TIME = re.compile(r"^(?P<sep>[ T])\d{1,2}:\d{2}(?P<sec>:\d{2}(?P<frac>\.\d+)?)?$")
 
 
-def to_utc_ms(values: pa.ChunkedArray | pa.Array, path, column: str) -> np.ndarray:
-    """Unix times (any one unit) or date-time text (naive text is taken as UTC) as int64 ms; NAT where null."""
+NUMBER_FORM = "unix time as a number (e.g. 1662362706.894: seconds since 1970; ms, us or ns are read too)"
+TEXT_FORM = f"date-time text (ISO 8601, e.g. '{ISO_EXAMPLE}')"
+
+
+def to_utc_ms(values: pa.ChunkedArray | pa.Array, path, column: str, text_only: bool = False) -> np.ndarray:
+    """Unix times (any one unit) or date-time text (naive text is taken as UTC) as int64 ms; NAT where null.
+
+    `text_only`: the column is date-time text in its release, so numbers there are another export's form and
+    stop the run, naming the form expected."""
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
         return _numbers_to_ms(arr.to_numpy(zero_copy_only=False).astype(np.float64), path, column)
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(pa.string())
     try:
-        return _numbers_to_ms(pc.cast(arr, pa.float64()).to_numpy(zero_copy_only=False), path, column)
+        numbers = pc.cast(arr, pa.float64())
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
         return _text_to_ms(arr, path, column)
+    if text_only and numbers.null_count < len(numbers):
+        example = arr.filter(numbers.is_valid())[0]
+        raise InputError(f"timestamps are numbers (e.g. '{example}'), but this column holds {TEXT_FORM}", path, column)
+    return _numbers_to_ms(numbers.to_numpy(zero_copy_only=False), path, column)
 
 
 def _number(x: float) -> str:

@@ -1,0 +1,78 @@
+"""Rows of a raw table that must not be counted as they stand: exact duplicates and lines with NUL bytes.
+
+An exact duplicate (every column equal, as read) is one row written twice by an export or a careless
+concatenation; kept, it would double a student's hints and attempts, or a response. It is removed once and
+counted. A line holding NUL bytes is what a disk or transfer fault leaves; what it held is unknown, so it is
+removed before parsing and counted as corrupt. Both work on whole columns (hashes of every row, then an
+exact check of the few rows whose hashes repeat), so a 25 M-row action log costs a few seconds.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from ktirt.errors import InputError
+
+_P = np.int64(-0x61C8864680B583EB)  # odd (0x9E3779B97F4A7C15 as int64): h * _P + code keeps every bit of h in play
+
+
+def _column_codes(column: pa.Array) -> np.ndarray:
+    """One 64-bit value per row that is equal exactly where the values are (nulls equal to each other)."""
+    if pa.types.is_dictionary(column.type):
+        return column.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+    if pa.types.is_floating(column.type):
+        values = column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        return np.where(np.isnan(values), np.nan, values + 0.0).view(np.int64)  # one NaN, and -0.0 == 0.0
+    if pa.types.is_integer(column.type):
+        return column.cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
+    return _column_codes(column.dictionary_encode())
+
+
+def _row_hashes(table: pa.Table) -> np.ndarray:
+    """A 64-bit hash of every row (h = h * P + code, column after column), chunk by chunk."""
+    h = np.zeros(table.num_rows, np.int64)  # integer arrays wrap around on overflow
+    for column in table.columns:
+        h *= _P
+        start = 0
+        for chunk in column.chunks:
+            h[start:start + len(chunk)] += _column_codes(chunk)
+            start += len(chunk)
+    return h
+
+
+def duplicate_rows(table: pa.Table) -> np.ndarray:
+    """Positions of the rows that repeat an earlier row exactly (every column equal). Dictionary columns must
+    share one dictionary across chunks (Table.unify_dictionaries)."""
+    if table.num_rows < 2:
+        return np.zeros(0, np.int64)
+    h = _row_hashes(table)
+    ordered = np.sort(h)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    if not len(repeated):
+        return np.zeros(0, np.int64)
+    # the exact check, on the few rows whose hashes repeat
+    candidates = np.flatnonzero(np.isin(h, repeated))
+    taken = table.take(pa.array(candidates)).combine_chunks()
+    exact = pd.DataFrame({i: _column_codes(c.chunk(0)) for i, c in enumerate(taken.columns) if c.num_chunks})
+    return candidates[exact.duplicated(keep="first").to_numpy()]
+
+
+def without_corrupt_lines(data: bytes, path) -> tuple[bytes, int]:
+    """`data` (a whole CSV file) less every line holding a NUL byte, and how many lines that was."""
+    b = np.frombuffer(data, np.uint8)
+    nul = np.flatnonzero(b == 0)
+    if not len(nul):
+        return data, 0
+    newlines = np.flatnonzero(b == 10)
+    line = np.unique(np.searchsorted(newlines, nul))  # the line of each NUL: how many newlines come before it
+    if line[0] == 0:
+        raise InputError("the header line holds NUL bytes (a damaged file): restore the file", path)
+    start = newlines[line - 1] + 1
+    end = np.where(line < len(newlines), newlines[np.minimum(line, len(newlines) - 1)] + 1, len(b))
+    delta = np.zeros(len(b) + 1, np.int32)
+    np.add.at(delta, start, 1)
+    np.add.at(delta, end, -1)
+    keep = np.cumsum(delta[:-1]) == 0
+    return b[keep].tobytes(), len(line)
