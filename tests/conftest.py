@@ -169,3 +169,37 @@ def tricky_tables(tiny_tables):
     events = events_table({f.name: pa.Array.from_pandas(ev[f.name], type=f.type) for f in tiny_tables.events.schema})
     unit_tests = unit_tests_table({f.name: pa.Array.from_pandas(ut[f.name], type=f.type) for f in tiny_tables.unit_tests.schema})
     return dataclasses.replace(tiny_tables, events=events, unit_tests=unit_tests)
+
+
+# a small simulated world run through both engines and the export, for the end-to-end tests
+def simulated_tables(folder: Path, **overrides):
+    """TINY with `overrides`, simulated into `folder`: (raw folder, canonical tables, the tests' usual split)."""
+    from ktirt.split import split_users
+
+    simulate(SimulationConfig.from_dict({**TINY, **overrides}), folder)
+    tables = load_source("synthetic", folder)
+    return folder, tables, split_users(tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
+
+
+def run_pipeline(tables, split, root: Path, sakt_run, wdirt_settings, export_settings, truth: Path | None = None) -> dict:
+    """What the stages do, in process: train_sakt, train_wdirt and export over `tables`, written under `root`
+    as dvc.yaml lays them out (models/, plots/, data/exports/, events.parquet). Returns the engines' results,
+    the export run and the paths."""
+    import pyarrow.parquet as pq
+
+    from ktirt.catalog import skill_descriptions
+    from ktirt.exports.build import run_export
+    from ktirt.irt.wdirt_run import run_wdirt
+    from ktirt.kt.sakt_run import run_sakt
+
+    root = Path(root)
+    sakt = run_sakt(tables.events, split, sakt_run)
+    sakt.save(root / "models" / "sakt", root / "plots" / "sakt")
+    wdirt = run_wdirt(tables.events, tables.unit_tests, split, wdirt_settings, truth=truth)
+    wdirt.save(root / "models" / "wdirt", root / "plots" / "wdirt")
+    pq.write_table(tables.events, root / "events.parquet")
+    export = run_export(tables.events, split, root / "models" / "sakt" / "model.pt", root / "models" / "wdirt",
+                        skill_descriptions(tables.skills), export_settings)
+    export.write(root / "exports")
+    return {"root": root, "exports": root / "exports", "tables": tables, "events": tables.events, "split": split, "sakt": sakt,
+            "wdirt": wdirt, "export": export}

@@ -224,14 +224,6 @@ def test_repeated_and_multi_skill_items_are_counted_and_seen_in_history(tricky, 
     assert tricky.metrics["item_coverage_of_events"] == 1.0 and tricky.metrics["items_cold"] == len(COLD_ITEMS)
 
 
-def test_the_item_bank_splits_exactly_the_flagged_items(result):
-    p = result.item_params
-    flagged = set(result.drift.loc[result.drift["drift_flag"], "item_id"])
-    assert set(p.loc[p["drift_start"].notna(), "item_id"]) == flagged
-    steady = p["drift_start"].isna()
-    assert (p.loc[steady, "difficulty_current"] == p.loc[steady, "difficulty"]).all()
-
-
 def test_every_item_of_the_events_gets_parameters_and_metrics_are_reported(result, tiny_tables):
     items = set(tiny_tables.events["item_id"].to_pylist()) | set(tiny_tables.unit_tests["item_id"].to_pylist())
     assert set(result.item_params["item_id"]) == items
