@@ -203,3 +203,30 @@ def run_pipeline(tables, split, root: Path, sakt_run, wdirt_settings, export_set
     export.write(root / "exports")
     return {"root": root, "exports": root / "exports", "tables": tables, "events": tables.events, "split": split, "sakt": sakt,
             "wdirt": wdirt, "export": export}
+
+
+def rewrite_future(events, user: str):
+    """`user`'s responses from the middle of their history on, rewritten in everything but item and time:
+    outcome flipped, latency changed (a missing one made known), hints and attempts raised, help flipped.
+    Returns the events and the row of the first rewritten response (strictly later than the one before)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ev = events.to_pandas()
+    rows = np.flatnonzero(ev["user_id"].to_numpy() == user)
+    cut = rows[len(rows) // 2]
+    while ev.at[cut, "timestamp"] == ev.at[cut - 1, "timestamp"]:
+        cut += 1
+    later = rows[rows >= cut]
+    ev.loc[later, "correct"] = 1 - ev.loc[later, "correct"]
+    ev["latency_ms"] = ev["latency_ms"].astype("Int64")
+    ev.loc[later, "latency_ms"] = (ev.loc[later, "latency_ms"].fillna(1_000) * 7 + 45_000).astype("Int64")
+    ev.loc[later, "hint_count"] += 2
+    ev.loc[later, "attempt_count"] += 1
+    ev.loc[later, "help_requested"] = ~ev.loc[later, "help_requested"]
+    out = pa.Table.from_pandas(ev, schema=events.schema, preserve_index=False)
+    for col in ("correct", "latency_ms", "hint_count", "attempt_count", "help_requested"):
+        changed = ~np.asarray(pc.fill_null(pc.equal(out[col], events[col]), False))
+        assert changed[later].all() and not changed[np.setdiff1d(np.arange(len(ev)), later)].any(), col
+    return out, int(cut)

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 import torch
 
-from conftest import AGAIN, COLD_ITEMS, RARE_ITEMS
+from conftest import AGAIN, COLD_ITEMS, RARE_ITEMS, rewrite_future
 from ktirt.errors import SettingsError
 from ktirt.irt.drift import NO_CHANGE, DriftSettings, change_points, drift_table
 from ktirt.irt.plot_tables import OBSERVED_REFERENCE, TRUE_REFERENCE
@@ -49,28 +49,39 @@ def test_history_is_strictly_earlier_and_the_students_own(tiny_tables, split):
     assert (t.summary[:, 1] <= t.summary[:, 0] + 1e-6).all()  # skill history is part of all history
 
 
-def test_shuffling_a_students_future_does_not_change_earlier_features(tiny_tables, split):
+@pytest.mark.parametrize("change", ["shuffle", "rewrite"])
+def test_shuffling_a_students_future_does_not_change_earlier_features(tiny_tables, split, change):
+    """A test student's later events shuffled (outcome, help, hints, attempts and latency) or rewritten
+    (conftest.rewrite_future): their earlier targets, and every other student's, keep their features."""
     events = tiny_tables.events
     users = events["user_id"].to_numpy(zero_copy_only=False)
     u = split["test"][0]  # a test student's events feed no item statistics, so nothing of theirs may move
     rows = np.flatnonzero(users == u)
-    cut = rows[len(rows) // 2]
-    # shuffle the outcomes, help and latency of this student's events after `cut`
-    rng = np.random.default_rng(0)
-    later = rows[rows > cut]
-    perm = np.arange(events.num_rows)
-    perm[later] = rng.permutation(later)
-    cols = {n: events[n].to_numpy(zero_copy_only=False) for n in ("correct", "help_requested", "hint_count", "attempt_count")}
-    shuffled = events
-    for n, v in cols.items():
-        shuffled = shuffled.set_column(shuffled.schema.get_field_index(n), n, pa.array(v[perm], events.schema.field(n).type))
-    (ev1, t1), (ev2, t2) = _targets(events, tiny_tables.unit_tests, split), _targets(shuffled, tiny_tables.unit_tests, split)
+    if change == "shuffle":
+        cut = rows[len(rows) // 2]
+        rng = np.random.default_rng(0)
+        later = rows[rows > cut]
+        perm = np.arange(events.num_rows)
+        perm[later] = rng.permutation(later)
+        changed = events
+        for n in ("correct", "help_requested", "hint_count", "attempt_count", "latency_ms"):
+            changed = changed.set_column(changed.schema.get_field_index(n), n, events[n].take(pa.array(perm)))
+            assert not changed[n].equals(events[n]), n  # the shuffle moved something in every column
+    else:
+        changed, first = rewrite_future(events, u)
+        cut, later = first - 1, rows[rows >= first]
+    (ev1, t1), (ev2, t2) = _targets(events, tiny_tables.unit_tests, split), _targets(changed, tiny_tables.unit_tests, split)
     early = rows[rows <= cut]
     np.testing.assert_array_equal(t1.history[early], t2.history[early])
     h = t1.history[early]
     own = h[h >= 0]
     np.testing.assert_array_equal(ev1.static[own], ev2.static[own])
     np.testing.assert_array_equal(t1.summary[early], t2.summary[early])
+    # nor any other student's events or in-unit targets, not even in the last bit of a running sum
+    others = np.setdiff1d(np.arange(events.num_rows), later)
+    np.testing.assert_array_equal(ev1.static[others], ev2.static[others])
+    np.testing.assert_array_equal(t1.summary[others], t2.summary[others])
+    assert (t1.summary[later] != t2.summary[later]).any()  # the change did reach the student's later targets
 
 
 def test_the_deep_part_scores_each_distinct_event_once_and_each_pair_by_its_context(tiny_tables, split):
