@@ -205,6 +205,22 @@ def run_pipeline(tables, split, root: Path, sakt_run, wdirt_settings, export_set
             "wdirt": wdirt, "export": export}
 
 
+def report_page_data(pipeline: dict, n_students: int, samples: int = 3) -> dict:
+    """The report page's data (ktirt.report.data.report_data) over a run_pipeline run, with the metrics files
+    the report stage reads written as the stages would."""
+    from ktirt.exports.join import run_validation
+    from ktirt.io import write_json
+    from ktirt.report.data import ReportInputs, report_data
+
+    root, events = pipeline["root"], pipeline["events"]
+    metrics = root / "run_metrics"
+    write_json({"events": events.num_rows, "users": len(set(events["user_id"].to_pylist()))}, metrics / "prepare.json")
+    write_json(pipeline["sakt"].metrics, metrics / "sakt.json")
+    write_json(pipeline["wdirt"].metrics, metrics / "wdirt.json")
+    write_json(run_validation(pipeline["exports"], root / "events.parquet", 0.99, samples, 0).metrics(), metrics / "join.json")
+    return report_data(ReportInputs(pipeline["exports"], metrics, root / "plots", "synthetic"), n_students, samples, 0)
+
+
 def rewrite_future(events, user: str):
     """`user`'s responses from the middle of their history on, rewritten in everything but item and time:
     outcome flipped, latency changed (a missing one made known), hints and attempts raised, help flipped.

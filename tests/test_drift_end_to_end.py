@@ -11,15 +11,12 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from conftest import ROOT, run_pipeline, simulated_tables
-from ktirt.exports.join import run_validation
+from conftest import ROOT, report_page_data, run_pipeline, simulated_tables
 from ktirt.exports.trace import trace
-from ktirt.io import write_json
 from ktirt.irt import wdirt_run
 from ktirt.irt.drift import DriftSettings, drifting_item_ids
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.kt.sakt_run import SaktRun
-from ktirt.report.data import ReportInputs, report_data
 from ktirt.truth import truth_dir
 from test_exports import SAKT_MODEL, SAKT_TRAIN, SETTINGS
 from test_wdirt import FAST
@@ -124,13 +121,7 @@ def test_the_mastery_report_and_the_slices_count_the_flagged_items(drifty):
 
 
 def test_the_report_page_shows_the_flagged_items(drifty):
-    root, events = drifty["root"], drifty["events"]
-    metrics = root / "run_metrics"
-    write_json({"events": events.num_rows, "users": len(set(events["user_id"].to_pylist()))}, metrics / "prepare.json")
-    write_json(drifty["sakt"].metrics, metrics / "sakt.json")
-    write_json(drifty["wdirt"].metrics, metrics / "wdirt.json")
-    write_json(run_validation(drifty["exports"], root / "events.parquet", 0.99, 3, 0).metrics(), metrics / "join.json")
-    data = report_data(ReportInputs(drifty["exports"], metrics, root / "plots", "synthetic"), 40, 3, 0)
+    data = report_page_data(drifty, 40)
     flagged, params = drifty["flagged"], drifty["params"]
 
     assert data["run"]["counts"]["drifting items"] == len(flagged)
