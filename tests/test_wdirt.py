@@ -241,9 +241,17 @@ def test_every_item_of_the_events_gets_parameters_and_metrics_are_reported(resul
     for k in ("val_auc", "in_unit_auc", "in_unit_item_mean_auc", "unit_test_auc", "unit_test_oracle_auc",
               "difficulty_spearman", "drift_precision", "drift_recall"):
         assert k in result.metrics, k
-    # measured on this fixture: 0.850 (0.95 is the default run's); a regression of 0.05 fails
-    assert result.metrics["difficulty_spearman"] == pytest.approx(0.850, abs=0.05)
-    assert result.metrics["unit_test_auc"] == pytest.approx(0.746, abs=0.05)  # measured: 0.746
+    m = result.metrics
+    # measured on this fixture: 0.846, under the 0.871 the same data gives with the true abilities (0.95 is the
+    # default run's); a regression of 0.05 fails
+    assert m["difficulty_spearman"] == pytest.approx(0.850, abs=0.05)
+    assert m["difficulty_spearman"] <= m["difficulty_spearman_ceiling"] + 0.02
+    # against the run's own floor (item means) and ceiling (the truth's AUC), on 16 test students' 325 in-unit and
+    # 81 unit-test responses: measured in-unit 0.646 (floor 0.640, ceiling 0.813), unit tests 0.753 (0.604,
+    # 0.867). Too few to ask for more than "not below the floor by more than 0.03"; beating it is asked on a world
+    # with more history per student (tests/test_floor_and_ceiling.py)
+    for k in ("in_unit", "unit_test"):
+        assert m[f"{k}_item_mean_auc"] - 0.03 <= m[f"{k}_auc"] <= m[f"{k}_oracle_auc"] + 0.02, k
     # the figure's table: every item the truth knows, against the simulator's difficulty
     plot = result.difficulty_plot
     assert (plot["reference_kind"] == TRUE_REFERENCE).all() and len(plot) == len(result.item_params)
