@@ -32,7 +32,8 @@ def world(run, tiny_tables, tiny_raw):
     root = run["root"] / "world"
     (root / "data" / "interim").mkdir(parents=True)
     shutil.copy(run["root"] / "events.parquet", root / "data" / "interim" / "events.parquet")
-    write_parquet(tiny_tables.unit_tests, root / "data" / "interim" / "unit_tests.parquet")
+    for name in ("unit_tests", "items", "skills"):
+        write_parquet(getattr(tiny_tables, name), root / "data" / "interim" / f"{name}.parquet")
     (root / "data" / "splits").mkdir(parents=True)
     (root / "data" / "splits" / "split.json").write_text(json.dumps(run["split"]))
     shutil.copytree(run["root"] / "sakt", root / "models" / "sakt")
