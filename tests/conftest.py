@@ -169,3 +169,80 @@ def tricky_tables(tiny_tables):
     events = events_table({f.name: pa.Array.from_pandas(ev[f.name], type=f.type) for f in tiny_tables.events.schema})
     unit_tests = unit_tests_table({f.name: pa.Array.from_pandas(ut[f.name], type=f.type) for f in tiny_tables.unit_tests.schema})
     return dataclasses.replace(tiny_tables, events=events, unit_tests=unit_tests)
+
+
+# a small simulated world run through both engines and the export, for the end-to-end tests
+def simulated_tables(folder: Path, **overrides):
+    """TINY with `overrides`, simulated into `folder`: (raw folder, canonical tables, the tests' usual split)."""
+    from ktirt.split import split_users
+
+    simulate(SimulationConfig.from_dict({**TINY, **overrides}), folder)
+    tables = load_source("synthetic", folder)
+    return folder, tables, split_users(tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
+
+
+def run_pipeline(tables, split, root: Path, sakt_run, wdirt_settings, export_settings, truth: Path | None = None) -> dict:
+    """What the stages do, in process: train_sakt, train_wdirt and export over `tables`, written under `root`
+    as dvc.yaml lays them out (models/, plots/, data/exports/, events.parquet). Returns the engines' results,
+    the export run and the paths."""
+    import pyarrow.parquet as pq
+
+    from ktirt.catalog import skill_descriptions
+    from ktirt.exports.build import run_export
+    from ktirt.irt.wdirt_run import run_wdirt
+    from ktirt.kt.sakt_run import run_sakt
+
+    root = Path(root)
+    sakt = run_sakt(tables.events, split, sakt_run)
+    sakt.save(root / "models" / "sakt", root / "plots" / "sakt")
+    wdirt = run_wdirt(tables.events, tables.unit_tests, split, wdirt_settings, truth=truth)
+    wdirt.save(root / "models" / "wdirt", root / "plots" / "wdirt")
+    pq.write_table(tables.events, root / "events.parquet")
+    export = run_export(tables.events, split, root / "models" / "sakt" / "model.pt", root / "models" / "wdirt",
+                        skill_descriptions(tables.skills), export_settings)
+    export.write(root / "exports")
+    return {"root": root, "exports": root / "exports", "tables": tables, "events": tables.events, "split": split, "sakt": sakt,
+            "wdirt": wdirt, "export": export}
+
+
+def report_page_data(pipeline: dict, n_students: int, samples: int = 3) -> dict:
+    """The report page's data (ktirt.report.data.report_data) over a run_pipeline run, with the metrics files
+    the report stage reads written as the stages would."""
+    from ktirt.exports.join import run_validation
+    from ktirt.io import write_json
+    from ktirt.report.data import ReportInputs, report_data
+
+    root, events = pipeline["root"], pipeline["events"]
+    metrics = root / "run_metrics"
+    write_json({"events": events.num_rows, "users": len(set(events["user_id"].to_pylist()))}, metrics / "prepare.json")
+    write_json(pipeline["sakt"].metrics, metrics / "sakt.json")
+    write_json(pipeline["wdirt"].metrics, metrics / "wdirt.json")
+    write_json(run_validation(pipeline["exports"], root / "events.parquet", 0.99, samples, 0).metrics(), metrics / "join.json")
+    return report_data(ReportInputs(pipeline["exports"], metrics, root / "plots", "synthetic"), n_students, samples, 0)
+
+
+def rewrite_future(events, user: str):
+    """`user`'s responses from the middle of their history on, rewritten in everything but item and time:
+    outcome flipped, latency changed (a missing one made known), hints and attempts raised, help flipped.
+    Returns the events and the row of the first rewritten response (strictly later than the one before)."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    ev = events.to_pandas()
+    rows = np.flatnonzero(ev["user_id"].to_numpy() == user)
+    cut = rows[len(rows) // 2]
+    while ev.at[cut, "timestamp"] == ev.at[cut - 1, "timestamp"]:
+        cut += 1
+    later = rows[rows >= cut]
+    ev.loc[later, "correct"] = 1 - ev.loc[later, "correct"]
+    ev["latency_ms"] = ev["latency_ms"].astype("Int64")
+    ev.loc[later, "latency_ms"] = (ev.loc[later, "latency_ms"].fillna(1_000) * 7 + 45_000).astype("Int64")
+    ev.loc[later, "hint_count"] += 2
+    ev.loc[later, "attempt_count"] += 1
+    ev.loc[later, "help_requested"] = ~ev.loc[later, "help_requested"]
+    out = pa.Table.from_pandas(ev, schema=events.schema, preserve_index=False)
+    for col in ("correct", "latency_ms", "hint_count", "attempt_count", "help_requested"):
+        changed = ~np.asarray(pc.fill_null(pc.equal(out[col], events[col]), False))
+        assert changed[later].all() and not changed[np.setdiff1d(np.arange(len(ev)), later)].any(), col
+    return out, int(cut)

@@ -16,7 +16,8 @@ import yaml
 from conftest import ROOT, run_stage
 from ktirt.early_stopping import EarlyStopping
 from ktirt.errors import InputError, SettingsError
-from ktirt.exports.join import run_validation
+from ktirt.events import EVENTS_SCHEMA
+from ktirt.exports.join import run_validation, validate_join
 from ktirt.io import TEMP_TAG, write_json, write_parquet
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.kt.pykt_format import TEST, TRAIN_VALID, write_pykt
@@ -254,8 +255,17 @@ def test_repeated_join_keys_fail_validate_join(tmp_path, run, table, expect):
     assert expect in str(err.value)
 
 
-def test_the_tiny_exports_have_unique_keys(run):
-    assert run_validation(run["exports"], run["root"] / "events.parquet", 0.99, 1, 0).duplicates == []
+def test_the_tiny_exports_have_unique_keys_and_a_repeated_one_is_reported(run, tmp_path):
+    """validate_join reports what run_validation raises on (so `.duplicates == []` after run_validation could
+    never fail): none in the tiny exports, and the one a copied student-state row makes."""
+    assert validate_join(run["exports"], EVENTS_SCHEMA, n_samples=1).duplicates == []
+    copy = tmp_path / "exports"
+    shutil.copytree(run["exports"], copy)
+    state = pq.read_table(copy / "sakt_student_state.parquet")
+    pq.write_table(pa.concat_tables([state, state.slice(5, 1)]), copy / "sakt_student_state.parquet")
+    repeated = validate_join(copy, EVENTS_SCHEMA, n_samples=1).duplicates
+    assert len(repeated) == 1 and repeated[0].startswith(
+        "sakt_student_state.parquet: columns (user_id, skill_id, timestamp, item_id) are not unique: 1 keys repeat")
 
 
 # demo_trace -------------------------------------------------------------------------------------------------------

@@ -24,10 +24,11 @@ def pykt_dir(tiny_tables, tmp_path_factory):
     return out, seqs, counts
 
 
-def test_files_and_config(pykt_dir):
+def test_files_and_config(pykt_dir, tiny_tables):
     out, seqs, counts = pykt_dir
     config = json.loads((out / "data_config.json").read_text())["ktirt"]
-    assert config["num_q"] == counts["num_q"] and config["maxlen"] == 20
+    n_items = len(set(tiny_tables.events["item_id"].to_pylist()))  # every item answered, the test students' too
+    assert config["num_q"] == counts["num_q"] == n_items and config["maxlen"] == 20
     tv = pd.read_csv(out / TRAIN_VALID)
     assert set(tv["fold"]) == {0, 1, 2, 3, 4}
     assert set(pd.read_csv(out / TEST)["fold"]) == {-1}

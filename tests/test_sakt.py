@@ -107,14 +107,23 @@ def test_prior_shrinks_item_scalars():
     assert m.prior_penalty(4.0).item() == pytest.approx(0.5 * 4.0 * 12 * (1 + 0.25))
 
 
+BELOW_FLOOR = 0.05
+"""how far under the item-mean floor SAKT may sit on the tiny world (see the test)"""
+
+
 def test_metrics_beside_floor_and_ceiling(result):
+    """On the tiny world SAKT does not beat the item mean: 48 training students of ~20 responses are too few to
+    learn from a student's history what the item's own correct rate does not say (measured: 0.621 against the
+    floor 0.640; the ceiling, the truth's own AUC, 0.813). So here it must stay within BELOW_FLOOR of the floor,
+    about one standard error of an AUC on its 325 test responses: a model that learned nothing (0.5) or no more
+    than the skill means (0.531) fails. Beating the floor is asked where it is a fair ask, on a world with more
+    history per student (tests/test_floor_and_ceiling.py)."""
     m = result.metrics
     for k in ("val_auc", "test_auc", "test_acc", "test_logloss", "best_epoch", "epochs", "item_mean_auc",
               "skill_mean_auc", "oracle_auc", "test_responses_no_item_difficulty"):
         assert k in m, k
-    # 16 test students: learning quality is judged on the default world and the k-fold benchmark, not here;
-    # this catches a model that learns nothing (validation) or leaks (above the truth's own AUC)
-    assert m["val_auc"] > 0.6 and 0.5 < m["test_auc"] <= m["oracle_auc"] + 0.05
+    assert m["val_auc"] > 0.6
+    assert m["skill_mean_auc"] < m["item_mean_auc"] - BELOW_FLOOR < m["test_auc"] <= m["oracle_auc"] + 0.02
     assert m["oracle_auc"] > m["skill_mean_auc"]
     assert 1 <= m["best_epoch"] <= m["epochs"] <= TRAIN.epochs
     assert list(result.history.columns) == ["epoch", "train_loss", "val_auc"]

@@ -112,7 +112,7 @@ def skills_table(params: pa.Table, events: pa.Table, descriptions: dict[str, str
     """Every skill code the items carry (each skill of a multi-skill item counts), with its description
     from the source (null where it has none) and how many items carry it."""
     pairs = item_skill_pairs(events)
-    pairs = pa.concat_tables([pairs, params.select(["item_id", "skill_id"]).cast(pairs.schema)]).drop_null()
+    pairs = pa.concat_tables([pairs, item_skill_pairs(params).cast(pairs.schema)]).drop_null()  # unit-test-only items too
     per_skill = pairs.group_by(["skill_id", "item_id"]).aggregate([]).group_by("skill_id").aggregate([("item_id", "count")])
     per_skill = per_skill.sort_by("skill_id")
     codes = per_skill["skill_id"].to_pylist()

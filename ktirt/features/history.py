@@ -18,6 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
@@ -102,12 +103,12 @@ def skill_prefix_sums(events: EventTable, values: np.ndarray, user: np.ndarray, 
         + np.searchsorted(times, events.timestamp_ms[row])
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
-    cs = np.vstack([np.zeros((1, 1 + values.shape[1])), np.cumsum(np.c_[np.ones(len(order)), values[row[order]]], axis=0)])
+    run = running_sums(np.c_[np.ones(len(order)), values[row[order]]], sorted_key >> 32)
     t_row, t_k = np.nonzero(skills >= 0)  # row-major: each target's skills are consecutive
     group = (user[t_row].astype(np.int64) * n_skills + skills[t_row, t_k]) * (1 << 32)
     lo = np.searchsorted(sorted_key, group, "left")
     hi = np.searchsorted(sorted_key, group + np.searchsorted(times, timestamp_ms[t_row]), "left")
-    per_skill = cs[hi] - cs[lo]
+    per_skill = sum_of_run(run, lo, hi)
     n_of = (skills >= 0).sum(1)
     if not len(n_of):
         return np.zeros((0, 1 + values.shape[1]))
@@ -120,14 +121,28 @@ def history_summary(events: EventTable, end: np.ndarray, first: np.ndarray, skil
     """Per target, over the student's whole earlier history (not only the window): log(1 + events),
     log(1 + events on the target's skill), and the mean correctness and mean residual (correct minus the
     item's success rate) overall and on the skill. A mean cannot count, and a window forgets: this does both."""
-    vals = residual_values(events)
-    cs = np.vstack([np.zeros((1, 2)), np.cumsum(vals, axis=0)])
+    run = running_sums(residual_values(events), events.user)
     n = (end - first).astype(np.float64)
-    tot = cs[end] - cs[first]
+    tot = sum_of_run(run, first, end)
     n_sk = skill_sums[:, 0]
     mean_all = tot / np.maximum(n, 1)[:, None]
     mean_sk = skill_sums[:, 1:] / np.maximum(n_sk, 1)[:, None]
     return np.c_[np.log1p(n), np.log1p(n_sk), mean_all, mean_sk].astype(np.float32)
+
+
+def running_sums(values: np.ndarray, group: np.ndarray) -> np.ndarray:
+    """Inclusive running sums of `values` (n, k) down each run of equal `group` (rows sorted by it), restarting
+    at every run: a student's sums add only their own values. One running sum down the whole file would carry
+    every earlier student's values in its rounding, so one student's later answers would move another's
+    features (and, through training, every prediction) in the last bits."""
+    return pd.DataFrame(values).groupby(group, sort=False).cumsum().to_numpy(np.float64)
+
+
+def sum_of_run(run: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Sums over rows start..end-1 from `running_sums`, where `start` is the first row of its run; 0 where empty."""
+    if not len(run):
+        return np.zeros((len(start), run.shape[1]))
+    return np.where((end > start)[:, None], run[np.maximum(end - 1, 0)], 0.0)
 
 
 def residual_values(events: EventTable) -> np.ndarray:
