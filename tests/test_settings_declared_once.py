@@ -12,7 +12,7 @@ from ktirt.irt.wdirt_run import WDIRTSettings
 from ktirt.kt.sakt_training import TrainSettings
 from ktirt.models.sakt import SAKTConfig
 from ktirt.models.wdirt import WDIRTConfig
-from ktirt.settings import OPTIONAL, SECTIONS, ModelSettings, Params, check_params
+from ktirt.settings import SECTIONS, ModelSettings, Params, check_params
 from ktirt.simulate import SimulationConfig
 
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
@@ -32,19 +32,20 @@ def test_the_defaults_are_params_yaml(section):
 @pytest.mark.parametrize("section", list(SECTIONS))
 def test_every_params_yaml_key_is_a_field_and_every_field_a_key(section):
     fields = SECTIONS[section].model_fields
-    optional = {k for k, f in fields.items() if f.json_schema_extra == OPTIONAL}
+    optional = {k for k, f in fields.items() if (f.json_schema_extra or {}).get("optional")}
     assert list(PARAMS[section]) == [k for k in fields if k not in optional]  # same keys, same order
     assert all(f.description for f in fields.values()), "every setting says what it is"
 
 
 def test_the_only_optional_setting():
     """Optional: a params file may leave it out, and the model's default applies (not in params.yaml)."""
-    optional = [f"{s}.{k}" for s, m in SECTIONS.items() for k, f in m.model_fields.items() if f.json_schema_extra == OPTIONAL]
+    optional = [f"{s}.{k}" for s, m in SECTIONS.items() for k, f in m.model_fields.items()
+                if (f.json_schema_extra or {}).get("optional")]
     assert optional == ["wdirt.wide_lr_factor"]
 
 
 def test_the_whole_file_model_is_the_defaults():
-    assert check_params(PARAMS) is PARAMS
+    assert check_params(PARAMS) == PARAMS
     assert Params.model_validate(PARAMS) == Params(**{s: m() for s, m in SECTIONS.items()})
 
 
