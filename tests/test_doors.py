@@ -106,9 +106,10 @@ def test_every_cited_document_exists():
 
 
 def test_the_citation_check_catches_a_missing_document():
-    text = "schemas as DESIGN.md fixes them; see docs/ARCHITECTURE.md and data/exports/join_report.md"
-    assert [m.group(1) for m in CITED_DOC.finditer(text)] == ["DESIGN.md", "docs/ARCHITECTURE.md", "data/exports/join_report.md"]
-    assert not (ROOT / "DESIGN.md").exists() and (ROOT / "docs" / "ARCHITECTURE.md").is_file()
+    text = "schemas as NO_SUCH_CONTRACT.md fixes them; see docs/ARCHITECTURE.md and data/exports/join_report.md"
+    assert [m.group(1) for m in CITED_DOC.finditer(text)] == ["NO_SUCH_CONTRACT.md", "docs/ARCHITECTURE.md",
+                                                             "data/exports/join_report.md"]
+    assert not (ROOT / "NO_SUCH_CONTRACT.md").exists() and (ROOT / "docs" / "ARCHITECTURE.md").is_file()
 
 
 def test_the_readme_layout_names_every_module():
