@@ -65,8 +65,12 @@ def a09_raw(tiny_tables, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def clean(tiny_raw, tmp_path_factory) -> dict:
     """prepare's output on the unspoilt tiny folder, the reference for accepted and counted cases."""
-    work = tmp_path_factory.mktemp("clean")
-    result = run_prepare(work, EDM, tiny_raw)
+    return prepared(tmp_path_factory.mktemp("clean"), EDM, tiny_raw)
+
+
+def prepared(work: Path, source: str, raw: Path) -> dict:
+    """prepare's metrics, events and unit tests for `raw`, run in `work`; it must succeed."""
+    result = run_prepare(work, source, raw)
     assert result.exit_code == 0, result.output
     return {"metrics": json.loads((work / "out" / "prepare.json").read_text()),
             "events": pq.read_table(work / "out" / "events.parquet"),

@@ -20,7 +20,7 @@ import pytest
 
 from conftest import run_stage
 from test_bad_input import (A09, EDM, Accepted, Case, Refused, a09_edit, a09_raw, assert_outcome, clean, copy_raw,  # noqa: F401
-                            each_row, edit, params_file, run_prepare, same_tables, write_bytes)
+                            each_row, edit, params_file, prepared, run_prepare, same_tables, write_bytes)
 
 TABLES = ("action_logs", "assignment_details", "problem_details", "assignment_relationships",
           "training_unit_test_scores", "evaluation_unit_test_scores")
@@ -30,12 +30,7 @@ TABLES = ("action_logs", "assignment_details", "problem_details", "assignment_re
 @pytest.fixture(scope="session")
 def a09_clean(a09_raw, tmp_path_factory) -> dict:
     """prepare's output on the unspoilt ASSISTments 2009 file."""
-    work = tmp_path_factory.mktemp("a09_clean")
-    result = run_prepare(work, A09, a09_raw)
-    assert result.exit_code == 0, result.output
-    return {"metrics": json.loads((work / "out" / "prepare.json").read_text()),
-            "events": pq.read_table(work / "out" / "events.parquet"),
-            "unit_tests": pq.read_table(work / "out" / "unit_tests.parquet")}
+    return prepared(tmp_path_factory.mktemp("a09_clean"), A09, a09_raw)
 
 
 # ---- spoilers -----------------------------------------------------------------------------------------------
