@@ -21,9 +21,7 @@ def items_table(events: pa.Table, unit_tests: pa.Table, types: dict[str, str],
     text embedding the source's first vector for it (`text`: ids and a float32 matrix, None without one)."""
     ids = _distinct_sorted(events["item_id"], unit_tests["item_id"], pa.array(list(types), pa.string()),
                            pa.array(text[0] if text else [], pa.string()))
-    pairs = events.select(["item_id", "problem_type"]).to_pandas().drop_duplicates("item_id")
-    ev_types = dict(zip(pairs["item_id"], pairs["problem_type"]))
-    kinds = [ev_types.get(i) or types.get(i) for i in ids]
+    kinds = problem_types_of(ids, events, types)
     vectors = pa.nulls(len(ids), pa.list_(pa.float32()))
     if text is not None:
         pos = pc.index_in(pa.array(ids, pa.string()), value_set=pa.array(text[0], pa.string()))
@@ -31,6 +29,14 @@ def items_table(events: pa.Table, unit_tests: pa.Table, types: dict[str, str],
         vectors = rows.take(pos).cast(pa.list_(pa.float32()))
     return pa.Table.from_arrays([pa.array(ids, pa.string()), pa.array(kinds, pa.string(), from_pandas=True), vectors],
                                 schema=ITEMS_SCHEMA)
+
+
+def problem_types_of(ids: list[str], events: pa.Table, types: dict[str, str]) -> list:
+    """Each item's problem type: the one its events carry, else the source catalog's (`types`); the one rule
+    for items.parquet and WD-IRT's catalog (whose `types` may come from items.parquet or be empty)."""
+    pairs = events.select(["item_id", "problem_type"]).to_pandas().drop_duplicates("item_id")
+    ev_types = dict(zip(pairs["item_id"], pairs["problem_type"]))
+    return [ev_types.get(i) or types.get(i) for i in ids]
 
 
 def skills_table(events: pa.Table, unit_tests: pa.Table, descriptions: dict[str, str]) -> pa.Table:

@@ -8,6 +8,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ktirt.catalog import problem_types_of
 from ktirt.features.history import text_matrix
 from ktirt.models.wdirt import GUESSABLE_TYPES
 from ktirt.vocab import NO_SKILL, padded_index, skill_lists
@@ -33,9 +34,7 @@ class Catalog:
         """(n_items, K) skill indices, -1 after an item's last"""
         self.item_skill = self.item_skills[:, 0]
         """the first skill's index: the mean baselines' fallback for an item no training student answered"""
-        pairs = events.select(["item_id", "problem_type"]).to_pandas().drop_duplicates("item_id")
-        ev_types = dict(zip(pairs["item_id"], pairs["problem_type"]))
-        self.types = [ev_types.get(i) or types.get(i) for i in self.items]
+        self.types = problem_types_of(self.items, events, types)
         self.guessable = np.array([t in GUESSABLE_TYPES for t in self.types])
         self.text = text_matrix(self.items, text)
 
