@@ -37,6 +37,8 @@ class _UniqueKeys(yaml.SafeLoader):
                 raise yaml.constructor.ConstructorError(None, None, f"key '{key}' given twice", key_node.start_mark)
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
+
+
 params_option = click.option("--params", "params_path", default=PARAMS, show_default=True,
                              type=click.Path(dir_okay=False), help="settings file")
 
