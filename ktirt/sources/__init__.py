@@ -4,15 +4,14 @@ canonical tables, so a new source is known here and nowhere else."""
 
 from __future__ import annotations
 
-import unicodedata
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from ktirt.errors import InputError, SettingsError
+from ktirt.catalog import items_table, skills_table
+from ktirt.errors import InputError, SettingsError, one_line
 from ktirt.sources import assistments_2009, edm_cup
 from ktirt.sources.canonical import SourceTables
-from ktirt.catalog import items_table, skills_table
 
 
 @dataclass(frozen=True)
@@ -36,9 +35,9 @@ SOURCES = {
 
 def load_source(name: str, folder: str | Path) -> SourceTables:
     """Every canonical table of source `name` from its raw files in `folder`. A raw value quoted in an error
-    (a NUL, a newline, a tab) is escaped, so the message stays the one line the stage prints."""
+    (a NUL, a newline, a tab) is escaped (ktirt.errors.one_line), so the message stays one line."""
     if name not in SOURCES:
-        raise SettingsError(f"unknown data.source '{_escaped(name)}' (choose one of: {', '.join(SOURCES)})")
+        raise SettingsError(f"unknown data.source '{one_line(name)}' (choose one of: {', '.join(SOURCES)})")
     source, folder = SOURCES[name], Path(folder)
     try:
         tables = source.load(folder)
@@ -46,14 +45,8 @@ def load_source(name: str, folder: str | Path) -> SourceTables:
                                    source.item_text_embeddings(folder))
         tables.skills = skills_table(tables.events, tables.unit_tests, source.skill_descriptions(folder))
     except InputError as exc:
-        raise type(exc)(_escaped(exc.reason), exc.path and _escaped(exc.path), exc.column and _escaped(exc.column)) from None
+        raise type(exc)(one_line(exc.reason), exc.path and one_line(str(exc.path)), exc.column and one_line(exc.column)) from None
     return tables
-
-
-def _escaped(text: str) -> str:
-    """`text` with control characters and line separators written as Python writes them in a repr (`\\x00`,
-    `\\n`, `\\u2028`); other characters, accents and spaces included, stay as they are."""
-    return "".join(repr(c)[1:-1] if unicodedata.category(c) in ("Cc", "Zl", "Zp") else c for c in text)
 
 
 __all__ = ["SOURCES", "Source", "SourceTables", "load_source"]
