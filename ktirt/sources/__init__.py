@@ -45,7 +45,8 @@ def load_source(name: str, folder: str | Path) -> SourceTables:
                                    source.item_text_embeddings(folder))
         tables.skills = skills_table(tables.events, tables.unit_tests, source.skill_descriptions(folder))
     except InputError as exc:
-        raise type(exc)(one_line(exc.reason), exc.path and one_line(str(exc.path)), exc.column and one_line(exc.column)) from None
+        path, column = exc.path and one_line(str(exc.path)), exc.column and one_line(exc.column)
+        raise type(exc)(one_line(exc.reason), path, column) from None
     return tables
 
 
