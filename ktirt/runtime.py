@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+
 import numpy as np
 import torch
 
@@ -39,4 +41,14 @@ def seed_everything(seed: int, threads: int) -> None:
     np.random.seed(seed)
     torch.manual_seed(seed)
     torch.set_num_threads(threads)
-    torch.use_deterministic_algorithms(True, warn_only=True)
+    deterministic_kernels()
+
+
+def deterministic_kernels() -> None:
+    """torch's deterministic-kernel flag. `torch.use_deterministic_algorithms` also sets the inductor compiler's
+    option, and importing that compiler costs about 1.5 s in every stage; no stage compiles, so the flag alone
+    is set, unless the compiler is already loaded (someone compiling gets its option set too)."""
+    if "torch._inductor.config" in sys.modules:
+        torch.use_deterministic_algorithms(True, warn_only=True)
+    else:
+        torch._C._set_deterministic_algorithms(True, warn_only=True)

@@ -67,12 +67,62 @@ def params_file(folder: Path, **sections: dict) -> str:
     return str(path)
 
 
-def run_stage(name: str, *args: str, cwd: Path | None = None):
-    """Run a stage script as DVC would, returning the CompletedProcess."""
+def run_stage(name: str, *args: str, cwd: Path | None = None, own_process: bool = False):
+    """Run a stage script as DVC would, returning a CompletedProcess (its exit status, stdout and stderr, logging
+    included). The stage's Click command runs in this process (the stage wrapper, its checks and its error lines are
+    the same code; only the interpreter start and the imports of torch, sklearn and pandas, seconds a stage, are paid
+    once per session); `own_process` starts `python stages/<name>.py` instead, for what only a process shows."""
     import subprocess
 
-    return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), *args], cwd=cwd,
-                          capture_output=True, text=True)
+    if own_process:
+        return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), *args], cwd=cwd,
+                              capture_output=True, text=True)
+    return _stage_in_process(name, list(args), cwd)
+
+
+def _stage_command(name: str):
+    """The Click command `main` of stages/<name>.py, imported once (stages import `_stage` from beside them)."""
+    import importlib.util
+
+    if str(ROOT / "stages") not in sys.path:
+        sys.path.insert(0, str(ROOT / "stages"))
+    module = sys.modules.get(f"ktirt_stage_{name}")
+    if module is None:
+        spec = importlib.util.spec_from_file_location(f"ktirt_stage_{name}", ROOT / "stages" / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        sys.modules[spec.name] = module
+    return module.main
+
+
+def _stage_in_process(name: str, args: list[str], cwd: Path | None):
+    import contextlib
+    import io
+    import logging
+    import os
+    import subprocess
+    import traceback
+
+    command, out, err = _stage_command(name), io.StringIO(), io.StringIO()
+    root = logging.getLogger()
+    handler, level = logging.StreamHandler(err), root.level
+    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))  # stages/_stage.py's format
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    try:
+        with contextlib.chdir(cwd or os.getcwd()), contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            try:
+                command.main(args=args, prog_name=f"{name}.py", standalone_mode=True)
+                code = 0
+            except SystemExit as exc:
+                code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+            except Exception:  # what the interpreter would print before exiting 1
+                traceback.print_exc(file=err)
+                code = 1
+    finally:
+        root.removeHandler(handler)
+        root.setLevel(level)
+    return subprocess.CompletedProcess([f"stages/{name}.py", *args], code, out.getvalue(), err.getvalue())
 
 
 # a hand-written EDM Cup release: two students, one in-unit log each, one unit test
