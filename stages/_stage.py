@@ -23,6 +23,7 @@ from ktirt.io import check_output, outputs  # noqa: E402
 from ktirt.settings import check_params  # noqa: E402
 
 PARAMS = "params.yaml"
+LOG_FORMAT = "%(levelname)s %(name)s: %(message)s"
 
 
 class _UniqueKeys(yaml.SafeLoader):
@@ -87,7 +88,7 @@ def stage(func):
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+        logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
         try:
             with outputs():
                 return func(*args, **kwargs)

@@ -67,16 +67,11 @@ def params_file(folder: Path, **sections: dict) -> str:
     return str(path)
 
 
-def run_stage(name: str, *args: str, cwd: Path | None = None, own_process: bool = False):
+def run_stage(name: str, *args: str, cwd: Path | None = None):
     """Run a stage script as DVC would, returning a CompletedProcess (its exit status, stdout and stderr, logging
-    included). The stage's Click command runs in this process (the stage wrapper, its checks and its error lines are
-    the same code; only the interpreter start and the imports of torch, sklearn and pandas, seconds a stage, are paid
-    once per session); `own_process` starts `python stages/<name>.py` instead, for what only a process shows."""
-    import subprocess
-
-    if own_process:
-        return subprocess.run([sys.executable, str(ROOT / "stages" / f"{name}.py"), *args], cwd=cwd,
-                              capture_output=True, text=True)
+    included). The stage's Click command runs in this process: the stage wrapper, its checks and its error lines are
+    the same code, and only the interpreter start and the imports of torch, sklearn and pandas (seconds a stage)
+    are paid once per session. tests/test_pipeline_dvc.py runs every stage as its own process, through DVC."""
     return _stage_in_process(name, list(args), cwd)
 
 
@@ -106,7 +101,9 @@ def _stage_in_process(name: str, args: list[str], cwd: Path | None):
     command, out, err = _stage_command(name), io.StringIO(), io.StringIO()
     root = logging.getLogger()
     handler, level = logging.StreamHandler(err), root.level
-    handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))  # stages/_stage.py's format
+    from _stage import LOG_FORMAT  # importable once a stage is (stages/ is then on sys.path)
+
+    handler.setFormatter(logging.Formatter(LOG_FORMAT))
     root.addHandler(handler)
     root.setLevel(logging.INFO)
     try:
