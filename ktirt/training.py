@@ -66,8 +66,7 @@ def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callab
         t0 = time.perf_counter()
         rows = order()
         total, count = 0.0, 0
-        for lo in tqdm(range(0, len(rows), batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5,
-                       disable=None if distributed.is_main() else True):
+        for lo in tqdm(range(0, len(rows), batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5, disable=None):
             batch = rows[lo : lo + batch_size]
             loss, weight = step(batch if local is None else distributed.mine(local, batch))
             value = loss.item()
