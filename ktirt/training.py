@@ -1,6 +1,12 @@
 """The epoch loop both engines train with: shuffled batches, Adam steps, validation AUC after each epoch, early
 stopping on it, and the per-epoch values handed to a callback (DVCLive in the stages). Each engine supplies
-what differs: how an epoch's batches are ordered, a batch's loss, and how validation is scored."""
+what differs: how an epoch's batches are ordered, a batch's loss, and how validation is scored.
+
+Under torchrun (ktirt/distributed.py) every rank walks the same shuffled order, batch by batch, and trains on
+the part of each batch that is its own shard's; its loss is weighted by its share of the batch's targets, so
+the gradient DDP averages is the one-process batch's (with dropout 0, N ranks follow one process up to
+rounding). `validate()` must return the same AUC on every rank (the engines gather every rank's predictions),
+so every rank stops at, and restores, the same best epoch."""
 
 from __future__ import annotations
 
@@ -15,6 +21,7 @@ import pandas as pd
 import torch
 from tqdm import tqdm
 
+from ktirt import distributed
 from ktirt.early_stopping import EarlyStopping, EpochCallback
 from ktirt.errors import SettingsError
 
@@ -45,23 +52,28 @@ class History:
 
 def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callable[[], torch.Tensor],
                batch_size: int, batch_loss: BatchLoss, validate: Callable[[], float], epochs: int, patience: int,
-               on_epoch: EpochCallback | None = None, lr_setting: str = "train.lr") -> History:
-    """Up to `epochs` passes over `order()` (a fresh shuffle each epoch) in batches of `batch_size`; after each,
-    `validate()` gives the AUC early stopping watches. The best epoch's weights are restored at the end. A loss
-    that is not finite stops training at once, naming `lr_setting`, the setting most likely at fault."""
+               on_epoch: EpochCallback | None = None, lr_setting: str = "train.lr",
+               owned: np.ndarray | None = None) -> History:
+    """Up to `epochs` passes over `order()` (a fresh shuffle of the examples 0..n-1 each epoch) in batches of
+    `batch_size`; after each, `validate()` gives the AUC early stopping watches. The best epoch's weights are
+    restored at the end. A loss that is not finite stops training at once, naming `lr_setting`, the setting most
+    likely at fault. Under torchrun, `owned` says which examples this rank holds, and `batch_loss` is given this
+    rank's rows of them (its held examples in order)."""
     hist, stop = History(), EarlyStopping(patience)
+    step, local = distributed.data_parallel(model, batch_loss), distributed.local_rows(owned)
     for epoch in range(1, epochs + 1):
         model.train()
         t0 = time.perf_counter()
         rows = order()
         total, count = 0.0, 0
         for lo in tqdm(range(0, len(rows), batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5, disable=None):
-            loss, weight = batch_loss(rows[lo : lo + batch_size])
+            batch = rows[lo : lo + batch_size]
+            loss, weight = step(batch if local is None else distributed.mine(local, batch))
             value = loss.item()
             if not math.isfinite(value):
                 raise _diverged(value, epoch, opt, lr_setting)
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            distributed.share(loss, weight).backward()
             opt.step()
             total += value * weight
             count += weight
@@ -69,6 +81,7 @@ def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callab
         hist.examples_seen += len(rows)
         model.eval()
         auc = validate()
+        total, count = distributed.all_sum(total), distributed.all_sum(count)
         hist.epoch.append(epoch)
         hist.train_loss.append(total / max(count, 1))
         hist.val_auc.append(auc)

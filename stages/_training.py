@@ -1,17 +1,22 @@
-"""What the two training stages (train_sakt, train_wdirt) share: DVCLive's per-epoch log and saving a run."""
+"""What the two training stages (train_sakt, train_wdirt) share: DVCLive's per-epoch log and saving a run. Under
+torchrun (ktirt/distributed.py) every rank trains, and only rank 0 writes: the other ranks' logs and saves are
+skipped, so the outputs are written once."""
 
 from __future__ import annotations
 
 import contextlib
 from pathlib import Path
 
+from ktirt.distributed import is_main
 from ktirt.io import check_finite, outputs, write_json
 from ktirt.timings import write_timings
 
 
 def save_training(result, model_dir: str, plots_dir: str, metrics_path: str, timings_file: str) -> None:
     """A trained engine's outputs: metrics checked finite before anything is saved (no model without its
-    metrics), then the model and plots, the tracked metrics and the untracked timings."""
+    metrics), then the model and plots, the tracked metrics and the untracked timings. Rank 0's only."""
+    if not is_main():
+        return
     check_finite(result.metrics, metrics_path)
     result.save(model_dir, plots_dir)
     write_json(result.metrics, metrics_path)
@@ -27,7 +32,12 @@ def live_epochs(directory: str | Path):
 
     DVCLive writes the folder in place as training goes (that is what `dvc exp show` reads while it runs), so it
     cannot wait in a temporary with the stage's other outputs: instead the stage's transaction keeps a copy of
-    what it held and puts that back if the stage fails, so the log too is all of a run or none of it."""
+    what it held and puts that back if the stage fails, so the log too is all of a run or none of it.
+
+    Under torchrun only rank 0 logs: the other ranks get None (no callback) and leave the folder alone."""
+    if not is_main():
+        yield None
+        return
     from dvclive import Live
 
     with outputs() as out:

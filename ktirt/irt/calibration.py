@@ -49,12 +49,14 @@ SCALE_PENALTY = 100.0  # per unit of squared mean log-discrimination; large enou
 @dataclass
 class LearningCurves:
     """Per student (by index): the fitted curve; `ability` evaluates it. `difficulty_shift` is per item: how
-    much harder its responses after its change point were (0 for items without one)."""
+    much harder its responses after its change point were (0 for items without one). `loss`: the calibration's
+    loss at its end."""
 
     intercept: np.ndarray
     rate: np.ndarray
     population_rate: float
     difficulty_shift: np.ndarray
+    loss: float = float("nan")
 
     def ability(self, student: np.ndarray, log_opportunity: np.ndarray) -> np.ndarray:
         return self.intercept[student] + (self.population_rate + self.rate[student]) * log_opportunity
@@ -106,7 +108,8 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
     """Refit the model's wide parameters in place, jointly with one learning curve per student, on the
     responses (student index, log(1 + earlier responses on the skill), item, y); the deep part is untouched.
     The loss is the mean negative log-likelihood plus the priors over the number of responses, as in training;
-    block Newton solves it (ktirt/irt/newton_calibration.py).
+    block Newton solves it (ktirt/irt/newton_calibration.py). Under torchrun each rank sums over its shard of
+    the students' responses and the sums are all-reduced: every rank ends with the one-process fit.
 
     `after_change` marks the responses given after their item's difficulty changed (a drift change point):
     those items get a second difficulty, b + shift, for those responses, so that the model's difficulty is
@@ -121,7 +124,7 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
                                                                     model.item_log_discrimination, model.item_guess_logit)),
                            shift=np.zeros(n_items), alpha=np.zeros(n_students), rate=np.zeros(n_students), rho=0.0)
     responses = nc.Responses(student, np.asarray(log_opportunity, np.float64), item, np.asarray(y, np.float64),
-                             np.zeros(len(y), bool) if after_change is None else np.asarray(after_change, bool))
+                             np.zeros(len(y), bool) if after_change is None else np.asarray(after_change, bool)).of_this_rank()
     before, after, sweeps = nc.solve(structure, params, responses, max_sweeps, what=f"item calibration ({len(y):,} responses)")
     with torch.no_grad():
         for target, value in ((model.skill_difficulty, params.mu), (model.item_offset, params.delta),
@@ -129,7 +132,7 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
             target.copy_(torch.as_tensor(value, dtype=target.dtype))
     log.info("item calibration with learning-curve abilities: loss %.5f -> %.5f in %d sweeps on %d responses of %d "
              "students (population learning rate %.3f)", before, after, sweeps, len(y), len(np.unique(student)), params.rho)
-    return LearningCurves(params.alpha, params.rate, params.rho, params.shift)
+    return LearningCurves(params.alpha, params.rate, params.rho, params.shift, after)
 
 
 def align_theta(model: WideDeepIRT, theta: np.ndarray, item: np.ndarray, y: np.ndarray) -> tuple[float, float]:

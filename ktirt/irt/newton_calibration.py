@@ -16,18 +16,25 @@ Model, per response r of student s on item i (see ktirt/irt/calibration.py):
     theta_r = alpha_s + (rho + rate_s) * log_opportunity_r - shift_i [after the item's change]
     p_r     = c_i + (1 - c_i) * sigmoid(a_i * (theta_r - b_i)),   b_i = mean of its skills' mu + delta_i
     a_i     = softplus(l_i) / log 2,   c_i = 0.5 * sigmoid(g_i) for guessable items, else 0
+
+Every equation is a sum over responses, so under torchrun each rank holds a shard of them and the sums are
+all-reduced (ktirt.distributed.all_sum): every rank takes the same steps, to the one-process fit.
 """
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import time
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Iterable
 
 import numpy as np
 from scipy.optimize import minimize_scalar
 
+from ktirt.distributed import all_sum, shard_mask, world_size
 from ktirt.models import three_pl
 
 log = logging.getLogger(__name__)
@@ -43,6 +50,24 @@ class Responses:
     y: np.ndarray
     after: np.ndarray
     """responses after their item's change point (the shift applies)"""
+
+    def of_this_rank(self) -> "Responses":
+        """The responses of this rank's students (ktirt.distributed.shard_mask); all of them in one process."""
+        if world_size() == 1:
+            return self
+        mine = shard_mask(self.student)
+        return Responses(*(v[mine] for v in (self.student, self.log_opportunity, self.item, self.y, self.after)))
+
+    @cached_property
+    def total(self) -> int:
+        """The number of responses over every rank (these are this rank's)."""
+        return int(all_sum(len(self.y)))
+
+
+def _sums(index: np.ndarray, values: Iterable[np.ndarray], n: int) -> np.ndarray:
+    """(len(values), n): each of `values` summed per index (student, item), over every rank's responses, in one
+    all-reduce. `values` is best a generator: each per-response array is freed once it is summed."""
+    return all_sum(np.stack([np.bincount(index, v, n) for v in values]))
 
 
 @dataclass
@@ -99,11 +124,11 @@ def _state(st: Structure, p: Params, r: Responses):
 def objective(st: Structure, p: Params, r: Responses) -> float:
     """Mean negative log-likelihood plus the priors over the number of responses (the calibration's loss)."""
     *_, prob, _, _ = _state(st, p, r)
-    nll = -np.mean(r.y * np.log(prob) + (1 - r.y) * np.log(1 - prob))
+    nll = -all_sum(np.sum(r.y * np.log(prob) + (1 - r.y) * np.log(1 - prob))) / r.total
     items = np.sum(p.delta**2) + np.sum(p.ell**2) * st.discrimination + np.sum(((p.g - st.guess_prior) * st.guessable) ** 2)
     students = st.intercept_precision * np.sum(p.alpha**2) + st.rate_precision * np.sum(p.rate**2)
     scale = st.scale_penalty * float(np.mean(np.log(st.discriminations(p)))) ** 2
-    return float(nll + 0.5 * (st.prior_strength * items + students) / max(len(r.y), 1) + scale)
+    return float(nll + 0.5 * (st.prior_strength * items + students) / max(r.total, 1) + scale)
 
 
 def _step(delta: np.ndarray) -> np.ndarray:
@@ -114,20 +139,18 @@ def _students(st: Structure, p: Params, r: Responses) -> None:
     _, a, _, c, s, _, score, inv = _state(st, p, r)
     d = (1 - c) * a * s * (1 - s)  # dp/dtheta
     n, lo = len(p.alpha), r.log_opportunity
-    grad_a = np.bincount(r.student, score * d, n) - st.intercept_precision * p.alpha
-    grad_r = np.bincount(r.student, score * d * lo, n) - st.rate_precision * p.rate
     info = d * d * inv
-    h11 = np.bincount(r.student, info, n) + st.intercept_precision
-    h12 = np.bincount(r.student, info * lo, n)
-    h22 = np.bincount(r.student, info * lo * lo, n) + st.rate_precision
+    grad_a, grad_r, h11, h12, h22 = _sums(r.student, (score * d, score * d * lo, info, info * lo, info * lo * lo), n)
+    grad_a, grad_r = grad_a - st.intercept_precision * p.alpha, grad_r - st.rate_precision * p.rate
+    h11, h22 = h11 + st.intercept_precision, h22 + st.rate_precision
     det = h11 * h22 - h12 * h12
     p.alpha += _step((h22 * grad_a - h12 * grad_r) / det)
     p.rate += _step((h11 * grad_r - h12 * grad_a) / det)
     _, a, _, c, s, _, score, inv = _state(st, p, r)
     d = (1 - c) * a * s * (1 - s)
-    info_rho = np.sum(d * d * inv * lo * lo)
+    info_rho, score_rho = all_sum(np.array([np.sum(d * d * inv * lo * lo), np.sum(score * d * lo)]))
     if info_rho > 0:
-        p.rho += float(_step(np.array(np.sum(score * d * lo) / info_rho)))
+        p.rho += float(_step(np.array(score_rho / info_rho)))
 
 
 def _items(st: Structure, p: Params, r: Responses) -> None:
@@ -140,20 +163,23 @@ def _items(st: Structure, p: Params, r: Responses) -> None:
                     (1 - c) * (theta - b) * ds / (1 + np.exp(-p.ell[r.item])) / three_pl.LOG2 * st.discrimination,  # d ell
                     (1 - s) * 0.5 * sig_g * (1 - sig_g) * st.guessable[r.item],  # dp / d g
                     -(1 - c) * a * ds * r.after], axis=1)  # dp / d shift (theta - shift - b: as delta's, after the change)
-    grad = np.stack([np.bincount(r.item, score * jac[:, k], n) for k in range(4)], axis=1)
+    pairs = [(u, v) for u in range(4) for v in range(u, 4)]
+    weights = itertools.chain((score * jac[:, k] for k in range(4)), (jac[:, u] * jac[:, v] * inv for u, v in pairs),
+                              [r.after.astype(np.float64)])
+    sums = _sums(r.item, weights, n)
+    grad = sums[:4].T.copy()
     hess = np.empty((n, 4, 4))
-    for u in range(4):
-        for v in range(u, 4):
-            hess[:, u, v] = hess[:, v, u] = np.bincount(r.item, jac[:, u] * jac[:, v] * inv, n)
+    for k, (u, v) in enumerate(pairs):
+        hess[:, u, v] = hess[:, v, u] = sums[4 + k]
     k = st.prior_strength
     # the scale penalty's gradient (in the loss's sum units): without it the optimum would not be a fixed point
     a_items = st.discriminations(p)
     dlog_a = 1 / (1 + np.exp(-p.ell)) / (a_items * three_pl.LOG2)
-    scale = 2 * st.scale_penalty * len(r.y) * float(np.mean(np.log(a_items))) / n * dlog_a * st.discrimination
+    scale = 2 * st.scale_penalty * r.total * float(np.mean(np.log(a_items))) / n * dlog_a * st.discrimination
     grad -= np.stack([k * p.delta, (k * p.ell + scale) * st.discrimination, k * (p.g - st.guess_prior) * st.guessable,
                       np.zeros(n)], axis=1)
     active = np.stack([np.ones(n, bool), np.full(n, st.discrimination), st.guessable,
-                       np.bincount(r.item, r.after, n) > 0], axis=1)
+                       sums[-1] > 0], axis=1)
     prior = np.stack([np.full(n, k), np.full(n, k), np.full(n, k), np.full(n, 1e-6)], axis=1)
     both = active[:, :, None] & active[:, None, :]
     hess = np.where(both, hess, 0.0) + np.eye(4) * np.where(active, prior, 1.0)[:, :, None]
@@ -169,7 +195,7 @@ def _skills(st: Structure, p: Params, r: Responses) -> None:
     _, a, _, c, s, _, score, inv = _state(st, p, r)
     db = -(1 - c) * a * s * (1 - s)
     n_items, n_skills = len(p.delta), len(p.mu)
-    g_item, h_item = np.bincount(r.item, score * db, n_items), np.bincount(r.item, db * db * inv, n_items)
+    g_item, h_item = _sums(r.item, (score * db, db * db * inv), n_items)
     rows, sk, w = st.skill_pairs()
     grad = np.bincount(sk, w * g_item[rows], n_skills)
     info = np.bincount(sk, w * w * h_item[rows], n_skills)
@@ -224,10 +250,10 @@ def solve(st: Structure, p: Params, r: Responses, max_sweeps: int = 200, tol: fl
     """Sweeps until the loss moves less than `tol`; returns the loss before and after, and the sweeps run."""
     before = last = objective(st, p, r)
     start = shown = time.perf_counter()
-    present = np.bincount(r.student, minlength=len(p.alpha)) > 0
+    present = all_sum(np.bincount(r.student, minlength=len(p.alpha))) > 0
     for sweep in range(1, max_sweeps + 1):
         if sweep > 1:  # the flat moves first, so a sweep ends on the items' Newton step (an item without
-            _rescale(st, p, len(r.y))  # responses then sits exactly at its skills' mean)
+            _rescale(st, p, r.total)  # responses then sits exactly at its skills' mean)
             if present.any():
                 _recentre(st, p, present)
         _students(st, p, r)

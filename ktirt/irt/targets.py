@@ -38,6 +38,8 @@ class Targets:
     summary: np.ndarray
     """(n, N_SUMMARY) whole-history summary (history_summary)"""
     source_row: np.ndarray  # row in events.parquet / unit_tests.parquet
+    users: np.ndarray
+    """user id of each student index"""
 
 
 def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Catalog, H: int) -> tuple[EventTable, Targets]:
@@ -65,7 +67,7 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
     user_first_idx = np.r_[np.flatnonzero(first), len(users)]
     ut_first = np.where(has_events, user_first_idx[np.maximum(ut_rank, 0)], 0)
     ut_item = cat.index(scored["item_id"])
-    test_only = pd.factorize(scored["user_id"].to_numpy(zero_copy_only=False)[~has_events])[0]
+    test_only, test_only_users = pd.factorize(scored["user_id"].to_numpy(zero_copy_only=False)[~has_events])
     ut_student = ut_rank.copy()
     ut_student[~has_events] = len(distinct) + test_only
 
@@ -87,6 +89,7 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
         history=hist,
         summary=summary,
         source_row=np.r_[np.arange(len(item)), np.flatnonzero(np.asarray(pc.is_valid(unit_tests["correct"])))],
+        users=np.r_[distinct, np.asarray(test_only_users, dtype=object)],
     )
     return ev, t
 

@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from ktirt import distributed
 from ktirt.early_stopping import EpochCallback
 from ktirt.evaluation import binary_metrics, mean_baseline, require_both_outcomes
 from ktirt.features.history import N_CONTEXTS, N_STATIC, N_SUMMARY, SUMMARY_LOG_SKILL_EVENTS
@@ -67,13 +68,22 @@ class WDIRTResult:
 
 def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSettings, types: dict[str, str] | None = None,
               text=None, truth: Path | None = None, on_epoch: EpochCallback | None = None) -> WDIRTResult:
+    """Fit, calibrate, test for drift and score. Under torchrun this is one rank of N (ktirt/distributed.py):
+    it trains on its shard of the students, the calibrations sum over its shard of the responses, and every
+    rank ends with the same model, tables and metrics (the stage's rank 0 saves them)."""
     seed_everything(s.seed, s.threads)
-    device = resolve_device(s.device)
+    device = distributed.join(resolve_device(s.device))
+    return _run(events, unit_tests, split, s, types, text, truth, device, on_epoch)
+
+
+def _run(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSettings, types: dict[str, str] | None, text,
+         truth: Path | None, device: torch.device, on_epoch: EpochCallback | None) -> WDIRTResult:
     phase = Phases("WD-IRT")
     with phase("features"):
         cat = Catalog(events, unit_tests, types or {}, text)
         ev, t = build_targets(events, unit_tests, split, cat, s.history_len)
     model = _new_model(cat, s).to(device)
+    distributed.reseed_for_rank(s.seed)
     batcher = Batcher(ev, t, device)
     log.info("WD-IRT: %d items, %d skills, %d targets (%d unit-test scores), history %d; device %s",
              len(cat.items), len(cat.skills), len(t.y), int(t.kind.sum()), s.history_len, device)
@@ -83,7 +93,7 @@ def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSetti
     model = model.cpu()
     batcher.device = torch.device("cpu")
     with phase("theta"):
-        theta = theta_all(model, batcher, len(t.y))
+        theta = theta_all(model, batcher, t.student)
     items_in_events = int(len(np.unique(ev.item)))
     # done with the histories (targets x history_len event indices: 2.2 GB at EDM-Cup scale) and the event
     # features: let them go before the two calibrations and drift, which need memory of their own

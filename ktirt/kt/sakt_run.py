@@ -12,13 +12,14 @@ import pandas as pd
 import pyarrow as pa
 import torch
 
+from ktirt import distributed
 from ktirt.early_stopping import EpochCallback
 from ktirt.errors import InputError
 from ktirt.io import atomic_path, read_checkpoint, write_csv
 from ktirt.evaluation import (binary_metrics, calibration, mean_baseline, require_both_outcomes,
                                  roc_points)
-from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, window_tensors
-from ktirt.kt.sequences import N_CLICK_CODES, N_PRACTICE_CODES, Sequences, load_sequences, query_windows
+from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict_all, window_tensors
+from ktirt.kt.sequences import N_CLICK_CODES, N_PRACTICE_CODES, Sequences, Windows, load_sequences, query_windows
 from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
 from ktirt.runtime import resolve_device, seed_everything
@@ -59,36 +60,66 @@ class SaktResult:
 
 
 def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallback | None = None) -> SaktResult:
+    """Train, then score the test students. Under torchrun this is one rank of N (ktirt/distributed.py): it
+    trains on its shard of the students, and every rank ends with the same model and metrics (the stage's
+    rank 0 saves them)."""
     ts = run.train
     seed_everything(ts.seed, ts.threads)
-    device = resolve_device(ts.device)
+    return _run(events, split, run, distributed.join(resolve_device(ts.device)), on_epoch)
+
+
+def _run(events: pa.Table, split: dict, run: SaktRun, device: torch.device,
+         on_epoch: EpochCallback | None) -> SaktResult:
     seqs, vocab = load_sequences(events, split)
     mv = ModelVocab.of(vocab, run.model)
     cfg = SAKTConfig.of(run.model, n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff,
                         n_clicks=N_CLICK_CODES + 1, n_practice=N_PRACTICE_CODES + 1)
     model = SAKT(cfg).to(device)
+    distributed.reseed_for_rank(run.train.seed)
     L = cfg.seq_len
     stride = max(1, L // 2)
-    tensors = {
-        "train": window_tensors(seqs, query_windows(seqs, "train", L, L), mv),
-        "val": window_tensors(seqs, query_windows(seqs, "val", L, stride), mv),
-        "test": window_tensors(seqs, query_windows(seqs, "test", L, stride), mv),
-    }
+    train_windows, owned = _shard(seqs, query_windows(seqs, "train", L, L), "training students")
+    tensors = {"train": window_tensors(seqs, train_windows, mv),
+               "val": window_tensors(seqs, _shard(seqs, query_windows(seqs, "val", L, stride))[0], mv),
+               "test": window_tensors(seqs, _shard(seqs, query_windows(seqs, "test", L, stride))[0], mv)}
+    n_windows = len(train_windows.index) if owned is None else len(owned)
+    del train_windows
     n = len(seqs.item)
     val_idx, test_idx = seqs.responses_of("val"), seqs.responses_of("test")
     require_both_outcomes(seqs.correct[val_idx], "validation")
     require_both_outcomes(seqs.correct[test_idx], "test")
     log.info("SAKT on %s: %d items (%d with own embedding), %d skills; %d train windows; device %s",
              "CPU" if device.type == "cpu" else device, len(vocab.items), mv.n_items - 1, mv.n_skills - 1,
-             len(tensors["train"]["score"]), device)
-    hist = fit(model, tensors["train"], tensors["val"], (val_idx, seqs.correct[val_idx]), n, ts, run.model.item_prior,
-               on_epoch)
-
-    p = predict(model, tensors["test"], n, device=device)
+             n_windows, device)
+    hist = fit(model, tensors["train"], tensors["val"], (val_idx, seqs.correct[val_idx]), n, run.train,
+               run.model.item_prior, on_epoch, owned)
+    p = np.full(n, np.nan)
+    p[test_idx] = predict_all(model, tensors["test"], n, test_idx, device)
     y = seqs.correct[test_idx]
     pt = p[test_idx]
     if np.isnan(pt).any():
         raise RuntimeError("a test response was not scored exactly once")  # guards the windowing invariant
+    metrics = _test_metrics(events, seqs, mv, hist, run.truth, test_idx, y, pt)
+    timings = {"train_seconds": round(hist.train_seconds, 2),
+               "train_seqs_per_s": round(hist.examples_seen / max(hist.train_seconds, 1e-9), 1)}
+    return SaktResult(model, vocab, mv, metrics, hist.frame(), roc_points(y, pt), calibration(y, pt), p, timings)
+
+
+def _shard(seqs: Sequences, w: Windows, what: str | None = None) -> tuple[Windows, np.ndarray | None]:
+    """This rank's windows, those of its shard's students (ktirt/distributed.py), and per window whether it is
+    this rank's; in one process all of them and None. With `what`, the rank logs its shard's students."""
+    if distributed.world_size() == 1:
+        return w, None
+    student = np.searchsorted(seqs.offsets, w.index[:, 0], side="right") - 1
+    mine = distributed.shard_mask(student)
+    if what:
+        distributed.log_shard(what, seqs.users[np.unique(student[mine])])
+    return Windows(w.index[mine], w.score[mine]), mine
+
+
+def _test_metrics(events: pa.Table, seqs: Sequences, mv: ModelVocab, hist, truth: Path | None, test_idx: np.ndarray,
+                  y: np.ndarray, pt: np.ndarray) -> dict:
+    """metrics/sakt.json: the test students' figures beside the floors and, with the truth, the ceiling."""
     m = binary_metrics(y, pt)
     metrics = {
         "val_auc": round(hist.best_val_auc, 6),
@@ -97,8 +128,8 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallbac
         "test_logloss": round(m["logloss"], 6),
     }
     metrics |= _floors(seqs, test_idx, y)
-    if run.truth is not None:
-        oracle = event_probabilities(events, run.truth)[test_idx]
+    if truth is not None:
+        oracle = event_probabilities(events, truth)[test_idx]
         metrics["oracle_auc"] = round(binary_metrics(y, oracle)["auc"], 6)
         metrics["auc_share_of_oracle"] = round(m["auc"] / metrics["oracle_auc"], 6)
     metrics |= {
@@ -108,11 +139,7 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallbac
         "items_with_own_embedding": mv.n_items - 1,
         "items_with_own_difficulty": mv.n_diff - 1,
     }
-    metrics |= _no_difficulty_auc(seqs, mv, test_idx, y, pt)
-    history = hist.frame()
-    timings = {"train_seconds": round(hist.train_seconds, 2),
-               "train_seqs_per_s": round(hist.examples_seen / max(hist.train_seconds, 1e-9), 1)}
-    return SaktResult(model, vocab, mv, metrics, history, roc_points(y, pt), calibration(y, pt), p, timings)
+    return metrics | _no_difficulty_auc(seqs, mv, test_idx, y, pt)
 
 
 def _no_difficulty_auc(seqs: Sequences, mv: ModelVocab, test_idx: np.ndarray, y: np.ndarray, p: np.ndarray) -> dict:

@@ -10,6 +10,7 @@ import torch
 import torch.nn.functional as F
 from sklearn.metrics import roc_auc_score
 
+from ktirt import distributed
 from ktirt.early_stopping import EpochCallback
 from ktirt.kt.sequences import Sequences, Windows
 from ktirt.vocab import Vocabulary
@@ -123,15 +124,24 @@ def predict(model: SAKT, tensors: dict, n_responses: int, batch_size: int = 256,
     return out
 
 
+def predict_all(model: SAKT, tensors: dict, n_responses: int, idx: np.ndarray, device=None) -> np.ndarray:
+    """`predict` at responses `idx`, over every rank's windows (each rank holds its shard's,
+    ktirt/distributed.py): every rank gets all of them. One process: `predict(...)[idx]`."""
+    return distributed.fill_in(predict(model, tensors, n_responses, device=device)[idx])
+
+
 def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.ndarray], n_responses: int,
-        s: TrainSettings, prior: float, on_epoch: EpochCallback | None = None) -> History:
+        s: TrainSettings, prior: float, on_epoch: EpochCallback | None = None,
+        owned: np.ndarray | None = None) -> History:
     """Adam on binary cross-entropy over scored positions, plus the item scalars' Gaussian prior of
-    precision `prior` (spread over the epoch's targets), in the shared epoch loop (ktirt/training.py)."""
+    precision `prior` (spread over the epoch's targets), in the shared epoch loop (ktirt/training.py). Under
+    torchrun `train` and `val` hold this rank's windows (`owned`: per training window, whether it is this
+    rank's); the validation AUC is over every rank's predictions."""
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(s.seed)
     val_idx, val_y = val_targets
-    n = len(train["score"])
-    n_targets = max(int(train["score"].sum()), 1)
+    n = len(train["score"]) if owned is None else len(owned)
+    n_targets = max(int(distributed.all_sum(int(train["score"].sum()))), 1)
 
     def batch_loss(sel: torch.Tensor) -> tuple[torch.Tensor, int]:
         b = {k: v[sel] for k, v in train.items()}
@@ -142,7 +152,7 @@ def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.n
         return loss, int(mask.sum())
 
     def validate() -> float:
-        return float(roc_auc_score(val_y, predict(model, val, n_responses, device=device)[val_idx]))
+        return float(roc_auc_score(val_y, predict_all(model, val, n_responses, val_idx, device)))
 
     return fit_epochs(model, torch.optim.Adam(model.parameters(), lr=s.lr), lambda: torch.randperm(n, generator=gen),
-                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch)
+                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, owned=owned)
