@@ -31,14 +31,17 @@ NUMBER_FORM = "unix time as a number (e.g. 1662362706.894: seconds since 1970; m
 TEXT_FORM = f"date-time text (ISO 8601, e.g. '{ISO_EXAMPLE}')"
 
 
-def to_utc_ms(values: pa.ChunkedArray | pa.Array, path, column: str, text_only: bool = False) -> np.ndarray:
+def to_utc_ms(values: pa.ChunkedArray | pa.Array, path, column: str, text_only: bool = False,
+              unit: str | None = None) -> np.ndarray:
     """Unix times (any one unit) or date-time text (naive text is taken as UTC) as int64 ms; NAT where null.
 
     `text_only`: the column is date-time text in its release, so numbers there are another export's form and
-    stop the run, naming the form expected."""
+    stop the run, naming the form expected. `unit` (one of UNITS' names): the release documents the column in
+    that unit, so numbers whose magnitude says another unit (seconds where milliseconds are documented) stop
+    the run rather than being read in the unit they fit."""
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
-        return _numbers_to_ms(arr.to_numpy(zero_copy_only=False).astype(np.float64), path, column)
+        return _numbers_to_ms(arr.to_numpy(zero_copy_only=False).astype(np.float64), path, column, unit)
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(pa.string())
     try:
@@ -48,15 +51,16 @@ def to_utc_ms(values: pa.ChunkedArray | pa.Array, path, column: str, text_only: 
     if text_only and numbers.null_count < len(numbers):
         example = arr.filter(numbers.is_valid())[0]
         raise InputError(f"timestamps are numbers (e.g. '{example}'), but this column holds {TEXT_FORM}", path, column)
-    return _numbers_to_ms(numbers.to_numpy(zero_copy_only=False), path, column)
+    return _numbers_to_ms(numbers.to_numpy(zero_copy_only=False), path, column, unit)
 
 
 def _number(x: float) -> str:
     return np.format_float_positional(x, trim="-")
 
 
-def _numbers_to_ms(x: np.ndarray, path, column: str) -> np.ndarray:
-    """One unit for the column: the one that puts every value between 1990 and 2100."""
+def _numbers_to_ms(x: np.ndarray, path, column: str, expected: str | None = None) -> np.ndarray:
+    """One unit for the column: the one that puts every value between 1990 and 2100 (and, where the release
+    documents one, that unit)."""
     out = np.full(len(x), NAT, dtype=np.int64)
     ok = np.isfinite(x)
     v = x[ok]
@@ -66,6 +70,9 @@ def _numbers_to_ms(x: np.ndarray, path, column: str) -> np.ndarray:
     unit = next((u for u in UNITS if _LOW_MS <= lo * u[1] and hi * u[1] < _HIGH_MS), None)
     if unit is None:
         _refuse_units(v, path, column)
+    if expected is not None and unit[0] != expected:
+        raise InputError(f"timestamps are unix {unit[0]} (e.g. {_number(v[0])}), but this column holds unix "
+                         f"{expected}", path, column)
     out[ok] = np.round(v * unit[1]).astype(np.int64)
     return out
 
