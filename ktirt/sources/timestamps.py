@@ -20,7 +20,7 @@ from ktirt.errors import InputError
 
 NAT = np.iinfo(np.int64).min
 FIRST_YEAR, LAST_YEAR = 1990, 2100
-_LOW_MS, _HIGH_MS = 631_152_000_000, 4_102_444_800_000  # 1990-01-01 and 2100-01-01
+LOW_MS, HIGH_MS = 631_152_000_000, 4_102_444_800_000  # 1990-01-01 and 2100-01-01
 UNITS = (("seconds", 1e3), ("milliseconds", 1.0), ("microseconds", 1e-3), ("nanoseconds", 1e-6))
 ISO_EXAMPLE = "2022-09-05 07:25:06.894"
 _SLASH = r"^\s*(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4})(?P<rest>.*)$"
@@ -66,22 +66,33 @@ def _numbers_to_ms(x: np.ndarray, path, column: str, expected: str | None = None
     v = x[ok]
     if not len(v):
         return out
+    if expected is not None:
+        _require_unit(v, expected, path, column)
     lo, hi = v.min(), v.max()
-    unit = next((u for u in UNITS if _LOW_MS <= lo * u[1] and hi * u[1] < _HIGH_MS), None)
+    unit = next((u for u in UNITS if LOW_MS <= lo * u[1] and hi * u[1] < HIGH_MS), None)
     if unit is None:
         _refuse_units(v, path, column)
-    if expected is not None and unit[0] != expected:
-        raise InputError(f"timestamps are unix {unit[0]} (e.g. {_number(v[0])}), but this column holds unix "
-                         f"{expected}", path, column)
     out[ok] = np.round(v * unit[1]).astype(np.int64)
     return out
+
+
+def _require_unit(v: np.ndarray, expected: str, path, column: str) -> None:
+    """Every value a date in 1990-2100 in the `expected` unit; else name the first that is not, and the unit it
+    would be in."""
+    ms = dict(UNITS)[expected]
+    bad = (v * ms < LOW_MS) | (v * ms >= HIGH_MS)
+    if bad.any():
+        x = v[bad][0]
+        fits = next((name for name, m in UNITS if LOW_MS <= x * m < HIGH_MS), None)
+        what = f"is unix {fits}" if fits else f"is no date between {FIRST_YEAR} and {LAST_YEAR} in any unit"
+        raise InputError(f"timestamp {_number(x)} {what}, but this column holds unix {expected}", path, column)
 
 
 def _refuse_units(v: np.ndarray, path, column: str) -> None:
     """No single unit fits: name a value no unit fits, or one example of each unit found."""
     unit_of = np.full(len(v), -1)
     for i, (_, ms) in enumerate(UNITS):
-        unit_of[(v * ms >= _LOW_MS) & (v * ms < _HIGH_MS)] = i
+        unit_of[(v * ms >= LOW_MS) & (v * ms < HIGH_MS)] = i
     if (unit_of < 0).any():
         raise InputError(
             f"timestamp {_number(v[unit_of < 0][0])} is not a date between {FIRST_YEAR} and {LAST_YEAR}"
