@@ -182,12 +182,14 @@ def _milliseconds(ms: np.ndarray, logs: FolderTable, where: np.ndarray) -> np.nd
 
 
 def _first_responses(columns: dict) -> tuple[np.ndarray, int]:
-    """Rows in (user, timestamp, file line) order, less a question answered again in the same solving_id (not a
-    first response): (rows kept, rows left out)."""
-    user = columns["user_id"].indices.to_numpy(zero_copy_only=False)
-    order = np.lexsort((columns["timestamp"], user))  # stable: ties keep the file's line order
-    key = pa.table({"user": user[order], "session": codes(columns["action_sequence_id"])[0][order],
-                    "item": columns["item_id"].indices.to_numpy(zero_copy_only=False)[order]})
+    """The rows less a question answered again in the same solving_id, after its first answer in time (ties: the
+    earlier line): (rows kept, rows left out). Sorted only when there is such a repeat."""
+    key = pa.table({"user": columns["user_id"].indices, "session": codes(columns["action_sequence_id"])[0],
+                    "item": columns["item_id"].indices})
+    order = np.arange(key.num_rows)
+    if len(duplicate_rows(key)):
+        order = np.lexsort((columns["timestamp"], key["user"].to_numpy()))  # stable: ties keep the line order
+        key = key.take(pa.array(order))
     repeated = duplicate_rows(key)
     keep = np.ones(len(order), bool)
     keep[repeated] = False
