@@ -94,8 +94,8 @@ def _questions(path: Path) -> _Questions:
     answer = pc.index_in(pc.utf8_trim_whitespace(t["correct_answer"]), value_set=pa.array(CHOICES))
     if answer.null_count:
         bad = pc.is_null(answer).to_numpy(zero_copy_only=False).argmax()
-        raise InputError(f"value '{t['correct_answer'][bad]}' of question {t['question_id'][bad]} is not one of "
-                         f"{', '.join(CHOICES)}", path, "correct_answer")
+        raise InputError(f"value '{t['correct_answer'][bad].as_py() or ''}' of question {t['question_id'][bad]} is not "
+                         f"one of {', '.join(CHOICES)}", path, "correct_answer")
     tags = _tag_lists(t["tags"].combine_chunks(), t["question_id"], path)
     n = pc.list_value_length(tags).to_numpy(zero_copy_only=False)
     facts = {"multi_skill_from_lists": int((n > 1).sum()), "questions_without_tags": int((n == 0).sum())}
@@ -112,7 +112,7 @@ def _tag_lists(tags: pa.Array, question_ids: pa.ChunkedArray, path: Path) -> pa.
         question = question_ids[int(pc.list_parent_indices(parts)[bad].as_py())]
         raise InputError(f"tag '{flat[bad]}' of question {question} is not an integer (tags are integers separated "
                          "by ';')", path, "tags")
-    offsets = parts.offsets.to_numpy()
+    offsets = parts.offsets.to_numpy() - parts.offsets[0].as_py()  # positions in `flat`
     lists = [list(dict.fromkeys(x for x in flat[a:b] if x not in ("", NO_TAG))) for a, b in zip(offsets[:-1], offsets[1:])]
     return pa.array(lists, pa.list_(pa.string()))
 
