@@ -23,14 +23,14 @@ __all__ = ["OPTIONAL", "PROFILES", "SECTIONS", "SOURCES", "DataSettings", "Expor
            "Params", "PyktSettings", "ReportSettings", "Section", "SimulateSettings", "SplitSettings", "TrainSettings",
            "WDIRTSettings", "check_params", "derive"]
 
-Source = Literal["synthetic", "edm_cup_2023", "assistments_2009"]
+Source = Literal["synthetic", "edm_cup_2023", "assistments_2009", "ednet_kt1"]
 SOURCES = get_args(Source)
 """data.source: the keys of `ktirt.sources.SOURCES` (a test keeps them equal), named here because importing
 the adapters would make every stage, all of which check params.yaml, depend on ktirt/sources/."""
 MAX_WINDOW = 1024
 WINDOW_CAP = "SAKT's attention holds batch x heads x window^2 numbers, pyKT's files pad every window to it"
 """the longest sequence window (pykt.seq_len, model.seq_len): at 1024, batch 64 and 4 heads, 1 GiB"""
-Profile = Literal["edm_cup", "skill_builder"]
+Profile = Literal["edm_cup", "skill_builder", "ednet_kt1"]
 PROFILES = get_args(Profile)
 """simulate.profile: the world the simulator writes (edm_cup: EDM Cup 2023's tables, the default)"""
 
@@ -46,7 +46,8 @@ class SimulateSettings(Section):
     """The embedded default simulation (ktirt/simulate documents the generative model)."""
 
     profile: Profile = Field("edm_cup", description="edm_cup: EDM Cup 2023's tables; skill_builder: ASSISTments "
-                             "2009's skill-builder file (seed and n_students only)")
+                             "2009's skill-builder file (seed and n_students only); ednet_kt1: the edm_cup world's "
+                             "responses as EdNet KT1's one CSV per student")
     seed: int = Field(2023, ge=0, description="seeds the simulation")
     n_students: int = Field(2000, ge=1, le=2_000_000, json_schema_extra=cap("the simulator holds every student in memory"), description="students (35000 gives EDM-Cup scale; EdNet KT1 has 784,309)")
     n_skills: int = Field(24, ge=1, le=100_000, json_schema_extra=cap("a bound on memory"), description="skills, one unit each")

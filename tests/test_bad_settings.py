@@ -81,8 +81,8 @@ BAD = [
     ("simulate", "n_students", 10**9, "simulate.n_students: must be ≤ 2000000"),
     ("report", "students", 10**7, "report.students: must be ≤ 100000"),
     # choices, pandas periods, devices
-    ("data", "source", "edm_cup_2024", "data.source: must be one of synthetic, edm_cup_2023, assistments_2009, got 'edm_cup_2024' (did you mean 'edm_cup_2023'?)"),
-    ("simulate", "profile", "skillbuilder", "simulate.profile: must be one of edm_cup, skill_builder, got 'skillbuilder' (did you mean 'skill_builder'?)"),
+    ("data", "source", "edm_cup_2024", "data.source: must be one of synthetic, edm_cup_2023, assistments_2009, ednet_kt1, got 'edm_cup_2024' (did you mean 'edm_cup_2023'?)"),
+    ("simulate", "profile", "skillbuilder", "simulate.profile: must be one of edm_cup, skill_builder, ednet_kt1, got 'skillbuilder' (did you mean 'skill_builder'?)"),
     ("wdirt", "drift_window", "X", "wdirt.drift_window: must be a pandas period frequency of a day or longer (D, W, M, Q, Y), got 'X'"),
     ("wdirt", "drift_window", "ME", "wdirt.drift_window: must be a pandas period frequency"),
     ("wdirt", "drift_window", "h", "wdirt.drift_window: must be a pandas period frequency of a day or longer"),

@@ -60,3 +60,11 @@ def test_skill_spread_and_learning_curve_count_what_they_say():
     assert a["curve"]["accuracy"][0] == pytest.approx(correct[state["n_attempts"] == 1].mean(), abs=1e-4)
     assert a["drifting_items"] == 2 and b["drifting_items"] == 1  # a multi-skill item counts under each skill
     assert b["students"] == 0 and b["mean_final"] is None and b["curve"]["attempt"] == []
+
+
+def test_a_source_without_skill_descriptions_gives_empty_text_not_nan():
+    """EdNet KT1 describes no skill: skills.parquet's description column is all null, which pandas reads as NaN."""
+    state = pd.DataFrame({"user_id": ["u1"], "skill_id": ["7"], "n_attempts": [1], "mastery": [0.5]})
+    skills = pd.DataFrame({"skill_id": ["7"], "description": [np.nan], "n_items": [1]})
+    (row,) = skills_section(state, pd.Series([1]), skills, pd.DataFrame({"skills": ["7"], "drifting": [False]}))
+    assert row["description"] == ""

@@ -88,7 +88,9 @@ def skills_section(state: pd.DataFrame, correct: pd.Series, skills: pd.DataFrame
         c = c[c["students"] >= CURVE_MIN_STUDENTS].reset_index()
         hist = np.histogram(m, bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0] if len(m) else np.zeros(HISTOGRAM_BINS, int)
         q = np.quantile(m, [0.1, 0.25, 0.5, 0.75, 0.9]).round(4).tolist() if len(m) else [None] * 5
-        out.append({"skill_id": r.skill_id, "description": r.description or "", "n_items": int(r.n_items),
+        # a source without any description (EdNet KT1) reads back as an all-NaN column: NaN is not JSON
+        out.append({"skill_id": r.skill_id, "description": r.description if isinstance(r.description, str) else "",
+                    "n_items": int(r.n_items),
                     "students": int(len(m)), "mean_final": round(float(m.mean()), 4) if len(m) else None,
                     "quantiles": q, "histogram": hist.tolist(), "drifting_items": int(drifting.get(r.skill_id, 0)),
                     "curve": _columns(c.rename(columns={"n_attempts": "attempt"}), 4)})

@@ -1,7 +1,8 @@
 """The embedded default: a seeded simulator that writes the EDM Cup 2023 tables from a known generative
 model (see `world` and `responses` for the model), with its ground truth in `_truth/`. `profile:
 skill_builder` writes a second world instead, one the engines do not assume, as ASSISTments 2009's
-skill-builder file (see `skill_builder` and `skill_builder_responses`)."""
+skill-builder file (see `skill_builder` and `skill_builder_responses`); `profile: ednet_kt1` writes the default
+world's responses as EdNet KT1's one file per student (see `ednet_kt1_csv`)."""
 
 from __future__ import annotations
 
@@ -12,8 +13,9 @@ from pathlib import Path
 import numpy as np
 
 from ktirt.simulate.config import SimulationConfig
+from ktirt.simulate.ednet_kt1_csv import write_ednet_kt1
 from ktirt.simulate.edm_tables import write_tables
-from ktirt.simulate.responses import simulate_clickstream
+from ktirt.simulate.responses import simulate_clickstream, simulate_responses
 from ktirt.simulate.skill_builder import build_skill_builder_world
 from ktirt.simulate.skill_builder_csv import write_skill_builder
 from ktirt.simulate.skill_builder_responses import work_skill_builders
@@ -27,6 +29,8 @@ def simulate(cfg: SimulationConfig, out_dir: str | Path) -> dict:
     """Write the EDM Cup 2023 files for `cfg` into `out_dir` (which must not exist yet); return counts."""
     if cfg.profile == "skill_builder":
         return _simulate_skill_builder(cfg, Path(out_dir))
+    if cfg.profile == "ednet_kt1":
+        return _simulate_ednet_kt1(cfg, Path(out_dir))
     rng = np.random.default_rng(cfg.seed)
     world = build_world(cfg, rng)
     clicks = simulate_clickstream(cfg, world, rng)
@@ -46,4 +50,15 @@ def _simulate_skill_builder(cfg: SimulationConfig, out: Path) -> dict:
     used = {k: getattr(cfg, k) for k in ("profile", "seed", "n_students")}
     (out / "_truth" / "config.json").write_text(json.dumps(used | counts, indent=2) + "\n")
     log.info("simulated the skill-builder world: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
+    return counts
+
+
+def _simulate_ednet_kt1(cfg: SimulationConfig, out: Path) -> dict:
+    """Write `KT1/`, `contents/questions.csv` and `_truth/` for the default world (every simulate setting applies)."""
+    rng = np.random.default_rng(cfg.seed)
+    world = build_world(cfg, rng)
+    logs, problems, unit_tests = simulate_responses(cfg, world, rng)
+    counts = write_ednet_kt1(world, problems, unit_tests, logs, out, rng, cfg.start_date)
+    (out / "_truth" / "config.json").write_text(json.dumps(cfg.to_dict() | counts, indent=2) + "\n")
+    log.info("simulated the default world as EdNet KT1: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts

@@ -230,6 +230,16 @@ def _write_action_logs(clicks, logs, log_ids, problem_ids, hint_ids, hint_offset
 
 def _write_truth(world: World, clicks: Clickstream, log_ids: np.ndarray, withheld: np.ndarray, truth: Path) -> None:
     """The generative model's values; floats rounded by `portable` so the files have one hash on every CPU."""
+    write_world_truth(world, truth)
+    pr = clicks.problems
+    answered = pr[~pr["started_only"].to_numpy()]
+    write_response_truth(world, answered, log_ids[answered["log"]], truth)
+    write_unit_test_truth(world, clicks.unit_tests, log_ids, withheld, truth)
+
+
+def write_world_truth(world: World, truth: Path) -> None:
+    """`items.parquet` and `students.parquet` of the truth, under the ids in `world.ids` and the skill codes in
+    `world.skills["code"]` (a writer of another layout passes a world carrying that layout's ids)."""
     truth.mkdir(parents=True, exist_ok=True)
     it, sk, ids = world.items, world.skills, world.ids
     drift_ms = pd.to_datetime(it["drift_time"], unit="s", utc=True).astype("datetime64[ms, UTC]")
@@ -249,19 +259,27 @@ def _write_truth(world: World, clicks: Clickstream, log_ids: np.ndarray, withhel
         "learning_rate": portable(st["learning_rate"], PARAMETER), "help_bias": portable(st["help_bias"], PARAMETER),
         "speed": portable(st["speed"], PARAMETER), "class_id": ids["class"][st["class_index"]],
     }), preserve_index=False), truth / "students.parquet")
-    pr = clicks.problems
-    answered = ~pr["started_only"].to_numpy()
+
+
+def write_response_truth(world: World, answered: pd.DataFrame, log_ids: np.ndarray, truth: Path) -> None:
+    """`responses.parquet`: the true probabilities behind each answered problem of `answered`, keyed as the
+    adapter's events are (`log_ids`: each row's action_sequence_id)."""
+    ids = world.ids
     pq.write_table(pa.Table.from_pandas(pd.DataFrame({
-        "action_sequence_id": log_ids[pr["log"]][answered],
-        "item_id": ids["problem"][pr["item"]][answered],
-        "user_id": ids["student"][pr["student"]][answered],
-        "graded": pr["graded"].to_numpy()[answered],
-        "p_correct": portable(pr["p_correct"].to_numpy()[answered], PROBABILITY),
-        "p_solve": portable(pr["p_solve"].to_numpy()[answered], PROBABILITY),
-        "difficulty_effective": portable(pr["b_effective"].to_numpy()[answered], PARAMETER),
-        "opportunity": pr["opportunity"].to_numpy()[answered],
+        "action_sequence_id": log_ids,
+        "item_id": ids["problem"][answered["item"]],
+        "user_id": ids["student"][answered["student"]],
+        "graded": answered["graded"].to_numpy(),
+        "p_correct": portable(answered["p_correct"].to_numpy(), PROBABILITY),
+        "p_solve": portable(answered["p_solve"].to_numpy(), PROBABILITY),
+        "difficulty_effective": portable(answered["b_effective"].to_numpy(), PARAMETER),
+        "opportunity": answered["opportunity"].to_numpy(),
     }), preserve_index=False), truth / "responses.parquet")
-    ut = clicks.unit_tests
+
+
+def write_unit_test_truth(world: World, ut: pd.DataFrame, log_ids: np.ndarray, withheld: np.ndarray, truth: Path) -> None:
+    """`unit_test_responses.parquet` (header only when `ut` has no rows: a layout without unit tests)."""
+    ids = world.ids
     pq.write_table(pa.Table.from_pandas(pd.DataFrame({
         "unit_test_id": log_ids[ut["log"]],
         "item_id": ids["problem"][ut["item"]],

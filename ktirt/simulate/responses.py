@@ -63,6 +63,15 @@ def _expand(counts: np.ndarray):
 
 
 def simulate_clickstream(cfg: SimulationConfig, world: World, rng: np.random.Generator) -> Clickstream:
+    """Every response (`simulate_responses`), then the action rows they leave, as EDM Cup's action log has them."""
+    logs, problems, unit_tests = simulate_responses(cfg, world, rng)
+    actions = _action_rows(logs, problems, rng)
+    return Clickstream(logs, problems, unit_tests, actions)
+
+
+def simulate_responses(cfg: SimulationConfig, world: World, rng: np.random.Generator):
+    """(assignment logs, practice problems with their first responses, unit-test problems with their scores):
+    the generative model without the action rows, which a writer of another layout (EdNet KT1) does not need."""
     logs = _assignment_logs(cfg, world, rng)
     problems = _practice_problems(world, logs, rng)
     unit_tests = _unit_test_problems(world, logs, rng)
@@ -70,8 +79,7 @@ def simulate_clickstream(cfg: SimulationConfig, world: World, rng: np.random.Gen
     _opportunities(cfg, world, problems, unit_tests)
     _respond(world, logs, problems, rng)
     _score_unit_tests(world, unit_tests, rng)
-    actions = _action_rows(logs, problems, rng)
-    return Clickstream(logs, problems, unit_tests, actions)
+    return logs, problems, unit_tests
 
 
 def _assignment_logs(cfg: SimulationConfig, world: World, rng) -> pd.DataFrame:

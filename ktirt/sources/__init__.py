@@ -10,7 +10,7 @@ from typing import Callable
 
 from ktirt.catalog import items_table, skills_table
 from ktirt.errors import InputError, SettingsError, one_line
-from ktirt.sources import assistments_2009, edm_cup
+from ktirt.sources import assistments_2009, ednet_kt1, edm_cup
 from ktirt.sources.canonical import SourceTables
 
 
@@ -30,6 +30,7 @@ SOURCES = {
     "synthetic": EDM_CUP,
     "edm_cup_2023": EDM_CUP,
     "assistments_2009": Source(assistments_2009.load, assistments_2009.skill_descriptions),
+    "ednet_kt1": Source(ednet_kt1.load, problem_types=ednet_kt1.problem_types),
 }
 
 

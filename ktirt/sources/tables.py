@@ -28,11 +28,12 @@ from ktirt.sources.ids import normalise_ids
 from ktirt.sources.rows import duplicate_rows, without_corrupt_lines
 from ktirt.sources.timestamps import NAT, to_utc_ms
 
-__all__ = ["NAT", "STRING_DICT", "Ledger", "codes", "read_csv", "read_header", "reading", "require_unique", "to_utc_ms"]
+__all__ = ["NAT", "NULL_VALUES", "STRING_DICT", "Ledger", "codes", "read_csv", "read_header", "reading", "require_unique", "to_utc_ms"]
 
 log = logging.getLogger(__name__)
 STRING_DICT = pa.dictionary(pa.int32(), pa.string())
-_NULLS = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]
+NULL_VALUES = ["", "NA", "N/A", "NaN", "nan", "NULL", "null", "None"]
+"""what every source CSV reader reads as a missing value"""
 _DATE_TEXT = re.compile(r"^\s*\d{1,4}[-/]\d{1,2}[-/]\d{1,4}")
 
 
@@ -144,7 +145,7 @@ def _parse(path: Path, header: list[str], types: dict[str, pa.DataType], forms: 
             convert_options=pacsv.ConvertOptions(
                 include_columns=list(types),
                 column_types=types,
-                null_values=_NULLS,
+                null_values=NULL_VALUES,
                 strings_can_be_null=True,
                 quoted_strings_can_be_null=True,
             ),

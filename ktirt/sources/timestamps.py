@@ -20,7 +20,7 @@ from ktirt.errors import InputError
 
 NAT = np.iinfo(np.int64).min
 FIRST_YEAR, LAST_YEAR = 1990, 2100
-_LOW_MS, _HIGH_MS = 631_152_000_000, 4_102_444_800_000  # 1990-01-01 and 2100-01-01
+LOW_MS, HIGH_MS = 631_152_000_000, 4_102_444_800_000  # 1990-01-01 and 2100-01-01
 UNITS = (("seconds", 1e3), ("milliseconds", 1.0), ("microseconds", 1e-3), ("nanoseconds", 1e-6))
 ISO_EXAMPLE = "2022-09-05 07:25:06.894"
 _SLASH = r"^\s*(?P<a>\d{1,2})/(?P<b>\d{1,2})/(?P<y>\d{4})(?P<rest>.*)$"
@@ -31,14 +31,17 @@ NUMBER_FORM = "unix time as a number (e.g. 1662362706.894: seconds since 1970; m
 TEXT_FORM = f"date-time text (ISO 8601, e.g. '{ISO_EXAMPLE}')"
 
 
-def to_utc_ms(values: pa.ChunkedArray | pa.Array, path, column: str, text_only: bool = False) -> np.ndarray:
+def to_utc_ms(values: pa.ChunkedArray | pa.Array, path, column: str, text_only: bool = False,
+              unit: str | None = None) -> np.ndarray:
     """Unix times (any one unit) or date-time text (naive text is taken as UTC) as int64 ms; NAT where null.
 
     `text_only`: the column is date-time text in its release, so numbers there are another export's form and
-    stop the run, naming the form expected."""
+    stop the run, naming the form expected. `unit` (one of UNITS' names): the release documents the column in
+    that unit, so numbers whose magnitude says another unit (seconds where milliseconds are documented) stop
+    the run rather than being read in the unit they fit."""
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
     if pa.types.is_floating(arr.type) or pa.types.is_integer(arr.type):
-        return _numbers_to_ms(arr.to_numpy(zero_copy_only=False).astype(np.float64), path, column)
+        return _numbers_to_ms(arr.to_numpy(zero_copy_only=False).astype(np.float64), path, column, unit)
     if pa.types.is_dictionary(arr.type):
         arr = arr.cast(pa.string())
     try:
@@ -48,33 +51,48 @@ def to_utc_ms(values: pa.ChunkedArray | pa.Array, path, column: str, text_only: 
     if text_only and numbers.null_count < len(numbers):
         example = arr.filter(numbers.is_valid())[0]
         raise InputError(f"timestamps are numbers (e.g. '{example}'), but this column holds {TEXT_FORM}", path, column)
-    return _numbers_to_ms(numbers.to_numpy(zero_copy_only=False), path, column)
+    return _numbers_to_ms(numbers.to_numpy(zero_copy_only=False), path, column, unit)
 
 
 def _number(x: float) -> str:
     return np.format_float_positional(x, trim="-")
 
 
-def _numbers_to_ms(x: np.ndarray, path, column: str) -> np.ndarray:
-    """One unit for the column: the one that puts every value between 1990 and 2100."""
+def _numbers_to_ms(x: np.ndarray, path, column: str, expected: str | None = None) -> np.ndarray:
+    """One unit for the column: the one that puts every value between 1990 and 2100 (and, where the release
+    documents one, that unit)."""
     out = np.full(len(x), NAT, dtype=np.int64)
     ok = np.isfinite(x)
     v = x[ok]
     if not len(v):
         return out
+    if expected is not None:
+        _require_unit(v, expected, path, column)
     lo, hi = v.min(), v.max()
-    unit = next((u for u in UNITS if _LOW_MS <= lo * u[1] and hi * u[1] < _HIGH_MS), None)
+    unit = next((u for u in UNITS if LOW_MS <= lo * u[1] and hi * u[1] < HIGH_MS), None)
     if unit is None:
         _refuse_units(v, path, column)
     out[ok] = np.round(v * unit[1]).astype(np.int64)
     return out
 
 
+def _require_unit(v: np.ndarray, expected: str, path, column: str) -> None:
+    """Every value a date in 1990-2100 in the `expected` unit; else name the first that is not, and the unit it
+    would be in."""
+    ms = dict(UNITS)[expected]
+    bad = (v * ms < LOW_MS) | (v * ms >= HIGH_MS)
+    if bad.any():
+        x = v[bad][0]
+        fits = next((name for name, m in UNITS if LOW_MS <= x * m < HIGH_MS), None)
+        what = f"is unix {fits}" if fits else f"is no date between {FIRST_YEAR} and {LAST_YEAR} in any unit"
+        raise InputError(f"timestamp {_number(x)} {what}, but this column holds unix {expected}", path, column)
+
+
 def _refuse_units(v: np.ndarray, path, column: str) -> None:
     """No single unit fits: name a value no unit fits, or one example of each unit found."""
     unit_of = np.full(len(v), -1)
     for i, (_, ms) in enumerate(UNITS):
-        unit_of[(v * ms >= _LOW_MS) & (v * ms < _HIGH_MS)] = i
+        unit_of[(v * ms >= LOW_MS) & (v * ms < HIGH_MS)] = i
     if (unit_of < 0).any():
         raise InputError(
             f"timestamp {_number(v[unit_of < 0][0])} is not a date between {FIRST_YEAR} and {LAST_YEAR}"
