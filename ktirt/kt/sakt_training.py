@@ -124,9 +124,10 @@ def predict(model: SAKT, tensors: dict, n_responses: int, batch_size: int = 256,
 
 
 def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.ndarray], n_responses: int,
-        s: TrainSettings, prior: float, on_epoch: EpochCallback | None = None) -> History:
+        s: TrainSettings, prior: float, on_epoch: EpochCallback | None = None, lr_setting: str = "train.lr") -> History:
     """Adam on binary cross-entropy over scored positions, plus the item scalars' Gaussian prior of
-    precision `prior` (spread over the epoch's targets), in the shared epoch loop (ktirt/training.py)."""
+    precision `prior` (spread over the epoch's targets), in the shared epoch loop (ktirt/training.py). Any model
+    of SAKT's inputs trains here (DKT too, with its settings `s` and the name of its learning rate, `lr_setting`)."""
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(s.seed)
     val_idx, val_y = val_targets
@@ -145,4 +146,4 @@ def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.n
         return float(roc_auc_score(val_y, predict(model, val, n_responses, device=device)[val_idx]))
 
     return fit_epochs(model, torch.optim.Adam(model.parameters(), lr=s.lr), lambda: torch.randperm(n, generator=gen),
-                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch)
+                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, lr_setting)
