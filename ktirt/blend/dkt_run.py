@@ -72,7 +72,7 @@ def run_dkt(events: pa.Table, split: dict, s: DKTSettings, on_epoch: EpochCallba
         raise RuntimeError("a response was not scored exactly once")  # guards the windowing invariant
     table = events.select(["user_id", "item_id", "timestamp"]).append_column("predicted", pa.array(predicted, pa.float32()))
     metrics = {"val_auc": round(hist.best_val_auc, 6), "best_epoch": hist.best_epoch, "epochs": len(hist.epoch),
-               "items_with_own_difficulty": mv.n_diff - 1}
+               "items_with_difficulty": mv.n_diff - 1}
     timings = {"train_seconds": round(hist.train_seconds, 2),
                "train_seqs_per_s": round(hist.examples_seen / max(hist.train_seconds, 1e-9), 1)}
     return DKTResult(model.cpu(), vocab, mv, table, metrics, timings)
