@@ -91,10 +91,13 @@ def _member_files(folder, events, truth):
     return {m: str(p) for m, p in paths.items()}
 
 
-def _run_blend_stage(tmp_path, events, split, truth, **sections):
+def _run_blend_stage(tmp_path, events, split, truth, spoil=None, **sections):
+    """The blend stage on the three members' tables; `spoil(paths)` may first break them."""
     pq.write_table(events, tmp_path / "events.parquet")
     write_json(split, tmp_path / "split.json")
     paths = _member_files(tmp_path, events, truth)
+    if spoil:
+        spoil(paths)
     return run_stage("blend", "--params", params_file(tmp_path, **sections), "--events", str(tmp_path / "events.parquet"),
                      "--split", str(tmp_path / "split.json"), "--truth", str(truth), *[f"--{m}={p}" for m, p in paths.items()],
                      "--out", str(tmp_path / "out" / "blend_predictions.parquet"),
@@ -163,3 +166,17 @@ def test_dkt_trains_and_predicts_every_response_once(tiny_tables, split):
     p = table["predicted"].to_numpy()
     assert np.isfinite(p).all() and ((p > 0) & (p < 1)).all()
     assert result.metrics["val_auc"] > 0.6 and 1 <= result.metrics["best_epoch"] <= result.metrics["epochs"] <= 3
+
+
+@pytest.mark.parametrize("member, spoil, message", [
+    ("dkt", lambda p: pq.write_table(pq.read_table(p).slice(1), p), "column 'user_id': does not line up with events.parquet (rerun train_dkt)"),
+    ("wdirt", lambda p: pq.write_table(pq.read_table(p).sort_by("item_id"), p), "column 'user_id': does not line up with events.parquet (rerun train_wdirt)"),
+    ("sakt", lambda p: pq.write_table(pq.read_table(p).drop_columns(["predicted"]), p), "column 'predicted' missing (written by stage 'export'"),
+])
+def test_a_member_table_of_other_rows_stops_the_blend_naming_its_stage(tmp_path, tiny_tables, tiny_raw, split, member, spoil,
+                                                                        message):
+    """Blending row by row with another run's predictions would score the wrong responses: refused in one line."""
+    r, paths = _run_blend_stage(tmp_path, tiny_tables.events, split, truth_dir(tiny_raw), lambda p: spoil(p[member]))
+    errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
+    assert r.returncode == 1 and len(errors) == 1 and errors[0].startswith(f"Error: {paths[member]}: {message}"), r.stderr
+    assert not (tmp_path / "out").exists()
