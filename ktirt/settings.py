@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from ktirt.errors import SettingsError
 from ktirt.settings_base import OPTIONAL, cap, integral_floats, Device, IsoDate, Period, Section, Text, broken, derive, given, hint, line
 
-__all__ = ["OPTIONAL", "PROFILES", "SECTIONS", "SOURCES", "DataSettings", "ExportSettings", "JoinSettings", "ModelSettings",
+__all__ = ["MEMBERS", "OPTIONAL", "PROFILES", "SECTIONS", "SOURCES", "BlendSettings", "DataSettings", "DKTSettings", "ExportSettings", "JoinSettings", "ModelSettings",
            "Params", "PyktSettings", "ReportSettings", "Section", "SimulateSettings", "SplitSettings", "TrainSettings",
            "WDIRTSettings", "check_params", "derive"]
 
@@ -30,6 +30,9 @@ the adapters would make every stage, all of which check params.yaml, depend on k
 MAX_WINDOW = 1024
 WINDOW_CAP = "SAKT's attention holds batch x heads x window^2 numbers, pyKT's files pad every window to it"
 """the longest sequence window (pykt.seq_len, model.seq_len): at 1024, batch 64 and 4 heads, 1 GiB"""
+Member = Literal["sakt", "wdirt", "dkt"]
+MEMBERS = get_args(Member)
+"""blend.members: the models whose predictions the blend can stack (ktirt/blend/members.py reads each)"""
 Profile = Literal["edm_cup", "skill_builder", "ednet_kt1"]
 PROFILES = get_args(Profile)
 """simulate.profile: the world the simulator writes (edm_cup: EDM Cup 2023's tables, the default)"""
@@ -164,6 +167,23 @@ class WDIRTSettings(Section):
     drift_min_responses: int = Field(20, ge=1, description="responses per window and before it, else the window is not tested")
 
 
+class DKTSettings(Section):
+    """DKT, the blend's recurrent member (ktirt/models/dkt.py), and its training."""
+
+    hidden: int = Field(64, ge=1, le=4096, json_schema_extra=cap("a bound on memory"), description="embedding and LSTM state size")
+    dropout: float = Field(0.2, ge=0, lt=1, description="dropout on the LSTM's input and output")
+    seq_len: int = Field(200, ge=2, le=MAX_WINDOW, json_schema_extra=cap("a bound on time: the LSTM steps through a window one response at a time"), description="window length (windows as SAKT's)")
+    item_prior: float = Field(4.0, ge=0, description="precision of the Gaussian prior shrinking item difficulties toward 0")
+    batch_size: int = Field(64, ge=1, le=65_536, json_schema_extra=cap("a bound on memory"), description="windows per step")
+    lr: float = Field(0.003, gt=0, le=1.0, json_schema_extra=cap("a larger step makes Adam diverge"), description="Adam's learning rate (above 1 training diverges)")
+    epochs: int = Field(30, ge=1, le=10_000, json_schema_extra=cap("a bound on time"), description="at most this many epochs")
+    patience: int = Field(3, ge=1, description="stop after this many epochs without a better validation AUC")
+    seed: int = Field(42, ge=0, description="seeds numpy and torch")
+    device: Device = Field("auto", description="auto: CUDA when present, else CPU")
+    threads: int = Field(1, ge=1, le=1024, json_schema_extra=cap("more threads than any machine has"), description="torch's CPU "
+                         "threads (an LSTM step's matrices are small: a second thread mostly waits, and doubled the time)")
+
+
 class ExportSettings(Section):
     """data/exports/ (ktirt/exports)."""
 
@@ -191,6 +211,23 @@ class ReportSettings(Section):
                           "then test students")
 
 
+class BlendSettings(Section):
+    """The blend (ktirt/blend): a logistic regression on its members' logits, fitted on validation students."""
+
+    members: list[Member] = Field(["sakt", "wdirt", "dkt"], min_length=1, description="the models it stacks, each "
+                                  "once (sakt, wdirt, dkt)")
+    item_count: bool = Field(False, description="also a feature: log(1 + the item's responses by training students), and "
+                             "its product with each logit (no gain on either simulated world)")
+    l2: float = Field(1.0, gt=0, le=1e6, json_schema_extra=cap("a bound that keeps weights a number"),
+                      description="strength of the L2 penalty on the weights (scikit-learn's 1 / C)")
+
+    @model_validator(mode="after")
+    def _each_member_once(self):
+        if len(set(self.members)) < len(self.members):
+            raise broken("members", f"must name each member once, got {list(self.members)}")
+        return self
+
+
 class Params(BaseModel):
     """The whole params.yaml: every section, each giving every setting but the optional ones."""
 
@@ -202,9 +239,11 @@ class Params(BaseModel):
     model: Annotated[ModelSettings, given(ModelSettings)]
     train: Annotated[TrainSettings, given(TrainSettings)]
     wdirt: Annotated[WDIRTSettings, given(WDIRTSettings)]
+    dkt: Annotated[DKTSettings, given(DKTSettings)]
     export: Annotated[ExportSettings, given(ExportSettings)]
     join: Annotated[JoinSettings, given(JoinSettings)]
     report: Annotated[ReportSettings, given(ReportSettings)]
+    blend: Annotated[BlendSettings, given(BlendSettings)]
 
 
 SECTIONS: dict[str, type[Section]] = {name: f.annotation for name, f in Params.model_fields.items()}

@@ -24,7 +24,7 @@ from pydantic_core import PydanticCustomError
 from ktirt.errors import SettingsError
 
 DEVICE = re.compile(r"auto|cpu|mps|cuda(:\d+)?")
-KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text"}
+KINDS = {"int": "an integer", "float": "a number", "bool": "true or false", "str": "text", "list": "a list"}
 OPTIONAL = {"optional": True}
 
 
@@ -208,8 +208,10 @@ def _problem(field: FieldInfo, kind: str, value, ctx: dict) -> str:
     if kind in RANGE_ERRORS:
         return f"must be {_range(field, kind)}, got {value!r}"
     base, choices, also = _kind(field.annotation)
-    if kind == "literal_error" and choices and isinstance(value, str):
-        close = difflib.get_close_matches(value, choices, n=1)
+    if kind == "too_short":
+        return f"must not be empty, got {value!r}"
+    if kind == "literal_error" and choices and (isinstance(value, str) or base == "list"):
+        close = difflib.get_close_matches(value, choices, n=1) if isinstance(value, str) else []
         did_you_mean = f" (did you mean '{close[0]}'?)" if close else ""
         return f"must be one of {', '.join(choices)}, got {value!r}{did_you_mean}"
     also = "".join(f" or {a}" for a in also)
@@ -221,6 +223,8 @@ def _kind(annotation) -> tuple[str, tuple, tuple]:
     origin, args = get_origin(annotation), get_args(annotation)
     if origin is Literal:
         return "str", args, ()
+    if origin is list:  # a list of choices (blend.members): its entries' choices
+        return "list", _kind(args[0])[1], ()
     if origin is Annotated:
         return _kind(args[0])
     if origin in (Union, UnionType):

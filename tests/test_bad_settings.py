@@ -88,6 +88,13 @@ BAD = [
     ("wdirt", "drift_window", "h", "wdirt.drift_window: must be a pandas period frequency of a day or longer"),
     ("train", "device", "gpu", "train.device: must be auto, cpu, cuda, cuda:N or mps, got 'gpu'"),
     ("export", "device", "cuda:x", "export.device: must be auto, cpu, cuda, cuda:N or mps, got 'cuda:x'"),
+    # the blend's members: a list of known names
+    ("blend", "members", ["sakt", "xgboost"], "blend.members: must be one of sakt, wdirt, dkt, got 'xgboost'"),
+    ("blend", "members", ["sakt", "wdrit"], "blend.members: must be one of sakt, wdirt, dkt, got 'wdrit' (did you mean 'wdirt'?)"),
+    ("blend", "members", "sakt", "blend.members: must be a list, got 'sakt'"),
+    ("blend", "members", [], "blend.members: must not be empty, got []"),
+    ("blend", "l2", 0, "blend.l2: must be > 0, got 0"),
+    ("dkt", "lr", 2.0, "dkt.lr: must be ≤ 1.0 (a larger step makes Adam diverge), got 2.0"),
 ]
 
 
@@ -101,6 +108,7 @@ def test_a_bad_setting_is_one_line_naming_the_key(section, key, value, message):
     ({"model": {"emb_size": 63, "num_heads": 4}}, "model.emb_size: must be divisible by model.num_heads (4), got 63"),
     ({"simulate": {"units_per_class": 30, "n_skills": 24}}, "simulate.units_per_class: must be ≤ simulate.n_skills (24), got 30"),
     ({"simulate": {"n_items": 100, "n_skills": 24}}, "simulate.n_items: must be ≥ 576 for 24 skills"),
+    ({"blend": {"members": ["sakt", "dkt", "sakt"]}}, "blend.members: must name each member once, got ['sakt', 'dkt', 'sakt']"),
 ])
 def test_settings_that_must_agree(change, message):
     params = copy.deepcopy(COMMITTED)

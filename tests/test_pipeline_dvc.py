@@ -4,6 +4,7 @@ import csv
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -43,7 +44,7 @@ def repo(tmp_path_factory):
     params = yaml.safe_load((repo / "params.yaml").read_text())
     params["simulate"].update(TINY)
     params["split"]["min_students"] = 5  # TINY's 80 students leave 12 validation and 12 test students
-    params["train"]["epochs"] = params["wdirt"]["epochs"] = 3  # these tests are about DVC, not about how well models fit
+    params["train"]["epochs"] = params["wdirt"]["epochs"] = params["dkt"]["epochs"] = 3  # about DVC, not how well models fit
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     sh("git", "init", "-q", cwd=repo)
     sh("git", "add", "-A", cwd=repo)
@@ -62,12 +63,27 @@ def test_repro_builds_every_artifact(repo):
                 "data/exports/sakt_predictions.parquet", "data/exports/sakt_student_state.parquet",
                 "data/exports/item_params.parquet", "data/exports/item_drift.parquet", "data/exports/join_report.md",
                 "metrics/export.json", "metrics/join.json", "plots/join/coverage.csv", "plots/offline_template.html",
-                "dvc.lock"]:
+                "models/dkt/predictions.parquet", "metrics/dkt.json", "dvclive/dkt/metrics.json",
+                "data/exports/blend_predictions.parquet", "metrics/blend.json", "dvc.lock"]:
         assert (repo / out).exists(), out
     split = json.loads((repo / "data/splits/split.json").read_text())
     assert len(split["train"]) + len(split["val"]) + len(split["test"]) == TINY["n_students"]
     _assert_coverage_is_what_the_tables_give(repo)
+    _assert_the_blend_joins_the_predictions(repo)
     assert not (repo / "docs").exists()  # the README's figure is never a pipeline output
+
+
+def _assert_the_blend_joins_the_predictions(repo, members=("sakt", "wdirt", "dkt")):
+    """Every SAKT prediction has exactly one p_blend on the same keys, and metrics/blend.json weighs the members."""
+    keys = ["user_id", "item_id", "timestamp"]
+    sakt = _columns(repo, "data/exports/sakt_predictions.parquet", *keys, "split")
+    blend = _columns(repo, "data/exports/blend_predictions.parquet", *keys, "p_blend")
+    joined = sakt.merge(blend, on=keys, how="outer", validate="one_to_one", indicator=True)
+    assert len(joined) == len(sakt) == len(blend) and (joined["_merge"] == "both").all()
+    metrics = json.loads((repo / "metrics/blend.json").read_text())
+    assert set(metrics["weights"]) == {*members, "intercept"}
+    assert metrics["responses"]["test"] == int((sakt["split"] == "test").sum())
+    assert {"blend", "sakt", "wdirt", "dkt", "item_mean"} <= set(metrics["test_auc"])
 
 
 def _columns(repo, path, *columns):
@@ -217,8 +233,14 @@ def test_changing_one_param_reruns_only_what_reads_it(repo):
     (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     out = sh("dvc", "repro", cwd=repo)
     assert "Running stage 'report'" in out
-    for stage in ("simulate", "prepare", "split", "train_sakt", "train_wdirt", "export", "validate_join", "figures"):
+    for stage in ("simulate", "prepare", "split", "train_sakt", "train_wdirt", "train_dkt", "export", "blend",
+                  "validate_join", "figures"):
         assert f"Running stage '{stage}'" not in out, stage
+    params["blend"]["members"] = ["sakt", "wdirt"]  # a member switched off: the blend alone reruns
+    (repo / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    out = sh("dvc", "repro", cwd=repo)
+    assert set(re.findall(r"Running stage '(\w+)'", out)) == {"check_params", "blend"}  # check_params checks every section
+    _assert_the_blend_joins_the_predictions(repo, ("sakt", "wdirt"))
     sh("git", "checkout", "--", "params.yaml", cwd=repo)
     sh("dvc", "repro", cwd=repo)  # back to the committed baseline's outputs
 
@@ -254,6 +276,8 @@ def test_two_queued_experiments_run_at_once_each_rerunning_what_it_changed(repo)
         assert f"Running stage '{stage}'" not in logs["emb16"] + logs["prior4"], stage
     assert "Running stage 'train_sakt'" in logs["emb16"] and "Running stage 'train_wdirt'" not in logs["emb16"]
     assert "Running stage 'train_wdirt'" in logs["prior4"] and "Running stage 'train_sakt'" not in logs["prior4"]
+    for name in ("emb16", "prior4"):  # DKT reads neither engine: cached; the blend reads both
+        assert "Running stage 'train_dkt'" not in logs[name] and "Running stage 'blend'" in logs[name], name
     table = list(csv.DictReader(io.StringIO(sh("dvc", "exp", "show", "--csv", cwd=repo))))
     rows = {r["Experiment"]: r for r in table if r["Experiment"]}
     baseline = next(r for r in table if r["typ"] == "baseline" and r["rev"] != "workspace")
@@ -296,8 +320,9 @@ def test_exp_on_assistments_2009_runs_every_stage_and_says_what_the_source_lacks
     # simulate reads data.source, so it runs, but writes only a note
     assert "Running stage 'simulate'" in out
     assert [p.name for p in (repo / "data/raw/synthetic").iterdir()] == ["NOT_SIMULATED.txt"]
-    for stage in ("prepare", "train_sakt", "train_wdirt", "export", "validate_join", "report"):
+    for stage in ("prepare", "train_sakt", "train_wdirt", "train_dkt", "export", "blend", "validate_join", "report"):
         assert f"Running stage '{stage}'" in out, stage
+    assert "oracle" not in json.loads((repo / "metrics/blend.json").read_text())["test_auc"]  # no truth: no ceiling
     prepare = json.loads((repo / "metrics/prepare.json").read_text())
     assert prepare["events"] == tiny_tables.events.num_rows and prepare["source"]["has_unit_tests"] == 0
     wdirt = json.loads((repo / "metrics/wdirt.json").read_text())

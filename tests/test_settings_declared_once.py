@@ -10,6 +10,7 @@ from ktirt.exports.build import ExportSettings
 from ktirt.irt.drift import DriftSettings
 from ktirt.irt.wdirt_run import WDIRTSettings
 from ktirt.kt.sakt_training import TrainSettings
+from ktirt.models.dkt import DKTConfig
 from ktirt.models.sakt import SAKTConfig
 from ktirt.models.wdirt import WDIRTConfig
 from ktirt.settings import SECTIONS, ModelSettings, Params, check_params
@@ -66,6 +67,8 @@ def test_the_library_classes_have_params_yaml_values():
     assert sakt.question_keys is True and sakt == SAKTConfig.of(ModelSettings(), n_items=2, n_skills=2)
     wd = WDIRTConfig(n_items=2, n_skills=2, n_features=3)
     assert (wd.hidden, wd.dropout, wd.discrimination) == (w["hidden"], w["dropout"], w["discrimination"])
+    dkt = DKTConfig(n_skills=2)
+    assert (dkt.hidden, dkt.dropout, dkt.seq_len) == tuple(PARAMS["dkt"][k] for k in ("hidden", "dropout", "seq_len"))
 
 
 def test_derived_classes_keep_the_section_rules_and_messages():

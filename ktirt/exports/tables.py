@@ -41,6 +41,7 @@ SCHEMAS = {
                              pa.field("z", pa.float64()), pa.field("drift_flag", pa.bool_()), pa.field("n_window", pa.int64()),
                              pa.field("n_before", pa.int64()), pa.field("n_after", pa.int64())]),
     "skills": pa.schema([SKILL_ID.with_nullable(False), pa.field("description", pa.string()), pa.field("n_items", pa.int64())]),
+    "blend_predictions": pa.schema([USER_ID, ITEM_ID, TS, pa.field("p_blend", pa.float32())]),
 }
 """data/exports/<name>.parquet (docs/ARCHITECTURE.md): the keys and the engines' figures first, then the columns that
 help a reader."""

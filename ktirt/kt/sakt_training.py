@@ -131,11 +131,12 @@ def predict_all(model: SAKT, tensors: dict, n_responses: int, idx: np.ndarray, d
 
 
 def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.ndarray], n_responses: int,
-        s: TrainSettings, prior: float, on_epoch: EpochCallback | None = None,
+        s: TrainSettings, prior: float, on_epoch: EpochCallback | None = None, lr_setting: str = "train.lr",
         owned: np.ndarray | None = None) -> History:
     """Adam on binary cross-entropy over scored positions, plus the item scalars' Gaussian prior of
-    precision `prior` (spread over the epoch's targets), in the shared epoch loop (ktirt/training.py). Under
-    torchrun `train` and `val` hold this rank's windows (`owned`: per training window, whether it is this
+    precision `prior` (spread over the epoch's targets), in the shared epoch loop (ktirt/training.py). Any model
+    of SAKT's inputs trains here (DKT too, with its settings `s` and the name of its learning rate, `lr_setting`).
+    Under torchrun `train` and `val` hold this rank's windows (`owned`: per training window, whether it is this
     rank's); the validation AUC is over every rank's predictions."""
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(s.seed)
@@ -155,4 +156,4 @@ def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.n
         return float(roc_auc_score(val_y, predict_all(model, val, n_responses, val_idx, device)))
 
     return fit_epochs(model, torch.optim.Adam(model.parameters(), lr=s.lr), lambda: torch.randperm(n, generator=gen),
-                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, owned=owned)
+                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, lr_setting, owned=owned)
