@@ -52,7 +52,7 @@ class History:
 
 def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callable[[], torch.Tensor],
                batch_size: int, batch_loss: BatchLoss, validate: Callable[[], float], epochs: int, patience: int,
-               on_epoch: EpochCallback | None = None, lr_setting: str = "train.lr",
+               on_epoch: EpochCallback | None = None, *, lr_setting: str = "train.lr",
                owned: np.ndarray | None = None) -> History:
     """Up to `epochs` passes over `order()` (a fresh shuffle of the examples 0..n-1 each epoch) in batches of
     `batch_size`; after each, `validate()` gives the AUC early stopping watches. The best epoch's weights are

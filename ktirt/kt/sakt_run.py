@@ -92,7 +92,7 @@ def _run(events: pa.Table, split: dict, run: SaktRun, device: torch.device,
              "CPU" if device.type == "cpu" else device, len(vocab.items), mv.n_items - 1, mv.n_skills - 1,
              n_windows, device)
     hist = fit(model, tensors["train"], tensors["val"], (val_idx, seqs.correct[val_idx]), n, run.train,
-               run.model.item_prior, on_epoch, owned)
+               run.model.item_prior, on_epoch, owned=owned)
     p = np.full(n, np.nan)
     p[test_idx] = predict_all(model, tensors["test"], n, test_idx, device)
     y = seqs.correct[test_idx]

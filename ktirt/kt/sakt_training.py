@@ -131,7 +131,7 @@ def predict_all(model: SAKT, tensors: dict, n_responses: int, idx: np.ndarray, d
 
 
 def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.ndarray], n_responses: int,
-        s: TrainSettings, prior: float, on_epoch: EpochCallback | None = None, lr_setting: str = "train.lr",
+        s: TrainSettings, prior: float, on_epoch: EpochCallback | None = None, *, lr_setting: str = "train.lr",
         owned: np.ndarray | None = None) -> History:
     """Adam on binary cross-entropy over scored positions, plus the item scalars' Gaussian prior of
     precision `prior` (spread over the epoch's targets), in the shared epoch loop (ktirt/training.py). Any model
@@ -156,4 +156,4 @@ def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.n
         return float(roc_auc_score(val_y, predict_all(model, val, n_responses, val_idx, device)))
 
     return fit_epochs(model, torch.optim.Adam(model.parameters(), lr=s.lr), lambda: torch.randperm(n, generator=gen),
-                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, lr_setting, owned=owned)
+                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, lr_setting=lr_setting, owned=owned)
