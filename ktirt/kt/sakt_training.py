@@ -156,4 +156,5 @@ def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.n
         return float(roc_auc_score(val_y, predict_all(model, val, n_responses, val_idx, device)))
 
     return fit_epochs(model, torch.optim.Adam(model.parameters(), lr=s.lr), lambda: torch.randperm(n, generator=gen),
-                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, lr_setting=lr_setting, owned=owned)
+                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, lr_setting=lr_setting,
+                      owned=owned)
