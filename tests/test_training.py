@@ -23,7 +23,8 @@ def _fit(losses: list[float], on_epoch=None, lr_setting="train.lr"):
     def batch_loss(rows):
         return model.weight.sum() * 0 + next(seen), len(rows)
 
-    return fit_epochs(model, opt, lambda: torch.arange(4), 2, batch_loss, lambda: 0.5, 3, 2, on_epoch, lr_setting)
+    return fit_epochs(model, opt, lambda: torch.arange(4), 2, batch_loss, lambda: 0.5, 3, 2, on_epoch,
+                      lr_setting=lr_setting)
 
 
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
