@@ -209,7 +209,7 @@ def test_rare_items_get_a_wide_standard_error(tricky):
     p = tricky.item_params.set_index("item_id")
     rare, warm = p.loc[list(RARE_ITEMS)], p[p["n_responses"] >= 20]
     assert (rare["n_responses"] == 1).all() and not rare["cold"].any()
-    assert rare["difficulty_se"].min() > 2 * warm["difficulty_se"].median()  # measured: 0.95 against 0.34
+    assert rare["difficulty_se"].min() > 2 * warm["difficulty_se"].median()  # measured: 0.97 against 0.35 (0.95, 0.34 before the skill prior)
 
 
 def test_repeated_and_multi_skill_items_are_counted_and_seen_in_history(tricky, tricky_tables, split):
