@@ -37,7 +37,8 @@ def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s, on_epoch: Epo
     def batch_loss(rows: torch.Tensor) -> tuple[torch.Tensor, int]:
         inputs, item, y = batcher(held[rows])
         p = model.probability(model.theta(*inputs), item).clamp(1e-6, 1 - 1e-6)
-        return F.binary_cross_entropy(p, y) + model.prior_penalty(s.prior_strength, s.skill_prior_strength) / len(train), len(rows)
+        prior = model.prior_penalty(s.prior_strength, s.skill_prior_strength)
+        return F.binary_cross_entropy(p, y) + prior / len(train), len(rows)
 
     def validate() -> float:
         pv = np.full(len(val), np.nan, np.float32)

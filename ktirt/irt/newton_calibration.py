@@ -10,8 +10,8 @@ that leave every probability unchanged (the scale: a / k with k theta and k b; t
 difficulties together; the population rate against the students' rates; a skill's mean against its items'
 offsets) are taken exactly to the minimum of the priors and the scale penalty, since block steps only
 crawl along them. The skills' mean difficulties have a prior too, around their mean over skills: without it a
-skill whose responses are all wrong (or right) runs off with its items. The scale penalty's gradient enters the items' step, so the loss's optimum is the fixed
-point (tests/test_wdirt.py checks its gradient by autograd).
+skill whose responses are all wrong (or right) runs off with its items. The scale penalty's gradient enters
+the items' step, so the loss's optimum is the fixed point (tests/test_wdirt.py checks its gradient by autograd).
 
 Model, per response r of student s on item i (see ktirt/irt/calibration.py):
     theta_r = alpha_s + (rho + rate_s) * log_opportunity_r - shift_i [after the item's change]
