@@ -130,7 +130,8 @@ def _calibrate(rank: int, port: int, data: tuple, out: Path | None = None) -> di
     dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
                             timeout=datetime.timedelta(seconds=120))
     try:
-        curves = calibrate_items(m, student, log_opportunity, item, y, prior_strength=1.0, after_change=after)
+        curves = calibrate_items(m, student, log_opportunity, item, y, prior_strength=1.0, skill_prior_strength=1.0,
+                                 after_change=after)
     finally:
         dist.destroy_process_group()
     with torch.no_grad():
@@ -163,7 +164,8 @@ def test_sharded_calibration_reaches_the_one_process_fit(tmp_path):
     other.join(60)
     assert other.exitcode == 0
     assert json.loads((tmp_path / "rank1.json").read_text()) == two  # every rank took the same steps
-    curves = calibrate_items(m, student, log_opportunity, item, y, prior_strength=1.0, after_change=after)
+    curves = calibrate_items(m, student, log_opportunity, item, y, prior_strength=1.0, skill_prior_strength=1.0,
+                             after_change=after)
     assert abs(two["loss"] - curves.loss) <= 1e-6 * curves.loss, (two["loss"], curves.loss)
     with torch.no_grad():
         one = {"b": m.difficulty(), "a": m.discrimination(), "c": m.guessing(), "intercept": curves.intercept,

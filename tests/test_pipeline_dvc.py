@@ -207,6 +207,55 @@ def test_report_draws_offline_in_a_real_browser_and_responds(repo, browser, tmp_
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in shots) and len(shots) == 5
 
 
+def test_the_item_charts_keep_a_readable_scale_when_items_are_extreme(repo, browser, tmp_path):
+    """Issue 25: one item at 39.36 logits stretched the difficulty axis to -5..40 and squashed every other item
+    into a column. The repro's page, then the same page with three items made extreme and a drifting item whose
+    difficulty after its change is (added if the run flagged none): the axes stay inside +-DIFFICULTY_AXIS_BOUND,
+    every item is still drawn (the extreme ones at the edge), and the page says how many lie beyond."""
+    from selenium.webdriver.common.by import By
+
+    from browser_check import check_report
+    from ktirt.report.data import DIFFICULTY_AXIS_BOUND as BOUND, difficulty_axis
+    from ktirt.report.page import render_page
+    from test_report import _page_data
+
+    def shown(page):
+        assert check_report(browser, page)["problems"] == []
+        x = "window.reportViews.items.scale('x')"
+        return {"domain": browser.execute_script(f"return {x}.domain()"),
+                "edges": browser.execute_script(f"return [{x}(-1e9), {x}(1e9), ...{x}.range()]"),
+                "drawn": browser.execute_script("return window.reportViews.items.data('source_0').length"),
+                "note": browser.find_element(By.ID, "items-outside").text,
+                "drift_domain": browser.execute_script("return window.reportViews.drift.scale('x').domain()")
+                if len(data["drifting"]["item_id"]) else None,
+                "drift_note": browser.find_element(By.ID, "drift-outside").text}
+
+    path = repo / "data/exports/report.html"
+    data = _page_data(path.read_text(encoding="utf-8"))
+    b = pd.Series(data["items"]["difficulty"], dtype=float)
+    plain = shown(path)  # the repro's own items: the axis spans them all, nothing is beyond
+    assert plain["note"] == "" and plain["domain"][0] <= b.min() and b.max() <= plain["domain"][1]
+    assert plain["drawn"] == len(b)
+    extreme = {0: 39.36, 1: -25.0, 2: 7.5}
+    for row, value in extreme.items():
+        data["items"]["difficulty"][row] = value
+    data["item_axis"] = difficulty_axis(pd.DataFrame({"difficulty": data["items"]["difficulty"]}))
+    if not data["drifting"]["item_id"]:  # tiny runs often flag none: one, as the page's data would have it
+        data["drifting"] = {"item_id": [data["items"]["item_id"][3]], "skills": [data["items"]["skills"][3]],
+                            "before": [0.5], "after": [0.5], "shift": [0.0], "since": ["2022-10-03"], "n_responses": [40]}
+    data["drifting"]["after"][0] = 12.0
+    data["drifting"]["shift"][0] = 12.0 - data["drifting"]["before"][0]
+    data["drift_axis"] = difficulty_axis(pd.DataFrame({k: data["drifting"][k] for k in ("before", "after")}))
+    page = tmp_path / "extreme.html"
+    page.write_text(render_page(data, "extreme items"), encoding="utf-8")
+    seen = shown(page)
+    assert seen["domain"] == data["item_axis"]["domain"] and -BOUND <= seen["domain"][0] < seen["domain"][1] <= BOUND
+    assert seen["domain"] == [-BOUND, BOUND] and seen["drawn"] == len(b)  # every item drawn, none dropped
+    assert seen["edges"][:2] == seen["edges"][2:]  # a value beyond the axis is drawn at its edge (clamped)
+    assert seen["note"].startswith(f"{len(extreme)} items beyond ±{BOUND:g} logits"), seen["note"]
+    assert seen["drift_note"].startswith("1 drifting item beyond") and max(seen["drift_domain"]) <= BOUND
+
+
 def test_plots_show_writes_an_offline_page_with_every_declared_plot(repo, browser, tmp_path):
     from ktirt.plots_offline import external_scripts, page_plots, render_svg
     from browser_check import check_plots_page

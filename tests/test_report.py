@@ -9,7 +9,8 @@ import pytest
 
 from ktirt.exports.join import sample_students
 from ktirt.plots_offline import external_scripts
-from ktirt.report.data import CURVE_MIN_STUDENTS, HISTOGRAM_BINS, pick_students, skills_section
+from ktirt.report.data import (CURVE_MIN_STUDENTS, DIFFICULTY_AXIS_BOUND, HISTOGRAM_BINS, difficulty_axis, pick_students,
+                               skills_section)
 from ktirt.report.page import render_page
 
 
@@ -68,3 +69,20 @@ def test_a_source_without_skill_descriptions_gives_empty_text_not_nan():
     skills = pd.DataFrame({"skill_id": ["7"], "description": [np.nan], "n_items": [1]})
     (row,) = skills_section(state, pd.Series([1]), skills, pd.DataFrame({"skills": ["7"], "drifting": [False]}))
     assert row["description"] == ""
+
+
+def test_the_difficulty_axis_stops_at_its_bound_and_counts_what_lies_beyond():
+    """Issue 25: one item at 39.36 logits stretched the chart to -5..40. The axis now spans the items' whole
+    logits up to +-DIFFICULTY_AXIS_BOUND and counts the items beyond (drawn at its edge)."""
+    ordinary = pd.DataFrame({"difficulty": [-2.3, -0.4, 0.1, 1.7]})
+    assert difficulty_axis(ordinary) == {"domain": [-3.0, 2.0], "outside": 0, "bound": DIFFICULTY_AXIS_BOUND}
+    extreme = pd.DataFrame({"difficulty": [-2.3, -0.4, 0.1, 39.36, -7.5, None]})
+    assert difficulty_axis(extreme) == {"domain": [-DIFFICULTY_AXIS_BOUND, DIFFICULTY_AXIS_BOUND], "outside": 2,
+                                        "bound": DIFFICULTY_AXIS_BOUND}
+    # drifting items: one row each, outside when either side is (counted once)
+    drift = pd.DataFrame({"before": [0.5, 8.0, -9.0], "after": [1.5, 9.0, 0.0]})
+    assert difficulty_axis(drift)["outside"] == 2 and difficulty_axis(drift)["domain"] == [-6.0, 6.0]
+    # every item beyond one side, or none at all: still a readable, one-logit-wide axis inside the bound
+    assert difficulty_axis(pd.DataFrame({"d": [8.0, 12.0]}))["domain"] == [5.0, 6.0]
+    assert difficulty_axis(pd.DataFrame({"d": [0.0]}))["domain"] == [0.0, 1.0]
+    assert difficulty_axis(pd.DataFrame({"d": []}, dtype=float)) == {"domain": [-1.0, 1.0], "outside": 0, "bound": 6.0}

@@ -103,11 +103,12 @@ def _lbfgs(params, objective, max_iter: int, what: str = "calibration", every_s:
 
 
 def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np.ndarray, item: np.ndarray,
-                    y: np.ndarray, prior_strength: float, max_sweeps: int = 200,
+                    y: np.ndarray, prior_strength: float, *, skill_prior_strength: float, max_sweeps: int = 200,
                     after_change: np.ndarray | None = None) -> LearningCurves:
     """Refit the model's wide parameters in place, jointly with one learning curve per student, on the
     responses (student index, log(1 + earlier responses on the skill), item, y); the deep part is untouched.
-    The loss is the mean negative log-likelihood plus the priors over the number of responses, as in training;
+    The loss is the mean negative log-likelihood plus the priors over the number of responses, as in training
+    (`prior_strength` on item offsets, discriminations and guessing floors, `skill_prior_strength` on skill means);
     block Newton solves it (ktirt/irt/newton_calibration.py). Under torchrun each rank sums over its shard of
     the students' responses and the sums are all-reduced: every rank ends with the one-process fit.
 
@@ -119,7 +120,7 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
     with torch.no_grad():
         structure = nc.Structure(model.item_skills.numpy(), model.item_skill_weight.numpy().astype(np.float64),
                                  model.guessable.numpy() > 0, model.cfg.discrimination, prior_strength,
-                                 GUESS_PRIOR_LOGIT, INTERCEPT_PRECISION, RATE_PRECISION, SCALE_PENALTY)
+                                 GUESS_PRIOR_LOGIT, INTERCEPT_PRECISION, RATE_PRECISION, SCALE_PENALTY, skill_prior_strength)
         params = nc.Params(*(t.numpy().astype(np.float64) for t in (model.skill_difficulty, model.item_offset,
                                                                     model.item_log_discrimination, model.item_guess_logit)),
                            shift=np.zeros(n_items), alpha=np.zeros(n_students), rate=np.zeros(n_students), rho=0.0)

@@ -18,7 +18,7 @@ VALIDATION_BATCH = 4096
 
 
 def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s, on_epoch: EpochCallback | None = None) -> History:
-    """Adam on binary cross-entropy over training students' targets plus the difficulty prior (spread over
+    """Adam on binary cross-entropy over training students' targets plus the priors (spread over
     them), early-stopped on validation students' in-unit AUC. `s`: the wdirt settings. Under torchrun each rank
     trains on its shard of the students, and the validation AUC is over every rank's predictions."""
     train = np.flatnonzero(t.split == 0)
@@ -37,7 +37,8 @@ def fit_wdirt(model: WideDeepIRT, batcher: Batcher, t: Targets, s, on_epoch: Epo
     def batch_loss(rows: torch.Tensor) -> tuple[torch.Tensor, int]:
         inputs, item, y = batcher(held[rows])
         p = model.probability(model.theta(*inputs), item).clamp(1e-6, 1 - 1e-6)
-        return F.binary_cross_entropy(p, y) + model.prior_penalty(s.prior_strength) / len(train), len(rows)
+        prior = model.prior_penalty(s.prior_strength, s.skill_prior_strength)
+        return F.binary_cross_entropy(p, y) + prior / len(train), len(rows)
 
     def validate() -> float:
         pv = np.full(len(val), np.nan, np.float32)

@@ -9,12 +9,14 @@ over every parameter needed hundreds of passes (about 1,400 s at EDM-Cup scale).
 that leave every probability unchanged (the scale: a / k with k theta and k b; the location: abilities and
 difficulties together; the population rate against the students' rates; a skill's mean against its items'
 offsets) are taken exactly to the minimum of the priors and the scale penalty, since block steps only
-crawl along them. The scale penalty's gradient enters the items' step, so the loss's optimum is the fixed
-point (tests/test_wdirt.py checks its gradient by autograd).
+crawl along them. The skills' mean difficulties have a prior too, around their mean over skills: without it a
+skill whose responses are all wrong (or right) runs off with its items. The scale penalty's gradient enters
+the items' step, so the loss's optimum is the fixed point (tests/test_wdirt.py checks its gradient by autograd).
 
 Model, per response r of student s on item i (see ktirt/irt/calibration.py):
     theta_r = alpha_s + (rho + rate_s) * log_opportunity_r - shift_i [after the item's change]
     p_r     = c_i + (1 - c_i) * sigmoid(a_i * (theta_r - b_i)),   b_i = mean of its skills' mu + delta_i
+    priors: delta_i ~ N(0, 1 / prior_strength), mu_k ~ N(mean of mu, 1 / skill_prior), and those of ell, g, alpha, rate
     a_i     = softplus(l_i) / log 2,   c_i = 0.5 * sigmoid(g_i) for guessable items, else 0
 
 Every equation is a sum over responses, so under torchrun each rank holds a shard of them and the sums are
@@ -95,6 +97,8 @@ class Structure:
     intercept_precision: float
     rate_precision: float
     scale_penalty: float
+    skill_prior: float = 0.0
+    """precision of the skills' mean difficulties around their mean over skills"""
 
     def difficulty(self, p: Params) -> np.ndarray:
         return (p.mu[self.skills] * self.weight).sum(1) + p.delta
@@ -128,7 +132,8 @@ def objective(st: Structure, p: Params, r: Responses) -> float:
     items = np.sum(p.delta**2) + np.sum(p.ell**2) * st.discrimination + np.sum(((p.g - st.guess_prior) * st.guessable) ** 2)
     students = st.intercept_precision * np.sum(p.alpha**2) + st.rate_precision * np.sum(p.rate**2)
     scale = st.scale_penalty * float(np.mean(np.log(st.discriminations(p)))) ** 2
-    return float(nll + 0.5 * (st.prior_strength * items + students) / max(r.total, 1) + scale)
+    skills = st.skill_prior * np.sum((p.mu - p.mu.mean()) ** 2)
+    return float(nll + 0.5 * (st.prior_strength * items + skills + students) / max(r.total, 1) + scale)
 
 
 def _step(delta: np.ndarray) -> np.ndarray:
@@ -197,15 +202,16 @@ def _skills(st: Structure, p: Params, r: Responses) -> None:
     n_items, n_skills = len(p.delta), len(p.mu)
     g_item, h_item = _sums(r.item, (score * db, db * db * inv), n_items)
     rows, sk, w = st.skill_pairs()
-    grad = np.bincount(sk, w * g_item[rows], n_skills)
-    info = np.bincount(sk, w * w * h_item[rows], n_skills)
+    grad = np.bincount(sk, w * g_item[rows], n_skills) - st.skill_prior * (p.mu - p.mu.mean())
+    info = np.bincount(sk, w * w * h_item[rows], n_skills) + st.skill_prior * (1 - 1 / n_skills)
     p.mu += np.where(info > 0, _step(grad / np.maximum(info, 1e-12)), 0.0)
 
 
 def _recentre(st: Structure, p: Params, present: np.ndarray) -> None:
     """Moves along which the likelihood is flat and only the priors decide, taken exactly (coordinate steps
     crawl along them): abilities and difficulties together (mean intercept 0), the population rate and the
-    students' rates (mean 0), and each skill's mean difficulty and its items' offsets (mean offset 0)."""
+    students' rates (mean 0), and each skill's mean difficulty against its items' offsets (to the minimum of
+    their priors, the mean over skills held: exact for single-skill items; with no skill prior, mean offset 0)."""
     t = -p.alpha[present].mean()
     p.alpha[present] += t
     p.mu += t
@@ -213,8 +219,9 @@ def _recentre(st: Structure, p: Params, present: np.ndarray) -> None:
     p.rate[present] -= m
     p.rho += m
     rows, sk, w = st.skill_pairs()
-    weight = np.bincount(sk, w, len(p.mu))
-    offset = np.divide(np.bincount(sk, w * p.delta[rows], len(p.mu)), weight, out=np.zeros(len(p.mu)), where=weight > 0)
+    weight = st.prior_strength * np.bincount(sk, w, len(p.mu)) + st.skill_prior
+    pull = st.prior_strength * np.bincount(sk, w * p.delta[rows], len(p.mu)) - st.skill_prior * (p.mu - p.mu.mean())
+    offset = np.divide(pull, weight, out=np.zeros(len(p.mu)), where=weight > 0)
     p.mu += offset
     p.delta -= (offset[st.skills] * st.weight).sum(1)
 
@@ -235,6 +242,7 @@ def _rescale(st: Structure, p: Params, n: int) -> None:
         k2 = math.exp(2 * log_k)
         items = k2 * np.sum(p.delta**2) + np.sum(ell(log_k) ** 2) + guess
         students = k2 * (st.intercept_precision * np.sum(p.alpha**2) + st.rate_precision * np.sum(p.rate**2))
+        students += k2 * st.skill_prior * np.sum((p.mu - p.mu.mean()) ** 2)  # the skills' prior, beside them
         return 0.5 * (st.prior_strength * items + students) / max(n, 1) + st.scale_penalty * (mean_log_a - log_k) ** 2
 
     log_k = minimize_scalar(loss, bounds=(-1.0, 1.0), method="bounded", options={"xatol": 1e-10}).x

@@ -101,14 +101,14 @@ def _run(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSettings, 
     t.history = np.empty((0, s.history_len), dtype=t.history.dtype)
     log_opportunity = t.summary[:, SUMMARY_LOG_SKILL_EVENTS]
     with phase("calibration"):
-        theta = _calibrate_predictive(model, t, theta, log_opportunity, s.prior_strength)
+        theta = _calibrate_predictive(model, t, theta, log_opportunity, s)
     p = probabilities(model, theta, t.item)
     ds = DriftSettings.of(s)
     model_b = wide_values(model)[0]
     with phase("drift"):
         drift, change = _drift(model, t, theta, cat, ds)
     with phase("item_bank"):
-        bank, params, ability = item_bank(model, t, cat, change, log_opportunity, s.prior_strength)
+        bank, params, ability = item_bank(model, t, cat, change, log_opportunity, s)
     metrics = _metrics(t, p, hist, params, drift, events, text, items_in_events)
     diff_plot = observed_difficulty_plot(params, t.item, t.y)
     if truth is not None:
@@ -132,11 +132,12 @@ def _new_model(cat: Catalog, s: WDIRTSettings) -> WideDeepIRT:
 
 
 def _calibrate_predictive(model: WideDeepIRT, t: Targets, theta: np.ndarray, log_opportunity: np.ndarray,
-                          prior_strength: float) -> np.ndarray:
+                          s: WDIRTSettings) -> np.ndarray:
     """The predictive model: its wide part calibrated on training students only, its deep theta mapped onto it;
     returns every target's mapped theta."""
     train = t.split == 0
-    calibrate_items(model, t.student[train], log_opportunity[train], t.item[train], t.y[train], prior_strength)
+    calibrate_items(model, t.student[train], log_opportunity[train], t.item[train], t.y[train], s.prior_strength,
+                    skill_prior_strength=s.skill_prior_strength)
     scale, shift = align_theta(model, theta[train], t.item[train], t.y[train])
     return scale * theta + shift
 

@@ -16,7 +16,9 @@ could not tell a student's first problem on a skill from their twentieth.
 b_i = mu_skills(i) + delta_i, where mu_skills(i) is the mean difficulty of the item's skills (all of them, for a
 multi-skill problem), with a Gaussian prior on delta_i (strength `prior_strength`) so items with few
 responses shrink toward their skills' mean difficulty and items never seen get exactly it; weaker priors of
-the same strength hold a_i near 1 and c_i near 0.2 until the data say otherwise. a_i is positive
+the same strength hold a_i near 1 and c_i near 0.2 until the data say otherwise. The skills' mean difficulties
+shrink in turn toward their mean over skills (strength `skill_prior_strength`), so a skill whose every
+response is wrong (or right) gets a finite difficulty, not one that runs off with its items. a_i is positive
 (softplus; fixed at 1 with `discrimination=False`), and c_i in [0, 0.5) only for guessable item types.
 """
 
@@ -113,8 +115,12 @@ class WideDeepIRT(nn.Module):
         c = self.guessing(item)
         return c + (1 - c) * torch.sigmoid(self.discrimination(item) * (theta - self.difficulty(item)))
 
-    def prior_penalty(self, strength: float) -> torch.Tensor:
+    def prior_penalty(self, strength: float, skill_strength: float) -> torch.Tensor:
         """Negative log of the Gaussian priors: item offsets toward their skills' mean, log-discriminations
-        toward 1, and guessing floors (of guessable items) toward 0.2, as IRT software puts priors on them."""
+        toward 1, and guessing floors (of guessable items) toward 0.2, as IRT software puts priors on them; and
+        skills' mean difficulties toward their mean over skills (`skill_strength`), without which a skill whose
+        responses are all wrong or all right runs off with its items."""
         guess = ((self.item_guess_logit - GUESS_PRIOR_LOGIT) * self.guessable).pow(2).sum()
-        return 0.5 * strength * (self.item_offset.pow(2).sum() + self.item_log_discrimination.pow(2).sum() + guess)
+        skills = (self.skill_difficulty - self.skill_difficulty.mean()).pow(2).sum()
+        items = self.item_offset.pow(2).sum() + self.item_log_discrimination.pow(2).sum() + guess
+        return 0.5 * (strength * items + skill_strength * skills)

@@ -24,6 +24,10 @@ HISTOGRAM_BINS = 20
 CURVE_MIN_STUDENTS = 10
 """an attempt number enters a skill's learning curve when at least this many students reached it"""
 CURVE_MAX_ATTEMPTS = 60
+DIFFICULTY_AXIS_BOUND = 6.0
+"""logits: the item charts' difficulty axis stops here, so one extreme item cannot squash the others into a
+column (a difficulty of 6 is a 0.25 % chance of a right answer at average ability); items beyond it are drawn
+at the axis's edge, counted on the page, and listed with their value in the item table"""
 WRITTEN_BY = {"prepare": "prepare", "sakt": "train_sakt", "wdirt": "train_wdirt", "join": "validate_join"}
 """the stage that writes metrics/<name>.json and plots/<name>/ (named in the error when one is unusable)"""
 
@@ -69,7 +73,20 @@ def items_section(inputs: ReportInputs, p: pd.DataFrame) -> dict:
     drifting = pd.DataFrame({"item_id": d["item_id"], "skills": d["skills"], "before": d["difficulty"],
                              "after": d["difficulty_current"], "shift": d["difficulty_current"] - d["difficulty"],
                              "since": d["drift_start"].dt.strftime("%Y-%m-%d"), "n_responses": d["n_responses"]})
-    return {"items": _columns(p[cols].fillna({"problem_type": ""}), 3), "drifting": _columns(drifting, 3)}
+    return {"items": _columns(p[cols].fillna({"problem_type": ""}), 3), "drifting": _columns(drifting, 3),
+            "item_axis": difficulty_axis(p[["difficulty"]]), "drift_axis": difficulty_axis(drifting[["before", "after"]])}
+
+
+def difficulty_axis(values: pd.DataFrame, bound: float = DIFFICULTY_AXIS_BOUND) -> dict:
+    """A difficulty chart's x domain, whole logits spanning the values but never past +-`bound`, and how many
+    rows (items) have a value beyond it: the page draws those at the edge and says how many there are."""
+    v = values.to_numpy(np.float64)
+    finite = v[np.isfinite(v)]
+    lo, hi = (float(np.floor(finite.min())), float(np.ceil(finite.max()))) if finite.size else (-1.0, 1.0)
+    lo = min(max(lo, -bound), bound - 1)
+    hi = max(min(hi, bound), lo + 1)  # at least one logit wide, inside the bound
+    outside = int((np.abs(np.nan_to_num(v)) > bound).any(axis=1).sum()) if v.size else 0
+    return {"domain": [lo, hi], "outside": outside, "bound": bound}
 
 
 def skills_section(state: pd.DataFrame, correct: pd.Series, skills: pd.DataFrame, items: pd.DataFrame) -> list[dict]:

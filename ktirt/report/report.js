@@ -92,12 +92,18 @@ function drawDriftTable() {
     `<td>${fmt(d.n_responses, 0)}</td></tr>`).join("") : `<tr><td colspan="7">no item flagged as drifting</td></tr>`;
 }
 
+// a difficulty axis clipped to D.item_axis / D.drift_axis (ktirt/report/data.py): values beyond sit at its edge
+const clipped = (axis) => ({domain: axis.domain, clamp: true, nice: false, zero: false});
+const beyond = (axis, what) => axis.outside ? `${axis.outside.toLocaleString("en")} ${what}${axis.outside === 1 ? "" : "s"} ` +
+  `beyond ±${axis.bound} logits, drawn at the axis's edge (the table gives ${axis.outside === 1 ? "its" : "their"} difficulty)` : "";
+
 function itemCharts() {
   const items = ITEMS.filter((it) => it.difficulty !== null && it.discrimination !== null)
     .map((it) => ({...it, status: it.drifting ? "drifting" : "stable"}));
+  $("items-outside").textContent = beyond(D.item_axis, "item");
   const scatter = chart("items", "chart-items", {
     width: 420, height: 300, data: {values: items}, mark: {type: "point", filled: true, size: 18},
-    encoding: {x: {field: "difficulty", type: "quantitative", title: "difficulty (logits)"},
+    encoding: {x: {field: "difficulty", type: "quantitative", title: "difficulty (logits)", scale: clipped(D.item_axis)},
       y: {field: "discrimination", type: "quantitative"},
       color: {field: "status", type: "nominal", scale: {domain: ["stable", "drifting"], range: ["#457b9d", "#e76f51"]}, title: null},
       opacity: {condition: {test: "datum.status === 'drifting'", value: 0.95}, value: 0.35},
@@ -106,12 +112,14 @@ function itemCharts() {
   const all = DRIFTING;  // the chart: the largest shifts (the table below lists every drifting item)
   const drift = [...all].sort((a, b) => Math.abs(b.shift) - Math.abs(a.shift) || (a.item_id < b.item_id ? -1 : 1)).slice(0, MAX_DRIFT_CHART);
   $("drift-shown").textContent = all.length > drift.length ? ` — the ${drift.length} largest shifts of ${all.length}` : "";
+  $("drift-outside").textContent = beyond(D.drift_axis, "drifting item");
+  const dx = clipped(D.drift_axis);
   const dumbbell = chart("drift", "chart-drift", drift.length ? {
     width: 380, height: {step: 12}, data: {values: drift},
     encoding: {y: {field: "item_id", type: "nominal", sort: {field: "since"}, title: null, axis: {labelFontSize: 9}}},
-    layer: [{mark: {type: "rule", color: "#999"}, encoding: {x: {field: "before", type: "quantitative", title: "difficulty (logits)"}, x2: {field: "after"}}},
-      {mark: {type: "point", filled: false, color: "#457b9d"}, encoding: {x: {field: "before", type: "quantitative"}}},
-      {mark: {type: "point", filled: true, color: "#e76f51"}, encoding: {x: {field: "after", type: "quantitative"},
+    layer: [{mark: {type: "rule", color: "#999"}, encoding: {x: {field: "before", type: "quantitative", title: "difficulty (logits)", scale: dx}, x2: {field: "after"}}},
+      {mark: {type: "point", filled: false, color: "#457b9d"}, encoding: {x: {field: "before", type: "quantitative", scale: dx}}},
+      {mark: {type: "point", filled: true, color: "#e76f51"}, encoding: {x: {field: "after", type: "quantitative", scale: dx},
         tooltip: [{field: "item_id"}, {field: "since"}, {field: "before", format: ".2f"}, {field: "after", format: ".2f"}]}}]
   } : {width: 380, height: 40, data: {values: [{t: "no item flagged as drifting"}]}, mark: "text", encoding: {text: {field: "t"}}});
   return Promise.all([scatter, dumbbell]);
