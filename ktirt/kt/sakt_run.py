@@ -18,7 +18,8 @@ from ktirt.errors import InputError
 from ktirt.io import atomic_path, read_checkpoint, write_csv
 from ktirt.evaluation import (binary_metrics, calibration, mean_baseline, require_both_outcomes,
                                  roc_points)
-from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict_all, window_tensors
+from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, predict_all, window_tensors
+from ktirt.leakage import future_masking
 from ktirt.kt.sequences import N_CLICK_CODES, N_PRACTICE_CODES, Sequences, Windows, load_sequences, query_windows
 from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
@@ -100,9 +101,32 @@ def _run(events: pa.Table, split: dict, run: SaktRun, device: torch.device,
     if np.isnan(pt).any():
         raise RuntimeError("a test response was not scored exactly once")  # guards the windowing invariant
     metrics = _test_metrics(events, seqs, mv, hist, run.truth, test_idx, y, pt)
+    metrics |= _future_masking(model, vocab, mv, events, split, run.train.seed)
     timings = {"train_seconds": round(hist.train_seconds, 2),
                "train_seqs_per_s": round(hist.examples_seen / max(hist.train_seconds, 1e-9), 1)}
     return SaktResult(model, vocab, mv, metrics, hist.frame(), roc_points(y, pt), calibration(y, pt), p, timings)
+
+
+def predict_events(model: SAKT, vocab: Vocabulary, mv: ModelVocab, events: pa.Table, split: dict,
+                   users) -> np.ndarray:
+    """P(correct) of every response of `users` (students of `split`) from a trained model, NaN on every other
+    row of `events`: how a leakage check asks the model again about rewritten events."""
+    user = events["user_id"].to_numpy(zero_copy_only=False).astype(str)
+    rows = np.flatnonzero(np.isin(user, np.asarray(list(users), dtype=str)))
+    seqs, _ = load_sequences(events.take(pa.array(rows)), split, vocab)
+    L = model.cfg.seq_len
+    out = np.full(events.num_rows, np.nan)
+    out[rows] = predict(model, window_tensors(seqs, query_windows(seqs, None, L, max(1, L // 2)), mv), len(rows))
+    return out
+
+
+def _future_masking(model: SAKT, vocab: Vocabulary, mv: ModelVocab, events: pa.Table, split: dict, seed: int) -> dict:
+    """metrics/sakt.json's leakage check (ktirt/leakage.py): rewriting test students' later responses moves none
+    of their earlier predictions (1/0), the largest move, and how many predictions were compared."""
+    check = future_masking(lambda ev: predict_events(model, vocab, mv, ev, split, split["test"]), events,
+                           split["test"], seed)
+    return {"future_masking_ok": check["ok"], "future_masking_max_change": check["max_change"],
+            "future_masking_checked": check["checked"]}
 
 
 def _shard(seqs: Sequences, w: Windows, what: str | None = None) -> tuple[Windows, np.ndarray | None]:
