@@ -3,8 +3,9 @@
 - future masking: the fold's trained model asked again with the test students' later responses rewritten; no
   earlier prediction may move (ktirt's WD-IRT is trained anew for it, bench/_kt_runners.py);
 - shuffled labels: the same model and settings trained once more on the fold with the training students'
-  outcomes (and unit-test scores) permuted among their responses, scored on the real test outcomes; its test
-  AUC must lie within 0.5 ± the tolerance.
+  outcomes (and unit-test scores) permuted among their responses, and the validation students' among theirs
+  (early stopping on real outcomes would pick the epoch whose noise agrees with them: ktirt/leakage.py),
+  scored on the real test outcomes; its test AUC must lie within 0.5 ± the tolerance.
 
 A fold whose control fails marks its model failed in the results (kt_benchmark.py's `merge`)."""
 
@@ -18,16 +19,19 @@ from sklearn.metrics import roc_auc_score
 
 from _kt_data import BenchData
 from _pykt_windows import Expanded
-from ktirt.leakage import future_masking, shuffle_training_outcomes, shuffled_control
+from ktirt.leakage import future_masking, shuffle_outcomes, shuffled_control
 
 log = logging.getLogger(__name__)
 
 
 def shuffled_data(data: BenchData, split: dict, seed: int) -> BenchData:
-    """The fold's data with the training students' outcomes permuted (validation and test students' kept)."""
-    return replace(data, events=shuffle_training_outcomes(data.events, split["train"], seed),
-                   unit_tests=shuffle_training_outcomes(data.unit_tests, split["train"], seed + 1)
-                   if data.unit_tests.num_rows else data.unit_tests)
+    """The fold's data with the training students' outcomes permuted among theirs and the validation students'
+    among theirs; the test students' kept."""
+    events, tests = data.events, data.unit_tests
+    for i, part in enumerate(("train", "val")):
+        events = shuffle_outcomes(events, split[part], seed + 2 * i)
+        tests = shuffle_outcomes(tests, split[part], seed + 2 * i + 1) if tests.num_rows else tests
+    return replace(data, events=events, unit_tests=tests)
 
 
 def run_controls(run_one, name: str, data: BenchData, ex: Expanded | None, split: dict, settings: dict,

@@ -1,11 +1,12 @@
 """Leakage controls any knowledge-tracing model can be put through, given how it trains or predicts.
 
-- **Shuffled labels** (`shuffle_training_outcomes`): the training students' outcomes permuted among all of their
-  responses, validation and test students' left as they are. A model trained on them has nothing real to
-  learn, so its test AUC must sit at 0.5 (within noise); above it, the model reads test outcomes some other way.
-  The permutation pools the training responses rather than shuffling within each student: a student's own
-  correct rate is real signal (able students stay able on test), so a within-student shuffle would leave a
-  model something honest to learn and push an honest model's AUC above 0.5.
+- **Shuffled labels** (`shuffle_outcomes`): the outcomes of the students a model learns from permuted among all
+  of their responses, the test students' left as they are. A model trained on them has nothing real to learn,
+  so its test AUC must sit at 0.5 (within noise); above it, the model reads test outcomes some other way.
+  The permutation pools the responses rather than shuffling within each student: a student's own correct rate
+  is real signal (able students stay able on test), so a within-student shuffle would leave a model something
+  honest to learn. The validation students, who choose the epoch, are shuffled too (among themselves): with
+  their real outcomes, early stopping would pick the epoch whose noise happens to agree with real signal.
 - **Future masking** (`future_masking`): a student's later responses are rewritten (outcome flipped,
   clickstream changed, item and time kept) and the model predicts again; every prediction up to and including
   the first rewritten response must stay as it was. It catches a model that reads a response's own outcome,
@@ -27,15 +28,17 @@ MASKING_TOLERANCE = 1e-5
 REWRITTEN = ("correct", "latency_ms", "hint_count", "attempt_count", "help_requested")
 
 
-def shuffle_training_outcomes(events: pa.Table, train_users, seed: int) -> pa.Table:
-    """`events` with the training students' `correct` values permuted among all their responses (seeded);
-    every other row untouched."""
-    users = events["user_id"].to_numpy(zero_copy_only=False).astype(str)
-    rows = np.flatnonzero(np.isin(users, np.asarray(list(train_users), dtype=str)))
-    correct = events["correct"].to_numpy().copy()
-    correct[rows] = correct[rows][np.random.default_rng(seed).permutation(len(rows))]
+def shuffle_outcomes(events: pa.Table, users, seed: int) -> pa.Table:
+    """`events` (or unit-test scores: any table with user_id and correct) with `users`' known `correct` values
+    permuted among all their responses (seeded); every other row, and a missing score, untouched."""
+    user = events["user_id"].to_numpy(zero_copy_only=False).astype(str)
+    known = pc.is_valid(events["correct"]).to_numpy(zero_copy_only=False)
+    rows = np.flatnonzero(np.isin(user, np.asarray(list(users), dtype=str)) & known)
     i = events.schema.get_field_index("correct")
-    return events.set_column(i, events.schema.field(i), pa.array(correct, events.schema.field(i).type))
+    field = events.schema.field(i)
+    correct = pc.fill_null(events["correct"], 0).to_numpy().copy()
+    correct[rows] = correct[rows][np.random.default_rng(seed).permutation(len(rows))]
+    return events.set_column(i, field, pa.array(correct, field.type, mask=~known))
 
 
 def rewrite_later_responses(events: pa.Table, users, seed: int) -> tuple[pa.Table, np.ndarray]:

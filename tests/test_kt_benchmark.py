@@ -286,3 +286,21 @@ def test_an_audit_that_cannot_run_is_a_failed_audit_not_a_crash(tmp_path):
     path = _kt_audit.write_predictions(frame, tmp_path / "bare_numbers.csv")  # the old form: bare skill numbers
     verdict = _kt_audit.audit(path, 1.0)
     assert verdict["ok"] is False and "kc_ids" in verdict["error"], verdict
+
+
+def test_the_shuffled_control_permutes_training_and_validation_outcomes_apart_and_no_test_outcome(tiny_tables):
+    from _kt_controls import shuffled_data
+    from _kt_data import BenchData
+
+    data = BenchData(tiny_tables.events, tiny_tables.unit_tests, tiny_tables.items, "synthetic", ROOT)
+    split = user_folds(data.users, 3, seed=1, val_share=0.25)[0]
+    shuffled = shuffled_data(data, split, seed=7)
+    for table, new in ((data.events, shuffled.events), (data.unit_tests, shuffled.unit_tests)):
+        user = table["user_id"].to_numpy(zero_copy_only=False).astype(str)
+        y, z = (pa.compute.fill_null(t["correct"], -1).to_numpy() for t in (table, new))
+        assert ((y == -1) == (z == -1)).all()  # a missing score stays missing
+        for part in ("train", "val"):
+            rows = np.isin(user, split[part])
+            assert z[rows].sum() == y[rows].sum() and (z[rows] != y[rows]).any()  # each side's own outcomes, moved
+        test = np.isin(user, split["test"])
+        assert test.any() and (z[test] == y[test]).all()

@@ -6,7 +6,7 @@ import pyarrow as pa
 import pytest
 
 from ktirt.kt.sakt_run import SaktRun, predict_events, run_sakt
-from ktirt.leakage import future_masking, rewrite_later_responses, shuffle_training_outcomes, shuffled_control
+from ktirt.leakage import future_masking, rewrite_later_responses, shuffle_outcomes, shuffled_control
 from ktirt.settings import ModelSettings, TrainSettings
 from ktirt.split import split_users
 
@@ -81,16 +81,16 @@ def test_sakt_passes_future_masking_in_its_metrics_and_when_asked_again(tiny_tab
     assert future_masking(ask, tiny_tables.events, split["test"], seed=9)["ok"] == 1
 
 
-def test_shuffled_outcomes_move_only_training_rows_and_keep_how_many_are_right(tiny_tables, split):
+def test_shuffled_outcomes_move_only_the_given_students_rows_and_keep_how_many_are_right(tiny_tables, split):
     ev = tiny_tables.events
-    shuffled = shuffle_training_outcomes(ev, split["train"], seed=4)
+    shuffled = shuffle_outcomes(ev, split["train"], seed=4)
     user = ev["user_id"].to_numpy(zero_copy_only=False)
     y, z = ev["correct"].to_numpy(), shuffled["correct"].to_numpy()
     train = np.isin(user, split["train"])
-    assert (y[~train] == z[~train]).all()  # no validation or test outcome touched
+    assert (y[~train] == z[~train]).all()  # no other student's outcome touched
     assert z[train].sum() == y[train].sum() and (y[train] != z[train]).mean() > 0.3
     assert shuffled.schema == ev.schema and shuffled.drop(["correct"]).equals(ev.drop(["correct"]))
-    assert shuffle_training_outcomes(ev, split["train"], seed=4).equals(shuffled)
+    assert shuffle_outcomes(ev, split["train"], seed=4).equals(shuffled)
     # pooled, not per student: the students' own rates are scrambled too (a per-student shuffle keeps them)
     rates = [(y[user == u].mean(), z[user == u].mean()) for u in split["train"]]
     assert any(abs(a - b) > 0.1 for a, b in rates)
