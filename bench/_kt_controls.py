@@ -19,19 +19,16 @@ from sklearn.metrics import roc_auc_score
 
 from _kt_data import BenchData
 from _pykt_windows import Expanded
-from ktirt.leakage import future_masking, shuffle_outcomes, shuffled_control
+from ktirt.leakage import future_masking, shuffle_fold, shuffled_control
 
 log = logging.getLogger(__name__)
 
 
 def shuffled_data(data: BenchData, split: dict, seed: int) -> BenchData:
     """The fold's data with the training students' outcomes permuted among theirs and the validation students'
-    among theirs; the test students' kept."""
-    events, tests = data.events, data.unit_tests
-    for i, part in enumerate(("train", "val")):
-        events = shuffle_outcomes(events, split[part], seed + 2 * i)
-        tests = shuffle_outcomes(tests, split[part], seed + 2 * i + 1) if tests.num_rows else tests
-    return replace(data, events=events, unit_tests=tests)
+    among theirs (unit-test scores too, where the source has them); the test students' kept."""
+    tests = shuffle_fold(data.unit_tests, split, seed + 1) if data.unit_tests.num_rows else data.unit_tests
+    return replace(data, events=shuffle_fold(data.events, split, seed), unit_tests=tests)
 
 
 def run_controls(run_one, name: str, data: BenchData, ex: Expanded | None, split: dict, settings: dict,

@@ -50,7 +50,8 @@ def model_settings(name: str, params: dict, overrides: dict, max_epochs: int | N
                    threads: int, seed: int, pykt_lr: float | None = None) -> dict:
     """Exactly what one model is run with (recorded in the JSON)."""
     if name == "ktirt_sakt":
-        train = params["train"] | overrides.get("train", {}) | {"device": "auto", "threads": threads}
+        # the benchmark runs its own shuffled-label control (bench/_kt_controls.py), never the stage's
+        train = params["train"] | overrides.get("train", {}) | {"device": "auto", "threads": threads, "shuffled_control": False}
         train |= {k: v for k, v in (("epochs", max_epochs), ("patience", patience)) if v is not None}
         return {"model": params["model"] | overrides.get("model", {}), "train": train}
     if name == "ktirt_wdirt":

@@ -41,6 +41,14 @@ def shuffle_outcomes(events: pa.Table, users, seed: int) -> pa.Table:
     return events.set_column(i, field, pa.array(correct, field.type, mask=~known))
 
 
+def shuffle_fold(table: pa.Table, split: dict, seed: int) -> pa.Table:
+    """The shuffled-label control's data: the training students' outcomes permuted among theirs and the
+    validation students' among theirs (`shuffle_outcomes`); the test students' kept."""
+    for i, part in enumerate(("train", "val")):
+        table = shuffle_outcomes(table, split[part], seed + 2 * i)
+    return table
+
+
 def rewrite_later_responses(events: pa.Table, users, seed: int) -> tuple[pa.Table, np.ndarray]:
     """`events` (sorted by user, time) with each of `users`' responses from a random cut on rewritten: outcome
     flipped and, where the columns exist, latency, hints, attempts and help changed. The cut falls after a

@@ -141,6 +141,8 @@ class TrainSettings(Section):
     seed: int = Field(42, ge=0, description="seeds numpy and torch")
     device: Device = Field("auto", description="auto: CUDA when present, else CPU")
     threads: int = Field(2, ge=1, le=1024, json_schema_extra=cap("more threads than any machine has"), description="torch's CPU threads")
+    shuffled_control: bool = Field(False, description="also train once on shuffled training and validation outcomes and "
+                                   "report that run's test AUC (a leakage control, ktirt/leakage.py; doubles training time)")
 
 
 class WDIRTSettings(Section):

@@ -99,3 +99,16 @@ def test_shuffled_outcomes_move_only_the_given_students_rows_and_keep_how_many_a
 def test_shuffled_control_verdict():
     assert shuffled_control(0.515)["ok"] == 1 and shuffled_control(0.485)["ok"] == 1
     assert shuffled_control(0.53)["ok"] == 0 and shuffled_control(0.46)["ok"] == 0
+
+
+def test_train_sakt_shuffled_control_is_off_by_default_and_trains_on_the_shuffled_fold(tiny_tables, split):
+    from ktirt.leakage import shuffle_fold
+
+    assert TrainSettings().shuffled_control is False
+    on = TrainSettings(**TRAIN.model_dump() | {"epochs": 1, "shuffled_control": True})
+    m = run_sakt(tiny_tables.events, split, SaktRun(MODEL, on)).metrics
+    plain = SaktRun(MODEL, TrainSettings(**TRAIN.model_dump() | {"epochs": 1}))
+    assert "shuffled_label_test_auc" not in run_sakt(tiny_tables.events, split, plain).metrics
+    shuffled = run_sakt(shuffle_fold(tiny_tables.events, split, TRAIN.seed), split, plain).metrics
+    assert m["shuffled_label_test_auc"] == pytest.approx(shuffled["test_auc"], abs=1e-6) != m["test_auc"]
+    assert m["shuffled_label_ok"] == int(abs(m["shuffled_label_test_auc"] - 0.5) <= 0.02)

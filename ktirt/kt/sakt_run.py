@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -19,7 +19,7 @@ from ktirt.io import atomic_path, read_checkpoint, write_csv
 from ktirt.evaluation import (binary_metrics, calibration, mean_baseline, require_both_outcomes,
                                  roc_points)
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, predict_all, window_tensors
-from ktirt.leakage import future_masking
+from ktirt.leakage import future_masking, shuffle_fold, shuffled_control
 from ktirt.kt.sequences import N_CLICK_CODES, N_PRACTICE_CODES, Sequences, Windows, load_sequences, query_windows
 from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
@@ -66,7 +66,23 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallbac
     rank 0 saves them)."""
     ts = run.train
     seed_everything(ts.seed, ts.threads)
-    return _run(events, split, run, distributed.join(resolve_device(ts.device)), on_epoch)
+    device = distributed.join(resolve_device(ts.device))
+    result = _run(events, split, run, device, on_epoch)
+    if ts.shuffled_control:
+        result.metrics |= _shuffled_control(events, split, run, device)
+    return result
+
+
+def _shuffled_control(events: pa.Table, split: dict, run: SaktRun, device: torch.device) -> dict:
+    """`train.shuffled_control`: the same settings trained once more on shuffled training and validation outcomes
+    (ktirt/leakage.py), scored on the real test outcomes; its test AUC must be near 0.5."""
+    log.info("shuffled-label control: SAKT trained again on shuffled training and validation outcomes")
+    seed_everything(run.train.seed, run.train.threads)
+    again = _run(shuffle_fold(events, split, run.train.seed), split, replace(run, truth=None), device, None)
+    control = shuffled_control(again.metrics["test_auc"])
+    log.log(logging.INFO if control["ok"] else logging.WARNING, "shuffled-label control: test AUC %.4f (%s 0.5 ± %g)",
+            control["auc"], "within" if control["ok"] else "OUTSIDE", control["tolerance"])
+    return {"shuffled_label_test_auc": control["auc"], "shuffled_label_ok": control["ok"]}
 
 
 def _run(events: pa.Table, split: dict, run: SaktRun, device: torch.device,
