@@ -51,7 +51,8 @@ def model_settings(name: str, params: dict, overrides: dict, max_epochs: int | N
     """Exactly what one model is run with (recorded in the JSON)."""
     if name == "ktirt_sakt":
         # the benchmark runs its own shuffled-label control (bench/_kt_controls.py), never the stage's
-        train = params["train"] | overrides.get("train", {}) | {"device": "auto", "threads": threads, "shuffled_control": False}
+        train = params["train"] | overrides.get("train", {}) | {"device": "auto", "threads": threads,
+                                                                 "shuffled_control": False}
         train |= {k: v for k, v in (("epochs", max_epochs), ("patience", patience)) if v is not None}
         return {"model": params["model"] | overrides.get("model", {}), "train": train}
     if name == "ktirt_wdirt":
@@ -256,7 +257,8 @@ def run_model_fold(m: str, ctx: tuple, base: dict, audit_file: Path, store) -> d
     _kt_audit.write_predictions(_kt_audit.prediction_frame(data.events, scored, p, train_rows), audit_file)
     record["kt_audit"] = _kt_audit.audit(audit_file, auc)
     store(record)
-    record["controls"] = _kt_controls.run_controls(run_one, m, data, ex, split, settings, scored, again, seed, tolerance)
+    record["controls"] = _kt_controls.run_controls(run_one, m, data, ex, split, settings, scored, again, seed,
+                                                   tolerance)
     store(record)
     return record
 
