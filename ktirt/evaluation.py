@@ -39,12 +39,18 @@ def mean_baseline(keys_train: np.ndarray, y_train: np.ndarray, keys_eval: np.nda
     return np.where(np.isnan(p), fb, p)
 
 
+def mean_floors(item_train: np.ndarray, skill_train: np.ndarray, y_train: np.ndarray, item_eval: np.ndarray,
+                skill_eval: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The floors (skill-mean, item-mean): each evaluated response predicted by its skill's correct rate among
+    training responses, else the overall rate; and by its item's, else that skill-mean."""
+    skill_p = mean_baseline(skill_train, y_train, skill_eval, float(np.mean(y_train)))
+    return skill_p, mean_baseline(item_train, y_train, item_eval, skill_p)
+
+
 def item_mean_floor(item_train: np.ndarray, skill_train: np.ndarray, y_train: np.ndarray, item_eval: np.ndarray,
                     skill_eval: np.ndarray) -> np.ndarray:
-    """The floor: each evaluated response predicted by its item's correct rate among training responses, else its
-    skill's, else the overall rate (the item-mean baseline of metrics/sakt.json and metrics/wdirt.json)."""
-    skill_p = mean_baseline(skill_train, y_train, skill_eval, float(np.mean(y_train)))
-    return mean_baseline(item_train, y_train, item_eval, skill_p)
+    """The floor every engine's metrics show: the item-mean baseline of `mean_floors`."""
+    return mean_floors(item_train, skill_train, y_train, item_eval, skill_eval)[1]
 
 
 def roc_points(y: np.ndarray, p: np.ndarray, n: int = 200) -> pd.DataFrame:

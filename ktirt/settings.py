@@ -131,16 +131,28 @@ class ModelSettings(Section):
         return self
 
 
+# what each torch run (the training loop, ktirt/training.py; export's scoring) reads; each section gives its default
+Windows = Annotated[int, Field(ge=1, le=65_536, json_schema_extra=cap("a bound on memory"), description="windows per step")]
+LearningRate = Annotated[float, Field(gt=0, le=1.0, json_schema_extra=cap("a larger step makes Adam diverge"),
+                                      description="Adam's learning rate (above 1 training diverges)")]
+Epochs = Annotated[int, Field(ge=1, le=10_000, json_schema_extra=cap("a bound on time"), description="at most this many epochs")]
+Patience = Annotated[int, Field(ge=1, description="stop after this many epochs without a better validation AUC")]
+Seed = Annotated[int, Field(ge=0, description="seeds numpy and torch")]
+TorchDevice = Annotated[Device, Field(description="auto: CUDA when present, else CPU")]
+Threads = Annotated[int, Field(ge=1, le=1024, json_schema_extra=cap("more threads than any machine has"),
+                               description="torch's CPU threads")]
+
+
 class TrainSettings(Section):
     """SAKT training (ktirt/kt/sakt_training.py)."""
 
-    batch_size: int = Field(64, ge=1, le=65_536, json_schema_extra=cap("a bound on memory"), description="windows per step")
-    lr: float = Field(0.003, gt=0, le=1.0, json_schema_extra=cap("a larger step makes Adam diverge"), description="Adam's learning rate (above 1 training diverges)")
-    epochs: int = Field(30, ge=1, le=10_000, json_schema_extra=cap("a bound on time"), description="at most this many epochs")
-    patience: int = Field(3, ge=1, description="stop after this many epochs without a better validation AUC")
-    seed: int = Field(42, ge=0, description="seeds numpy and torch")
-    device: Device = Field("auto", description="auto: CUDA when present, else CPU")
-    threads: int = Field(2, ge=1, le=1024, json_schema_extra=cap("more threads than any machine has"), description="torch's CPU threads")
+    batch_size: Windows = 64
+    lr: LearningRate = 0.003
+    epochs: Epochs = 30
+    patience: Patience = 3
+    seed: Seed = 42
+    device: TorchDevice = "auto"
+    threads: Threads = 2
     shuffled_control: bool = Field(False, description="also train once on shuffled training and validation outcomes and "
                                    "report that run's test AUC (a leakage control, ktirt/leakage.py; doubles training time)")
 
@@ -154,14 +166,14 @@ class WDIRTSettings(Section):
     discrimination: bool = Field(True, description="false: 1PL (a = 1)")
     prior_strength: float = Field(3.0, ge=0, description="Gaussian prior pulling item difficulties toward their skill's mean")
     batch_size: int = Field(1024, ge=1, le=1_048_576, json_schema_extra=cap("a bound on memory"), description="targets per step")
-    lr: float = Field(0.01, gt=0, le=1.0, json_schema_extra=cap("a larger step makes Adam diverge"), description="Adam's learning rate of the deep part (above 1 training diverges)")
+    lr: LearningRate = Field(0.01, description="Adam's learning rate of the deep part (above 1 training diverges)")
     wide_lr_factor: float = Field(5.0, gt=0, le=1000, json_schema_extra=OPTIONAL | cap("a larger step makes Adam diverge"), description="the wide part's learning rate, "
                                   "times lr (optional in params.yaml)")
-    epochs: int = Field(20, ge=1, le=10_000, json_schema_extra=cap("a bound on time"), description="at most this many epochs")
-    patience: int = Field(6, ge=1, description="stop after this many epochs without a better validation AUC")
-    seed: int = Field(42, ge=0, description="seeds numpy and torch")
-    device: Device = Field("auto", description="auto: CUDA when present, else CPU")
-    threads: int = Field(2, ge=1, le=1024, json_schema_extra=cap("more threads than any machine has"), description="torch's CPU threads")
+    epochs: Epochs = 20
+    patience: Patience = 6
+    seed: Seed = 42
+    device: TorchDevice = "auto"
+    threads: Threads = 2
     drift_window: Period = Field("W", description="drift windows, a pandas period: W = week (M = calendar month)")
     drift_z: float = Field(3.0, gt=0, description="a flagged window's |z| is above this")
     drift_fdr: float = Field(0.1, gt=0, lt=1, description="and its item passes Benjamini-Hochberg over items at this level")
@@ -176,14 +188,14 @@ class DKTSettings(Section):
     dropout: float = Field(0.2, ge=0, lt=1, description="dropout on the LSTM's input and output")
     seq_len: int = Field(200, ge=2, le=MAX_WINDOW, json_schema_extra=cap("a bound on time: the LSTM steps through a window one response at a time"), description="window length (windows as SAKT's)")
     item_prior: float = Field(4.0, ge=0, description="precision of the Gaussian prior shrinking item difficulties toward 0")
-    batch_size: int = Field(64, ge=1, le=65_536, json_schema_extra=cap("a bound on memory"), description="windows per step")
-    lr: float = Field(0.003, gt=0, le=1.0, json_schema_extra=cap("a larger step makes Adam diverge"), description="Adam's learning rate (above 1 training diverges)")
-    epochs: int = Field(30, ge=1, le=10_000, json_schema_extra=cap("a bound on time"), description="at most this many epochs")
-    patience: int = Field(3, ge=1, description="stop after this many epochs without a better validation AUC")
-    seed: int = Field(42, ge=0, description="seeds numpy and torch")
-    device: Device = Field("auto", description="auto: CUDA when present, else CPU")
-    threads: int = Field(1, ge=1, le=1024, json_schema_extra=cap("more threads than any machine has"), description="torch's CPU "
-                         "threads (an LSTM step's matrices are small: a second thread mostly waits, and doubled the time)")
+    batch_size: Windows = 64
+    lr: LearningRate = 0.003
+    epochs: Epochs = 30
+    patience: Patience = 3
+    seed: Seed = 42
+    device: TorchDevice = "auto"
+    threads: Threads = Field(1, description="torch's CPU threads (an LSTM step's matrices are small: a second thread "
+                             "mostly waits, and doubled the time)")
 
 
 class ExportSettings(Section):
@@ -194,8 +206,8 @@ class ExportSettings(Section):
     falling_drop: float = Field(0.1, ge=0, le=1, description="mastery report: students whose mastery ends this far "
                                 "below its peak on a skill")
     batch_size: int = Field(128, ge=1, le=65_536, json_schema_extra=cap("a bound on memory"), description="windows per SAKT scoring batch")
-    device: Device = Field("auto", description="auto: CUDA when present, else CPU")
-    threads: int = Field(2, ge=1, le=1024, json_schema_extra=cap("more threads than any machine has"), description="torch's CPU threads")
+    device: TorchDevice = "auto"
+    threads: Threads = 2
 
 
 class JoinSettings(Section):

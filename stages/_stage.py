@@ -42,6 +42,10 @@ class _UniqueKeys(yaml.SafeLoader):
 
 params_option = click.option("--params", "params_path", default=PARAMS, show_default=True,
                              type=click.Path(dir_okay=False), help="settings file")
+events_option = click.option("--events", default="data/interim/events.parquet", show_default=True)
+split_option = click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
+truth_option = click.option("--truth", "truth_folder", default="data/interim/truth", show_default=True,
+                            help="the simulator's truth, for the oracle (empty for real data)")
 
 
 class OutputPath(click.ParamType):

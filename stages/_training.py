@@ -7,9 +7,33 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 
+import click
+from _stage import OutputPath
+
 from ktirt.distributed import is_main
 from ktirt.io import check_finite, outputs, write_json
-from ktirt.timings import write_timings
+from ktirt.timings import timings_path, write_timings
+
+
+def training_outputs(engine: str, plots: bool = True):
+    """The options naming a training stage's outputs: models/<engine>, metrics/<engine>.json, plots/<engine>
+    (unless `plots` is false), dvclive/<engine> and the untracked timings of train_<engine>."""
+    options = [click.option("--model-dir", default=f"models/{engine}", show_default=True, type=OutputPath("folder")),
+               click.option("--metrics", "metrics_path", default=f"metrics/{engine}.json", show_default=True,
+                            type=OutputPath("file"))]
+    if plots:
+        options.append(click.option("--plots-dir", default=f"plots/{engine}", show_default=True,
+                                    type=OutputPath("folder")))
+    options += [click.option("--live-dir", default=f"dvclive/{engine}", show_default=True, type=OutputPath("folder"),
+                             help="DVCLive's per-epoch log"),
+                click.option("--timings", "timings_file", default=timings_path(f"train_{engine}"), show_default=True,
+                             type=OutputPath("file"), help="untracked")]
+
+    def decorate(command):
+        for option in reversed(options):
+            command = option(command)
+        return command
+    return decorate
 
 
 def save_training(result, model_dir: str, plots_dir: str, metrics_path: str, timings_file: str) -> None:

@@ -3,7 +3,7 @@
 import logging
 
 import click
-from _stage import OutputPath, load_params, params_option, stage
+from _stage import OutputPath, events_option, load_params, params_option, split_option, stage, truth_option
 
 from ktirt.blend.blend_run import run_blend
 from ktirt.blend.members import PATHS, read_members
@@ -17,10 +17,9 @@ log = logging.getLogger("blend")
 
 @click.command()
 @params_option
-@click.option("--events", default="data/interim/events.parquet", show_default=True)
-@click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
-@click.option("--truth", "truth_folder", default="data/interim/truth", show_default=True,
-              help="the simulator's truth, for the oracle (empty for real data)")
+@events_option
+@split_option
+@truth_option
 @click.option("--sakt", default=PATHS["sakt"], show_default=True, help="SAKT's prediction of every response")
 @click.option("--wdirt", default=PATHS["wdirt"], show_default=True, help="WD-IRT's prediction of every response")
 @click.option("--dkt", default=PATHS["dkt"], show_default=True, help="DKT's prediction of every response")

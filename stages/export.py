@@ -3,7 +3,7 @@
 import logging
 
 import click
-from _stage import OutputPath, load_params, params_option, stage
+from _stage import OutputPath, events_option, load_params, params_option, split_option, stage
 
 from ktirt.exports.build import ExportSettings, run_export
 from ktirt.io import check_finite, read_events, read_skills, read_split, write_json
@@ -15,8 +15,8 @@ log = logging.getLogger("export")
 
 @click.command()
 @params_option
-@click.option("--events", default="data/interim/events.parquet", show_default=True)
-@click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
+@events_option
+@split_option
 @click.option("--skills", "skills_path", default="data/interim/skills.parquet", show_default=True)
 @click.option("--sakt", "sakt_checkpoint", default="models/sakt/model.pt", show_default=True)
 @click.option("--wdirt", "wdirt_dir", default="models/wdirt", show_default=True)

@@ -3,7 +3,7 @@
 import logging
 
 import click
-from _stage import OutputPath, load_params, params_option, stage
+from _stage import OutputPath, events_option, load_params, params_option, split_option, stage
 
 from ktirt.io import read_events, read_split, write_json
 from ktirt.kt.pykt_format import write_pykt
@@ -14,8 +14,8 @@ log = logging.getLogger("pykt_adapt")
 
 @click.command()
 @params_option
-@click.option("--events", default="data/interim/events.parquet", show_default=True)
-@click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
+@events_option
+@split_option
 @click.option("--out", default="data/processed/pykt", show_default=True, type=OutputPath("folder"))
 @click.option("--metrics", "metrics_path", default="metrics/pykt_adapt.json", show_default=True,
               type=OutputPath("file"))

@@ -3,27 +3,21 @@
 import logging
 
 import click
-from _stage import OutputPath, load_params, params_option, stage
-from _training import live_epochs, save_training
+from _stage import events_option, load_params, params_option, split_option, stage
+from _training import live_epochs, save_training, training_outputs
 
 from ktirt.blend.dkt_run import run_dkt
 from ktirt.io import read_events, read_split
 from ktirt.settings import DKTSettings
-from ktirt.timings import timings_path
 
 log = logging.getLogger("train_dkt")
 
 
 @click.command()
 @params_option
-@click.option("--events", default="data/interim/events.parquet", show_default=True)
-@click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
-@click.option("--model-dir", default="models/dkt", show_default=True, type=OutputPath("folder"))
-@click.option("--metrics", "metrics_path", default="metrics/dkt.json", show_default=True, type=OutputPath("file"))
-@click.option("--live-dir", default="dvclive/dkt", show_default=True, type=OutputPath("folder"),
-              help="DVCLive's per-epoch log")
-@click.option("--timings", "timings_file", default=timings_path("train_dkt"), show_default=True, type=OutputPath("file"),
-              help="untracked")
+@events_option
+@split_option
+@training_outputs("dkt", plots=False)
 @stage
 def main(params_path, events, split_path, model_dir, metrics_path, live_dir, timings_file) -> None:
     """Train DKT (an LSTM over SAKT's inputs) on the training students, early-stopping on validation AUC, and predict

@@ -3,13 +3,12 @@
 import logging
 
 import click
-from _stage import OutputPath, load_params, params_option, stage
-from _training import live_epochs, save_training
+from _stage import events_option, load_params, params_option, split_option, stage, truth_option
+from _training import live_epochs, save_training, training_outputs
 
 from ktirt.io import read_events, read_split
 from ktirt.kt.sakt_run import SaktRun, run_sakt
 from ktirt.settings import ModelSettings, TrainSettings
-from ktirt.timings import timings_path
 from ktirt.truth import truth_dir
 
 log = logging.getLogger("train_sakt")
@@ -17,17 +16,10 @@ log = logging.getLogger("train_sakt")
 
 @click.command()
 @params_option
-@click.option("--events", default="data/interim/events.parquet", show_default=True)
-@click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
-@click.option("--truth", "truth_folder", default="data/interim/truth", show_default=True,
-              help="the simulator's truth, for the oracle (empty for real data)")
-@click.option("--model-dir", default="models/sakt", show_default=True, type=OutputPath("folder"))
-@click.option("--metrics", "metrics_path", default="metrics/sakt.json", show_default=True, type=OutputPath("file"))
-@click.option("--plots-dir", default="plots/sakt", show_default=True, type=OutputPath("folder"))
-@click.option("--live-dir", default="dvclive/sakt", show_default=True, type=OutputPath("folder"),
-              help="DVCLive's per-epoch log")
-@click.option("--timings", "timings_file", default=timings_path("train_sakt"), show_default=True, type=OutputPath("file"),
-              help="untracked")
+@events_option
+@split_option
+@truth_option
+@training_outputs("sakt")
 @stage
 def main(params_path, events, split_path, truth_folder, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
     """Train SAKT on the training students, early-stopping on validation AUC, and score the test students: reads

@@ -3,13 +3,12 @@
 import logging
 
 import click
-from _stage import OutputPath, load_params, params_option, stage
-from _training import live_epochs, save_training
+from _stage import load_params, params_option, split_option, stage
+from _training import live_epochs, save_training, training_outputs
 
 from ktirt.io import read_events, read_items, read_split, read_unit_tests
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.catalog import item_text, item_types
-from ktirt.timings import timings_path
 from ktirt.truth import truth_dir
 
 log = logging.getLogger("train_wdirt")
@@ -18,14 +17,8 @@ log = logging.getLogger("train_wdirt")
 @click.command()
 @params_option
 @click.option("--interim", default="data/interim", show_default=True)
-@click.option("--split", "split_path", default="data/splits/split.json", show_default=True)
-@click.option("--model-dir", default="models/wdirt", show_default=True, type=OutputPath("folder"))
-@click.option("--metrics", "metrics_path", default="metrics/wdirt.json", show_default=True, type=OutputPath("file"))
-@click.option("--plots-dir", default="plots/wdirt", show_default=True, type=OutputPath("folder"))
-@click.option("--live-dir", default="dvclive/wdirt", show_default=True, type=OutputPath("folder"),
-              help="DVCLive's per-epoch log")
-@click.option("--timings", "timings_file", default=timings_path("train_wdirt"), show_default=True, type=OutputPath("file"),
-              help="untracked")
+@split_option
+@training_outputs("wdirt")
 @stage
 def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir, live_dir, timings_file) -> None:
     """Fit Wide & Deep IRT on the training students (item parameters, drift): reads data/interim/events.parquet,

@@ -16,7 +16,7 @@ import torch
 
 from ktirt import distributed
 from ktirt.early_stopping import EpochCallback
-from ktirt.evaluation import binary_metrics, mean_baseline, require_both_outcomes
+from ktirt.evaluation import binary_metrics, item_mean_floor, require_both_outcomes
 from ktirt.features.history import N_CONTEXTS, N_STATIC, N_SUMMARY, SUMMARY_LOG_SKILL_EVENTS
 from ktirt.io import atomic_path, write_csv, write_parquet
 from ktirt.irt.against_truth import against_truth
@@ -186,9 +186,7 @@ def _auc_block(t: Targets, p: np.ndarray, name: str, kind: int) -> dict:
     if not test.any() or not train.any():
         return {}
     y = t.y[test]
-    overall = t.y[train].mean()
-    skill_p = mean_baseline(t.skill[train], t.y[train], t.skill[test], overall)
-    item_p = mean_baseline(t.item[train], t.y[train], t.item[test], skill_p)
+    item_p = item_mean_floor(t.item[train], t.skill[train], t.y[train], t.item[test], t.skill[test])
     return {f"{name}_auc": round(binary_metrics(y, p[test])["auc"], 6),
             f"{name}_item_mean_auc": round(binary_metrics(y, item_p)["auc"], 6),
             f"{name}_test_responses": int(test.sum())}

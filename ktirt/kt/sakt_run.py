@@ -16,7 +16,7 @@ from ktirt import distributed
 from ktirt.early_stopping import EpochCallback
 from ktirt.errors import InputError
 from ktirt.io import atomic_path, read_checkpoint, write_csv
-from ktirt.evaluation import (binary_metrics, calibration, mean_baseline, require_both_outcomes,
+from ktirt.evaluation import (binary_metrics, calibration, mean_floors, require_both_outcomes,
                                  roc_points)
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, predict_all, window_tensors
 from ktirt.leakage import future_masking, shuffle_fold, shuffled_control
@@ -196,9 +196,8 @@ def _no_difficulty_auc(seqs: Sequences, mv: ModelVocab, test_idx: np.ndarray, y:
 def _floors(seqs: Sequences, test_idx: np.ndarray, y: np.ndarray) -> dict:
     """Item-mean (falling back to skill-mean, then overall) and skill-mean baselines from training responses."""
     tr = seqs.responses_of("train")
-    overall = seqs.correct[tr].mean()
-    skill_p = mean_baseline(seqs.skill[tr], seqs.correct[tr], seqs.skill[test_idx], overall)
-    item_p = mean_baseline(seqs.item[tr], seqs.correct[tr], seqs.item[test_idx], skill_p)
+    skill_p, item_p = mean_floors(seqs.item[tr], seqs.skill[tr], seqs.correct[tr], seqs.item[test_idx],
+                                  seqs.skill[test_idx])
     return {
         "item_mean_auc": round(binary_metrics(y, item_p)["auc"], 6),
         "skill_mean_auc": round(binary_metrics(y, skill_p)["auc"], 6),
