@@ -10,6 +10,9 @@ identical user folds, scored question-level, results merged into bench/results/k
   published defaults (bench/_pykt_models.py). --max-epochs / --patience bound every model when given.
 - Data: a world simulated for the run (--world, --students) or any raw folder (--source, --raw-dir).
 - Each model's test predictions go to bench/out/kt_benchmark/<name>/ in kt-audit's format, with its verdict.
+- Leakage controls on every model and fold (bench/_kt_controls.py): future masking and a shuffled-label run
+  whose test AUC must be 0.5 ± --control-tolerance; a model whose control fails is marked failed, and the run
+  exits non-zero once every result is stored.
 
     python bench/kt_benchmark.py --world skill_builder --students 1500 --models ktirt_sakt,dkt --folds-to-run 0,1,2
 """
@@ -28,6 +31,7 @@ import yaml
 from sklearn.metrics import roc_auc_score
 
 import _kt_audit
+import _kt_controls
 import _kt_runners as runners
 from _kt_data import WORLD_SOURCE, BenchData, ids_digest, load_data, scored_rows, simulate_world, user_folds
 from _pykt_models import DEFAULTS, TRAIN_CONFIG
@@ -35,6 +39,7 @@ from _pykt_windows import Expanded
 from ktirt.errors import InputError, SettingsError
 from ktirt.io import write_json
 from ktirt.evaluation import mean_baseline
+from ktirt.leakage import SHUFFLED_AUC_TOLERANCE
 
 ROOT = Path(__file__).resolve().parents[1]
 IMPLEMENTATION = {"simplekt": {"implementation": "bench/_simplekt.py, written from the paper (pykt-toolkit 0.0.38 has none)"}}
@@ -45,7 +50,9 @@ def model_settings(name: str, params: dict, overrides: dict, max_epochs: int | N
                    threads: int, seed: int, pykt_lr: float | None = None) -> dict:
     """Exactly what one model is run with (recorded in the JSON)."""
     if name == "ktirt_sakt":
-        train = params["train"] | overrides.get("train", {}) | {"device": "auto", "threads": threads}
+        # the benchmark runs its own shuffled-label control (bench/_kt_controls.py), never the stage's
+        train = params["train"] | overrides.get("train", {}) | {"device": "auto", "threads": threads,
+                                                                 "shuffled_control": False}
         train |= {k: v for k, v in (("epochs", max_epochs), ("patience", patience)) if v is not None}
         return {"model": params["model"] | overrides.get("model", {}), "train": train}
     if name == "ktirt_wdirt":
@@ -92,6 +99,7 @@ def stored_name(name: str, pykt_lr: float | None) -> str:
 
 
 def run_one(name: str, data: BenchData, ex: Expanded | None, split: dict, settings: dict):
+    """Train and score one model on one fold: (predictions per row, training record, `again`; _kt_runners.py)."""
     if name == "ktirt_sakt":
         return runners.run_ktirt_sakt(data, split, settings)
     if name == "ktirt_wdirt":
@@ -124,6 +132,10 @@ def merge(results: dict, key: str, world: dict, name: str, fold: int, record: di
     aucs = np.array([r["auc"] for r in m["folds"].values()])
     m |= {"auc_mean": round(float(aucs.mean()), 6), "auc_std": round(float(aucs.std(ddof=1)) if len(aucs) > 1 else 0.0, 6),
           "n_folds": len(aucs)}
+    checked = {f: r["controls"]["ok"] for f, r in m["folds"].items() if "controls" in r}
+    m |= {"controls_checked_folds": sorted(checked, key=int),
+          "controls_failed_folds": sorted((f for f, ok in checked.items() if not ok), key=int)}
+    m["failed"] = bool(m["controls_failed_folds"])
     return results
 
 
@@ -169,22 +181,30 @@ def resolve_data(world, students, sim_seed, source, raw_dir) -> tuple[BenchData,
 @click.option("--pykt-lr", type=float, help="pyKT models' learning rate instead of their published one (stored as "
               "MODEL@lrVALUE, beside the default run): is a capped model held back by a slow rate?")
 @click.option("--threads", default=2, show_default=True)
+@click.option("--control-tolerance", default=SHUFFLED_AUC_TOLERANCE, show_default=True,
+              help="a shuffled-label control passes when its test AUC is within 0.5 ± this")
 @click.option("--results", "results_path", default=str(ROOT / "bench/results/kt_benchmark.json"), show_default=True)
 @click.option("--out-dir", default=str(ROOT / "bench/out/kt_benchmark"), show_default=True)
 def main(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
-         patience, model_seed, overrides, params_path, pykt_lr, threads, results_path, out_dir) -> None:
+         patience, model_seed, overrides, params_path, pykt_lr, threads, control_tolerance, results_path,
+         out_dir) -> None:
     """Benchmark ktirt's SAKT and WD-IRT against pyKT's models on identical student folds, scored question-level:
     merges the results into bench/results/kt_benchmark.json, each model's test predictions into bench/out/kt_benchmark/."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
-        _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
-             patience, model_seed, overrides, params_path, pykt_lr, threads, results_path, out_dir)
+        failed = _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share,
+                      max_epochs, patience, model_seed, overrides, params_path, pykt_lr, threads, control_tolerance,
+                      results_path, out_dir)
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
+    if failed:
+        raise click.ClickException(f"leakage control failed (results stored, marked failed): {', '.join(failed)}")
 
 
 def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
-         patience, model_seed, overrides, params_path, pykt_lr, threads, results_path, out_dir) -> None:
+         patience, model_seed, overrides, params_path, pykt_lr, threads, control_tolerance, results_path,
+         out_dir) -> list[str]:
+    """Every model on every fold asked for; returns 'MODEL fold F' for each whose leakage control failed."""
     names = [m.strip() for m in models.split(",") if m.strip()]
     unknown = sorted(set(names) - set(runners.MODELS))
     if unknown or not names:
@@ -199,8 +219,7 @@ def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_r
     world_rec = {"data": summary, "folds": {"k": k, "seed": seed, "val_share": val_share, "test_users_sha256": [
         ids_digest(f["test"]) for f in folds]}, "scoring": __doc__.split("- Scoring: ")[1].split("\n- ")[0].replace("\n  ", " ")}
     ex = Expanded.build(data.events) if set(names) & set(runners.PYKT_MODELS) else None
-    y = data.events["correct"].to_numpy().astype(int)
-    results_file = Path(results_path)
+    results_file, failed = Path(results_path), []
     for f in todo:
         split, scored = folds[f], scored_rows(data.users, folds[f]["test"])
         base = {"fold": f, "train_users": len(split["train"]), "val_users": len(split["val"]),
@@ -210,19 +229,38 @@ def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_r
             settings = model_settings(m, params, extra, max_epochs, patience, threads, model_seed, pykt_lr)
             stored = stored_name(m, pykt_lr)
             log.info("%s, fold %d/%d: %s on %d test students (%d scored responses)", key, f + 1, k, stored, len(split["test"]), len(scored))
-            t0 = time.perf_counter()
-            p, info = run_one(m, data, ex, split, settings)
-            if np.isnan(p[scored]).any():
-                raise RuntimeError(f"{m} left {int(np.isnan(p[scored]).sum())} scored responses without a prediction")
-            auc = float(roc_auc_score(y[scored], p[scored]))
-            train_rows = np.flatnonzero(np.isin(data.users, split["train"]))
-            frame = _kt_audit.prediction_frame(data.events, scored, p, train_rows)
-            verdict = _kt_audit.audit(frame, Path(out_dir) / key.replace(":", "_").replace("/", "_") / f"{stored}_fold{f}.csv", auc)
-            record = base | {"auc": round(auc, 6), "threads": threads} | info | {"wall_seconds": round(time.perf_counter() - t0, 1)} | fl | {"kt_audit": verdict}
-            merge_into(results_file, key, world_rec, stored, f, record, settings)
-            log.info("%s fold %d: %s AUC %.4f (item-mean %.4f%s), %d epochs, kt-audit %s", key, f, stored, auc,
-                     fl["item_mean_auc"], f", oracle {fl['oracle_auc']:.4f}" if "oracle_auc" in fl else "",
-                     info["epochs"], verdict.get("verdict", verdict.get("status")))
+            store = lambda record: merge_into(results_file, key, world_rec, stored, f, record, settings)  # noqa: E731
+            ctx = (data, ex, split, scored, settings, model_seed, control_tolerance)
+            audit_file = Path(out_dir) / key.replace(":", "_").replace("/", "_") / f"{stored}_fold{f}.csv"
+            record = run_model_fold(m, ctx, base | {"threads": threads} | fl, audit_file, store)
+            if not record["controls"]["ok"]:
+                failed.append(f"{stored} fold {f}")
+    return failed
+
+
+def run_model_fold(m: str, ctx: tuple, base: dict, audit_file: Path, store) -> dict:
+    """One model on one fold: train and score, store the result; write the predictions and store kt-audit's
+    verdict (a failed audit as one); run the leakage controls and store them. Each step's result is stored
+    before the next can fail."""
+    data, ex, split, scored, settings, seed, tolerance = ctx
+    t0 = time.perf_counter()
+    p, info, again = run_one(m, data, ex, split, settings)
+    if np.isnan(p[scored]).any():
+        raise RuntimeError(f"{m} left {int(np.isnan(p[scored]).sum())} scored responses without a prediction")
+    y = data.events["correct"].to_numpy().astype(int)
+    auc = float(roc_auc_score(y[scored], p[scored]))
+    record = base | {"auc": round(auc, 6)} | info | {"wall_seconds": round(time.perf_counter() - t0, 1)}
+    store(record)
+    log.info("fold %d: %s AUC %.4f (item-mean %.4f%s), %d epochs", base["fold"], m, auc, base["item_mean_auc"],
+             f", oracle {base['oracle_auc']:.4f}" if "oracle_auc" in base else "", info["epochs"])
+    train_rows = np.flatnonzero(np.isin(data.users, split["train"]))
+    _kt_audit.write_predictions(_kt_audit.prediction_frame(data.events, scored, p, train_rows), audit_file)
+    record["kt_audit"] = _kt_audit.audit(audit_file, auc)
+    store(record)
+    record["controls"] = _kt_controls.run_controls(run_one, m, data, ex, split, settings, scored, again, seed,
+                                                   tolerance)
+    store(record)
+    return record
 
 
 if __name__ == "__main__":

@@ -196,7 +196,7 @@ def test_benchmark_end_to_end(multi_skill_raw, tmp_path):
     results, out = tmp_path / "kt_benchmark.json", tmp_path / "out"
     args = ["--source", "assistments_2009", "--raw-dir", str(multi_skill_raw), "--name", "tiny", "--folds", "2",
             "--max-epochs", "1", "--patience", "1", "--set", "model.emb_size=16", "--results", str(results),
-            "--out-dir", str(out)]
+            "--out-dir", str(out), "--control-tolerance", "0.5"]  # tiny data: a shuffled AUC is noisy
     r = CliRunner().invoke(main, [*args, "--models", "ktirt_sakt,dkt"])
     assert r.exit_code == 0, r.output + repr(r.exception)
     # a second run of one model on one fold merges into the same file
@@ -225,9 +225,82 @@ def test_benchmark_end_to_end(multi_skill_raw, tmp_path):
             # the AUC recorded is the AUC of the predictions written, recomputed here and by kt-audit where installed
             assert roc_auc_score(test["y_true"], test["y_pred"]) == pytest.approx(rec["auc"], abs=1e-4)
             if KT_AUDIT:
-                assert rec["kt_audit"]["recomputed_test_auc"] == pytest.approx(rec["auc"], abs=1e-4)
+                assert rec["kt_audit"]["ok"] and rec["kt_audit"]["recomputed_test_auc"] == pytest.approx(rec["auc"], abs=1e-4)
             else:
                 assert rec["kt_audit"] == {"status": "kt-audit not installed"}
+            controls = rec["controls"]
+            assert controls["ok"] == 1 and controls["future_masking"] == {
+                "ok": 1, "max_change": controls["future_masking"]["max_change"], "checked": controls["future_masking"]["checked"]}
+            assert controls["future_masking"]["max_change"] <= 1e-5 and controls["future_masking"]["checked"] > 10
+            assert 0 < controls["shuffled_labels"]["auc"] < 1 and controls["shuffled_labels"]["epochs"] == 1
     for m, rec in world["models"].items():
         aucs = [r["auc"] for r in rec["folds"].values()]
         assert rec["auc_mean"] == pytest.approx(np.mean(aucs), abs=1e-6)
+        assert rec["failed"] is False and rec["controls_failed_folds"] == [] and rec["controls_checked_folds"]
+
+
+@pytest.fixture(scope="module")
+def single_skill_raw(tiny_tables, tmp_path_factory):
+    """Every response with one skill: the skill_builder_data.csv's skill ids are then bare numbers ("11")."""
+    ev = tiny_tables.events
+    skills = pa.array([row[:1] for row in ev["skill_ids"].to_pylist()], ev["skill_ids"].type)
+    ev = ev.set_column(ev.schema.get_field_index("skill_ids"), "skill_ids", skills)
+    return events_as_assistments_2009(ev, tmp_path_factory.mktemp("a09_single"))
+
+
+@pytest.mark.skipif(not KT_AUDIT, reason="kt-audit is not installed (requirements-dev.txt)")
+@pytest.mark.parametrize("raw", ["single_skill_raw", "multi_skill_raw"])
+def test_kt_audit_reads_skill_lists_of_single_and_mixed_skill_sources(raw, request, tmp_path):
+    """One fold of pyKT's DKT; its tolerance 0 fails the shuffled-label control, so the run exits non-zero, yet the
+    fold's result, kt-audit's verdict and the controls are all stored and the model is marked failed."""
+    from kt_benchmark import main
+
+    results, out = tmp_path / "kt_benchmark.json", tmp_path / "out"
+    r = CliRunner().invoke(main, ["--source", "assistments_2009", "--raw-dir", str(request.getfixturevalue(raw)),
+                                  "--name", "tiny", "--folds", "2", "--folds-to-run", "0", "--models", "dkt",
+                                  "--max-epochs", "1", "--patience", "1", "--control-tolerance", "0",
+                                  "--results", str(results), "--out-dir", str(out)])
+    assert r.exit_code == 1 and "leakage control failed" in r.output and "dkt fold 0" in r.output, r.output
+    world = json.loads(results.read_text())["worlds"]["tiny"]
+    assert (world["data"]["multi_skill_share"] > 0.1) == (raw == "multi_skill_raw")
+    model = world["models"]["dkt"]
+    rec = model["folds"]["0"]
+    assert rec["kt_audit"]["ok"] is True and rec["kt_audit"]["verdict"] in ("pass", "warn", "fail"), rec["kt_audit"]
+    assert rec["kt_audit"]["recomputed_test_auc"] == pytest.approx(rec["auc"], abs=1e-4)
+    assert rec["controls"]["shuffled_labels"]["ok"] == 0 and rec["controls"]["future_masking"]["ok"] == 1
+    assert model["failed"] is True and model["controls_failed_folds"] == ["0"]
+    kcs = pd.read_csv(out / "tiny" / "dkt_fold0.csv")["kc_ids"]
+    assert kcs.map(type).eq(str).all() and kcs.map(lambda v: json.loads(v) and all(isinstance(k, str) for k in json.loads(v))).all()
+    if raw == "single_skill_raw":
+        assert kcs.str.fullmatch(r'\["\d+"\]').all()  # the form that read back as integers before
+
+
+@pytest.mark.skipif(not KT_AUDIT, reason="kt-audit is not installed (requirements-dev.txt)")
+def test_an_audit_that_cannot_run_is_a_failed_audit_not_a_crash(tmp_path):
+    import _kt_audit
+
+    frame = pd.DataFrame({"user_id": ["u1", "u1", "u2"], "item_id": ["i1", "i2", "i1"],
+                          "timestamp": ["2020-01-01T00:00:00.000Z", "2020-01-01T00:00:01.000Z", "2020-01-01T00:00:00.000Z"],
+                          "split": ["train", "test", "test"], "kc_ids": [11, 12, 11], "y_true": [1, 0, 1],
+                          "y_pred": [0.5, 0.4, 0.7]})
+    path = _kt_audit.write_predictions(frame, tmp_path / "bare_numbers.csv")  # the old form: bare skill numbers
+    verdict = _kt_audit.audit(path, 1.0)
+    assert verdict["ok"] is False and "kc_ids" in verdict["error"], verdict
+
+
+def test_the_shuffled_control_permutes_training_and_validation_outcomes_apart_and_no_test_outcome(tiny_tables):
+    from _kt_controls import shuffled_data
+    from _kt_data import BenchData
+
+    data = BenchData(tiny_tables.events, tiny_tables.unit_tests, tiny_tables.items, "synthetic", ROOT)
+    split = user_folds(data.users, 3, seed=1, val_share=0.25)[0]
+    shuffled = shuffled_data(data, split, seed=7)
+    for table, new in ((data.events, shuffled.events), (data.unit_tests, shuffled.unit_tests)):
+        user = table["user_id"].to_numpy(zero_copy_only=False).astype(str)
+        y, z = (pa.compute.fill_null(t["correct"], -1).to_numpy() for t in (table, new))
+        assert ((y == -1) == (z == -1)).all()  # a missing score stays missing
+        for part in ("train", "val"):
+            rows = np.isin(user, split[part])
+            assert z[rows].sum() == y[rows].sum() and (z[rows] != y[rows]).any()  # each side's own outcomes, moved
+        test = np.isin(user, split["test"])
+        assert test.any() and (z[test] == y[test]).all()

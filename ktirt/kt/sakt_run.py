@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +18,8 @@ from ktirt.errors import InputError
 from ktirt.io import atomic_path, read_checkpoint, write_csv
 from ktirt.evaluation import (binary_metrics, calibration, mean_floors, require_both_outcomes,
                                  roc_points)
-from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict_all, window_tensors
+from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, predict_all, window_tensors
+from ktirt.leakage import future_masking, shuffle_fold, shuffled_control
 from ktirt.kt.sequences import N_CLICK_CODES, N_PRACTICE_CODES, Sequences, Windows, load_sequences, query_windows
 from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
@@ -65,7 +66,23 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallbac
     rank 0 saves them)."""
     ts = run.train
     seed_everything(ts.seed, ts.threads)
-    return _run(events, split, run, distributed.join(resolve_device(ts.device)), on_epoch)
+    device = distributed.join(resolve_device(ts.device))
+    result = _run(events, split, run, device, on_epoch)
+    if ts.shuffled_control:
+        result.metrics |= _shuffled_control(events, split, run, device)
+    return result
+
+
+def _shuffled_control(events: pa.Table, split: dict, run: SaktRun, device: torch.device) -> dict:
+    """`train.shuffled_control`: the same settings trained once more on shuffled training and validation outcomes
+    (ktirt/leakage.py), scored on the real test outcomes; its test AUC must be near 0.5."""
+    log.info("shuffled-label control: SAKT trained again on shuffled training and validation outcomes")
+    seed_everything(run.train.seed, run.train.threads)
+    again = _run(shuffle_fold(events, split, run.train.seed), split, replace(run, truth=None), device, None)
+    control = shuffled_control(again.metrics["test_auc"])
+    log.log(logging.INFO if control["ok"] else logging.WARNING, "shuffled-label control: test AUC %.4f (%s 0.5 ± %g)",
+            control["auc"], "within" if control["ok"] else "OUTSIDE", control["tolerance"])
+    return {"shuffled_label_test_auc": control["auc"], "shuffled_label_ok": control["ok"]}
 
 
 def _run(events: pa.Table, split: dict, run: SaktRun, device: torch.device,
@@ -100,9 +117,32 @@ def _run(events: pa.Table, split: dict, run: SaktRun, device: torch.device,
     if np.isnan(pt).any():
         raise RuntimeError("a test response was not scored exactly once")  # guards the windowing invariant
     metrics = _test_metrics(events, seqs, mv, hist, run.truth, test_idx, y, pt)
+    metrics |= _future_masking(model, vocab, mv, events, split, run.train.seed)
     timings = {"train_seconds": round(hist.train_seconds, 2),
                "train_seqs_per_s": round(hist.examples_seen / max(hist.train_seconds, 1e-9), 1)}
     return SaktResult(model, vocab, mv, metrics, hist.frame(), roc_points(y, pt), calibration(y, pt), p, timings)
+
+
+def predict_events(model: SAKT, vocab: Vocabulary, mv: ModelVocab, events: pa.Table, split: dict,
+                   users) -> np.ndarray:
+    """P(correct) of every response of `users` (students of `split`) from a trained model, NaN on every other
+    row of `events`: how a leakage check asks the model again about rewritten events."""
+    user = events["user_id"].to_numpy(zero_copy_only=False).astype(str)
+    rows = np.flatnonzero(np.isin(user, np.asarray(list(users), dtype=str)))
+    seqs, _ = load_sequences(events.take(pa.array(rows)), split, vocab)
+    L = model.cfg.seq_len
+    out = np.full(events.num_rows, np.nan)
+    out[rows] = predict(model, window_tensors(seqs, query_windows(seqs, None, L, max(1, L // 2)), mv), len(rows))
+    return out
+
+
+def _future_masking(model: SAKT, vocab: Vocabulary, mv: ModelVocab, events: pa.Table, split: dict, seed: int) -> dict:
+    """metrics/sakt.json's leakage check (ktirt/leakage.py): rewriting test students' later responses moves none
+    of their earlier predictions (1/0), the largest move, and how many predictions were compared."""
+    check = future_masking(lambda ev: predict_events(model, vocab, mv, ev, split, split["test"]), events,
+                           split["test"], seed)
+    return {"future_masking_ok": check["ok"], "future_masking_max_change": check["max_change"],
+            "future_masking_checked": check["checked"]}
 
 
 def _shard(seqs: Sequences, w: Windows, what: str | None = None) -> tuple[Windows, np.ndarray | None]:
