@@ -68,6 +68,7 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallbac
     seed_everything(ts.seed, ts.threads)
     device = distributed.join(resolve_device(ts.device))
     result = _run(events, split, run, device, on_epoch)
+    result.metrics |= _future_masking(result.model, result.vocab, result.model_vocab, events, split, ts.seed)
     if ts.shuffled_control:
         result.metrics |= _shuffled_control(events, split, run, device)
     return result
@@ -117,7 +118,6 @@ def _run(events: pa.Table, split: dict, run: SaktRun, device: torch.device,
     if np.isnan(pt).any():
         raise RuntimeError("a test response was not scored exactly once")  # guards the windowing invariant
     metrics = _test_metrics(events, seqs, mv, hist, run.truth, test_idx, y, pt)
-    metrics |= _future_masking(model, vocab, mv, events, split, run.train.seed)
     timings = {"train_seconds": round(hist.train_seconds, 2),
                "train_seqs_per_s": round(hist.examples_seen / max(hist.train_seconds, 1e-9), 1)}
     return SaktResult(model, vocab, mv, metrics, hist.frame(), roc_points(y, pt), calibration(y, pt), p, timings)
