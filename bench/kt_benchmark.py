@@ -1,13 +1,15 @@
-"""A fair knowledge-tracing benchmark: ktirt's SAKT and WD-IRT against pyKT's DKT, AKT, simpleKT and SAKT, on
-identical user folds, scored question-level, results merged into bench/results/kt_benchmark.json.
+"""A fair knowledge-tracing benchmark: ktirt's SAKT, WD-IRT, DKT and their blend against pyKT's DKT, AKT, simpleKT
+and SAKT, on identical user folds, scored question-level, results merged into bench/results/kt_benchmark.json.
 
 - Folds: KFold over the sorted student ids (--folds, --seed); each fold's validation students are --val-share
   of its training side; every model early-stops on them and is scored on the fold's test students.
 - Scoring: one prediction per response, every response of a test student but the first; a multi-skill problem
   is one response (pyKT's models, which read one concept per row, are scored by late fusion: the mean of
   the problem's concept predictions, each made from earlier problems only, as pyKT's evaluate_question does).
-- Settings: ktirt's from params.yaml (model, train, wdirt; --set section.key=value overrides); pyKT's its
-  published defaults (bench/_pykt_models.py). --max-epochs / --patience bound every model when given.
+- Settings: ktirt's from params.yaml (model, train, wdirt, dkt, blend; --set section.key=value overrides); pyKT's
+  its published defaults (bench/_pykt_models.py). --max-epochs / --patience bound every model when given.
+- The blend (ktirt_blend) is the blend stage's stacker over its members (blend.members), fitted on the fold's
+  validation students; a member run by the same process on the same fold and data is reused, not retrained.
 - Data: a world simulated for the run (--world, --students) or any raw folder (--source, --raw-dir).
 - Each model's test predictions go to bench/out/kt_benchmark/<name>/ in kt-audit's format, with its verdict.
 - Leakage controls on every model and fold (bench/_kt_controls.py): future masking and a shuffled-label run
@@ -46,23 +48,33 @@ IMPLEMENTATION = {"simplekt": {"implementation": "bench/_simplekt.py, written fr
 log = logging.getLogger("bench.kt_benchmark")
 
 
+KTIRT_SECTIONS = {"ktirt_sakt": ("model", "train"), "ktirt_wdirt": ("wdirt",), "ktirt_dkt": ("dkt",),
+                  "ktirt_blend": ("model", "train", "wdirt", "dkt", "blend")}
+"""the params.yaml sections each of ktirt's models is run with"""
+TRAINED_SECTIONS = ("train", "wdirt", "dkt")
+"""the sections that train: each gets the run's device, threads and epoch bounds"""
+
+
 def model_settings(name: str, params: dict, overrides: dict, max_epochs: int | None, patience: int | None,
                    threads: int, seed: int, pykt_lr: float | None = None) -> dict:
     """Exactly what one model is run with (recorded in the JSON)."""
-    if name == "ktirt_sakt":
-        # the benchmark runs its own shuffled-label control (bench/_kt_controls.py), never the stage's
-        train = params["train"] | overrides.get("train", {}) | {"device": "auto", "threads": threads,
-                                                                 "shuffled_control": False}
-        train |= {k: v for k, v in (("epochs", max_epochs), ("patience", patience)) if v is not None}
-        return {"model": params["model"] | overrides.get("model", {}), "train": train}
-    if name == "ktirt_wdirt":
-        w = params["wdirt"] | overrides.get("wdirt", {}) | {"device": "auto", "threads": threads}
-        w |= {k: v for k, v in (("epochs", max_epochs), ("patience", patience)) if v is not None}
-        return {"wdirt": w}
+    if name in KTIRT_SECTIONS:
+        out = {}
+        for section in KTIRT_SECTIONS[name]:
+            out[section] = params[section] | overrides.get(section, {})
+            if section in TRAINED_SECTIONS:
+                out[section] |= {"device": "auto", "threads": threads}
+                out[section] |= {k: v for k, v in (("epochs", max_epochs), ("patience", patience)) if v is not None}
+        if "train" in out:  # the benchmark runs its own shuffled-label control (bench/_kt_controls.py), never the stage's
+            out["train"]["shuffled_control"] = False
+        return out
     hyper = DEFAULTS[name] | ({"learning_rate": pykt_lr} if pykt_lr else {})
     return {"hyper_parameters": hyper, "batch_size": TRAIN_CONFIG["batch_size"],
             "seq_len": TRAIN_CONFIG["seq_len"], "max_epochs": max_epochs or TRAIN_CONFIG["num_epochs"],
             "patience": patience or TRAIN_CONFIG["patience"], "seed": seed, "threads": threads} | IMPLEMENTATION.get(name, {})
+
+
+SETTABLE = ("model", "train", "wdirt", "dkt", "blend")
 
 
 def parse_overrides(items: tuple[str, ...]) -> dict:
@@ -70,8 +82,8 @@ def parse_overrides(items: tuple[str, ...]) -> dict:
     for item in items:
         key, sep, value = item.partition("=")
         section, dot, name = key.partition(".")
-        if not sep or not dot or section not in ("model", "train", "wdirt"):
-            raise SettingsError(f"--set {item!r}: expected model.KEY=VALUE, train.KEY=VALUE or wdirt.KEY=VALUE")
+        if not sep or not dot or section not in SETTABLE:
+            raise SettingsError(f"--set {item!r}: expected SECTION.KEY=VALUE, SECTION one of {', '.join(SETTABLE)}")
         out.setdefault(section, {})[name] = yaml.safe_load(value)
     return out
 
@@ -100,10 +112,8 @@ def stored_name(name: str, pykt_lr: float | None) -> str:
 
 def run_one(name: str, data: BenchData, ex: Expanded | None, split: dict, settings: dict):
     """Train and score one model on one fold: (predictions per row, training record, `again`; _kt_runners.py)."""
-    if name == "ktirt_sakt":
-        return runners.run_ktirt_sakt(data, split, settings)
-    if name == "ktirt_wdirt":
-        return runners.run_ktirt_wdirt(data, split, settings)
+    if name in runners.KTIRT_RUNNERS:
+        return runners.cached(name, data, split, settings)
     return runners.run_pykt(name, data, ex, split, settings)
 
 
@@ -176,7 +186,7 @@ def resolve_data(world, students, sim_seed, source, raw_dir) -> tuple[BenchData,
 @click.option("--max-epochs", type=int, help="bound every model's epochs (default: each model's own)")
 @click.option("--patience", type=int, help="early-stopping patience of every model (default: each model's own)")
 @click.option("--model-seed", default=42, show_default=True, help="pyKT models' seed (pyKT's default)")
-@click.option("--set", "overrides", multiple=True, help="override ktirt params: model.KEY=V, train.KEY=V, wdirt.KEY=V")
+@click.option("--set", "overrides", multiple=True, help="override ktirt params: SECTION.KEY=V (model, train, wdirt, dkt, blend)")
 @click.option("--params", "params_path", default=str(ROOT / "params.yaml"), show_default=True)
 @click.option("--pykt-lr", type=float, help="pyKT models' learning rate instead of their published one (stored as "
               "MODEL@lrVALUE, beside the default run): is a capped model held back by a slow rate?")

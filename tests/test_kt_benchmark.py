@@ -239,6 +239,34 @@ def test_benchmark_end_to_end(multi_skill_raw, tmp_path):
         assert rec["failed"] is False and rec["controls_failed_folds"] == [] and rec["controls_checked_folds"]
 
 
+def test_the_blend_stacks_members_trained_once_per_fold_and_goes_through_both_controls(multi_skill_raw, tmp_path,
+                                                                                       monkeypatch):
+    import _kt_runners as runners
+    from kt_benchmark import main
+
+    trained = []
+    for name, run in list(runners.KTIRT_RUNNERS.items()):
+        monkeypatch.setitem(runners.KTIRT_RUNNERS, name, lambda *a, _n=name, _r=run: trained.append(_n) or _r(*a))
+    monkeypatch.setattr(runners, "_RUNS", {})
+    results = tmp_path / "kt_benchmark.json"
+    r = CliRunner().invoke(main, ["--source", "assistments_2009", "--raw-dir", str(multi_skill_raw), "--name", "tiny",
+                                  "--folds", "2", "--folds-to-run", "0", "--max-epochs", "1", "--patience", "1",
+                                  "--set", "model.emb_size=16", "--results", str(results), "--out-dir",
+                                  str(tmp_path / "out"), "--control-tolerance", "0.5",
+                                  "--models", "ktirt_sakt,ktirt_wdirt,ktirt_dkt,ktirt_blend"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    # each member once on the fold and once on its shuffled labels (WD-IRT once more: future masking retrains it);
+    # the blend trained nothing of its own
+    assert sorted(trained) == sorted(["ktirt_sakt"] * 2 + ["ktirt_wdirt"] * 3 + ["ktirt_dkt"] * 2 + ["ktirt_blend"] * 2)
+    models = json.loads(results.read_text())["worlds"]["tiny"]["models"]
+    blend = models["ktirt_blend"]["folds"]["0"]
+    assert set(blend["weights"]) == {"sakt", "wdirt", "dkt", "intercept"} and 0 < blend["auc"] < 1
+    assert blend["scored_sha256"] == models["ktirt_sakt"]["folds"]["0"]["scored_sha256"]
+    assert blend["controls"]["future_masking"]["ok"] == 1 and blend["controls"]["future_masking"]["checked"] > 10
+    assert 0 < blend["controls"]["shuffled_labels"]["auc"] < 1
+    assert set(models["ktirt_blend"]["settings"]) == {"model", "train", "wdirt", "dkt", "blend"}
+
+
 @pytest.fixture(scope="module")
 def single_skill_raw(tiny_tables, tmp_path_factory):
     """Every response with one skill: the skill_builder_data.csv's skill ids are then bare numbers ("11")."""
