@@ -14,6 +14,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute  # noqa: F401  (pa.compute)
 
+from ktirt.errors import InputError
 from ktirt.io import atomic_path
 
 TRUTH_DIR = "_truth"
@@ -45,6 +46,17 @@ def event_probabilities(events: pa.Table, truth: Path) -> np.ndarray:
     ev = events.select(keys).to_pandas()
     tr = pd.read_parquet(truth / "responses.parquet", columns=[*keys, "p_correct"])
     return ev.merge(tr, on=keys, how="left", validate="many_to_one")["p_correct"].to_numpy()
+
+
+def matched(p: np.ndarray, truth: Path, what: str) -> np.ndarray:
+    """`p`, the true P(correct) of some responses, when every one found its truth. A simulation's truth covers
+    every response it wrote, so a miss means a truth of another simulation (a `--truth` or data/interim/truth
+    left from another run): its oracle would be computed on whichever rows happen to match, or fail on none."""
+    missing = int(np.isnan(p).sum())
+    if missing:
+        raise InputError(f"{truth / 'responses.parquet'}: no true response for {missing:,} of {len(p):,} {what}: "
+                         "a truth of another simulation? (rerun prepare, or give the --truth written with these events)")
+    return p
 
 
 def unit_test_probabilities(unit_tests: pa.Table, truth: Path) -> np.ndarray:

@@ -41,3 +41,23 @@ def test_each_engine_beats_the_item_mean_and_stays_under_the_truth(learning, eng
     m = learning[engine]
     assert m[floor] < m[ceiling]  # the world leaves room between them
     assert m[floor] <= m[auc] <= m[ceiling] + ABOVE_CEILING, (m[floor], m[auc], m[ceiling])
+
+
+def test_a_truth_of_another_simulation_stops_the_oracle_with_one_error(tmp_path):
+    """A truth covers every response its simulation wrote; one that misses a response belongs to another run (a
+    --truth or data/interim/truth left from another world), and an oracle over whichever rows match would be a
+    plausible wrong number."""
+    import numpy as np
+    import pyarrow.parquet as pq
+
+    from ktirt.errors import InputError
+    from ktirt.truth import event_probabilities, matched
+
+    raw, tables, _ = simulated_tables(tmp_path / "synthetic", n_students=30)
+    truth = truth_dir(raw)
+    p = event_probabilities(tables.events, truth)
+    assert matched(p, truth, "responses") is p and np.isfinite(p).all()
+    responses = pq.read_table(truth / "responses.parquet")
+    pq.write_table(responses.slice(0, responses.num_rows // 2), truth / "responses.parquet")
+    with pytest.raises(InputError, match=r"responses\.parquet: no true response for [\d,]+ of [\d,]+ responses"):
+        matched(event_probabilities(tables.events, truth), truth, "responses")

@@ -17,7 +17,7 @@ from ktirt.evaluation import binary_metrics, item_mean_floor, require_both_outco
 from ktirt.exports.tables import typed_table
 from ktirt.settings import BlendSettings
 from ktirt.split import SPLITS, split_labels
-from ktirt.truth import event_probabilities
+from ktirt.truth import event_probabilities, matched
 from ktirt.vocab import first_skill
 
 log = logging.getLogger(__name__)
@@ -91,7 +91,8 @@ def _figures(events: pa.Table, y: np.ndarray, where: np.ndarray, predicted: dict
     floor = item_mean_floor(items[train], skills[train], y[train], items[test], skills[test])
     out["test_auc"]["item_mean"] = round(binary_metrics(y[test], floor)["auc"], 6)
     if truth is not None:
-        out["test_auc"]["oracle"] = round(binary_metrics(y[test], event_probabilities(events, truth)[test])["auc"], 6)
+        oracle = matched(event_probabilities(events, truth)[test], truth, "test responses")
+        out["test_auc"]["oracle"] = round(binary_metrics(y[test], oracle)["auc"], 6)
     best = max(out["test_auc"][m] for m in members)
     out["gain_over_best_member"] = round(out["test_auc"]["blend"] - best, 6)
     return out

@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from ktirt.irt.drift import DriftSettings, drift_table, drifting_item_ids, fit_difficulty
 from ktirt.irt.plot_tables import PLOT_COLUMNS, TRUE_REFERENCE
 from ktirt.irt.targets import Targets
-from ktirt.truth import event_probabilities, target_item_truth, unit_test_probabilities
+from ktirt.truth import event_probabilities, matched, target_item_truth, unit_test_probabilities
 
 MIN_RESPONSES_FOR_RECOVERY = 20
 """items with fewer responses are left out of the recovery correlations (their estimate is mostly prior)"""
@@ -44,7 +44,8 @@ def _oracle_aucs(events, unit_tests, t: Targets, truth: Path) -> dict:
     """The ceiling of prediction: the true P(correct) of each test response, scored like a model."""
     out = {}
     # targets are the events in order, then the scored unit-test rows in order
-    oracle = np.r_[event_probabilities(events, truth), unit_test_probabilities(unit_tests, truth)]
+    oracle = np.r_[matched(event_probabilities(events, truth), truth, "responses"),
+                   unit_test_probabilities(unit_tests, truth)]
     for name, kind in (("in_unit", 0), ("unit_test", 1)):
         test = (t.split == 2) & (t.kind == kind) & np.isfinite(oracle)
         if test.any():

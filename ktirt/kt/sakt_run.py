@@ -25,7 +25,7 @@ from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
 from ktirt.runtime import resolve_device, seed_everything
 from ktirt.settings import ModelSettings
-from ktirt.truth import event_probabilities
+from ktirt.truth import event_probabilities, matched
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "model.pt"
@@ -169,7 +169,7 @@ def _test_metrics(events: pa.Table, seqs: Sequences, mv: ModelVocab, hist, truth
     }
     metrics |= _floors(seqs, test_idx, y)
     if truth is not None:
-        oracle = event_probabilities(events, truth)[test_idx]
+        oracle = matched(event_probabilities(events, truth)[test_idx], truth, "test responses")
         metrics["oracle_auc"] = round(binary_metrics(y, oracle)["auc"], 6)
         metrics["auc_share_of_oracle"] = round(m["auc"] / metrics["oracle_auc"], 6)
     metrics |= {
