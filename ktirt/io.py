@@ -18,7 +18,9 @@ from contextvars import ContextVar
 from pathlib import Path
 from typing import Iterator
 
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ktirt.errors import InputError, OutputError
@@ -261,6 +263,27 @@ def read_parquet(path: str | Path, made_by: str, schema: pa.Schema | None = None
                  filters=None) -> pa.Table:
     """A parquet intermediate; `schema` lists the columns it must hold, with their types (of `columns` only,
     when given)."""
+    path = _checked_parquet(path, made_by, schema, columns)
+    try:
+        return pq.read_table(path, columns=columns, filters=filters)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unusable(path, made_by, f"truncated or corrupt: {exc}") from None
+
+
+def iter_parquet(path: str | Path, made_by: str, schema: pa.Schema | None = None, columns: list[str] | None = None,
+                 batch_rows: int = 1 << 20):
+    """A parquet intermediate as read_parquet checks it, `batch_rows` rows at a time (record batches, in file
+    order): a stage that reads it so holds one batch, not the table, whatever the log's size."""
+    path = _checked_parquet(path, made_by, schema, columns)
+    try:
+        yield from pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns)
+    except (pa.ArrowException, OSError) as exc:
+        raise _unusable(path, made_by, f"truncated or corrupt: {exc}") from None
+
+
+def _checked_parquet(path: str | Path, made_by: str, schema: pa.Schema | None, columns: list[str] | None) -> Path:
+    """`path`, once it is a parquet file holding `schema`'s columns (of `columns` only, when given) with their
+    types; else the one-line error naming the stage that writes it."""
     path = Path(path)
     if not path.is_file():
         raise _unusable(path, made_by, "missing")
@@ -275,14 +298,19 @@ def read_parquet(path: str | Path, made_by: str, schema: pa.Schema | None = None
             raise _unusable(path, made_by, f"column '{field.name}' missing")
         if found.field(field.name).type != field.type:
             raise _unusable(path, made_by, f"column '{field.name}' is {found.field(field.name).type}, expected {field.type}")
-    try:
-        return pq.read_table(path, columns=columns, filters=filters)
-    except (pa.ArrowException, OSError) as exc:
-        raise _unusable(path, made_by, f"truncated or corrupt: {exc}") from None
+    return path
 
 
 def read_events(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     return read_parquet(path, "prepare", EVENTS_SCHEMA, columns)
+
+
+def event_users(path: str | Path) -> np.ndarray:
+    """The distinct user ids of events.parquet, sorted, read a batch at a time: memory grows with the students,
+    not with their responses."""
+    seen = [pc.unique(batch.column(0)) for batch in iter_parquet(path, "prepare", EVENTS_SCHEMA, ["user_id"])]
+    return np.unique(pa.chunked_array(seen, pa.string()).to_numpy(zero_copy_only=False).astype(str)) if seen else \
+        np.array([], dtype=str)
 
 
 def read_unit_tests(path: str | Path) -> pa.Table:

@@ -6,7 +6,7 @@ import logging
 import click
 from _stage import OutputPath, load_params, params_option, stage
 
-from ktirt.io import read_events, write_text
+from ktirt.io import event_users, write_text
 from ktirt.split import require_students, split_users
 
 log = logging.getLogger("split")
@@ -21,8 +21,7 @@ def main(params_path: str, events: str, out: str) -> None:
     """Split students into train/validation/test, deterministically: reads data/interim/events.parquet, writes
     data/splits/split.json."""
     p = load_params(params_path, "split")
-    users = read_events(events, ["user_id"])["user_id"]
-    split = split_users(users.to_numpy(), p["train"], p["val"], p["seed"])
+    split = split_users(event_users(events), p["train"], p["val"], p["seed"])
     require_students(split, p["min_students"])
     write_text(json.dumps(split, indent=1) + "\n", out)
     log.info("%s", ", ".join(f"{k}: {len(split[k])} users" for k in ("train", "val", "test")))
