@@ -56,6 +56,27 @@ class Vocabulary:
             item_train_count=np.array([n_train[i] for i in train_items] + [0] * len(other_items), dtype=np.int64),
         )
 
+    @classmethod
+    def from_batches(cls, batches, train_users) -> "Vocabulary":
+        """`build` over tables of whole students (ktirt.user_batches; columns user_id, item_id, skill_ids) read
+        one at a time, `train_users` the training students: the same vocabulary, in memory that grows with the
+        items and skills, not the responses."""
+        train_users = pa.array(sorted(train_users), pa.string())
+        n_train: dict[str, int] = {}
+        every_item, train_skills, every_skill = set(), set(), set()
+        for t in batches:
+            is_train = pc.is_in(t["user_id"], value_set=train_users).to_numpy(zero_copy_only=False)
+            part = cls.build(t["item_id"].combine_chunks(), skill_lists(t["skill_ids"]), is_train)
+            for item, count in zip(part.items[: part.n_train_items], part.item_train_count.tolist()):
+                n_train[item] = n_train.get(item, 0) + count
+            every_item.update(part.items)
+            train_skills.update(part.skills[: part.n_train_skills])
+            every_skill.update(part.skills)
+        items, skills = sorted(n_train), sorted(train_skills)
+        return cls(items=[*items, *sorted(every_item - set(items))], skills=[*skills, *sorted(every_skill - train_skills)],
+                   n_train_items=len(items), n_train_skills=len(skills),
+                   item_train_count=np.array([n_train[i] for i in items] + [0] * (len(every_item) - len(items)), dtype=np.int64))
+
     def item_index(self, item_ids) -> np.ndarray:
         """pyKT question index of each item id; -1 for an id outside the vocabulary."""
         return _index(self.items, item_ids)

@@ -225,9 +225,9 @@ def test_one_outcome_validation_stops_train_sakt_before_output(world, tmp_path, 
 def test_pykt_counts_what_its_files_hold(run, tmp_path):
     seqs, vocab = load_sequences(run["events"], run["split"])
     with pytest.raises(SettingsError, match="pykt.seq_len: must be at least 2"):
-        write_pykt(seqs, vocab, tmp_path / "one", seq_len=1, folds=3, seed=0)
+        write_pykt([seqs], seqs.split, vocab, tmp_path / "one", seq_len=1, folds=3, seed=0)
     assert not (tmp_path / "one").exists()
-    counts = write_pykt(seqs, vocab, tmp_path / "p", seq_len=3, folds=3, seed=0)
+    counts = write_pykt([seqs], seqs.split, vocab, tmp_path / "p", seq_len=3, folds=3, seed=0)
     held = 0
     for name in (TRAIN_VALID, TEST):
         rows = [line.split('"')[5].split(",") for line in (tmp_path / "p" / name).read_text().splitlines()[1:]]

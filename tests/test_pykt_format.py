@@ -20,7 +20,7 @@ def pykt_dir(tiny_tables, tmp_path_factory):
     split = split_users(tiny_tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
     seqs, vocab = load_sequences(tiny_tables.events, split)
     out = tmp_path_factory.mktemp("pykt") / "pykt"
-    counts = write_pykt(seqs, vocab, out, seq_len=20, folds=5, seed=3)
+    counts = write_pykt([seqs], seqs.split, vocab, out, seq_len=20, folds=5, seed=3)
     return out, seqs, counts
 
 
