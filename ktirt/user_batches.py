@@ -1,8 +1,9 @@
-"""events.parquet a batch of whole students at a time: the way a stage reads a log larger than memory.
+"""A table sorted by user_id (events.parquet, the SAKT exports) a batch of whole students at a time: the way a
+stage reads a log larger than memory.
 
-events.parquet is sorted by user_id, so whole students lie in consecutive rows: record batches are read in file
-order, cut after the last student each batch completes, and the rest carried into the next. A stage that works
-per student (windows, pyKT's files) then holds one batch, whatever the log's size."""
+Whole students lie in consecutive rows: record batches are read in file order, cut after the last student each
+batch completes, and the rest carried into the next. A stage that works per student (windows, pyKT's files, the
+join's duplicate check) then holds one batch, whatever the log's size."""
 
 from __future__ import annotations
 
@@ -20,19 +21,20 @@ ROWS_PER_BATCH = 1 << 20
 """rows read at a time (a batch of students holds about this many)"""
 
 
-def user_batches(path: str | Path, columns: list[str] | None = None, rows: int | None = None) -> Iterator[pa.Table]:
-    """Tables of whole students, in file order; a student's rows are never split between two. Stops with one
-    line when the file is not sorted by user_id (a student seen again after another). `rows`: rows read at a
-    time (default ROWS_PER_BATCH)."""
+def user_batches(path: str | Path, columns: list[str] | None = None, rows: int | None = None, made_by: str = "prepare",
+                 schema: pa.Schema | None = EVENTS_SCHEMA) -> Iterator[pa.Table]:
+    """Tables of whole students of `path` (events.parquet unless `made_by` and `schema` say otherwise), in file
+    order; a student's rows are never split between two. Stops with one line when the file is not sorted by
+    user_id (a student seen again after another). `rows`: rows read at a time (default ROWS_PER_BATCH)."""
     carry: pa.Table | None = None
     last = None
-    for batch in iter_parquet(path, "prepare", EVENTS_SCHEMA, columns, rows or ROWS_PER_BATCH):
+    for batch in iter_parquet(path, made_by, schema, columns, rows or ROWS_PER_BATCH):
         table = pa.Table.from_batches([batch]) if carry is None else pa.concat_tables([carry, pa.Table.from_batches([batch])])
         user = table["user_id"].to_numpy(zero_copy_only=False)
         starts = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
         firsts = user[starts]
         if (last is not None and firsts[0] <= last) or (firsts[1:] <= firsts[:-1]).any():
-            raise InputError("events are not sorted by user_id (rerun prepare)", str(path), "user_id")
+            raise InputError(f"{Path(path).name} is not sorted by user_id (rerun {made_by})", str(path), "user_id")
         cut = int(starts[-1])
         if cut > 0:
             yield table.slice(0, cut)

@@ -245,11 +245,17 @@ def test_pykt_counts_what_its_files_hold(run, tmp_path):
                          "e.g. user_id=U1, item_id=I1, timestamp=1970-01-01 00:00:00+00:00 (2 rows)"),
     ("item_drift", "item_drift.parquet: columns (item_id, window_start) are not unique"),
     ("skills", "skills.parquet: columns (skill_id) are not unique: 1 keys repeat, e.g. skill_id=S (2 rows)"),
+    # a per-student table is checked a student at a time, so it must be sorted by user_id as export writes it
+    ("sakt_predictions@end", "sakt_predictions.parquet: not sorted by user_id as export writes it, so its keys "
+                             "(user_id, item_id, timestamp) cannot be checked a student at a time (rerun export)"),
 ])
 def test_repeated_join_keys_fail_validate_join(tmp_path, run, table, expect):
     folder = _hand_built(tmp_path / "exports")
+    table, _, where = table.partition("@")
     t = pq.read_table(folder / f"{table}.parquet")
-    pq.write_table(pa.concat_tables([t, t.slice(0, 1)]), folder / f"{table}.parquet")
+    copied = [t, t.slice(0, 1)] if where == "end" or table not in ("sakt_predictions", "sakt_student_state") else \
+        [t.slice(0, 1), t]  # a repeated first row keeps the table sorted
+    pq.write_table(pa.concat_tables(copied), folder / f"{table}.parquet")
     with pytest.raises(InputError, match="the join does not hold") as err:
         run_validation(folder, run["root"] / "events.parquet", 0.5, 1, 0)
     assert expect in str(err.value)
@@ -262,7 +268,7 @@ def test_the_tiny_exports_have_unique_keys_and_a_repeated_one_is_reported(run, t
     copy = tmp_path / "exports"
     shutil.copytree(run["exports"], copy)
     state = pq.read_table(copy / "sakt_student_state.parquet")
-    pq.write_table(pa.concat_tables([state, state.slice(5, 1)]), copy / "sakt_student_state.parquet")
+    pq.write_table(pa.concat_tables([state.slice(0, 6), state.slice(5)]), copy / "sakt_student_state.parquet")
     repeated = validate_join(copy, EVENTS_SCHEMA, n_samples=1).duplicates
     assert len(repeated) == 1 and repeated[0].startswith(
         "sakt_student_state.parquet: columns (user_id, skill_id, timestamp, item_id) are not unique: 1 keys repeat")

@@ -13,7 +13,8 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ktirt.errors import InputError
-from ktirt.io import read_events, read_parquet
+from ktirt.io import iter_parquet, read_events, read_parquet
+from ktirt.user_batches import user_batches
 
 TABLES = ("sakt_predictions", "sakt_student_state", "item_params", "item_drift")
 KEYS = ("user_id", "item_id", "timestamp", "skill_id")
@@ -100,16 +101,35 @@ def _read(exports: Path, name: str, columns=None, filters=None) -> pa.Table:
     return read_parquet(exports / f"{name}.parquet", "export", columns=columns, filters=filters)
 
 
+def _batches(exports: Path, name: str, columns: list[str]):
+    """A table's columns a batch of rows at a time: the per-student tables grow with the log."""
+    return iter_parquet(exports / f"{name}.parquet", "export", None, columns)
+
+
+PER_STUDENT = ("sakt_predictions", "sakt_student_state")
+"""tables with a row per response or state, sorted by user_id: read a batch of whole students at a time"""
+
+
 def _duplicates(exports: Path, name: str) -> str | None:
-    """The failure line when UNIQUE_KEYS[name] repeat in the table, with the first repeated key as example."""
+    """The failure line when UNIQUE_KEYS[name] repeat in the table, with the first repeated key as example. The
+    per-student tables are checked a batch of whole students at a time (their keys start with user_id)."""
     key = list(UNIQUE_KEYS[name])
-    counts = _read(exports, name, key).group_by(key, use_threads=False).aggregate([([], "count_all")])
-    repeated = counts.filter(pc.greater(counts["count_all"], 1))
-    if not repeated.num_rows:
+    parts = (user_batches(exports / f"{name}.parquet", key, made_by="export", schema=None) if name in PER_STUDENT
+             else [_read(exports, name, key)])
+    n_repeated, first = 0, None
+    try:
+        for part in parts:
+            counts = part.group_by(key, use_threads=False).aggregate([([], "count_all")])
+            repeated = counts.filter(pc.greater(counts["count_all"], 1))
+            n_repeated += repeated.num_rows
+            first = first or (repeated.slice(0, 1).to_pylist() or [None])[0]
+    except InputError:
+        return (f"{name}.parquet: not sorted by user_id as export writes it, so its keys ({', '.join(key)}) cannot be "
+                "checked a student at a time (rerun export)")
+    if not n_repeated:
         return None
-    first = repeated.slice(0, 1).to_pylist()[0]
     example = ", ".join(f"{k}={first[k]}" for k in key)
-    return (f"{name}.parquet: columns ({', '.join(key)}) are not unique: {repeated.num_rows:,} keys repeat, "
+    return (f"{name}.parquet: columns ({', '.join(key)}) are not unique: {n_repeated:,} keys repeat, "
             f"e.g. {example[:200]} ({first['count_all']} rows)")
 
 
@@ -122,35 +142,44 @@ def _key_checks(exports: Path, reference: pa.Schema) -> list[KeyCheck]:
         for key in KEYS:
             if key not in schema.names:
                 continue
-            col = _read(exports, name, [key])[key]
-            out.append(KeyCheck(name, key, str(schema.field(key).type), expected[key], schema.field(key).nullable,
-                                col.null_count))
+            nulls = sum(b.column(0).null_count for b in _batches(exports, name, [key]))
+            out.append(KeyCheck(name, key, str(schema.field(key).type), expected[key], schema.field(key).nullable, nulls))
     return out
 
 
-def _as_text(col: pa.ChunkedArray) -> pa.ChunkedArray:
+def _as_text(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
     """Ids as strings, so coverage is still measured when a table has the wrong id type (reported apart)."""
     return col if pa.types.is_string(col.type) else col.cast(pa.string())
 
 
-def _share_in(values: pa.ChunkedArray, pool: pa.ChunkedArray) -> float:
-    if len(values) == 0:
-        return 0.0
-    return pc.sum(pc.is_in(_as_text(values), value_set=pc.unique(_as_text(pool)))).as_py() / len(values)
+def _share_in(exports: Path, name: str, column: str, pool: pa.Array) -> float:
+    """Share of a table's rows whose `column` is among `pool` (distinct ids as text), a batch at a time."""
+    inside = total = 0
+    for b in _batches(exports, name, [column]):
+        inside += pc.sum(pc.is_in(_as_text(b.column(0)), value_set=pool)).as_py() or 0
+        total += b.num_rows
+    return inside / total if total else 0.0
+
+
+def _distinct(exports: Path, name: str, column: str) -> pa.Array:
+    """A column's distinct values as text, read a batch at a time (memory grows with the ids, not the rows)."""
+    seen = [pc.unique(_as_text(b.column(0))) for b in _batches(exports, name, [column])]
+    return pc.unique(pa.chunked_array(seen, pa.string())) if seen else pa.array([], pa.string())
 
 
 def validate_join(exports_dir: str | Path, reference: pa.Schema, n_samples: int = 10, seed: int = 0) -> JoinReport:
     exports = Path(exports_dir)
     for name in (*TABLES, "skills"):
         _read(exports, name, columns=[])
-    pred = _read(exports, "sakt_predictions", ["user_id", "item_id"])
     params = _read(exports, "item_params")
     drift = _read(exports, "item_drift")
-    state_users = _read(exports, "sakt_student_state", ["user_id"])["user_id"]
+    students = _distinct(exports, "sakt_predictions", "user_id")
     rows = {name: pq.ParquetFile(exports / f"{name}.parquet").metadata.num_rows for name in TABLES}
-    report = JoinReport(rows, _share_in(pred["item_id"], params["item_id"]), _share_in(pred["item_id"], drift["item_id"]),
-                        _share_in(state_users, pred["user_id"]), _key_checks(exports, reference))
-    report.samples = [_sample(exports, u, params, drift) for u in sample_students(pred["user_id"], n_samples, seed)]
+    report = JoinReport(rows, _share_in(exports, "sakt_predictions", "item_id", pc.unique(_as_text(params["item_id"]))),
+                        _share_in(exports, "sakt_predictions", "item_id", pc.unique(_as_text(drift["item_id"]))),
+                        _share_in(exports, "sakt_student_state", "user_id", students), _key_checks(exports, reference))
+    report.samples = [_sample(exports, u, params, drift) for u in sample_students(students.to_numpy(zero_copy_only=False),
+                                                                                  n_samples, seed)]
     report.duplicates = [d for d in (_duplicates(exports, name) for name in UNIQUE_KEYS) if d]
     return report
 
