@@ -195,16 +195,18 @@ def resolve_data(world, students, sim_seed, source, raw_dir) -> tuple[BenchData,
               help="a shuffled-label control passes when its test AUC is within 0.5 ± this")
 @click.option("--results", "results_path", default=str(ROOT / "bench/results/kt_benchmark.json"), show_default=True)
 @click.option("--out-dir", default=str(ROOT / "bench/out/kt_benchmark"), show_default=True)
+@click.option("--shuffled-control-only", is_flag=True,
+              help="rerun only the shuffled-label control of stored results (same settings), keeping the rest")
 def main(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
          patience, model_seed, overrides, params_path, pykt_lr, threads, control_tolerance, results_path,
-         out_dir) -> None:
+         out_dir, shuffled_control_only) -> None:
     """Benchmark ktirt's SAKT and WD-IRT against pyKT's models on identical student folds, scored question-level:
     merges the results into bench/results/kt_benchmark.json, each model's test predictions into bench/out/kt_benchmark/."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         failed = _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share,
                       max_epochs, patience, model_seed, overrides, params_path, pykt_lr, threads, control_tolerance,
-                      results_path, out_dir)
+                      results_path, out_dir, shuffled_control_only)
     except InputError as exc:
         raise click.ClickException(str(exc)) from None
     if failed:
@@ -213,7 +215,7 @@ def main(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_r
 
 def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_run, seed, val_share, max_epochs,
          patience, model_seed, overrides, params_path, pykt_lr, threads, control_tolerance, results_path,
-         out_dir) -> list[str]:
+         out_dir, shuffled_only=False) -> list[str]:
     """Every model on every fold asked for; returns 'MODEL fold F' for each whose leakage control failed."""
     names = [m.strip() for m in models.split(",") if m.strip()]
     unknown = sorted(set(names) - set(runners.MODELS))
@@ -242,10 +244,36 @@ def _run(world, students, sim_seed, source, raw_dir, name, models, k, folds_to_r
             store = lambda record: merge_into(results_file, key, world_rec, stored, f, record, settings)  # noqa: E731
             ctx = (data, ex, split, scored, settings, model_seed, control_tolerance)
             audit_file = Path(out_dir) / key.replace(":", "_").replace("/", "_") / f"{stored}_fold{f}.csv"
-            record = run_model_fold(m, ctx, base | {"threads": threads} | fl, audit_file, store)
+            if shuffled_only:
+                record = rerun_shuffled_control(m, ctx, stored_record(results_file, key, stored, f, settings), store)
+            else:
+                record = run_model_fold(m, ctx, base | {"threads": threads} | fl, audit_file, store)
             if not record["controls"]["ok"]:
                 failed.append(f"{stored} fold {f}")
     return failed
+
+
+def stored_record(results_file: Path, key: str, name: str, fold: int, settings: dict) -> dict:
+    """The stored result of `name` on `fold`, run with `settings` (the shuffled-control rerun's starting point)."""
+    try:
+        model = json.loads(results_file.read_text())["worlds"][key]["models"][name]
+        record = model["folds"][str(fold)]
+    except (OSError, KeyError, json.JSONDecodeError):
+        raise SettingsError(f"--shuffled-control-only: {results_file} holds no result of {name} on fold {fold} "
+                            f"of '{key}' (run it first)") from None
+    if _comparable(model["settings"]) != _comparable(settings) or "future_masking" not in record.get("controls", {}):
+        raise SettingsError(f"--shuffled-control-only: {name}'s stored fold {fold} ran with other settings or "
+                            "without the controls (rerun it whole)")
+    return record
+
+
+def rerun_shuffled_control(m: str, ctx: tuple, record: dict, store) -> dict:
+    """A stored result with its shuffled-label control run again (future masking kept), stored."""
+    data, ex, split, scored, settings, seed, tolerance = ctx
+    control = _kt_controls.shuffled_labels(run_one, m, data, ex, split, settings, scored, seed, tolerance)
+    record["controls"] = _kt_controls.verdict(m, record["controls"]["future_masking"], control)
+    store(record)
+    return record
 
 
 def run_model_fold(m: str, ctx: tuple, base: dict, audit_file: Path, store) -> dict:

@@ -153,8 +153,9 @@ class TrainSettings(Section):
     seed: Seed = 42
     device: TorchDevice = "auto"
     threads: Threads = 2
-    shuffled_control: bool = Field(False, description="also train once on shuffled training and validation outcomes and "
-                                   "report that run's test AUC (a leakage control, ktirt/leakage.py; doubles training time)")
+    shuffled_control: bool = Field(False, description="also train once with every split's outcomes shuffled and report "
+                                   "that run's test AUC against the shuffled test outcomes (a leakage control, "
+                                   "ktirt/leakage.py; doubles training time)")
 
 
 class WDIRTSettings(Section):

@@ -237,6 +237,15 @@ def test_benchmark_end_to_end(multi_skill_raw, tmp_path):
         aucs = [r["auc"] for r in rec["folds"].values()]
         assert rec["auc_mean"] == pytest.approx(np.mean(aucs), abs=1e-6)
         assert rec["failed"] is False and rec["controls_failed_folds"] == [] and rec["controls_checked_folds"]
+    # the shuffled-label control alone, rerun on a stored fold: the rest of the record kept
+    before = world["models"]["dkt"]["folds"]["0"]
+    r = CliRunner().invoke(main, [*args, "--models", "dkt", "--folds-to-run", "0", "--shuffled-control-only"])
+    assert r.exit_code == 0, r.output + repr(r.exception)
+    after = json.loads(results.read_text())["worlds"]["tiny"]["models"]["dkt"]["folds"]["0"]
+    assert {k: v for k, v in after.items() if k != "controls"} == {k: v for k, v in before.items() if k != "controls"}
+    assert after["controls"]["future_masking"] == before["controls"]["future_masking"]
+    r = CliRunner().invoke(main, [*args, "--models", "sakt", "--folds-to-run", "0", "--shuffled-control-only"])
+    assert r.exit_code != 0 and "holds no result of sakt on fold 0" in r.output
 
 
 def test_the_blend_stacks_members_trained_once_per_fold_and_goes_through_both_controls(multi_skill_raw, tmp_path,
@@ -316,7 +325,7 @@ def test_an_audit_that_cannot_run_is_a_failed_audit_not_a_crash(tmp_path):
     assert verdict["ok"] is False and "kc_ids" in verdict["error"], verdict
 
 
-def test_the_shuffled_control_permutes_training_and_validation_outcomes_apart_and_no_test_outcome(tiny_tables):
+def test_the_shuffled_control_permutes_each_splits_outcomes_apart(tiny_tables):
     from _kt_controls import shuffled_data
     from _kt_data import BenchData
 
@@ -327,8 +336,32 @@ def test_the_shuffled_control_permutes_training_and_validation_outcomes_apart_an
         user = table["user_id"].to_numpy(zero_copy_only=False).astype(str)
         y, z = (pa.compute.fill_null(t["correct"], -1).to_numpy() for t in (table, new))
         assert ((y == -1) == (z == -1)).all()  # a missing score stays missing
-        for part in ("train", "val"):
+        for part in ("train", "val", "test"):
             rows = np.isin(user, split[part])
             assert z[rows].sum() == y[rows].sum() and (z[rows] != y[rows]).any()  # each side's own outcomes, moved
-        test = np.isin(user, split["test"])
-        assert test.any() and (z[test] == y[test]).all()
+
+
+def test_the_shuffled_control_catches_a_model_reading_its_own_outcome_and_not_one_reading_the_past(tiny_tables):
+    """Scored against the test students' shuffled outcomes, which are also the history it reads, a model that
+    reads only earlier outcomes sits at 0.5 (with the real test outcomes, the student's previous answer alone
+    predicts the next one: the old control's bias), and one that reads the outcome it predicts does not."""
+    from _kt_controls import shuffled_labels
+    from _kt_data import BenchData
+
+    data = BenchData(tiny_tables.events, tiny_tables.unit_tests, tiny_tables.items, "synthetic", ROOT)
+    split = user_folds(data.users, 3, seed=1, val_share=0.25)[0]
+    scored = scored_rows(data.users, split["test"])
+
+    def previous_answer(_name, d, _ex, _split, _settings):
+        y = d.events["correct"].to_numpy().astype(float)
+        return np.r_[0.5, y[:-1]] * 0.8 + 0.1, {"epochs": 1}, None
+
+    def own_answer(_name, d, _ex, _split, _settings):
+        return d.events["correct"].to_numpy().astype(float) * 0.8 + 0.1, {"epochs": 1}, None
+
+    honest = shuffled_labels(previous_answer, "past", data, None, split, {}, scored, seed=3, tolerance=0.02)
+    real = data.events["correct"].to_numpy()
+    assert roc_auc_score(real[scored], np.r_[0.5, real[:-1]][scored]) > 0.55  # what the real history gives away
+    assert abs(honest["auc"] - 0.5) < 0.05 and honest["scored_against"] == "shuffled test outcomes"
+    leaky = shuffled_labels(own_answer, "own", data, None, split, {}, scored, seed=3, tolerance=0.02)
+    assert leaky["auc"] == 1.0 and leaky["ok"] == 0

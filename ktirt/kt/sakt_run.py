@@ -75,9 +75,10 @@ def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallbac
 
 
 def _shuffled_control(events: pa.Table, split: dict, run: SaktRun, device: torch.device) -> dict:
-    """`train.shuffled_control`: the same settings trained once more on shuffled training and validation outcomes
-    (ktirt/leakage.py), scored on the real test outcomes; its test AUC must be near 0.5."""
-    log.info("shuffled-label control: SAKT trained again on shuffled training and validation outcomes")
+    """`train.shuffled_control`: the same settings trained once more with every split's outcomes shuffled, each
+    among its own students' (ktirt/leakage.py), scored against the shuffled test outcomes; its test AUC must be
+    near 0.5."""
+    log.info("shuffled-label control: SAKT trained again with every split's outcomes shuffled")
     seed_everything(run.train.seed, run.train.threads)
     again = _run(shuffle_fold(events, split, run.train.seed), split, replace(run, truth=None), device, None)
     control = shuffled_control(again.metrics["test_auc"])
