@@ -5,6 +5,7 @@ through their public run APIs (run_sakt, run_wdirt), so the benchmark measures w
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import replace
 from typing import Callable
 
@@ -117,8 +118,8 @@ def member_run(member: str, data: BenchData, split: dict, settings: dict):
 
 
 def cached(name: str, data: BenchData, split: dict, settings: dict):
-    """ktirt model `name` trained and scored on this fold and data, once per process (see _RUNS)."""
-    import hashlib
+    """ktirt model `name` trained and scored on this fold and data, once per process (see _RUNS). The outcomes
+    tell the benchmark's tables of one fold apart (real, shuffled, rewritten later responses)."""
     digest = hashlib.sha256(data.events["correct"].combine_chunks().to_numpy(zero_copy_only=False).tobytes()).hexdigest()
     key = (name, data.events.num_rows, digest, tuple(split["test"]), repr(sorted(settings.items())))
     if key not in _RUNS:
