@@ -7,6 +7,11 @@
 # Everything lands in OUT (default bench/out/device_run): device_check.json, kt_benchmark_gpu.json (merge it
 # into bench/results/kt_benchmark.json with `python bench/kt_benchmark_merge.py`), and the logs.
 #     bash bench/device_run.sh OUT [SECONDS]   # SECONDS: stop whatever still runs after this long (default 480)
+# Environment: MODELS (default "akt simplekt sakt dkt"), FOLDS ("0 1 2 3 4"), PAR (processes at once, 10),
+# MAX_EPOCHS (100), SKIP_CHECK=1 (no device_check). Measured on one H200: DKT, SAKT and simpleKT with their
+# controls finish all folds in under 8 minutes; AKT at pyKT's lr 1e-5 needs more than 215 s a fold, and
+# device_check's WD-IRT (its final item bank on the CPU) more than 440 s: give them a longer SECONDS.
+# A machine without pykt-toolkit, pydantic or kt-audit needs them first (requirements-dev.txt).
 set -u
 OUT=${1:-bench/out/device_run}
 LIMIT=${2:-480}
