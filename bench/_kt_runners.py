@@ -32,7 +32,14 @@ def run_ktirt_sakt(data: BenchData, split: dict, settings: dict) -> tuple[np.nda
         raise RuntimeError(f"run_sakt returned {len(p)} predictions for {data.events.num_rows} events")
     # run_sakt scores the test students; the validation students' predictions are the blend's to fit on
     val = predict_events(result.model, result.vocab, result.model_vocab, data.events, split, split["val"])
-    p = np.where(np.isnan(p), val, p)
+    return _on_sakt_windows(result, np.where(np.isnan(p), val, p), split)
+
+
+def _on_sakt_windows(result, p: np.ndarray, split: dict) -> tuple[np.ndarray, dict, Again]:
+    """(predictions, record, again) of a model trained on SAKT's windows (SAKT, ktirt's DKT), asked again
+    about the test students through those windows."""
+    from ktirt.kt.sakt_run import predict_events
+
     m = result.metrics | result.timings
 
     def again(events):
@@ -65,18 +72,10 @@ def run_ktirt_wdirt(data: BenchData, split: dict, settings: dict) -> tuple[np.nd
 def run_ktirt_dkt(data: BenchData, split: dict, settings: dict) -> tuple[np.ndarray, dict, Again]:
     """ktirt's DKT, the blend's recurrent member (ktirt/blend/dkt_run.py); asked again through SAKT's windows."""
     from ktirt.blend.dkt_run import run_dkt
-    from ktirt.kt.sakt_run import predict_events
     from ktirt.settings import DKTSettings
 
     result = run_dkt(data.events, split, DKTSettings.from_dict(settings["dkt"]))
-    p = result.predictions["predicted"].to_numpy().astype(float)
-    m = result.metrics | result.timings
-
-    def again(events):
-        return predict_events(result.model, result.vocab, result.model_vocab, events, split, split["test"])
-
-    return p, {"epochs": m["epochs"], "best_epoch": m["best_epoch"], "best_val_auc": m["val_auc"],
-               "train_seconds": m["train_seconds"], "train_seqs_per_s": m["train_seqs_per_s"]}, again
+    return _on_sakt_windows(result, result.predictions["predicted"].to_numpy().astype(float), split)
 
 
 def run_ktirt_blend(data: BenchData, split: dict, settings: dict) -> tuple[np.ndarray, dict, Again]:

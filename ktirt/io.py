@@ -305,12 +305,22 @@ def read_events(path: str | Path, columns: list[str] | None = None) -> pa.Table:
     return read_parquet(path, "prepare", EVENTS_SCHEMA, columns)
 
 
+def distinct_text(path: str | Path, made_by: str, schema: pa.Schema | None, column: str) -> pa.Array:
+    """A column's distinct values as text (ids of another type cast, so they still compare), read a batch at
+    a time: memory grows with the ids, not with the rows."""
+    seen = [pc.unique(as_text(b.column(0))) for b in iter_parquet(path, made_by, schema, [column])]
+    return pc.unique(pa.chunked_array(seen, pa.string())) if seen else pa.array([], pa.string())
+
+
+def as_text(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
+    """Ids as strings: a table with the wrong id type is still measured (its type is reported apart)."""
+    return col if pa.types.is_string(col.type) else col.cast(pa.string())
+
+
+
 def event_users(path: str | Path) -> np.ndarray:
-    """The distinct user ids of events.parquet, sorted, read a batch at a time: memory grows with the students,
-    not with their responses."""
-    seen = [pc.unique(batch.column(0)) for batch in iter_parquet(path, "prepare", EVENTS_SCHEMA, ["user_id"])]
-    return np.unique(pa.chunked_array(seen, pa.string()).to_numpy(zero_copy_only=False).astype(str)) if seen else \
-        np.array([], dtype=str)
+    """The distinct user ids of events.parquet, sorted, read a batch at a time (`distinct_text`)."""
+    return np.unique(distinct_text(path, "prepare", EVENTS_SCHEMA, "user_id").to_numpy(zero_copy_only=False).astype(str))
 
 
 def read_unit_tests(path: str | Path) -> pa.Table:

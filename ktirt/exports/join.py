@@ -13,7 +13,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ktirt.errors import InputError
-from ktirt.io import iter_parquet, read_events, read_parquet
+from ktirt.io import as_text, distinct_text, iter_parquet, read_events, read_parquet
 from ktirt.user_batches import user_batches
 
 TABLES = ("sakt_predictions", "sakt_student_state", "item_params", "item_drift")
@@ -147,24 +147,13 @@ def _key_checks(exports: Path, reference: pa.Schema) -> list[KeyCheck]:
     return out
 
 
-def _as_text(col: pa.Array | pa.ChunkedArray) -> pa.Array | pa.ChunkedArray:
-    """Ids as strings, so coverage is still measured when a table has the wrong id type (reported apart)."""
-    return col if pa.types.is_string(col.type) else col.cast(pa.string())
-
-
 def _share_in(exports: Path, name: str, column: str, pool: pa.Array) -> float:
     """Share of a table's rows whose `column` is among `pool` (distinct ids as text), a batch at a time."""
     inside = total = 0
     for b in _batches(exports, name, [column]):
-        inside += pc.sum(pc.is_in(_as_text(b.column(0)), value_set=pool)).as_py() or 0
+        inside += pc.sum(pc.is_in(as_text(b.column(0)), value_set=pool)).as_py() or 0
         total += b.num_rows
     return inside / total if total else 0.0
-
-
-def _distinct(exports: Path, name: str, column: str) -> pa.Array:
-    """A column's distinct values as text, read a batch at a time (memory grows with the ids, not the rows)."""
-    seen = [pc.unique(_as_text(b.column(0))) for b in _batches(exports, name, [column])]
-    return pc.unique(pa.chunked_array(seen, pa.string())) if seen else pa.array([], pa.string())
 
 
 def validate_join(exports_dir: str | Path, reference: pa.Schema, n_samples: int = 10, seed: int = 0) -> JoinReport:
@@ -173,10 +162,10 @@ def validate_join(exports_dir: str | Path, reference: pa.Schema, n_samples: int 
         _read(exports, name, columns=[])
     params = _read(exports, "item_params")
     drift = _read(exports, "item_drift")
-    students = _distinct(exports, "sakt_predictions", "user_id")
+    students = distinct_text(exports / "sakt_predictions.parquet", "export", None, "user_id")
     rows = {name: pq.ParquetFile(exports / f"{name}.parquet").metadata.num_rows for name in TABLES}
-    report = JoinReport(rows, _share_in(exports, "sakt_predictions", "item_id", pc.unique(_as_text(params["item_id"]))),
-                        _share_in(exports, "sakt_predictions", "item_id", pc.unique(_as_text(drift["item_id"]))),
+    report = JoinReport(rows, _share_in(exports, "sakt_predictions", "item_id", pc.unique(as_text(params["item_id"]))),
+                        _share_in(exports, "sakt_predictions", "item_id", pc.unique(as_text(drift["item_id"]))),
                         _share_in(exports, "sakt_student_state", "user_id", students), _key_checks(exports, reference))
     report.samples = [_sample(exports, u, params, drift) for u in sample_students(students.to_numpy(zero_copy_only=False),
                                                                                   n_samples, seed)]
