@@ -2,8 +2,10 @@
 
 Runs the real stage in its own process with `train.epochs` epochs (default 1) and reports seconds per
 epoch, training throughput and peak memory (target: under 8 GiB). Run bench/prepare_scale.py first.
+`--copies N` also runs it on N copies of those students (ids prefixed, the truth copied alike: N times the
+log, the same items), in the same run, to show how its memory grows with the log.
 
-    python bench/sakt_scale.py [--epochs 1]
+    python bench/sakt_scale.py [--epochs 1] [--copies 4]
 """
 
 from __future__ import annotations
@@ -12,7 +14,11 @@ import json
 import logging
 import sys
 
+from pathlib import Path
+
 import click
+import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import yaml
 from _measure import ROOT, child
@@ -23,11 +29,50 @@ OUT = ROOT / "bench" / "out"
 log = logging.getLogger("bench.sakt_scale")
 
 
+def copies(n: int) -> Path:
+    """bench/out/copies_<n>/: the EDM-Cup-scale events and truth n times over, each copy's students prefixed
+    c<k>_ (so the file stays sorted by user_id), written a copy at a time."""
+    folder = OUT / f"copies_{n}"
+    if (folder / "events.parquet").exists():
+        return folder
+    (folder / "truth").mkdir(parents=True, exist_ok=True)
+    for source, target in ((OUT / "interim" / "events.parquet", folder / "events.parquet"),
+                           (OUT / "interim" / "truth" / "responses.parquet", folder / "truth" / "responses.parquet")):
+        table = pq.read_table(source)
+        with pq.ParquetWriter(target, table.schema) as writer:
+            for k in range(n):
+                i = table.schema.get_field_index("user_id")
+                users = pc.binary_join_element_wise(f"c{k}_", table["user_id"].cast(pa.string()), "")
+                writer.write_table(table.set_column(i, table.schema.field(i), users.cast(table.schema.field(i).type)))
+    return folder
+
+
+def measure(events: Path, truth: Path, folder: Path, params: dict) -> str:
+    """The stage once on `events` (a split of its students written to `folder`); one line of figures."""
+    s = params["split"]
+    split = split_users(pq.read_table(events, columns=["user_id"])["user_id"].to_numpy(zero_copy_only=False),
+                        s["train"], s["val"], s["seed"])
+    (folder / "split.json").write_text(json.dumps(split))
+    p = folder / "sakt_params.yaml"
+    p.write_text(yaml.safe_dump(params, sort_keys=False))
+    wall, peak = child([sys.executable, "stages/train_sakt.py", "--params", str(p), "--events", str(events),
+                        "--split", str(folder / "split.json"), "--truth", str(truth), "--model-dir", str(folder / "sakt"),
+                        "--metrics", str(folder / "sakt.json"), "--plots-dir", str(folder / "sakt_plots"),
+                        "--live-dir", str(folder / "dvclive"), "--timings", str(folder / "sakt_timings.json")])
+    m = json.loads((folder / "sakt.json").read_text()) | json.loads((folder / "sakt_timings.json").read_text())
+    rows = pq.ParquetFile(events).metadata.num_rows
+    return (f"{rows / 1e6:6.1f} M events, {len(split['train']):,} training students: {m['train_seconds'] / m['epochs']:.1f} s "
+            f"per epoch ({m['train_seqs_per_s']:.0f} sequences/s), stage wall {wall:.0f} s, peak {peak:.2f} GiB; "
+            f"test AUC {m['test_auc']:.4f} after {m['epochs']} epoch(s) (item-mean {m['item_mean_auc']:.4f}, "
+            f"oracle {m.get('oracle_auc', float('nan')):.4f})")
+
+
 @click.command()
 @click.option("--epochs", default=1, show_default=True)
-def main(epochs: int) -> None:
+@click.option("--copies", "n_copies", default=1, show_default=True, help="also run on this many copies of the students")
+def main(epochs: int, n_copies: int) -> None:
     """Time the train_sakt stage at EDM-Cup scale (the events bench/prepare_scale.py leaves in bench/out/): prints
-    seconds per epoch, training throughput and peak memory."""
+    seconds per epoch, training throughput and peak memory; with --copies N, also on N times the log."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     events = OUT / "interim" / "events.parquet"
     if not events.exists():
@@ -35,22 +80,13 @@ def main(epochs: int) -> None:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"] |= {"epochs": epochs}
     params["data"] = yaml.safe_load((OUT / "params.yaml").read_text())["data"]
-    p = OUT / "sakt_params.yaml"
-    p.write_text(yaml.safe_dump(params, sort_keys=False))
-    s = params["split"]
-    split = split_users(pq.read_table(events, columns=["user_id"])["user_id"].to_numpy(zero_copy_only=False),
-                        s["train"], s["val"], s["seed"])
-    (OUT / "split.json").write_text(json.dumps(split))
-    wall, peak = child([sys.executable, "stages/train_sakt.py", "--params", str(p), "--events", str(events),
-                        "--split", str(OUT / "split.json"), "--model-dir", str(OUT / "sakt"),
-                        "--metrics", str(OUT / "sakt.json"), "--plots-dir", str(OUT / "sakt_plots"),
-                        "--timings", str(OUT / "sakt_timings.json")])
-    m = json.loads((OUT / "sakt.json").read_text()) | json.loads((OUT / "sakt_timings.json").read_text())
-    print(f"train_sakt at EDM-Cup scale ({len(split['train']):,} training students, {epochs} epoch(s)):")
-    print(f"  {m['train_seconds'] / m['epochs']:.1f} s per epoch, {m['train_seqs_per_s']:.0f} training sequences/s, "
-          f"stage wall {wall:.0f} s, peak {peak:.2f} GiB (target < 8 GiB: {'met' if peak < 8 else 'NOT met'})")
-    print(f"  after {m['epochs']} epoch(s): test AUC {m['test_auc']:.4f}, item-mean {m['item_mean_auc']:.4f}, "
-          f"oracle {m.get('oracle_auc', float('nan')):.4f}")
+    lines = [measure(events, OUT / "interim" / "truth", OUT, params)]
+    if n_copies > 1:
+        folder = copies(n_copies)
+        lines.append(measure(folder / "events.parquet", folder / "truth", folder, params))
+    print(f"train_sakt, {epochs} epoch(s), one process each:")
+    for line in lines:
+        print("  " + line)
 
 
 if __name__ == "__main__":

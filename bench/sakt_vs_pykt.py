@@ -137,9 +137,8 @@ def main(pykt_dir: str) -> None:
     ours = SAKT(SAKTConfig.of(ours_settings, n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff,
                               n_practice=N_PRACTICE_CODES + 1, seq_len=m["seq_len"] - 1))
     o_tr, o_va = ours_tensors(tv, train_rows, mv, 0), ours_tensors(tv, val_rows, mv, 0)
-    n_val = o_va["score"].numel()
     val_idx = o_va["index"][o_va["score"]].numpy()
-    hist = fit(ours, o_tr, o_va, (val_idx, o_va["target"][o_va["score"]].numpy().astype(int)), n_val, s,
+    hist = fit(ours, o_tr, o_va, (val_idx, o_va["target"][o_va["score"]].numpy().astype(int)), s,
                ours_settings.item_prior)
     o_te = ours_tensors(te, test_rows, mv, 0)
     p_ours = predict(ours, o_te, o_te["score"].numel())[o_te["index"][o_te["score"]].numpy()]

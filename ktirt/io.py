@@ -16,7 +16,7 @@ import tempfile
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Iterator
+from typing import Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -213,6 +213,36 @@ def write_parquet(table: pa.Table, path: str | Path, row_group_size: int | None 
     """Zstd parquet; readers that filter on sorted columns skip whole row groups by their statistics."""
     with atomic_path(path) as tmp:
         pq.write_table(table, tmp, compression="zstd", row_group_size=row_group_size)
+
+
+ROW_GROUP_ROWS = 1024 * 1024
+"""pyarrow's default row group length, which write_parquet leaves in place"""
+
+
+def write_parquet_parts(parts: Iterable[pa.Table], path: str | Path, row_group_size: int | None = None) -> None:
+    """`write_parquet` of the tables' concatenation (as one chunk per row group: how a column is cut into pages
+    depends on its chunks), written a row group (`row_group_size`, else ROW_GROUP_ROWS rows) at a time: the same
+    bytes, from a writer that never holds more than a row group and a part."""
+    group = row_group_size or ROW_GROUP_ROWS
+    with atomic_path(path) as tmp:
+        writer, held, written = None, [], 0
+        try:
+            for part in parts:
+                writer = writer or pq.ParquetWriter(tmp, part.schema, compression="zstd")
+                held.append(part)
+                if sum(t.num_rows for t in held) >= group:
+                    table = pa.concat_tables(held)
+                    full = table.num_rows - table.num_rows % group
+                    writer.write_table(table.slice(0, full).combine_chunks(), group)
+                    held, written = [table.slice(full)], written + full
+            if writer is None:
+                raise ValueError(f"{path}: no table to write")
+            tail = pa.concat_tables(held).combine_chunks()
+            if tail.num_rows or not written:
+                writer.write_table(tail, group)
+        finally:
+            if writer is not None:
+                writer.close()
 
 
 def non_finite_key(obj, where: str = "") -> tuple[str, float] | None:

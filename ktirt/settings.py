@@ -143,6 +143,12 @@ Threads = Annotated[int, Field(ge=1, le=1024, json_schema_extra=cap("more thread
                                description="torch's CPU threads")]
 
 
+ShardWindows = Annotated[int, Field(ge=1, le=10_000_000, json_schema_extra=cap("a bound on memory"),
+                                    description="windows per shard: a split's windows past one shard are kept on "
+                                    "disk and read back one shard at a time (ktirt/kt/window_sets.py), so training "
+                                    "memory stays flat as the log grows")]
+
+
 class TrainSettings(Section):
     """SAKT training (ktirt/kt/sakt_training.py)."""
 
@@ -153,6 +159,7 @@ class TrainSettings(Section):
     seed: Seed = 42
     device: TorchDevice = "auto"
     threads: Threads = 2
+    shard_windows: ShardWindows = 8192
     shuffled_control: bool = Field(False, description="also train once with every split's outcomes shuffled and report "
                                    "that run's test AUC against the shuffled test outcomes (a leakage control, "
                                    "ktirt/leakage.py; doubles training time)")
@@ -199,6 +206,7 @@ class DKTSettings(Section):
     device: TorchDevice = "auto"
     threads: Threads = Field(1, description="torch's CPU threads (an LSTM step's matrices are small: a second thread "
                              "mostly waits, and doubled the time)")
+    shard_windows: ShardWindows = 8192
 
 
 class ExportSettings(Section):

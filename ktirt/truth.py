@@ -5,6 +5,7 @@ The simulator writes it beside its raw tables (`<raw folder>/_truth/`); `prepare
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import shutil
@@ -12,7 +13,8 @@ import shutil
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute  # noqa: F401  (pa.compute)
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
 
 from ktirt.errors import InputError
 from ktirt.io import atomic_path
@@ -41,11 +43,55 @@ def copy_truth(source_folder: str | Path, out: str | Path) -> int:
 
 
 def event_probabilities(events: pa.Table, truth: Path) -> np.ndarray:
-    """True P(correct) behind each row of events.parquet (NaN where the truth has no such response)."""
+    """True P(correct) behind each row of events.parquet (NaN where the truth has no such response); only the
+    truth of `events`' students is read."""
     keys = ["action_sequence_id", "item_id", "user_id"]
     ev = events.select(keys).to_pandas()
-    tr = pd.read_parquet(truth / "responses.parquet", columns=[*keys, "p_correct"])
+    users = pc.unique(events["user_id"].combine_chunks()).cast(pa.string())
+    tr = pq.read_table(truth / "responses.parquet", columns=[*keys, "p_correct"],
+                       filters=pc.field("user_id").isin(users)).to_pandas()
     return ev.merge(tr, on=keys, how="left", validate="many_to_one")["p_correct"].to_numpy()
+
+
+RESPONSE_KEYS = ["action_sequence_id", "item_id", "user_id"]
+"""what identifies a response in the truth and in events.parquet"""
+
+
+def response_hashes(table: pa.Table) -> np.ndarray:
+    """A 64-bit hash of each row's RESPONSE_KEYS: 8 bytes a response to look its truth up by."""
+    return pd.util.hash_pandas_object(table.select(RESPONSE_KEYS).to_pandas(), index=False).to_numpy()
+
+
+@dataclass
+class TruthLookup:
+    """The true P(correct) of some students' responses by response_hashes, read from the truth a batch of rows
+    at a time: 16 bytes a response, not the keys' strings."""
+
+    hashes: np.ndarray
+    p: np.ndarray
+
+    @classmethod
+    def of_users(cls, truth: Path, users) -> "TruthLookup":
+        path = truth / "responses.parquet"
+        wanted = pa.array(sorted(map(str, users)), pa.string())
+        hashes, p = [], []
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 20, columns=[*RESPONSE_KEYS, "p_correct"]):
+            t = pa.Table.from_batches([batch])
+            t = t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=wanted))
+            hashes.append(response_hashes(t))
+            p.append(t["p_correct"].to_numpy(zero_copy_only=False))
+        hashes, p = np.concatenate(hashes), np.concatenate(p)
+        order = np.argsort(hashes, kind="stable")
+        hashes, p = hashes[order], p[order]
+        if (hashes[1:] == hashes[:-1]).any():
+            raise InputError("a response appears twice in the truth (or two keys share a hash)", path, "action_sequence_id")
+        return cls(hashes, p)
+
+    def probabilities(self, hashes: np.ndarray) -> np.ndarray:
+        """True P(correct) of the responses with these hashes (NaN where the truth has none)."""
+        pos = np.minimum(np.searchsorted(self.hashes, hashes), max(len(self.hashes) - 1, 0))
+        found = self.hashes[pos] == hashes if len(self.hashes) else np.zeros(len(hashes), bool)
+        return np.where(found, self.p[pos] if len(self.p) else np.nan, np.nan)
 
 
 def matched(p: np.ndarray, truth: Path, what: str) -> np.ndarray:

@@ -8,7 +8,7 @@ join's duplicate check) then holds one batch, whatever the log's size."""
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -42,3 +42,11 @@ def user_batches(path: str | Path, columns: list[str] | None = None, rows: int |
         carry = table.slice(cut)
     if carry is not None and carry.num_rows:
         yield carry
+
+
+def batches_of(events: pa.Table | str | Path, rows: int | None = None) -> Callable[[], Iterable[pa.Table]]:
+    """A fresh pass over `events` as tables of whole students, each time it is called: a table in memory is one
+    batch; events.parquet's path is read `rows` at a time (`user_batches`), so its reader holds one batch."""
+    if isinstance(events, pa.Table):
+        return lambda: [events]
+    return lambda: user_batches(events, rows=rows)

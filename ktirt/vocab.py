@@ -106,12 +106,12 @@ class Vocabulary:
 
 
 def padded_index(lists, index: Callable[[pa.Array], np.ndarray], max_width: int | None = None,
-                 dtype=np.int64) -> np.ndarray:
+                 dtype=np.int64, width: int | None = None) -> np.ndarray:
     """(n, K) `index` of each row's list entries (skill codes -> vocabulary positions), -1 after a row's last;
-    K is the longest list (at least 1, at most `max_width`: longer lists keep their first entries). Both
-    engines' skill matrices are built here."""
+    K is `width` when given, else the longest list (at least 1, at most `max_width`: longer lists keep their
+    first entries). Both engines' skill matrices are built here."""
     lengths = pc.list_value_length(lists).to_numpy(zero_copy_only=False)
-    k = max(int(lengths.max(initial=1)), 1)
+    k = width or max(int(lengths.max(initial=1)), 1)
     k = min(k, max_width) if max_width else k
     flat = index(pc.list_flatten(lists))
     row = np.repeat(np.arange(len(lengths)), lengths)

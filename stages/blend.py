@@ -5,10 +5,10 @@ import logging
 import click
 from _stage import OutputPath, events_option, load_params, params_option, split_option, stage, truth_option
 
-from ktirt.blend.blend_run import run_blend
-from ktirt.blend.members import PATHS, read_members
+from ktirt.blend.blend_run import blend_batches
+from ktirt.blend.members import PATHS, member_batches
 from ktirt.exports.tables import ROW_GROUP
-from ktirt.io import read_events, read_split, write_json, write_parquet
+from ktirt.io import read_split, write_json, write_parquet_parts
 from ktirt.settings import BlendSettings
 from ktirt.truth import truth_dir
 
@@ -32,11 +32,10 @@ def main(params_path, events, split_path, truth_folder, sakt, wdirt, dkt, out, m
     models/wdirt/event_predictions.parquet and models/dkt/predictions.parquet, writes
     data/exports/blend_predictions.parquet and metrics/blend.json."""
     settings = BlendSettings.from_dict(load_params(params_path, "blend"))
-    table = read_events(events, ["user_id", "item_id", "timestamp", "skill_ids", "correct", "action_sequence_id"])
-    predicted = read_members({"sakt": sakt, "wdirt": wdirt, "dkt": dkt}, table)
-    run = run_blend(table, read_split(split_path), predicted, settings, truth_dir(truth_folder))
+    batches = member_batches(events, {"sakt": sakt, "wdirt": wdirt, "dkt": dkt})  # a batch of students at a time
+    run = blend_batches(batches, read_split(split_path), settings, truth_dir(truth_folder))
     write_json(run.metrics, metrics_path)  # strict JSON, checked before the table is renamed into place
-    write_parquet(run.table, out, ROW_GROUP)
+    write_parquet_parts(run.parts(), out, ROW_GROUP)
 
 
 if __name__ == "__main__":

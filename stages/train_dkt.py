@@ -7,7 +7,7 @@ from _stage import events_option, load_params, params_option, split_option, stag
 from _training import live_epochs, save_training, training_outputs
 
 from ktirt.blend.dkt_run import run_dkt
-from ktirt.io import read_events, read_split
+from ktirt.io import read_split
 from ktirt.settings import DKTSettings
 
 log = logging.getLogger("train_dkt")
@@ -25,7 +25,7 @@ def main(params_path, events, split_path, model_dir, metrics_path, live_dir, tim
     (checkpoint, predictions.parquet), metrics/dkt.json and dvclive/dkt/."""
     settings = DKTSettings.from_dict(load_params(params_path, "dkt"))
     with live_epochs(live_dir) as on_epoch:
-        result = run_dkt(read_events(events), read_split(split_path), settings, on_epoch)
+        result = run_dkt(events, read_split(split_path), settings, on_epoch)  # read a batch of students at a time
     save_training(result, model_dir, None, metrics_path, timings_file)
     m = result.metrics
     log.info("validation AUC %.4f, best epoch %d of %d (test figures: metrics/blend.json)", m["val_auc"],

@@ -180,3 +180,24 @@ def test_a_member_table_of_other_rows_stops_the_blend_naming_its_stage(tmp_path,
     errors = [line for line in r.stderr.splitlines() if line.startswith("Error:")]
     assert r.returncode == 1 and len(errors) == 1 and errors[0].startswith(f"Error: {paths[member]}: {message}"), r.stderr
     assert not (tmp_path / "out").exists()
+
+
+def test_the_blend_over_batches_of_students_is_the_blend_over_the_table(tmp_path, tiny_tables, tiny_raw, split,
+                                                                         monkeypatch):
+    """The stage reads events and members a batch of students at a time (ktirt.blend.members.member_batches): the
+    same weights, figures and predictions as the blend of the whole table."""
+    import ktirt.user_batches
+    from ktirt.blend.blend_run import blend_batches
+    from ktirt.blend.members import member_batches
+
+    events = tiny_tables.events
+    path = tmp_path / "events.parquet"
+    pq.write_table(events, path, row_group_size=300)
+    paths = _member_files(tmp_path, events, truth_dir(tiny_raw))
+    whole = blend_batches(member_batches(path, paths), split, BlendSettings(), truth_dir(tiny_raw))  # one batch
+    monkeypatch.setattr(ktirt.user_batches, "ROWS_PER_BATCH", 700)
+    batches = member_batches(path, paths)
+    assert len(list(batches())) > 2
+    batched = blend_batches(batches, split, BlendSettings(), truth_dir(tiny_raw))
+    assert batched.metrics == whole.metrics
+    assert batched.table.equals(whole.table)

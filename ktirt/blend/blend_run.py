@@ -5,30 +5,40 @@ floor and, on simulated data, the oracle. Responses that some member did not pre
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 
 from ktirt.blend.stacker import Stacker, logit
-from ktirt.evaluation import binary_metrics, item_mean_floor, require_both_outcomes
+from ktirt.evaluation import binary_metrics, require_both_outcomes
 from ktirt.exports.tables import typed_table
 from ktirt.settings import BlendSettings
 from ktirt.split import SPLITS, split_labels
-from ktirt.truth import event_probabilities, matched
+from ktirt.truth import TruthLookup, matched, response_hashes
 from ktirt.vocab import first_skill
 
 log = logging.getLogger(__name__)
 
 
+Batch = tuple[pa.Table, dict[str, np.ndarray]]
+"""whole students' events (user_id, item_id, timestamp, skill_ids, correct, action_sequence_id) and every model's
+P(correct) of each of their rows"""
+
+
 @dataclass
 class BlendRun:
-    table: pa.Table
-    """data/exports/blend_predictions.parquet: events.parquet's keys and rows, and p_blend"""
+    parts: Callable[[], Iterator[pa.Table]]
+    """data/exports/blend_predictions.parquet a batch of students at a time: events.parquet's keys and rows, p_blend"""
     metrics: dict
     stacker: Stacker
+
+    @property
+    def table(self) -> pa.Table:
+        return pa.concat_tables(self.parts())
 
 
 def response_splits(events: pa.Table, split: dict) -> np.ndarray:
@@ -40,59 +50,132 @@ def response_splits(events: pa.Table, split: dict) -> np.ndarray:
 def log_item_count(events: pa.Table, train: np.ndarray) -> np.ndarray:
     """log(1 + the responses training students gave to each response's item)."""
     items = events["item_id"].to_numpy(zero_copy_only=False)
-    counts = pd.Series(items[train]).value_counts()
+    return _log_count(items, pd.Series(items[train]).value_counts())
+
+
+def _log_count(items: np.ndarray, counts: pd.Series) -> np.ndarray:
     return np.log1p(pd.Series(items).map(counts).fillna(0).to_numpy(dtype=np.float64))
 
 
 def run_blend(events: pa.Table, split: dict, predicted: dict[str, np.ndarray], s: BlendSettings,
               truth: Path | None = None) -> BlendRun:
     """`predicted`: every model's P(correct) of every response of `events`, in its order (ktirt.blend.members)."""
-    y = events["correct"].to_numpy().astype(np.int8)
-    where = response_splits(events, split)
-    logits = {name: logit(p) for name, p in predicted.items()}
+    return blend_batches(lambda: [(events, predicted)], split, s, truth)
+
+
+def blend_batches(batches: Callable[[], Iterable[Batch]], split: dict, s: BlendSettings, truth: Path | None = None) -> BlendRun:
+    """The blend over `batches` (a fresh pass each call): the training students' item counts and floor rates in a
+    first pass, the validation and test responses in a second, the stacker fitted on the validation ones; the
+    blended table is a third pass, made as it is written."""
     members = tuple(s.members)
-    blended = np.isfinite(np.column_stack([predicted[m] for m in members])).all(1)
-    val = np.flatnonzero(blended & (where == SPLITS.index("val")))
-    test = np.flatnonzero(blended & (where == SPLITS.index("test")))
-    require_both_outcomes(y[val], "validation")
-    require_both_outcomes(y[test], "test")
-    count = log_item_count(events, where == SPLITS.index("train"))
-    stacker = Stacker.fit(logits, count, y, val, members, s.item_count, s.l2)
-    p_blend = _sigmoid(stacker.decision(logits, count))
-    figures = _figures(events, y, where, predicted, p_blend, members, val, test, truth)
-    metrics = {"responses": {"val": len(val), "test": len(test), "not_blended": int((~blended).sum())}} | figures
+    counts, floors = _train_counts(batches, split)
+    val, test = _Responses(), _Responses()
+    for events, predicted in batches():
+        where = response_splits(events, split)
+        blended = np.isfinite(np.column_stack([predicted[m] for m in members])).all(1)
+        count = _log_count(events["item_id"].to_numpy(zero_copy_only=False), counts)
+        val.add(events, predicted, count, blended & (where == SPLITS.index("val")))
+        test.add(events, predicted, count, blended & (where == SPLITS.index("test")), hashes=truth is not None)
+        test.not_blended += int((~blended).sum())
+    val, test = val.done(), test.done()
+    require_both_outcomes(val.y, "validation")
+    require_both_outcomes(test.y, "test")
+    stacker = Stacker.fit(val.logits, val.count, val.y, np.arange(len(val.y)), members, s.item_count, s.l2)
+    figures = _figures(val, test, stacker, members, floors, split, truth)
+    metrics = {"responses": {"val": len(val.y), "test": len(test.y), "not_blended": test.not_blended}} | figures
     metrics["weights"] = stacker.weights()
-    table = typed_table("blend_predictions", {"user_id": events["user_id"], "item_id": events["item_id"],
-                                              "timestamp": events["timestamp"], "p_blend": p_blend.astype(np.float32)})
     t = metrics["test_auc"]
     log.info("blend of %s, fitted on %d validation responses: test AUC %.4f on %d responses (%s; item-mean %.4f%s)",
-             ", ".join(members), len(val), t["blend"], len(test), ", ".join(f"{m} {t[m]:.4f}" for m in members),
+             ", ".join(members), len(val.y), t["blend"], len(test.y), ", ".join(f"{m} {t[m]:.4f}" for m in members),
              t["item_mean"], f", oracle {t['oracle']:.4f}" if "oracle" in t else "")
-    return BlendRun(table, metrics, stacker)
+    return BlendRun(lambda: _blended(batches, stacker, counts), metrics, stacker)
+
+
+def _train_counts(batches: Callable[[], Iterable[Batch]], split: dict) -> tuple[pd.Series, dict]:
+    """The training responses' count per item and their correct sums and counts per item, per first skill and in
+    all (`total`)."""
+    counts, floors = pd.Series(dtype=np.int64), {"item": [], "skill": [], "total": []}
+    for events, _ in batches():
+        train = response_splits(events, split) == SPLITS.index("train")
+        y = events["correct"].to_numpy().astype(np.int8)[train]
+        items = events["item_id"].to_numpy(zero_copy_only=False)[train]
+        skills = first_skill(events["skill_ids"]).to_numpy(zero_copy_only=False)[train]
+        counts = counts.add(pd.Series(items).value_counts(), fill_value=0)
+        for name, keys in (("item", items), ("skill", skills), ("total", np.zeros(len(y), np.int8))):
+            floors[name].append(pd.Series(y, dtype=float).groupby(keys).agg(["sum", "count"]))
+    return counts, {k: pd.concat(v).groupby(level=0).sum() for k, v in floors.items()}
+
+
+@dataclass
+class _Responses:
+    """One split's blended responses, kept for the stacker and the AUCs: outcome, every model's P(correct), the
+    log item count, the item and first skill (the floor) and, for the oracle, the keys' hashes."""
+
+    y: list = field(default_factory=list)
+    predicted: dict = field(default_factory=dict)
+    count: list = field(default_factory=list)
+    item: list = field(default_factory=list)
+    skill: list = field(default_factory=list)
+    hashes: list = field(default_factory=list)
+    not_blended: int = 0
+
+    def add(self, events: pa.Table, predicted: dict, count: np.ndarray, rows: np.ndarray, hashes: bool = False) -> None:
+        self.y.append(events["correct"].to_numpy().astype(np.int8)[rows])
+        for m, p in predicted.items():
+            self.predicted.setdefault(m, []).append(p[rows])
+        self.count.append(count[rows])
+        self.item.append(events["item_id"].to_numpy(zero_copy_only=False)[rows])
+        self.skill.append(first_skill(events["skill_ids"]).to_numpy(zero_copy_only=False)[rows])
+        if hashes:
+            self.hashes.append(response_hashes(events.filter(pa.array(rows))))
+
+    def done(self) -> "_Responses":
+        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
+        return _Responses(cat(self.y), {m: cat(v) for m, v in self.predicted.items()}, cat(self.count), cat(self.item),
+                          cat(self.skill), cat(self.hashes) if self.hashes else None, self.not_blended)
+
+    @property
+    def logits(self) -> dict[str, np.ndarray]:
+        return {m: logit(p) for m, p in self.predicted.items()}
+
+
+def _blended(batches: Callable[[], Iterable[Batch]], stacker: Stacker, counts: pd.Series) -> Iterator[pa.Table]:
+    """Each batch's rows with p_blend (NaN where a member predicted none)."""
+    for events, predicted in batches():
+        count = _log_count(events["item_id"].to_numpy(zero_copy_only=False), counts)
+        p_blend = _sigmoid(stacker.decision({m: logit(p) for m, p in predicted.items()}, count))
+        yield typed_table("blend_predictions", {"user_id": events["user_id"], "item_id": events["item_id"],
+                                                "timestamp": events["timestamp"], "p_blend": p_blend.astype(np.float32)})
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 
 
-def _figures(events: pa.Table, y: np.ndarray, where: np.ndarray, predicted: dict[str, np.ndarray], p_blend: np.ndarray,
-             members: tuple[str, ...], val: np.ndarray, test: np.ndarray, truth: Path | None) -> dict:
+def _figures(val: _Responses, test: _Responses, stacker: Stacker, members: tuple[str, ...], floors: dict, split: dict,
+             truth: Path | None) -> dict:
     """AUCs on the same validation and test responses: the blend, every model (member or not), the members'
     equal-weight average of logits; on test, the item-mean floor and the oracle too."""
-    average = _sigmoid(np.mean([logit(predicted[m]) for m in members], axis=0))
-    scored = {"blend": p_blend, **predicted, "average": average}
     out = {}
-    for name, rows in (("val_auc", val), ("test_auc", test)):
-        out[name] = {k: round(binary_metrics(y[rows], v[rows])["auc"], 6) for k, v in scored.items()
-                     if np.isfinite(v[rows]).all()}
-    train = np.flatnonzero(where == SPLITS.index("train"))
-    items = events["item_id"].to_numpy(zero_copy_only=False)
-    skills = first_skill(events["skill_ids"]).to_numpy(zero_copy_only=False)
-    floor = item_mean_floor(items[train], skills[train], y[train], items[test], skills[test])
-    out["test_auc"]["item_mean"] = round(binary_metrics(y[test], floor)["auc"], 6)
+    for name, r in (("val_auc", val), ("test_auc", test)):
+        average = _sigmoid(np.mean([logit(r.predicted[m]) for m in members], axis=0))
+        scored = {"blend": _sigmoid(stacker.decision(r.logits, r.count)), **r.predicted, "average": average}
+        out[name] = {k: round(binary_metrics(r.y, v)["auc"], 6) for k, v in scored.items() if np.isfinite(v).all()}
+    out["test_auc"]["item_mean"] = round(binary_metrics(test.y, _item_mean(floors, test.item, test.skill))["auc"], 6)
     if truth is not None:
-        oracle = matched(event_probabilities(events, truth)[test], truth, "test responses")
-        out["test_auc"]["oracle"] = round(binary_metrics(y[test], oracle)["auc"], 6)
+        oracle = matched(TruthLookup.of_users(truth, split["test"]).probabilities(test.hashes), truth, "test responses")
+        out["test_auc"]["oracle"] = round(binary_metrics(test.y, oracle)["auc"], 6)
     best = max(out["test_auc"][m] for m in members)
     out["gain_over_best_member"] = round(out["test_auc"]["blend"] - best, 6)
     return out
+
+
+def _item_mean(floors: dict, items: np.ndarray, skills: np.ndarray) -> np.ndarray:
+    """ktirt.evaluation.item_mean_floor from the training responses' sums and counts: each item's correct rate, else
+    its first skill's, else the overall rate."""
+    rate = {k: f["sum"] / f["count"] for k, f in floors.items()}
+    overall = float(rate["total"].iloc[0]) if len(rate["total"]) else float("nan")
+    skill_p = pd.Series(skills).map(rate["skill"]).to_numpy(dtype=float)
+    skill_p = np.where(np.isnan(skill_p), overall, skill_p)
+    item_p = pd.Series(items).map(rate["item"]).to_numpy(dtype=float)
+    return np.where(np.isnan(item_p), skill_p, item_p)

@@ -15,17 +15,18 @@ import torch
 from ktirt import distributed
 from ktirt.early_stopping import EpochCallback
 from ktirt.errors import InputError
-from ktirt.io import atomic_path, read_checkpoint, write_csv
-from ktirt.evaluation import (binary_metrics, calibration, mean_floors, require_both_outcomes,
-                                 roc_points)
+from ktirt.io import atomic_path, read_checkpoint, read_events, write_csv
+from ktirt.evaluation import binary_metrics, calibration, require_both_outcomes, roc_points
 from ktirt.kt.sakt_training import ModelVocab, TrainSettings, fit, predict, predict_all, window_tensors
+from ktirt.kt.window_build import Batches, BuiltWindows, built_windows
 from ktirt.leakage import future_masking, shuffle_fold, shuffled_control
-from ktirt.kt.sequences import N_CLICK_CODES, N_PRACTICE_CODES, Sequences, Windows, load_sequences, query_windows
+from ktirt.kt.sequences import N_CLICK_CODES, N_PRACTICE_CODES, Sequences, load_sequences, query_windows
+from ktirt.user_batches import batches_of
 from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
 from ktirt.runtime import resolve_device, seed_everything
 from ktirt.settings import ModelSettings
-from ktirt.truth import event_probabilities, matched
+from ktirt.truth import TruthLookup, matched
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "model.pt"
@@ -50,9 +51,19 @@ class SaktResult:
     history: pd.DataFrame
     roc: pd.DataFrame
     calibration: pd.DataFrame
-    predictions: np.ndarray = field(repr=False)
+    test_index: np.ndarray = field(repr=False)
+    """the test responses (global indices into the events)"""
+    test_p: np.ndarray = field(repr=False)
+    n_responses: int = 0
     timings: dict = field(default_factory=dict)
     """seconds and throughput: for the log and `logs/`, never the tracked metrics (ktirt/timings.py)"""
+
+    @property
+    def predictions(self) -> np.ndarray:
+        """P(correct) per row of the events: the test responses', NaN on every other."""
+        p = np.full(self.n_responses, np.nan)
+        p[self.test_index] = self.test_p
+        return p
 
     def save(self, model_dir: str | Path, plots_dir: str | Path) -> None:
         save_checkpoint(self.model, self.vocab, self.model_vocab, Path(model_dir) / CHECKPOINT)
@@ -60,17 +71,18 @@ class SaktResult:
             write_csv(df, Path(plots_dir) / f"{name}.csv")
 
 
-def run_sakt(events: pa.Table, split: dict, run: SaktRun, on_epoch: EpochCallback | None = None) -> SaktResult:
-    """Train, then score the test students. Under torchrun this is one rank of N (ktirt/distributed.py): it
-    trains on its shard of the students, and every rank ends with the same model and metrics (the stage's
-    rank 0 saves them)."""
+def run_sakt(events: pa.Table | str | Path, split: dict, run: SaktRun, on_epoch: EpochCallback | None = None) -> SaktResult:
+    """Train, then score the test students. `events`: the table, or events.parquet's path, read a batch of
+    whole students at a time (its windows on disk past `train.shard_windows`: ktirt/kt/window_build.py). Under
+    torchrun this is one rank of N (ktirt/distributed.py): it trains on its shard of the students, and every
+    rank ends with the same model and metrics (the stage's rank 0 saves them)."""
     ts = run.train
     seed_everything(ts.seed, ts.threads)
     device = distributed.join(resolve_device(ts.device))
-    result = _run(events, split, run, device, on_epoch)
-    result.metrics |= _future_masking(result.model, result.vocab, result.model_vocab, events, split, ts.seed)
-    if ts.shuffled_control:
-        result.metrics |= _shuffled_control(events, split, run, device)
+    result = _run(batches_of(events), split, run, device, on_epoch, masking=True)
+    if ts.shuffled_control:  # shuffling outcomes across students needs the whole table
+        whole = events if isinstance(events, pa.Table) else read_events(events)
+        result.metrics |= _shuffled_control(whole, split, run, device)
     return result
 
 
@@ -80,48 +92,42 @@ def _shuffled_control(events: pa.Table, split: dict, run: SaktRun, device: torch
     near 0.5."""
     log.info("shuffled-label control: SAKT trained again with every split's outcomes shuffled")
     seed_everything(run.train.seed, run.train.threads)
-    again = _run(shuffle_fold(events, split, run.train.seed), split, replace(run, truth=None), device, None)
+    shuffled = shuffle_fold(events, split, run.train.seed)
+    again = _run(batches_of(shuffled), split, replace(run, truth=None), device, None)
     control = shuffled_control(again.metrics["test_auc"])
     log.log(logging.INFO if control["ok"] else logging.WARNING, "shuffled-label control: test AUC %.4f (%s 0.5 ± %g)",
             control["auc"], "within" if control["ok"] else "OUTSIDE", control["tolerance"])
     return {"shuffled_label_test_auc": control["auc"], "shuffled_label_ok": control["ok"]}
 
 
-def _run(events: pa.Table, split: dict, run: SaktRun, device: torch.device,
-         on_epoch: EpochCallback | None) -> SaktResult:
-    seqs, vocab = load_sequences(events, split)
-    mv = ModelVocab.of(vocab, run.model)
-    cfg = SAKTConfig.of(run.model, n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff,
-                        n_clicks=N_CLICK_CODES + 1, n_practice=N_PRACTICE_CODES + 1)
-    model = SAKT(cfg).to(device)
-    distributed.reseed_for_rank(run.train.seed)
-    L = cfg.seq_len
-    stride = max(1, L // 2)
-    train_windows, owned = _shard(seqs, query_windows(seqs, "train", L, L), "training students")
-    tensors = {"train": window_tensors(seqs, train_windows, mv),
-               "val": window_tensors(seqs, _shard(seqs, query_windows(seqs, "val", L, stride))[0], mv),
-               "test": window_tensors(seqs, _shard(seqs, query_windows(seqs, "test", L, stride))[0], mv)}
-    n_windows = len(train_windows.index) if owned is None else len(owned)
-    del train_windows
-    n = len(seqs.item)
-    val_idx, test_idx = seqs.responses_of("val"), seqs.responses_of("test")
-    require_both_outcomes(seqs.correct[val_idx], "validation")
-    require_both_outcomes(seqs.correct[test_idx], "test")
-    log.info("SAKT on %s: %d items (%d with own embedding), %d skills; %d train windows; device %s",
-             "CPU" if device.type == "cpu" else device, len(vocab.items), mv.n_items - 1, mv.n_skills - 1,
-             n_windows, device)
-    hist = fit(model, tensors["train"], tensors["val"], (val_idx, seqs.correct[val_idx]), n, run.train,
-               run.model.item_prior, on_epoch, owned=owned)
-    p = np.full(n, np.nan)
-    p[test_idx] = predict_all(model, tensors["test"], n, test_idx, device)
-    y = seqs.correct[test_idx]
-    pt = p[test_idx]
+def _run(batches: Batches, split: dict, run: SaktRun, device: torch.device, on_epoch: EpochCallback | None,
+         masking: bool = False) -> SaktResult:
+    with built_windows(batches, split, lambda v: ModelVocab.of(v, run.model), run.model.seq_len, run.train.shard_windows,
+                       with_keys=run.truth is not None) as b:
+        mv = b.mv
+        cfg = SAKTConfig.of(run.model, n_items=mv.n_items, n_skills=mv.n_skills, n_diff=mv.n_diff,
+                            n_clicks=N_CLICK_CODES + 1, n_practice=N_PRACTICE_CODES + 1)
+        model = SAKT(cfg).to(device)
+        distributed.reseed_for_rank(run.train.seed)
+        val, test = b.responses["val"], b.responses["test"]
+        require_both_outcomes(val.correct, "validation")
+        require_both_outcomes(test.correct, "test")
+        log.info("SAKT on %s: %d items (%d with own embedding), %d skills; %d train windows in %d shard(s); device %s",
+                 "CPU" if device.type == "cpu" else device, len(b.vocab.items), mv.n_items - 1, mv.n_skills - 1,
+                 b.sets["train"].n_global, len(b.sets["train"].shards), device)
+        hist = fit(model, b.sets["train"], b.sets["val"], (val.index, val.correct), run.train, run.model.item_prior,
+                   on_epoch)
+        pt = predict_all(model, b.sets["test"], test.index, device)
     if np.isnan(pt).any():
         raise RuntimeError("a test response was not scored exactly once")  # guards the windowing invariant
-    metrics = _test_metrics(events, seqs, mv, hist, run.truth, test_idx, y, pt)
+    y = test.correct
+    metrics = _test_metrics(b, hist, run.truth, pt, split["test"])
+    if masking:
+        metrics |= _future_masking(model, b.vocab, mv, b.masking_events, split, run.train.seed)
     timings = {"train_seconds": round(hist.train_seconds, 2),
                "train_seqs_per_s": round(hist.examples_seen / max(hist.train_seconds, 1e-9), 1)}
-    return SaktResult(model, vocab, mv, metrics, hist.frame(), roc_points(y, pt), calibration(y, pt), p, timings)
+    return SaktResult(model, b.vocab, mv, metrics, hist.frame(), roc_points(y, pt), calibration(y, pt), test.index, pt,
+                      b.n_responses, timings)
 
 
 def predict_events(model: SAKT, vocab: Vocabulary, mv: ModelVocab, events: pa.Table, split: dict,
@@ -146,21 +152,10 @@ def _future_masking(model: SAKT, vocab: Vocabulary, mv: ModelVocab, events: pa.T
             "future_masking_checked": check["checked"]}
 
 
-def _shard(seqs: Sequences, w: Windows, what: str | None = None) -> tuple[Windows, np.ndarray | None]:
-    """This rank's windows, those of its shard's students (ktirt/distributed.py), and per window whether it is
-    this rank's; in one process all of them and None. With `what`, the rank logs its shard's students."""
-    if distributed.world_size() == 1:
-        return w, None
-    student = np.searchsorted(seqs.offsets, w.index[:, 0], side="right") - 1
-    mine = distributed.shard_mask(student)
-    if what:
-        distributed.log_shard(what, seqs.users[np.unique(student[mine])])
-    return Windows(w.index[mine], w.score[mine]), mine
-
-
-def _test_metrics(events: pa.Table, seqs: Sequences, mv: ModelVocab, hist, truth: Path | None, test_idx: np.ndarray,
-                  y: np.ndarray, pt: np.ndarray) -> dict:
+def _test_metrics(b: BuiltWindows, hist, truth: Path | None, pt: np.ndarray, test_users: list) -> dict:
     """metrics/sakt.json: the test students' figures beside the floors and, with the truth, the ceiling."""
+    test, mv = b.responses["test"], b.mv
+    y = test.correct
     m = binary_metrics(y, pt)
     metrics = {
         "val_auc": round(hist.best_val_auc, 6),
@@ -168,41 +163,31 @@ def _test_metrics(events: pa.Table, seqs: Sequences, mv: ModelVocab, hist, truth
         "test_acc": round(m["acc"], 6),
         "test_logloss": round(m["logloss"], 6),
     }
-    metrics |= _floors(seqs, test_idx, y)
+    skill_p, item_p = b.floors.predict(test.item, test.skill)
+    metrics |= {"item_mean_auc": round(binary_metrics(y, item_p)["auc"], 6),
+                "skill_mean_auc": round(binary_metrics(y, skill_p)["auc"], 6)}
     if truth is not None:
-        oracle = matched(event_probabilities(events, truth)[test_idx], truth, "test responses")
+        oracle = matched(TruthLookup.of_users(truth, test_users).probabilities(test.key_hash), truth, "test responses")
         metrics["oracle_auc"] = round(binary_metrics(y, oracle)["auc"], 6)
         metrics["auc_share_of_oracle"] = round(m["auc"] / metrics["oracle_auc"], 6)
     metrics |= {
         "best_epoch": hist.best_epoch,
         "epochs": len(hist.epoch),
-        "test_responses": len(test_idx),
+        "test_responses": len(test.index),
         "items_with_own_embedding": mv.n_items - 1,
         "items_with_own_difficulty": mv.n_diff - 1,
     }
-    return metrics | _no_difficulty_auc(seqs, mv, test_idx, y, pt)
+    return metrics | _no_difficulty_auc(mv, test.item, y, pt)
 
 
-def _no_difficulty_auc(seqs: Sequences, mv: ModelVocab, test_idx: np.ndarray, y: np.ndarray, p: np.ndarray) -> dict:
+def _no_difficulty_auc(mv: ModelVocab, item: np.ndarray, y: np.ndarray, p: np.ndarray) -> dict:
     """How SAKT does on test responses to items it predicts without a difficulty of their own (unseen in
     training, or every item when `model.item_difficulty` is off and the item is below `min_item_count`)."""
-    known = seqs.item[test_idx] >= 0
-    none = ~known | (mv.diff[np.maximum(seqs.item[test_idx], 0)] == 0)
+    none = (item < 0) | (mv.diff[np.maximum(item, 0)] == 0)
     out = {"test_responses_no_item_difficulty": int(none.sum())}
     if len(np.unique(y[none])) == 2:
         out["test_auc_no_item_difficulty"] = round(binary_metrics(y[none], p[none])["auc"], 6)
     return out
-
-
-def _floors(seqs: Sequences, test_idx: np.ndarray, y: np.ndarray) -> dict:
-    """Item-mean (falling back to skill-mean, then overall) and skill-mean baselines from training responses."""
-    tr = seqs.responses_of("train")
-    skill_p, item_p = mean_floors(seqs.item[tr], seqs.skill[tr], seqs.correct[tr], seqs.item[test_idx],
-                                  seqs.skill[test_idx])
-    return {
-        "item_mean_auc": round(binary_metrics(y, item_p)["auc"], 6),
-        "skill_mean_auc": round(binary_metrics(y, skill_p)["auc"], 6),
-    }
 
 
 def save_checkpoint(model: SAKT, vocab: Vocabulary, mv: ModelVocab, path: Path) -> None:

@@ -4,6 +4,7 @@ prediction per response."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -13,6 +14,7 @@ from sklearn.metrics import roc_auc_score
 from ktirt import distributed
 from ktirt.early_stopping import EpochCallback
 from ktirt.kt.sequences import Sequences, Windows
+from ktirt.kt.window_sets import WindowSet
 from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import INPUTS, SAKT, START
 from ktirt.training import History, fit_epochs
@@ -110,42 +112,62 @@ def _forward(model: SAKT, batch: dict, device) -> torch.Tensor:
     return model({k: batch[k].to(device) for k in INPUTS})
 
 
-def predict(model: SAKT, tensors: dict, n_responses: int, batch_size: int = 256, device=None) -> np.ndarray:
-    """Probability for every scored response (NaN elsewhere), indexed by global response index."""
-    device = device or next(model.parameters()).device
-    out = np.full(n_responses, np.nan)
+def _sets(windows: dict | WindowSet) -> WindowSet:
+    return windows if isinstance(windows, WindowSet) else WindowSet.in_memory(windows)
+
+
+def scored(model: SAKT, windows: dict | WindowSet, batch_size: int, device) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(response index, probability) of every scored position, `batch_size` windows at a time, shard by shard."""
     model.eval()
     with torch.no_grad():
-        for lo in range(0, len(tensors["score"]), batch_size):
-            b = {k: v[lo : lo + batch_size] for k, v in tensors.items()}
-            p = torch.sigmoid(_forward(model, b, device)).cpu().numpy()
-            s = b["score"].numpy()
-            out[b["index"].numpy()[s]] = p[s]
+        for tensors in _sets(windows).chunks():
+            for lo in range(0, len(tensors["score"]), batch_size):
+                b = {k: v[lo : lo + batch_size] for k, v in tensors.items()}
+                p = torch.sigmoid(_forward(model, b, device)).cpu().numpy()
+                s = b["score"].numpy()
+                yield b["index"].numpy()[s], p[s]
+
+
+def predict(model: SAKT, windows: dict | WindowSet, n_responses: int, batch_size: int = 256, device=None) -> np.ndarray:
+    """Probability for every scored response (NaN elsewhere), indexed by global response index."""
+    out = np.full(n_responses, np.nan)
+    for index, p in scored(model, windows, batch_size, device or next(model.parameters()).device):
+        out[index] = p
     return out
 
 
-def predict_all(model: SAKT, tensors: dict, n_responses: int, idx: np.ndarray, device=None) -> np.ndarray:
-    """`predict` at responses `idx`, over every rank's windows (each rank holds its shard's,
-    ktirt/distributed.py): every rank gets all of them. One process: `predict(...)[idx]`."""
-    return distributed.fill_in(predict(model, tensors, n_responses, device=device)[idx])
+def predict_at(model: SAKT, windows: dict | WindowSet, idx: np.ndarray, batch_size: int = 256, device=None) -> np.ndarray:
+    """`predict` at the responses `idx` (global indices) only: memory grows with them, not the log."""
+    order = np.argsort(idx, kind="stable")
+    ordered = idx[order]
+    out = np.full(len(idx), np.nan)
+    for index, p in scored(model, windows, batch_size, device or next(model.parameters()).device):
+        pos = np.minimum(np.searchsorted(ordered, index), max(len(idx) - 1, 0))
+        hit = ordered[pos] == index if len(idx) else np.zeros(len(index), bool)
+        out[order[pos[hit]]] = p[hit]
+    return out
 
 
-def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.ndarray], n_responses: int,
-        s: TrainSettings, prior: float, on_epoch: EpochCallback | None = None, *, lr_setting: str = "train.lr",
-        owned: np.ndarray | None = None) -> History:
+def predict_all(model: SAKT, windows: dict | WindowSet, idx: np.ndarray, device=None) -> np.ndarray:
+    """`predict_at` over every rank's windows (each rank holds its shard's, ktirt/distributed.py): every rank
+    gets all of them. One process: `predict_at`."""
+    return distributed.fill_in(predict_at(model, windows, idx, device=device))
+
+
+def fit(model: SAKT, train: dict | WindowSet, val: dict | WindowSet, val_targets: tuple[np.ndarray, np.ndarray],
+        s: TrainSettings, prior: float, on_epoch: EpochCallback | None = None, *, lr_setting: str = "train.lr") -> History:
     """Adam on binary cross-entropy over scored positions, plus the item scalars' Gaussian prior of
     precision `prior` (spread over the epoch's targets), in the shared epoch loop (ktirt/training.py). Any model
     of SAKT's inputs trains here (DKT too, with its settings `s` and the name of its learning rate, `lr_setting`).
-    Under torchrun `train` and `val` hold this rank's windows (`owned`: per training window, whether it is this
-    rank's); the validation AUC is over every rank's predictions."""
+    `train` and `val` are window tensors or WindowSets (ktirt/kt/window_sets.py: shards, and under torchrun this
+    rank's windows of them); the validation AUC is over every rank's predictions."""
     device = next(model.parameters()).device
     gen = torch.Generator().manual_seed(s.seed)
-    val_idx, val_y = val_targets
-    n = len(train["score"]) if owned is None else len(owned)
-    n_targets = max(int(distributed.all_sum(int(train["score"].sum()))), 1)
+    train, val_idx, val_y = _sets(train), *val_targets
+    n_targets = max(int(distributed.all_sum(train.targets)), 1)
 
     def batch_loss(sel: torch.Tensor) -> tuple[torch.Tensor, int]:
-        b = {k: v[sel] for k, v in train.items()}
+        b = train.take(sel)
         mask = b["score"].to(device)
         loss = F.binary_cross_entropy_with_logits(_forward(model, b, device)[mask], b["target"].to(device)[mask])
         if prior:
@@ -153,8 +175,8 @@ def fit(model: SAKT, train: dict, val: dict, val_targets: tuple[np.ndarray, np.n
         return loss, int(mask.sum())
 
     def validate() -> float:
-        return float(roc_auc_score(val_y, predict_all(model, val, n_responses, val_idx, device)))
+        return float(roc_auc_score(val_y, predict_all(model, val, val_idx, device)))
 
-    return fit_epochs(model, torch.optim.Adam(model.parameters(), lr=s.lr), lambda: torch.randperm(n, generator=gen),
+    return fit_epochs(model, torch.optim.Adam(model.parameters(), lr=s.lr), lambda: train.order(gen),
                       s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, lr_setting=lr_setting,
-                      owned=owned)
+                      owned=train.owned)

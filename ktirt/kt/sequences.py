@@ -65,9 +65,12 @@ class Sequences:
         return np.flatnonzero(self.split[self.user_of] == SPLITS.index(split))
 
 
-def load_sequences(events: pa.Table, split: dict, vocab: Vocabulary | None = None) -> tuple[Sequences, Vocabulary]:
+def load_sequences(events: pa.Table, split: dict, vocab: Vocabulary | None = None,
+                   skill_width: int | None = None) -> tuple[Sequences, Vocabulary]:
     """Sequences of events.parquet (already sorted by user_id, timestamp), and the vocabulary: built from
-    training users when `vocab` is None, else the given one (unknown ids then map to -1)."""
+    training users when `vocab` is None, else the given one (unknown ids then map to -1). `skill_width`: the
+    skill matrix's width (default: the longest list here, at most MAX_SKILLS), fixed when batches of students
+    must give matrices of one width."""
     user = events["user_id"].to_numpy(zero_copy_only=False).astype(object)
     boundaries = np.flatnonzero(np.r_[True, user[1:] != user[:-1]])
     users = user[boundaries]
@@ -80,7 +83,7 @@ def load_sequences(events: pa.Table, split: dict, vocab: Vocabulary | None = Non
     is_train = np.repeat(labels == 0, np.diff(offsets))
     if vocab is None:
         vocab = Vocabulary.build(items, skills, is_train)
-    skill_matrix = _skill_matrix(skills, vocab)
+    skill_matrix = padded_index(skills, vocab.skill_index, MAX_SKILLS, width=skill_width)
     seqs = Sequences(
         users=users,
         offsets=offsets,
@@ -93,11 +96,6 @@ def load_sequences(events: pa.Table, split: dict, vocab: Vocabulary | None = Non
         practice=practice_codes(offsets, skill_matrix, events["correct"].to_numpy().astype(np.int8)),
     )
     return seqs, vocab
-
-
-def _skill_matrix(skills: pa.ListArray, vocab: Vocabulary) -> np.ndarray:
-    """(n, K) vocabulary index of each response's skills, -1 padded (K = longest list, at most MAX_SKILLS)."""
-    return padded_index(skills, vocab.skill_index, MAX_SKILLS)
 
 
 def practice_codes(offsets: np.ndarray, skills: np.ndarray, correct: np.ndarray) -> np.ndarray:
