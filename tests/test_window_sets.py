@@ -13,6 +13,7 @@ from ktirt.kt.sakt_run import SaktRun, run_sakt
 from ktirt.kt.sakt_training import ModelVocab, window_tensors
 from ktirt.kt.sequences import load_sequences, query_windows
 from ktirt.kt.window_build import built_windows
+from ktirt.kt.window_sets import widened
 from ktirt.settings import ModelSettings, TrainSettings
 from ktirt.split import split_users
 from ktirt.user_batches import batches_of
@@ -39,7 +40,7 @@ def _vocab(v):
 
 def _whole(set_) -> dict:
     parts = list(set_.chunks())
-    return {k: torch.cat([p[k] for p in parts]) for k in parts[0]}
+    return widened({k: torch.cat([p[k] for p in parts]) for k in parts[0]})
 
 
 def test_batches_and_shards_give_the_windows_of_the_whole_table(tiny_tables, split, events_file):
@@ -54,7 +55,7 @@ def test_batches_and_shards_give_the_windows_of_the_whole_table(tiny_tables, spl
             got = _whole(b.sets[name])
             assert got.keys() == expected.keys()
             for k in expected:
-                assert torch.equal(got[k], expected[k]), (name, k)
+                assert got[k].dtype == expected[k].dtype and torch.equal(got[k], expected[k]), (name, k)
         test = seqs.responses_of("test")
         np.testing.assert_array_equal(b.responses["test"].index, test)
         np.testing.assert_array_equal(b.responses["val"].correct, seqs.correct[seqs.responses_of("val")])
@@ -77,7 +78,7 @@ def test_a_shard_read_back_and_an_epoch_order(tiny_tables, split):
         rows = torch.tensor([0, len(train) - 1, int(train.sizes[0]) - 1, int(train.sizes[0]), 3])  # across shards
         got = train.take(rows)
         for k in whole:
-            assert torch.equal(got[k], whole[k][rows]), k
+            assert got[k].dtype == whole[k].dtype and torch.equal(got[k], whole[k][rows]), k
         order = train.order(torch.Generator().manual_seed(0))
         assert sorted(order.tolist()) == list(range(train.n_global))
         starts = np.r_[0, np.cumsum(train.global_sizes)]

@@ -14,7 +14,7 @@ from sklearn.metrics import roc_auc_score
 from ktirt import distributed
 from ktirt.early_stopping import EpochCallback
 from ktirt.kt.sequences import Sequences, Windows
-from ktirt.kt.window_sets import WindowSet
+from ktirt.kt.window_sets import WindowSet, widened
 from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import INPUTS, SAKT, START
 from ktirt.training import History, fit_epochs
@@ -122,7 +122,7 @@ def scored(model: SAKT, windows: dict | WindowSet, batch_size: int, device) -> I
     with torch.no_grad():
         for tensors in _sets(windows).chunks():
             for lo in range(0, len(tensors["score"]), batch_size):
-                b = {k: v[lo : lo + batch_size] for k, v in tensors.items()}
+                b = widened({k: v[lo : lo + batch_size] for k, v in tensors.items()})
                 p = torch.sigmoid(_forward(model, b, device)).cpu().numpy()
                 s = b["score"].numpy()
                 yield b["index"].numpy()[s], p[s]

@@ -12,7 +12,7 @@ from __future__ import annotations
 import tempfile
 from collections import deque
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
@@ -25,7 +25,8 @@ from ktirt import distributed
 from ktirt.errors import InputError
 from ktirt.kt.sakt_training import ModelVocab, scored, window_tensors
 from ktirt.kt.sequences import MAX_SKILLS, Sequences, load_sequences, query_windows
-from ktirt.kt.window_sets import Tensors, WindowSet
+from ktirt.kt.window_sets import Tensors, WindowSet, stored
+from ktirt.runtime import freed_memory_returned
 from ktirt.split import SPLITS
 from ktirt.truth import response_hashes
 from ktirt.vocab import Vocabulary
@@ -82,15 +83,15 @@ class SplitResponses:
     def add(self, seqs: Sequences, local: np.ndarray, offset: int, table: pa.Table | None = None) -> None:
         self.index.append(local + offset)
         self.correct.append(seqs.correct[local])
-        self.item.append(seqs.item[local])
-        self.skill.append(seqs.skill[local])
+        self.item.append(seqs.item[local].astype(np.int32))
+        self.skill.append(seqs.skill[local].astype(np.int32))
         if table is not None:
             self.key_hash.append(response_hashes(table.take(pa.array(local))))
 
     def done(self) -> "SplitResponses":
         cat = lambda parts, dtype: np.concatenate(parts) if parts else np.zeros(0, dtype)  # noqa: E731
-        return SplitResponses(cat(self.index, np.int64), cat(self.correct, np.int8), cat(self.item, np.int64),
-                              cat(self.skill, np.int64), cat(self.key_hash, np.uint64) if self.key_hash else None)
+        return SplitResponses(cat(self.index, np.int64), cat(self.correct, np.int8), cat(self.item, np.int32),
+                              cat(self.skill, np.int32), cat(self.key_hash, np.uint64) if self.key_hash else None)
 
 
 @dataclass
@@ -105,7 +106,7 @@ class BuiltWindows:
     sets: dict[str, WindowSet]
     responses: dict[str, SplitResponses]
     floors: Floors
-    masking_events: pa.Table
+    masking_events: pa.Table | None
     """the first MASKING_STUDENTS test students' events, for the future-masking check"""
 
 
@@ -130,38 +131,50 @@ def built_windows(batches: Batches, split: dict, model_vocab: Callable[[Vocabula
     (shards past the first on disk in a temporary folder, removed on exit); `model_vocab` turns the vocabulary
     into the model's; `with_keys` keeps the test responses' key hashes for the oracle."""
     widest = _Widest(batches())
-    vocab = Vocabulary.from_batches(widest, split["train"])
-    mv = model_vocab(vocab)
+    with freed_memory_returned():
+        vocab = Vocabulary.from_batches(widest, split["train"])
     strides = {"train": L, "val": max(1, L // 2)} | ({"test": max(1, L // 2)} if test else {})
     with tempfile.TemporaryDirectory(prefix="ktirt-windows-") as folder:
-        writers = {s: _ShardWriter(Path(folder) / s, shard_windows) for s in strides}
-        responses = {s: SplitResponses() for s in strides if s != "train"}
-        floors, masking, offset, before, mine = Floors.empty(vocab), [], 0, dict.fromkeys(strides, 0), []
-        for table in batches():
-            seqs, _ = load_sequences(table, split, vocab, widest.width)
-            if test:
-                masking.append(_masking_rows(table, seqs, before["test"]))
-            for s, stride in strides.items():
-                w = query_windows(seqs, s, L, stride)
-                t = window_tensors(seqs, w, mv)
-                t["index"] = torch.where(t["index"] >= 0, t["index"] + offset, -1)
-                student = np.searchsorted(seqs.offsets, w.index[:, 0], side="right") - 1
-                owned = _owned(seqs, student, s, before[s])
-                writers[s].add(t, owned)
-                if s == "train" and owned is not None:
-                    mine.extend(seqs.users[np.unique(student[owned])])
-                before[s] += int((seqs.split == SPLITS.index(s)).sum())
-            tr = seqs.responses_of("train")
-            floors.add(seqs.item[tr], seqs.skill[tr], seqs.correct[tr])
-            for s, r in responses.items():
-                r.add(seqs, seqs.responses_of(s), offset, table if with_keys and s == "test" else None)
-            offset += len(seqs.item)
-        if not offset:
-            raise InputError("no events to train on", "events.parquet")
-        if distributed.world_size() > 1:
-            distributed.log_shard("training students", mine)
-        yield BuiltWindows(vocab, mv, widest.width, offset, {s: w.done() for s, w in writers.items()},
-                           {s: r.done() for s, r in responses.items()}, floors, _concat(masking, table.schema))
+        with freed_memory_returned():
+            built = _build(batches, split, BuiltWindows(vocab, model_vocab(vocab), widest.width, 0, {}, {},
+                                                        Floors.empty(vocab), None),
+                           strides, Path(folder), shard_windows, with_keys)
+        yield built
+
+
+def _build(batches: Batches, split: dict, b: BuiltWindows, strides: dict[str, int], folder: Path, shard_windows: int,
+           with_keys: bool) -> BuiltWindows:
+    """The second pass: each batch's windows into `strides`' splits' shards, what the metrics need kept."""
+    L = strides["train"]
+    writers = {s: _ShardWriter(folder / s, shard_windows) for s in strides}
+    responses = {s: SplitResponses() for s in strides if s != "train"}
+    masking, before, mine, schema = [], dict.fromkeys(strides, 0), [], None
+    for table in batches():
+        seqs, _ = load_sequences(table, split, b.vocab, b.skill_width)
+        schema = table.schema
+        if "test" in strides:
+            masking.append(_masking_rows(table, seqs, before["test"]))
+        for s, stride in strides.items():
+            w = query_windows(seqs, s, L, stride)
+            t = window_tensors(seqs, w, b.mv)
+            t["index"] = torch.where(t["index"] >= 0, t["index"] + b.n_responses, -1)
+            student = np.searchsorted(seqs.offsets, w.index[:, 0], side="right") - 1
+            owned = _owned(seqs, student, s, before[s])
+            writers[s].add(t, owned)
+            if s == "train" and owned is not None:
+                mine.extend(seqs.users[np.unique(student[owned])])
+            before[s] += int((seqs.split == SPLITS.index(s)).sum())
+        tr = seqs.responses_of("train")
+        b.floors.add(seqs.item[tr], seqs.skill[tr], seqs.correct[tr])
+        for s, r in responses.items():
+            r.add(seqs, seqs.responses_of(s), b.n_responses, table if with_keys and s == "test" else None)
+        b.n_responses += len(seqs.item)
+    if not b.n_responses:
+        raise InputError("no events to train on", "events.parquet")
+    if distributed.world_size() > 1:
+        distributed.log_shard("training students", mine)
+    return replace(b, sets={s: w.done() for s, w in writers.items()}, responses={s: r.done() for s, r in responses.items()},
+                   masking_events=_concat(masking, schema))
 
 
 def every_window(batches: Batches, split: dict, b: BuiltWindows, L: int) -> Iterator[tuple[pa.Table, Tensors]]:
@@ -235,9 +248,9 @@ def _masking_rows(table: pa.Table, seqs: Sequences, taken: int) -> pa.Table:
     return table.take(pa.array(np.concatenate(rows) if rows else np.zeros(0, np.int64), pa.int64()))
 
 
-def _concat(tables: list[pa.Table], schema: pa.Schema) -> pa.Table:
+def _concat(tables: list[pa.Table], schema: pa.Schema | None) -> pa.Table | None:
     tables = [t for t in tables if t.num_rows]
-    return pa.concat_tables(tables) if tables else schema.empty_table()
+    return pa.concat_tables(tables) if tables else schema.empty_table() if schema else None
 
 
 class _ShardWriter:
@@ -257,7 +270,7 @@ class _ShardWriter:
             self.owned.append(owned)
             t = {k: v[torch.as_tensor(owned)] for k, v in t.items()}
         if n:
-            self.parts.append(t)
+            self.parts.append(stored(t))
         self.held, self.seen = self.held + len(t["score"]), self.seen + n
         self.targets += int(t["score"].sum())
         if self.seen >= self.limit:

@@ -20,6 +20,20 @@ import numpy as np
 import torch
 
 Tensors = dict[str, torch.Tensor]
+STORED = {"k_resp": torch.int8, "target": torch.int8, "index": torch.int64, "score": torch.bool}
+"""how a shard keeps each input (every other one as int32: vocabulary indices and codes); `widened` gives the
+model's types back, the same values"""
+
+
+def stored(t: Tensors) -> Tensors:
+    """Window tensors in their compact stored types (about half the bytes)."""
+    return {k: v.to(STORED.get(k, torch.int32)) for k, v in t.items()}
+
+
+def widened(t: Tensors) -> Tensors:
+    """Window tensors as the model reads them: indices and codes int64, the target float32."""
+    return {k: v if v.dtype in (torch.bool, torch.int64) else v.to(torch.float32 if k == "target" else torch.int64)
+            for k, v in t.items()}
 
 
 @dataclass
@@ -61,9 +75,10 @@ class WindowSet:
         return torch.cat(parts)
 
     def take(self, rows: torch.Tensor) -> Tensors:
-        """The windows at this rank's `rows` (the shards they lie in are read, at most two kept)."""
+        """The windows at this rank's `rows` (the shards they lie in are read; the last one read is kept, as an
+        epoch's order runs through one shard after another)."""
         if len(self.shards) == 1:
-            return {k: v[rows] for k, v in self.shard(0).items()}
+            return widened({k: v[rows] for k, v in self._kept(0).items()})
         rows = rows.numpy() if isinstance(rows, torch.Tensor) else np.asarray(rows)
         starts = np.r_[0, np.cumsum(self.sizes)]
         which = np.searchsorted(starts, rows, side="right") - 1
@@ -71,24 +86,25 @@ class WindowSet:
         for k in np.unique(which):
             sel = which == k
             local = torch.as_tensor(rows[sel] - starts[k])
-            parts.append((np.flatnonzero(sel), {n: v[local] for n, v in self.shard(int(k)).items()}))
+            parts.append((np.flatnonzero(sel), {n: v[local] for n, v in self._kept(int(k)).items()}))
         if len(parts) == 1:
-            return parts[0][1]
+            return widened(parts[0][1])
         back = torch.as_tensor(np.argsort(np.concatenate([p[0] for p in parts]), kind="stable"))
-        return {n: torch.cat([p[1][n] for p in parts])[back] for n in parts[0][1]}
+        return widened({n: torch.cat([p[1][n] for p in parts])[back] for n in parts[0][1]})
 
     def shard(self, k: int) -> Tensors:
-        """Shard k's tensors (read from disk when saved there; the last two read are kept)."""
+        """Shard k's tensors (read from disk when saved there)."""
         held = self.shards[k]
-        if not isinstance(held, Path):
-            return held
+        return torch.load(held, weights_only=True) if isinstance(held, Path) else held
+
+    def _kept(self, k: int) -> Tensors:
         if k not in self._cache:
-            while len(self._cache) >= 2:
-                self._cache.pop(next(iter(self._cache)))
-            self._cache[k] = torch.load(held, weights_only=True)
+            self._cache.clear()  # before reading the next: one shard in memory
+            self._cache[k] = self.shard(k)
         return self._cache[k]
 
     def chunks(self) -> Iterator[Tensors]:
-        """Every shard in order (for scoring)."""
+        """Every shard in order, each read when it is reached and dropped after (for scoring; `widened` by the
+        batch)."""
         for k in range(len(self.shards)):
             yield self.shard(k)
