@@ -3,9 +3,10 @@
 Runs the real stage in its own process with `train.epochs` epochs (default 1) and reports seconds per
 epoch, training throughput and peak memory (target: under 8 GiB). Run bench/prepare_scale.py first.
 `--copies N` also runs it on N copies of those students (ids prefixed, the truth copied alike: N times the
-log, the same items), in the same run, to show how its memory grows with the log.
+log, the same items), in the same run, to show how its memory grows with the log; `--dkt` runs train_dkt too
+(the same windows, and its prediction of every response written a batch of students at a time).
 
-    python bench/sakt_scale.py [--epochs 1] [--copies 4]
+    python bench/sakt_scale.py [--epochs 1] [--copies 4] [--dkt]
 """
 
 from __future__ import annotations
@@ -47,21 +48,38 @@ def copies(n: int) -> Path:
     return folder
 
 
-def measure(events: Path, truth: Path, folder: Path, params: dict) -> str:
-    """The stage once on `events` (a split of its students written to `folder`); one line of figures."""
+def measure(events: Path, truth: Path, folder: Path, params: dict, dkt: bool) -> list[str]:
+    """The stage (and with `dkt` train_dkt) once on `events` (a split of its students written to `folder`); a
+    line of figures each."""
     s = params["split"]
     split = split_users(pq.read_table(events, columns=["user_id"])["user_id"].to_numpy(zero_copy_only=False),
                         s["train"], s["val"], s["seed"])
     (folder / "split.json").write_text(json.dumps(split))
     p = folder / "sakt_params.yaml"
     p.write_text(yaml.safe_dump(params, sort_keys=False))
+    rows = pq.ParquetFile(events).metadata.num_rows
+    lines = [sakt_line(events, truth, folder, p, split, rows)]
+    if dkt:
+        wall, peak = child([sys.executable, "stages/train_dkt.py", "--params", str(p), "--events", str(events),
+                            "--split", str(folder / "split.json"), "--model-dir", str(folder / "dkt"),
+                            "--metrics", str(folder / "dkt.json"), "--live-dir", str(folder / "dvclive_dkt"),
+                            "--timings", str(folder / "dkt_timings.json")])
+        m = json.loads((folder / "dkt.json").read_text()) | json.loads((folder / "dkt_timings.json").read_text())
+        lines.append(f"{rows / 1e6:6.1f} M events, train_dkt: {m['train_seconds'] / m['epochs']:.1f} s per epoch "
+                     f"({m['train_seqs_per_s']:.0f} sequences/s), stage wall {wall:.0f} s, peak {peak:.2f} GiB; "
+                     f"validation AUC {m['val_auc']:.4f} after {m['epochs']} epoch(s)")
+    return lines
+
+
+def sakt_line(events: Path, truth: Path, folder: Path, p: Path, split: dict, rows: int) -> str:
+    """train_sakt once; its line of figures."""
     wall, peak = child([sys.executable, "stages/train_sakt.py", "--params", str(p), "--events", str(events),
                         "--split", str(folder / "split.json"), "--truth", str(truth), "--model-dir", str(folder / "sakt"),
                         "--metrics", str(folder / "sakt.json"), "--plots-dir", str(folder / "sakt_plots"),
                         "--live-dir", str(folder / "dvclive"), "--timings", str(folder / "sakt_timings.json")])
     m = json.loads((folder / "sakt.json").read_text()) | json.loads((folder / "sakt_timings.json").read_text())
-    rows = pq.ParquetFile(events).metadata.num_rows
-    return (f"{rows / 1e6:6.1f} M events, {len(split['train']):,} training students: {m['train_seconds'] / m['epochs']:.1f} s "
+    return (f"{rows / 1e6:6.1f} M events, train_sakt, {len(split['train']):,} training students: "
+            f"{m['train_seconds'] / m['epochs']:.1f} s "
             f"per epoch ({m['train_seqs_per_s']:.0f} sequences/s), stage wall {wall:.0f} s, peak {peak:.2f} GiB; "
             f"test AUC {m['test_auc']:.4f} after {m['epochs']} epoch(s) (item-mean {m['item_mean_auc']:.4f}, "
             f"oracle {m.get('oracle_auc', float('nan')):.4f})")
@@ -70,7 +88,8 @@ def measure(events: Path, truth: Path, folder: Path, params: dict) -> str:
 @click.command()
 @click.option("--epochs", default=1, show_default=True)
 @click.option("--copies", "n_copies", default=1, show_default=True, help="also run on this many copies of the students")
-def main(epochs: int, n_copies: int) -> None:
+@click.option("--dkt", is_flag=True, help="time train_dkt too")
+def main(epochs: int, n_copies: int, dkt: bool) -> None:
     """Time the train_sakt stage at EDM-Cup scale (the events bench/prepare_scale.py leaves in bench/out/): prints
     seconds per epoch, training throughput and peak memory; with --copies N, also on N times the log."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -79,12 +98,13 @@ def main(epochs: int, n_copies: int) -> None:
         raise click.ClickException(f"{events} not found: run python bench/prepare_scale.py first")
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["train"] |= {"epochs": epochs}
+    params["dkt"] |= {"epochs": epochs}
     params["data"] = yaml.safe_load((OUT / "params.yaml").read_text())["data"]
-    lines = [measure(events, OUT / "interim" / "truth", OUT, params)]
+    lines = measure(events, OUT / "interim" / "truth", OUT, params, dkt)
     if n_copies > 1:
         folder = copies(n_copies)
-        lines.append(measure(folder / "events.parquet", folder / "truth", folder, params))
-    print(f"train_sakt, {epochs} epoch(s), one process each:")
+        lines += measure(folder / "events.parquet", folder / "truth", folder, params, dkt)
+    print(f"train_sakt{' and train_dkt' if dkt else ''}, {epochs} epoch(s), one process each:")
     for line in lines:
         print("  " + line)
 

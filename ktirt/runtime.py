@@ -1,4 +1,5 @@
-"""Where and how reproducibly torch runs: device choice and seeding shared by both engines."""
+"""Where and how reproducibly torch runs: device choice and seeding shared by both engines; and how much freed
+memory a stage streaming the log gives back."""
 
 from __future__ import annotations
 

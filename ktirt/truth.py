@@ -42,19 +42,19 @@ def copy_truth(source_folder: str | Path, out: str | Path) -> int:
         return len(list(tmp.iterdir()))  # `out` itself appears only when the stage's outputs are all written
 
 
+RESPONSE_KEYS = ["action_sequence_id", "item_id", "user_id"]
+"""what identifies a response in the truth and in events.parquet"""
+
+
 def event_probabilities(events: pa.Table, truth: Path) -> np.ndarray:
     """True P(correct) behind each row of events.parquet (NaN where the truth has no such response); only the
     truth of `events`' students is read."""
-    keys = ["action_sequence_id", "item_id", "user_id"]
+    keys = RESPONSE_KEYS
     ev = events.select(keys).to_pandas()
     users = pc.unique(events["user_id"].combine_chunks()).cast(pa.string())
     tr = pq.read_table(truth / "responses.parquet", columns=[*keys, "p_correct"],
                        filters=pc.field("user_id").isin(users)).to_pandas()
     return ev.merge(tr, on=keys, how="left", validate="many_to_one")["p_correct"].to_numpy()
-
-
-RESPONSE_KEYS = ["action_sequence_id", "item_id", "user_id"]
-"""what identifies a response in the truth and in events.parquet"""
 
 
 def response_hashes(table: pa.Table) -> np.ndarray:
@@ -80,7 +80,8 @@ class TruthLookup:
             t = t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=wanted))
             hashes.append(response_hashes(t))
             p.append(t["p_correct"].to_numpy(zero_copy_only=False))
-        hashes, p = np.concatenate(hashes), np.concatenate(p)
+        hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
+        p = np.concatenate(p) if p else np.zeros(0)
         order = np.argsort(hashes, kind="stable")
         hashes, p = hashes[order], p[order]
         if (hashes[1:] == hashes[:-1]).any():
