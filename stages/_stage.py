@@ -4,9 +4,12 @@ or model logic; that lives in `ktirt`."""
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
+import signal
 import sys
+import threading
 from pathlib import Path
 
 import click
@@ -85,6 +88,25 @@ def load_params(path: str | Path, section: str | None) -> dict:
     return checked if section is None else checked[section]
 
 
+@contextlib.contextmanager
+def _unwinding_on_sigterm():
+    """SIGTERM (a queue or torchrun stopping a stage) as an exit that unwinds: the stage's temporaries, unfinished
+    outputs and training shards are removed as on any error. The previous handler is put back after (tests run
+    stages inside pytest); only the main thread may set one."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _terminated(signum, frame):
+    raise SystemExit(128 + signum)
+
+
 def stage(func):
     """Run a stage body with INFO logging and its outputs all or none (ktirt.io.outputs: each written to a
     temporary, all renamed into place once every one is written). InputError becomes `Error: <file>: <column>:
@@ -94,7 +116,7 @@ def stage(func):
     def wrapper(*args, **kwargs):
         logging.basicConfig(level=logging.INFO, format=LOG_FORMAT)
         try:
-            with outputs():
+            with _unwinding_on_sigterm(), outputs():
                 return func(*args, **kwargs)
         except InputError as exc:
             if isinstance(exc, SettingsError) and exc.path is None:
