@@ -138,13 +138,14 @@ def predict(model: SAKT, windows: dict | WindowSet, n_responses: int, batch_size
 
 def predict_at(model: SAKT, windows: dict | WindowSet, idx: np.ndarray, batch_size: int = 256, device=None) -> np.ndarray:
     """`predict` at the responses `idx` (global indices) only: memory grows with them, not the log."""
-    order = np.argsort(idx, kind="stable")
-    ordered = idx[order]
+    ascending = bool((idx[1:] >= idx[:-1]).all())
+    order = None if ascending else np.argsort(idx, kind="stable")  # the splits' indices come in order
+    ordered = idx if ascending else idx[order]
     out = np.full(len(idx), np.nan)
     for index, p in scored(model, windows, batch_size, device or next(model.parameters()).device):
         pos = np.minimum(np.searchsorted(ordered, index), max(len(idx) - 1, 0))
         hit = ordered[pos] == index if len(idx) else np.zeros(len(index), bool)
-        out[order[pos[hit]]] = p[hit]
+        out[pos[hit] if ascending else order[pos[hit]]] = p[hit]
     return out
 
 

@@ -71,8 +71,8 @@ class Floors:
 
 @dataclass
 class SplitResponses:
-    """One split's responses: global index, outcome, item and primary skill (vocabulary indices) and, for the
-    oracle, the hash of their keys (ktirt.truth.response_hashes)."""
+    """One split's responses: global index, outcome and, for the test split, item and primary skill (vocabulary
+    indices) and, for the oracle, the hash of their keys (ktirt.truth.response_hashes)."""
 
     index: list = field(default_factory=list)
     correct: list = field(default_factory=list)
@@ -80,11 +80,14 @@ class SplitResponses:
     skill: list = field(default_factory=list)
     key_hash: list = field(default_factory=list)
 
-    def add(self, seqs: Sequences, local: np.ndarray, offset: int, table: pa.Table | None = None) -> None:
+    def add(self, seqs: Sequences, local: np.ndarray, offset: int, details: bool, table: pa.Table | None = None) -> None:
+        """The responses at `local` of `seqs` (`offset`: responses in earlier batches); with `details` their item
+        and skill, with `table` their keys' hashes."""
         self.index.append(local + offset)
         self.correct.append(seqs.correct[local])
-        self.item.append(seqs.item[local].astype(np.int32))
-        self.skill.append(seqs.skill[local].astype(np.int32))
+        if details:
+            self.item.append(seqs.item[local].astype(np.int32))
+            self.skill.append(seqs.skill[local].astype(np.int32))
         if table is not None:
             self.key_hash.append(response_hashes(table.take(pa.array(local))))
 
@@ -167,7 +170,7 @@ def _build(batches: Batches, split: dict, b: BuiltWindows, strides: dict[str, in
         tr = seqs.responses_of("train")
         b.floors.add(seqs.item[tr], seqs.skill[tr], seqs.correct[tr])
         for s, r in responses.items():
-            r.add(seqs, seqs.responses_of(s), b.n_responses, table if with_keys and s == "test" else None)
+            r.add(seqs, seqs.responses_of(s), b.n_responses, s == "test", table if with_keys and s == "test" else None)
         b.n_responses += len(seqs.item)
     if not b.n_responses:
         raise InputError("no events to train on", "events.parquet")
