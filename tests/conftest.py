@@ -11,6 +11,7 @@ import pytest
 
 from ktirt.simulate import SimulationConfig, simulate
 from ktirt.sources import load_source
+from ktirt.split import split_users
 
 ROOT = Path(__file__).resolve().parents[1]
 TINY = dict(seed=11, n_students=80, n_skills=4, class_size=20, units_per_class=2, assignments_per_unit=2,
@@ -33,6 +34,12 @@ A09_HEADER = ("order_id,assignment_id,user_id,assistment_id,problem_id,original,
               "tutor_mode,answer_type,sequence_id,student_class_id,position,type,base_sequence_id,skill_id,skill_name,"
               "teacher_id,school_id,hint_count,hint_total,overlap_time,template_id,answer_id,answer_text,first_action,"
               "bottom_hint,opportunity,opportunity_original")
+
+
+@pytest.fixture(scope="session")
+def split(tiny_tables):
+    """The tiny simulation's students split 60 / 20 / 20 (seed 3): the split the engines' tests share."""
+    return split_users(tiny_tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
 
 
 def events_as_assistments_2009(events, folder: Path) -> Path:
@@ -221,8 +228,6 @@ def tricky_tables(tiny_tables):
 # a small simulated world run through both engines and the export, for the end-to-end tests
 def simulated_tables(folder: Path, **overrides):
     """TINY with `overrides`, simulated into `folder`: (raw folder, canonical tables, the tests' usual split)."""
-    from ktirt.split import split_users
-
     simulate(SimulationConfig.from_dict({**TINY, **overrides}), folder)
     tables = load_source("synthetic", folder)
     return folder, tables, split_users(tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)

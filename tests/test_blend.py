@@ -27,11 +27,6 @@ from ktirt.split import SPLITS, split_users
 from ktirt.truth import event_probabilities, truth_dir
 
 
-@pytest.fixture(scope="module")
-def split(tiny_tables):
-    return split_users(tiny_tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
-
-
 def _members(events, z: np.ndarray, noise=(0.8, 1.2, 1.6), seed=0) -> dict[str, np.ndarray]:
     """Three models that each see the true logit `z` through noise of their own (so each adds something)."""
     rng = np.random.default_rng(seed)

@@ -21,13 +21,7 @@ from ktirt.catalog import skill_descriptions
 from ktirt.exports.build import run_export
 from ktirt.irt.wdirt_run import WDIRTSettings
 from ktirt.kt.sakt_run import SaktRun
-from ktirt.split import split_users
 from test_exports import SAKT_MODEL, SAKT_TRAIN, SETTINGS, WDIRT
-
-
-@pytest.fixture(scope="module")
-def split(tiny_tables):
-    return split_users(tiny_tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
 
 
 def _pipeline(tables, split, root):

@@ -8,15 +8,9 @@ import pytest
 from ktirt.kt.sakt_run import SaktRun, predict_events, run_sakt
 from ktirt.leakage import future_masking, rewrite_later_responses, shuffle_outcomes, shuffled_control
 from ktirt.settings import ModelSettings, TrainSettings
-from ktirt.split import split_users
 
 MODEL = ModelSettings(emb_size=16, num_heads=2, num_blocks=1, dropout=0.1, seq_len=12, min_item_count=3)
 TRAIN = TrainSettings(batch_size=16, lr=0.01, epochs=2, patience=1, seed=5, device="cpu", threads=1)
-
-
-@pytest.fixture(scope="module")
-def split(tiny_tables):
-    return split_users(tiny_tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
 
 
 def _by_student(events: pa.Table, f) -> np.ndarray:

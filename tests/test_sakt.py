@@ -12,16 +12,10 @@ from ktirt.kt.sakt_training import predict, window_tensors
 from ktirt.kt.sequences import N_PRACTICE_CODES, PRACTICE_BANDS, practice_codes, query_windows
 from ktirt.models.sakt import SAKT, START, SAKTConfig
 from ktirt.settings import ModelSettings, TrainSettings
-from ktirt.split import split_users
 from ktirt.truth import truth_dir
 
 MODEL = ModelSettings(emb_size=16, num_heads=2, num_blocks=1, dropout=0.1, seq_len=12, min_item_count=3)
 TRAIN = TrainSettings(batch_size=16, lr=0.01, epochs=4, patience=2, seed=5, device="cpu", threads=1)
-
-
-@pytest.fixture(scope="module")
-def split(tiny_tables):
-    return split_users(tiny_tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
 
 
 @pytest.fixture(scope="module")

@@ -15,15 +15,9 @@ from ktirt.irt.catalog import Catalog
 from ktirt.irt.targets import build_targets
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.models.wdirt import WDIRTConfig, WideDeepIRT
-from ktirt.split import split_users
 
 FAST = dict(history_len=8, hidden=16, epochs=3, patience=2, batch_size=256, lr=0.02, seed=3, threads=1, drift_min_responses=5,
             prior_strength=1.0)  # the tiny data's prior: the standard errors below were measured with it (params.yaml: 3.0)
-
-
-@pytest.fixture(scope="module")
-def split(tiny_tables):
-    return split_users(tiny_tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
 
 
 @pytest.fixture(scope="module")

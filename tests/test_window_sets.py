@@ -15,16 +15,10 @@ from ktirt.kt.sequences import load_sequences, query_windows
 from ktirt.kt.window_build import built_windows
 from ktirt.kt.window_sets import widened
 from ktirt.settings import ModelSettings, TrainSettings
-from ktirt.split import split_users
 from ktirt.user_batches import batches_of
 
 MODEL = ModelSettings(emb_size=16, num_heads=2, num_blocks=1, dropout=0.0, seq_len=12, min_item_count=3)
 TRAIN = TrainSettings(batch_size=16, lr=0.01, epochs=2, patience=2, seed=5, device="cpu", threads=1)
-
-
-@pytest.fixture(scope="module")
-def split(tiny_tables):
-    return split_users(tiny_tables.events["user_id"].to_numpy(zero_copy_only=False), 0.6, 0.2, seed=3)
 
 
 @pytest.fixture(scope="module")
