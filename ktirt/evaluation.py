@@ -47,6 +47,30 @@ def mean_floors(item_train: np.ndarray, skill_train: np.ndarray, y_train: np.nda
     return skill_p, mean_baseline(item_train, y_train, item_eval, skill_p)
 
 
+class MeanFloors:
+    """`mean_floors` from training responses seen a batch at a time (a stage that never holds the log): their
+    correct sums and counts per item, per skill and in all, kept as running totals by key (any id: a vocabulary
+    index or the id itself; a null key is left out, as pandas' groupby leaves it)."""
+
+    def __init__(self):
+        self.totals: dict[str, pd.DataFrame] = {}
+
+    def add(self, item_train: np.ndarray, skill_train: np.ndarray, y_train: np.ndarray) -> None:
+        for name, keys in (("item", item_train), ("skill", skill_train), ("all", np.zeros(len(y_train), np.int8))):
+            part = pd.Series(y_train, dtype=float).groupby(keys).agg(["sum", "count"])
+            held = self.totals.get(name)
+            self.totals[name] = part if held is None else pd.concat([held, part]).groupby(level=0).sum()
+
+    def predict(self, item_eval: np.ndarray, skill_eval: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """(skill-mean, item-mean) of the evaluated responses, as mean_floors gives them."""
+        rate = {k: t["sum"] / t["count"] for k, t in self.totals.items()}
+        overall = float(rate["all"].iloc[0]) if len(rate.get("all", ())) else float("nan")
+        skill_p = pd.Series(skill_eval).map(rate["skill"]).to_numpy(dtype=float)
+        skill_p = np.where(np.isnan(skill_p), overall, skill_p)
+        item_p = pd.Series(item_eval).map(rate["item"]).to_numpy(dtype=float)
+        return skill_p, np.where(np.isnan(item_p), skill_p, item_p)
+
+
 def item_mean_floor(item_train: np.ndarray, skill_train: np.ndarray, y_train: np.ndarray, item_eval: np.ndarray,
                     skill_eval: np.ndarray) -> np.ndarray:
     """The floor every engine's metrics show: the item-mean baseline of `mean_floors`."""

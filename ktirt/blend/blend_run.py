@@ -14,7 +14,7 @@ import pandas as pd
 import pyarrow as pa
 
 from ktirt.blend.stacker import Stacker, logit
-from ktirt.evaluation import binary_metrics, require_both_outcomes
+from ktirt.evaluation import MeanFloors, binary_metrics, require_both_outcomes
 from ktirt.exports.tables import typed_table
 from ktirt.settings import BlendSettings
 from ktirt.split import SPLITS, split_labels
@@ -91,19 +91,16 @@ def blend_batches(batches: Callable[[], Iterable[Batch]], split: dict, s: BlendS
     return BlendRun(lambda: _blended(batches, stacker, counts), metrics, stacker)
 
 
-def _train_counts(batches: Callable[[], Iterable[Batch]], split: dict) -> tuple[pd.Series, dict]:
-    """The training responses' count per item and their correct sums and counts per item, per first skill and in
-    all (`total`)."""
-    counts, floors = pd.Series(dtype=np.int64), {"item": [], "skill": [], "total": []}
+def _train_counts(batches: Callable[[], Iterable[Batch]], split: dict) -> tuple[pd.Series, MeanFloors]:
+    """The training responses' count per item, and their floors (item-mean, by first skill, overall)."""
+    counts, floors = pd.Series(dtype=np.int64), MeanFloors()
     for events, _ in batches():
         train = response_splits(events, split) == SPLITS.index("train")
-        y = events["correct"].to_numpy().astype(np.int8)[train]
         items = events["item_id"].to_numpy(zero_copy_only=False)[train]
-        skills = first_skill(events["skill_ids"]).to_numpy(zero_copy_only=False)[train]
         counts = counts.add(pd.Series(items).value_counts(), fill_value=0)
-        for name, keys in (("item", items), ("skill", skills), ("total", np.zeros(len(y), np.int8))):
-            floors[name].append(pd.Series(y, dtype=float).groupby(keys).agg(["sum", "count"]))
-    return counts, {k: pd.concat(v).groupby(level=0).sum() for k, v in floors.items()}
+        floors.add(items, first_skill(events["skill_ids"]).to_numpy(zero_copy_only=False)[train],
+                   events["correct"].to_numpy().astype(np.int8)[train])
+    return counts, floors
 
 
 @dataclass
@@ -152,7 +149,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 
 
-def _figures(val: _Responses, test: _Responses, stacker: Stacker, members: tuple[str, ...], floors: dict, split: dict,
+def _figures(val: _Responses, test: _Responses, stacker: Stacker, members: tuple[str, ...], floors: MeanFloors, split: dict,
              truth: Path | None) -> dict:
     """AUCs on the same validation and test responses: the blend, every model (member or not), the members'
     equal-weight average of logits; on test, the item-mean floor and the oracle too."""
@@ -161,21 +158,10 @@ def _figures(val: _Responses, test: _Responses, stacker: Stacker, members: tuple
         average = _sigmoid(np.mean([logit(r.predicted[m]) for m in members], axis=0))
         scored = {"blend": _sigmoid(stacker.decision(r.logits, r.count)), **r.predicted, "average": average}
         out[name] = {k: round(binary_metrics(r.y, v)["auc"], 6) for k, v in scored.items() if np.isfinite(v).all()}
-    out["test_auc"]["item_mean"] = round(binary_metrics(test.y, _item_mean(floors, test.item, test.skill))["auc"], 6)
+    out["test_auc"]["item_mean"] = round(binary_metrics(test.y, floors.predict(test.item, test.skill)[1])["auc"], 6)
     if truth is not None:
         oracle = matched(TruthLookup.of_users(truth, split["test"]).probabilities(test.hashes), truth, "test responses")
         out["test_auc"]["oracle"] = round(binary_metrics(test.y, oracle)["auc"], 6)
     best = max(out["test_auc"][m] for m in members)
     out["gain_over_best_member"] = round(out["test_auc"]["blend"] - best, 6)
     return out
-
-
-def _item_mean(floors: dict, items: np.ndarray, skills: np.ndarray) -> np.ndarray:
-    """ktirt.evaluation.item_mean_floor from the training responses' sums and counts: each item's correct rate, else
-    its first skill's, else the overall rate."""
-    rate = {k: f["sum"] / f["count"] for k, f in floors.items()}
-    overall = float(rate["total"].iloc[0]) if len(rate["total"]) else float("nan")
-    skill_p = pd.Series(skills).map(rate["skill"]).to_numpy(dtype=float)
-    skill_p = np.where(np.isnan(skill_p), overall, skill_p)
-    item_p = pd.Series(items).map(rate["item"]).to_numpy(dtype=float)
-    return np.where(np.isnan(item_p), skill_p, item_p)

@@ -163,7 +163,7 @@ def _test_metrics(b: BuiltWindows, hist, truth: Path | None, pt: np.ndarray, tes
         "test_acc": round(m["acc"], 6),
         "test_logloss": round(m["logloss"], 6),
     }
-    skill_p, item_p = b.floors.predict(test.item, test.skill)
+    skill_p, item_p = b.floors.predict(test.item.astype(np.int64), test.skill.astype(np.int64))
     metrics |= {"item_mean_auc": round(binary_metrics(y, item_p)["auc"], 6),
                 "skill_mean_auc": round(binary_metrics(y, skill_p)["auc"], 6)}
     if truth is not None:

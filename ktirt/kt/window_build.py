@@ -23,6 +23,7 @@ import torch
 
 from ktirt import distributed
 from ktirt.errors import InputError
+from ktirt.evaluation import MeanFloors
 from ktirt.kt.sakt_training import ModelVocab, scored, window_tensors
 from ktirt.kt.sequences import MAX_SKILLS, Sequences, load_sequences, query_windows
 from ktirt.kt.window_sets import Tensors, WindowSet, stored
@@ -35,38 +36,6 @@ MASKING_STUDENTS = 1000
 """test students whose events the future-masking check rewrites (the first ones in user order)"""
 Batches = Callable[[], Iterable[pa.Table]]
 """a fresh pass over the events, tables of whole students in user order"""
-
-
-@dataclass
-class Floors:
-    """Training responses' correct counts per item and per primary skill: the item-mean and skill-mean floors
-    (ktirt.evaluation.mean_floors) without keeping the responses."""
-
-    item_right: np.ndarray
-    item_seen: np.ndarray
-    skill_right: np.ndarray  # index skill + 1 (0: no skill)
-    skill_seen: np.ndarray
-
-    @classmethod
-    def empty(cls, vocab: Vocabulary) -> "Floors":
-        n_items, n_skills = len(vocab.items), len(vocab.skills) + 1
-        return cls(np.zeros(n_items), np.zeros(n_items, np.int64), np.zeros(n_skills), np.zeros(n_skills, np.int64))
-
-    def add(self, item: np.ndarray, skill: np.ndarray, y: np.ndarray) -> None:
-        np.add.at(self.item_right, item, y)
-        np.add.at(self.item_seen, item, 1)
-        np.add.at(self.skill_right, skill + 1, y)
-        np.add.at(self.skill_seen, skill + 1, 1)
-
-    def predict(self, item: np.ndarray, skill: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(skill-mean, item-mean) of responses to `item` (-1: unknown) with primary `skill`, as mean_floors."""
-        overall = self.skill_right.sum() / max(self.skill_seen.sum(), 1)
-        seen = self.skill_seen[skill + 1]
-        skill_p = np.where(seen > 0, self.skill_right[skill + 1] / np.maximum(seen, 1), overall)
-        known = item >= 0
-        n = np.where(known, self.item_seen[np.maximum(item, 0)], 0)
-        item_p = np.where(n > 0, self.item_right[np.maximum(item, 0)] / np.maximum(n, 1), skill_p)
-        return skill_p, item_p
 
 
 @dataclass
@@ -108,7 +77,8 @@ class BuiltWindows:
     n_responses: int
     sets: dict[str, WindowSet]
     responses: dict[str, SplitResponses]
-    floors: Floors
+    floors: MeanFloors
+    """the training responses' floors (item-mean, skill-mean)"""
     masking_events: pa.Table | None
     """the first MASKING_STUDENTS test students' events, for the future-masking check"""
 
@@ -140,7 +110,7 @@ def built_windows(batches: Batches, split: dict, model_vocab: Callable[[Vocabula
     with tempfile.TemporaryDirectory(prefix="ktirt-windows-") as folder:
         with freed_memory_returned():
             built = _build(batches, split, BuiltWindows(vocab, model_vocab(vocab), widest.width, 0, {}, {},
-                                                        Floors.empty(vocab), None),
+                                                        MeanFloors(), None),
                            strides, Path(folder), shard_windows, with_keys)
         yield built
 
