@@ -49,12 +49,8 @@ RESPONSE_KEYS = ["action_sequence_id", "item_id", "user_id"]
 def event_probabilities(events: pa.Table, truth: Path) -> np.ndarray:
     """True P(correct) behind each row of events.parquet (NaN where the truth has no such response); only the
     truth of `events`' students is read."""
-    keys = RESPONSE_KEYS
-    ev = events.select(keys).to_pandas()
-    users = pc.unique(events["user_id"].combine_chunks()).cast(pa.string())
-    tr = pq.read_table(truth / "responses.parquet", columns=[*keys, "p_correct"],
-                       filters=pc.field("user_id").isin(users)).to_pandas()
-    return ev.merge(tr, on=keys, how="left", validate="many_to_one")["p_correct"].to_numpy()
+    users = pc.unique(events["user_id"].combine_chunks()).to_pylist()
+    return TruthLookup.of_users(truth, users).probabilities(response_hashes(events))
 
 
 def response_hashes(table: pa.Table) -> np.ndarray:
