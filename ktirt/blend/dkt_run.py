@@ -9,7 +9,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
-import numpy as np
 import pyarrow as pa
 import torch
 
@@ -87,6 +86,4 @@ def run_dkt(events: pa.Table | str | Path, split: dict, s: DKTSettings, on_epoch
 def _prediction_parts(model: DKT, batches, split: dict, b, L: int) -> Iterator[pa.Table]:
     """Each batch's rows with DKT's prediction of every response."""
     for table, predicted in every_prediction(model, batches, split, b, L):
-        if np.isnan(predicted).any():
-            raise RuntimeError("a response was not scored exactly once")  # guards the windowing invariant
         yield table.select(["user_id", "item_id", "timestamp"]).append_column("predicted", pa.array(predicted, pa.float32()))

@@ -129,8 +129,7 @@ def _build(batches: Batches, split: dict, b: BuiltWindows, strides: dict[str, in
             masking.append(_masking_rows(table, seqs, before["test"]))
         for s, stride in strides.items():
             w = query_windows(seqs, s, L, stride)
-            t = window_tensors(seqs, w, b.mv)
-            t["index"] = torch.where(t["index"] >= 0, t["index"] + b.n_responses, -1)
+            t = _shifted(window_tensors(seqs, w, b.mv), b.n_responses)
             student = np.searchsorted(seqs.offsets, w.index[:, 0], side="right") - 1
             owned = _owned(seqs, student, s, before[s])
             writers[s].add(t, owned)
@@ -150,16 +149,20 @@ def _build(batches: Batches, split: dict, b: BuiltWindows, strides: dict[str, in
                    masking_events=_concat(masking, schema))
 
 
+def _shifted(t: Tensors, offset: int) -> Tensors:
+    """A batch's window tensors with their response indices made global (`offset` responses came before)."""
+    t["index"] = torch.where(t["index"] >= 0, t["index"] + offset, -1)
+    return t
+
+
 def every_window(batches: Batches, split: dict, b: BuiltWindows, L: int) -> Iterator[tuple[pa.Table, Tensors]]:
     """Each batch of students with the windows that score every one of its responses (stride L // 2, global
     indices): how a model is asked about every response without holding the log."""
     offset = 0
     for table in batches():
         seqs, _ = load_sequences(table, split, b.vocab, b.skill_width)
-        t = window_tensors(seqs, query_windows(seqs, None, L, max(1, L // 2)), b.mv)
-        t["index"] = torch.where(t["index"] >= 0, t["index"] + offset, -1)
+        yield table, _shifted(window_tensors(seqs, query_windows(seqs, None, L, max(1, L // 2)), b.mv), offset)
         offset += table.num_rows
-        yield table, t
 
 
 def every_prediction(model: torch.nn.Module, batches: Batches, split: dict, b: BuiltWindows, L: int,
@@ -185,6 +188,8 @@ def every_prediction(model: torch.nn.Module, batches: Batches, split: dict, b: B
                 waiting[k][3] -= len(rows)
         while waiting and waiting[0][3] == 0:
             table, _, predicted, _ = waiting.popleft()
+            if np.isnan(predicted).any():  # as many scores as rows, yet one row unscored: another scored twice
+                raise RuntimeError("a response was not scored exactly once")  # guards the windowing invariant
             yield table, predicted
     if waiting:
         raise RuntimeError("a response was not scored exactly once")  # guards the windowing invariant
