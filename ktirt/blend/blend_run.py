@@ -69,20 +69,20 @@ def blend_batches(batches: Callable[[], Iterable[Batch]], split: dict, s: BlendS
     blended table is a third pass, made as it is written."""
     members = tuple(s.members)
     counts, floors = _train_counts(batches, split)
-    val, test = _Responses(), _Responses()
+    val, test, not_blended = _Responses(), _Responses(), 0
     for events, predicted in batches():
         where = response_splits(events, split)
         blended = np.isfinite(np.column_stack([predicted[m] for m in members])).all(1)
         count = _log_count(events["item_id"].to_numpy(zero_copy_only=False), counts)
         val.add(events, predicted, count, blended & (where == SPLITS.index("val")))
-        test.add(events, predicted, count, blended & (where == SPLITS.index("test")), hashes=truth is not None)
-        test.not_blended += int((~blended).sum())
+        test.add(events, predicted, count, blended & (where == SPLITS.index("test")), floor=True, hashes=truth is not None)
+        not_blended += int((~blended).sum())
     val, test = val.done(), test.done()
     require_both_outcomes(val.y, "validation")
     require_both_outcomes(test.y, "test")
     stacker = Stacker.fit(val.logits, val.count, val.y, np.arange(len(val.y)), members, s.item_count, s.l2)
     figures = _figures(val, test, stacker, members, floors, split, truth)
-    metrics = {"responses": {"val": len(val.y), "test": len(test.y), "not_blended": test.not_blended}} | figures
+    metrics = {"responses": {"val": len(val.y), "test": len(test.y), "not_blended": not_blended}} | figures
     metrics["weights"] = stacker.weights()
     t = metrics["test_auc"]
     log.info("blend of %s, fitted on %d validation responses: test AUC %.4f on %d responses (%s; item-mean %.4f%s)",
@@ -106,7 +106,7 @@ def _train_counts(batches: Callable[[], Iterable[Batch]], split: dict) -> tuple[
 @dataclass
 class _Responses:
     """One split's blended responses, kept for the stacker and the AUCs: outcome, every model's P(correct), the
-    log item count, the item and first skill (the floor) and, for the oracle, the keys' hashes."""
+    log item count; for the test split the item and first skill (the floor) and, for the oracle, the keys' hashes."""
 
     y: list = field(default_factory=list)
     predicted: dict = field(default_factory=dict)
@@ -114,22 +114,23 @@ class _Responses:
     item: list = field(default_factory=list)
     skill: list = field(default_factory=list)
     hashes: list = field(default_factory=list)
-    not_blended: int = 0
 
-    def add(self, events: pa.Table, predicted: dict, count: np.ndarray, rows: np.ndarray, hashes: bool = False) -> None:
+    def add(self, events: pa.Table, predicted: dict, count: np.ndarray, rows: np.ndarray, floor: bool = False,
+            hashes: bool = False) -> None:
         self.y.append(events["correct"].to_numpy().astype(np.int8)[rows])
         for m, p in predicted.items():
             self.predicted.setdefault(m, []).append(p[rows])
         self.count.append(count[rows])
-        self.item.append(events["item_id"].to_numpy(zero_copy_only=False)[rows])
-        self.skill.append(first_skill(events["skill_ids"]).to_numpy(zero_copy_only=False)[rows])
+        if floor:
+            self.item.append(events["item_id"].to_numpy(zero_copy_only=False)[rows])
+            self.skill.append(first_skill(events["skill_ids"]).to_numpy(zero_copy_only=False)[rows])
         if hashes:
             self.hashes.append(response_hashes(events.filter(pa.array(rows))))
 
     def done(self) -> "_Responses":
         cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
         return _Responses(cat(self.y), {m: cat(v) for m, v in self.predicted.items()}, cat(self.count), cat(self.item),
-                          cat(self.skill), cat(self.hashes) if self.hashes else None, self.not_blended)
+                          cat(self.skill), cat(self.hashes) if self.hashes else None)
 
     @property
     def logits(self) -> dict[str, np.ndarray]:
