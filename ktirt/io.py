@@ -16,7 +16,7 @@ import tempfile
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -223,18 +223,31 @@ def write_parquet_parts(parts: Iterable[pa.Table], path: str | Path, row_group_s
     """`write_parquet` of the tables' concatenation (as one chunk per row group: how a column is cut into pages
     depends on its chunks), written a row group (`row_group_size`, else ROW_GROUP_ROWS rows) at a time: the same
     bytes, from a writer that never holds more than a row group and a part."""
+    with parquet_parts(path, row_group_size) as add:
+        for part in parts:
+            add(part)
+
+
+@contextmanager
+def parquet_parts(path: str | Path, row_group_size: int | None = None) -> Iterator[Callable[[pa.Table], None]]:
+    """`write_parquet_parts` as a writer the caller feeds, part after part (a stage writing two tables in one
+    pass): yields the function that takes the next part; the file is complete when the block ends."""
     group = row_group_size or ROW_GROUP_ROWS
     with atomic_path(path) as tmp:
         writer, held, written = None, [], 0
+
+        def add(part: pa.Table) -> None:
+            nonlocal writer, held, written
+            writer = writer or pq.ParquetWriter(tmp, part.schema, compression="zstd")
+            held.append(part)
+            if sum(t.num_rows for t in held) >= group:
+                table = pa.concat_tables(held)
+                full = table.num_rows - table.num_rows % group
+                writer.write_table(table.slice(0, full).combine_chunks(), group)
+                held, written = [table.slice(full)], written + full
+
         try:
-            for part in parts:
-                writer = writer or pq.ParquetWriter(tmp, part.schema, compression="zstd")
-                held.append(part)
-                if sum(t.num_rows for t in held) >= group:
-                    table = pa.concat_tables(held)
-                    full = table.num_rows - table.num_rows % group
-                    writer.write_table(table.slice(0, full).combine_chunks(), group)
-                    held, written = [table.slice(full)], written + full
+            yield add
             if writer is None:
                 raise ValueError(f"{path}: no table to write")
             tail = pa.concat_tables(held).combine_chunks()

@@ -44,9 +44,11 @@ def user_batches(path: str | Path, columns: list[str] | None = None, rows: int |
         yield carry
 
 
-def batches_of(events: pa.Table | str | Path, rows: int | None = None) -> Callable[[], Iterable[pa.Table]]:
-    """A fresh pass over `events` as tables of whole students, each time it is called: a table in memory is one
-    batch; events.parquet's path is read `rows` at a time (`user_batches`), so its reader holds one batch."""
+def batches_of(events: pa.Table | str | Path, rows: int | None = None,
+               columns: list[str] | None = None) -> Callable[[], Iterable[pa.Table]]:
+    """A fresh pass over `events` (its `columns`, default all) as tables of whole students, each time it is called:
+    a table in memory is one batch; events.parquet's path is read `rows` at a time (`user_batches`), so its reader
+    holds one batch."""
     if isinstance(events, pa.Table):
-        return lambda: [events]
-    return lambda: user_batches(events, rows=rows)
+        return lambda: [events.select(columns) if columns else events]
+    return lambda: user_batches(events, columns, rows=rows)

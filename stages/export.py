@@ -6,7 +6,7 @@ import click
 from _stage import OutputPath, events_option, load_params, params_option, split_option, stage
 
 from ktirt.exports.build import ExportSettings, run_export
-from ktirt.io import check_finite, read_events, read_skills, read_split, write_json
+from ktirt.io import check_finite, read_skills, read_split, write_json
 from ktirt.catalog import skill_descriptions
 from ktirt.timings import timings_path, write_timings
 
@@ -30,10 +30,9 @@ def main(params_path, events, split_path, skills_path, sakt_checkpoint, wdirt_di
     data/interim/skills.parquet, data/splits/split.json, models/sakt/ and models/wdirt/, writes data/exports/ and
     metrics/export.json."""
     settings = ExportSettings.from_dict(load_params(params_path, "export"))
-    run = run_export(read_events(events), read_split(split_path), sakt_checkpoint, wdirt_dir,
-                     skill_descriptions(read_skills(skills_path)), settings)
-    check_finite(run.metrics, metrics_path)  # before anything is written: no exports without their metrics
-    run.write(out_dir)
+    run = run_export(events, read_split(split_path), sakt_checkpoint, wdirt_dir,
+                     skill_descriptions(read_skills(skills_path)), settings, out_dir)
+    check_finite(run.metrics, metrics_path)  # a failure here takes the exports with it: none without their metrics
     write_json(run.metrics, metrics_path)
     write_timings(run.timings, timings_file)
 

@@ -251,8 +251,7 @@ def run_pipeline(tables, split, root: Path, sakt_run, wdirt_settings, export_set
     wdirt.save(root / "models" / "wdirt", root / "plots" / "wdirt")
     pq.write_table(tables.events, root / "events.parquet")
     export = run_export(tables.events, split, root / "models" / "sakt" / "model.pt", root / "models" / "wdirt",
-                        skill_descriptions(tables.skills), export_settings)
-    export.write(root / "exports")
+                        skill_descriptions(tables.skills), export_settings, root / "exports")
     return {"root": root, "exports": root / "exports", "tables": tables, "events": tables.events, "split": split, "sakt": sakt,
             "wdirt": wdirt, "export": export}
 

@@ -74,20 +74,44 @@ def test_prepare_failing_on_its_second_output_leaves_none(tmp_path, tiny_raw, mo
     assert not (tmp_path / "out").exists() and _no_temps(tmp_path)
 
 
-def test_export_on_a_full_disk_leaves_none_of_its_tables(world, tiny_tables, tmp_path, monkeypatch):
-    """The issue's case: sakt_predictions.parquet written, the next table finds the disk full."""
+@pytest.mark.parametrize("full_at", ["sakt_student_state.parquet", "item_drift.parquet"])
+def test_export_on_a_full_disk_leaves_none_of_its_tables(world, tiny_tables, tmp_path, monkeypatch, full_at):
+    """The issue's case: sakt_predictions.parquet written, a later table finds the disk full: one streamed as it
+    is scored (written part by part beside sakt_predictions), or one written whole after them."""
     work = tmp_path / "w"
     shutil.copytree(world, work)
     write_parquet(tiny_tables.skills, work / "data" / "interim" / "skills.parquet")
     (work / "data" / "new_exports").mkdir()  # an existing folder: kept, and left empty
-    calls = _failing_writer(monkeypatch, 2, errno.ENOSPC, False)
+    if full_at == "item_drift.parquet":
+        calls = _failing_writer(monkeypatch, 2, errno.ENOSPC, False)
+    else:
+        calls = _failing_part_writer(monkeypatch, full_at)
     monkeypatch.chdir(work)
     line = _invoke("export", "--params", "params.yaml", "--skills", "data/interim/skills.parquet", "--out", "data/new_exports",
                    "--metrics", "metrics/new_export.json", "--timings", "logs/new_export.json")
-    assert line == f"Error: data/new_exports/{calls[1].name}: cannot write: no space left on device"
-    assert calls[0].name == "sakt_predictions.parquet"
+    assert line == f"Error: data/new_exports/{full_at}: cannot write: no space left on device"
+    assert calls[0].name == ("sakt_predictions.parquet" if full_at != "item_drift.parquet" else "item_params.parquet")
     assert not list((work / "data" / "new_exports").iterdir())
     assert not (work / "metrics" / "new_export.json").exists() and not (work / "logs").exists() and _no_temps(work)
+
+
+def _failing_part_writer(monkeypatch, name: str) -> list:
+    """pyarrow's part-by-part parquet writer failing on a full disk (as pyarrow says it) for the file `name`."""
+    calls = []
+
+    class Writer(pq.ParquetWriter):
+        def __init__(self, where, *args, **kwargs):
+            calls.append(Path(where))
+            self.full = Path(where).name == name
+            super().__init__(where, *args, **kwargs)
+
+        def write_table(self, table, *args, **kwargs):
+            if self.full:
+                raise OSError(errno.ENOSPC, f"Error writing bytes to file. Detail: [errno {errno.ENOSPC}] {os.strerror(errno.ENOSPC)}")
+            return super().write_table(table, *args, **kwargs)
+
+    monkeypatch.setattr(pq, "ParquetWriter", Writer)
+    return calls
 
 
 def test_an_interrupted_transaction_leaves_the_previous_outputs(tmp_path):

@@ -82,17 +82,13 @@ def test_a_test_students_later_responses_move_no_earlier_mastery(base, rewritten
 
 
 @pytest.mark.parametrize("which", ["train", "val", "test"])
-def test_the_export_scores_every_student_causally(base, tiny_tables, split, which):
+def test_the_export_scores_every_student_causally(base, tiny_tables, split, which, tmp_path):
     """The export on the same checkpoint and item bank (so the same typical items): predictions and mastery,
     for students the engines trained or stopped on too."""
     user = sorted(split[which])[3]
     events, cut = rewrite_future(tiny_tables.events, user)
     out = run_export(events, split, base["root"] / "models" / "sakt" / "model.pt", base["root"] / "models" / "wdirt",
-                     skill_descriptions(tiny_tables.skills), SETTINGS)
+                     skill_descriptions(tiny_tables.skills), SETTINGS, tmp_path)
     cut_time = events["timestamp"][cut].as_py()
-    before = base["export"].exports.tables
-    after = out.exports.tables
-    _assert_earlier_unchanged(before["sakt_predictions"].to_pandas(), after["sakt_predictions"].to_pandas(), user,
-                              cut_time, "predicted", strictly=False)
-    _assert_earlier_unchanged(before["sakt_student_state"].to_pandas(), after["sakt_student_state"].to_pandas(), user,
-                              cut_time, "mastery", strictly=True)
+    for name, column, strictly in (("sakt_predictions", "predicted", False), ("sakt_student_state", "mastery", True)):
+        _assert_earlier_unchanged(_rows(base["exports"], name), _rows(tmp_path, name), user, cut_time, column, strictly=strictly)

@@ -19,7 +19,8 @@ from ktirt.exports.join import run_validation, validate_join
 from ktirt.exports.trace import match_topic, trace
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.kt.sakt_run import SaktRun, check_vocabulary, load_checkpoint, run_sakt
-from ktirt.kt.scoring import score_responses, typical_items
+from ktirt import user_batches
+from ktirt.kt.scoring import known_item_skills, score_responses, typical_items
 from ktirt.catalog import skill_descriptions
 from ktirt.truth import truth_dir
 from ktirt.settings import ModelSettings, TrainSettings
@@ -42,10 +43,10 @@ def run(tiny_tables, tiny_raw, tmp_path_factory):
     wdirt = run_wdirt(events, tiny_tables.unit_tests, split, WDIRTSettings(**WDIRT))
     wdirt.save(root / "wdirt", root / "plots")
     pq.write_table(events, root / "events.parquet")
-    out = run_export(events, split, root / "sakt" / "model.pt", root / "wdirt",
-                     skill_descriptions(tiny_tables.skills), SETTINGS)
-    out.write(root / "exports")
+    descriptions = skill_descriptions(tiny_tables.skills)
+    out = run_export(events, split, root / "sakt" / "model.pt", root / "wdirt", descriptions, SETTINGS, root / "exports")
     return {"root": root, "exports": root / "exports", "split": split, "events": events, "metrics": out.metrics,
+            "descriptions": descriptions,
             "engine_metrics": {"sakt": sakt.metrics, "wdirt": wdirt.metrics}}
 
 
@@ -88,7 +89,7 @@ def test_mastery_is_causal_and_moves_with_the_answer(run):
     model, vocab, mv = load_checkpoint(run["root"] / "sakt" / "model.pt")
     seqs = check_vocabulary(vocab, events, run["split"], "model.pt")
     params = _table(run, "item_params")
-    typical = typical_items(seqs, vocab, mv, dict(zip(params["item_id"].to_pylist(), params["difficulty"].to_pylist())), 2)
+    typical = typical_items(known_item_skills(seqs.item, seqs.skills), vocab, mv, dict(zip(params["item_id"].to_pylist(), params["difficulty"].to_pylist())), 2)
     _, before = score_responses(model, seqs, mv, typical)
     u = 5
     lo, hi = seqs.offsets[u], seqs.offsets[u + 1]
@@ -276,3 +277,18 @@ def test_bad_export_settings():
         ExportSettings.from_dict({"mastery_item": 3})
     with pytest.raises(SettingsError):
         ExportSettings.from_dict({"mastery_items": 0})
+
+
+def test_the_export_over_batches_of_students_writes_the_same_files(run, tmp_path, monkeypatch):
+    """events.parquet read 300 rows at a time (several batches, windows scored across their edges): every
+    export file, byte for byte, and the metrics are those of the whole table in one batch."""
+    monkeypatch.setattr(user_batches, "ROWS_PER_BATCH", 300)
+    root = run["root"]
+    assert sum(1 for _ in user_batches.user_batches(root / "events.parquet")) > 5
+    out = run_export(root / "events.parquet", run["split"], root / "sakt" / "model.pt", root / "wdirt",
+                     run["descriptions"], SETTINGS, tmp_path)
+    assert out.metrics == run["metrics"]
+    names = sorted(p.name for p in run["exports"].iterdir())
+    assert names == sorted(p.name for p in tmp_path.iterdir())
+    for name in names:
+        assert (tmp_path / name).read_bytes() == (run["exports"] / name).read_bytes(), name

@@ -9,6 +9,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from conftest import report_page_data, run_pipeline
+from ktirt import user_batches
 from ktirt.events import EVENTS_SCHEMA
 from ktirt.exports.join import validate_join
 from ktirt.irt.drift import drifting_item_ids
@@ -110,3 +111,13 @@ def test_the_report_page_shows_both_skills(multi):
         assert len(rows) == mine["skill_ids"].map(len).sum() and rows["response"].max() == len(mine), user
         per_response = rows.groupby("response")["skill_id"].agg(list)
         assert [sorted(s) for s in per_response] == [sorted(s) for s in mine["skill_ids"]], user
+
+
+def test_the_report_page_reads_the_exports_a_few_students_at_a_time_to_the_same_data(multi, monkeypatch):
+    """The report's one pass over the per-response exports (ktirt/report/summary.py) in batches of about 200 rows:
+    the page's data, every number to the last digit, is the one read in one batch."""
+    whole = report_page_data(multi, 50)
+    monkeypatch.setattr(user_batches, "ROWS_PER_BATCH", 200)
+    assert sum(1 for _ in user_batches.user_batches(multi["exports"] / "sakt_predictions.parquet", made_by="export",
+                                                    schema=None)) > 5
+    assert report_page_data(multi, 50) == whole

@@ -12,6 +12,7 @@ from ktirt.plots_offline import external_scripts
 from ktirt.report.data import (CURVE_MIN_STUDENTS, DIFFICULTY_AXIS_BOUND, HISTOGRAM_BINS, difficulty_axis, pick_students,
                                skills_section)
 from ktirt.report.page import render_page
+from ktirt.report.summary import LogSummary
 
 
 def _page_data(page: str) -> dict:
@@ -32,7 +33,7 @@ def test_page_carries_the_data_exactly_even_when_a_value_would_close_its_script(
 
 def test_students_are_the_join_samples_first_then_a_seeded_draw_of_test_students():
     users = [f"u{i:02d}" for i in range(30)]
-    pred = pd.DataFrame({"user_id": np.repeat(users, 2), "split": np.repeat(["train"] * 20 + ["test"] * 10, 2)})
+    pred = pd.DataFrame({"user_id": users, "split": ["train"] * 20 + ["test"] * 10})  # every student once
     chosen = pick_students(pred, 8, 3, seed=1)
     samples = sample_students(pred["user_id"].to_numpy(), 3, 1)
     assert chosen[:3] == samples and len(chosen) == len(set(chosen)) == 8
@@ -40,6 +41,16 @@ def test_students_are_the_join_samples_first_then_a_seeded_draw_of_test_students
     assert chosen == pick_students(pred, 8, 3, seed=1) and chosen != pick_students(pred, 8, 3, seed=2)
     assert sorted(pick_students(pred, 100, 3, seed=1)) == users  # more asked than there are: everyone
     assert len(pick_students(pred, 15, 3, seed=1)) == 15  # fewer test students than asked: others fill in
+
+
+def _summary(state: pd.DataFrame, correct: pd.Series, skills: pd.DataFrame) -> LogSummary:
+    """The report's one-pass summary of a student-state table whose responses' outcomes are `correct`."""
+    state = state.assign(item_id=[f"i{k}" for k in range(len(state))],
+                         timestamp=pd.Timestamp("2022-09-01", tz="UTC") + pd.to_timedelta(np.arange(len(state)), "min"))
+    pred = state[["user_id", "item_id", "timestamp"]].assign(split="test", actual=correct.to_numpy())
+    summary = LogSummary(np.array(sorted(skills["skill_id"]), dtype=object))
+    summary.add(pred, state)
+    return summary
 
 
 def test_skill_spread_and_learning_curve_count_what_they_say():
@@ -52,7 +63,7 @@ def test_skill_spread_and_learning_curve_count_what_they_say():
     correct = pd.Series(rng.integers(0, 2, len(state)))
     skills = pd.DataFrame({"skill_id": ["A", "B"], "description": ["a skill", None], "n_items": [4, 2]})
     items = pd.DataFrame({"skills": ["A", "A B", "B"], "drifting": [True, True, False]})
-    a, b = skills_section(state, correct, skills, items)
+    a, b = skills_section(_summary(state, correct, skills), skills, items)
     assert a["students"] == 40 and sum(a["histogram"]) == 40 and len(a["histogram"]) == HISTOGRAM_BINS
     last = state.groupby("user_id")["mastery"].last()
     assert a["mean_final"] == pytest.approx(last.mean(), abs=1e-4)
@@ -67,7 +78,7 @@ def test_a_source_without_skill_descriptions_gives_empty_text_not_nan():
     """EdNet KT1 describes no skill: skills.parquet's description column is all null, which pandas reads as NaN."""
     state = pd.DataFrame({"user_id": ["u1"], "skill_id": ["7"], "n_attempts": [1], "mastery": [0.5]})
     skills = pd.DataFrame({"skill_id": ["7"], "description": [np.nan], "n_items": [1]})
-    (row,) = skills_section(state, pd.Series([1]), skills, pd.DataFrame({"skills": ["7"], "drifting": [False]}))
+    (row,) = skills_section(_summary(state, pd.Series([1]), skills), skills, pd.DataFrame({"skills": ["7"], "drifting": [False]}))
     assert row["description"] == ""
 
 

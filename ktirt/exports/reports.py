@@ -8,6 +8,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.irt.drift import drifting_item_ids
+from ktirt.streaming_stats import ExactQuantiles
 
 
 def _markdown(df: pd.DataFrame) -> str:
@@ -27,12 +28,22 @@ def _cell(v) -> str:
     return str(v)
 
 
-def latency_band(latency_ms: np.ndarray) -> np.ndarray:
-    """Fast / medium / slow by the terciles of the responses' own latencies, or 'missing'."""
+LATENCY_TERCILES = (1 / 3, 2 / 3)
+"""the latency bands' cuts: terciles of every response's latency (all splits)"""
+
+
+def latency_of(events: pa.Table) -> np.ndarray:
+    return events["latency_ms"].to_numpy(zero_copy_only=False).astype(np.float64)
+
+
+def latency_band(latency_ms: np.ndarray, cuts: np.ndarray | None = None) -> np.ndarray:
+    """Fast / medium / slow by `cuts` (default: the terciles of these latencies), or 'missing'."""
     have = np.isfinite(latency_ms)
-    if not have.any():
+    if cuts is None and have.any():
+        cuts = np.quantile(latency_ms[have], LATENCY_TERCILES)
+    if cuts is None:
         return np.full(len(latency_ms), "missing", dtype=object)
-    lo, hi = np.quantile(latency_ms[have], [1 / 3, 2 / 3])
+    lo, hi = cuts
     band = np.where(latency_ms < lo, f"fast (< {lo / 1000:.0f} s)",
                     np.where(latency_ms < hi, f"medium ({lo / 1000:.0f}-{hi / 1000:.0f} s)", f"slow (>= {hi / 1000:.0f} s)"))
     return np.where(have, band, "missing").astype(object)
@@ -42,33 +53,88 @@ SLICES = ("help", "latency", "problem type", "item drift")
 """the behaviours the slices cut responses by, in the order the reports show them"""
 
 
-def behavior_slice_table(events: pa.Table, predictions: pa.Table, wdirt_predicted: np.ndarray | None,
-                         drifting_items: set, split: str = "test") -> pd.DataFrame:
-    """Accuracy, SAKT calibration and WD-IRT residuals by help-seeking, latency band, problem type and drift
-    flag, over one split's responses (test students by default: neither engine trained on them); one row per
-    (slice, value), largest first within a slice. Written as data/exports/behavior_slices.parquet."""
-    df = pd.DataFrame({
-        "help": np.where(events["help_requested"].to_numpy(zero_copy_only=False), "asked for help", "no help"),
-        "latency": latency_band(events["latency_ms"].to_numpy(zero_copy_only=False).astype(np.float64)),
-        "problem type": pc.fill_null(events["problem_type"], "(none)").to_numpy(zero_copy_only=False),
-        "item drift": np.where(pc.is_in(events["item_id"], value_set=pa.array(sorted(drifting_items), pa.string())).to_numpy(zero_copy_only=False),
-                               "item flagged as drifting", "not flagged"),
-        "actual": predictions["actual"].to_numpy(),
-        "sakt": predictions["predicted"].to_numpy(zero_copy_only=False).astype(np.float64),
-        "wdirt": wdirt_predicted if wdirt_predicted is not None else np.nan,
-        "split": predictions["split"].to_numpy(zero_copy_only=False),
-    })
-    df = df[df["split"] == split]
-    parts = []
-    for col in SLICES:
-        g = df.groupby(col, sort=True).agg(responses=("actual", "size"), accuracy=("actual", "mean"),
-                                           sakt_predicted=("sakt", "mean"), wdirt_predicted=("wdirt", "mean"))
-        g = g.reset_index().rename(columns={col: "value"}).sort_values("responses", ascending=False, kind="stable")
-        parts.append(g.assign(slice=col, sakt_gap=g["sakt_predicted"] - g["accuracy"],
-                              wdirt_residual=g["accuracy"] - g["wdirt_predicted"]))
-    cols = ["slice", "value", "responses", "accuracy", "sakt_predicted", "sakt_gap", "wdirt_residual"]
-    out = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
-    return out.assign(split=split, responses=out["responses"].astype(np.int64))
+class SliceRows:
+    """What the behaviour slices need, gathered a batch of students at a time: of one split's responses (test
+    students by default: neither engine trained on them), their behaviours as small codes, their outcome and the
+    engines' predictions. The latency bands' cuts are the terciles over every response (all splits), known before
+    the rows come: two passes over the latencies first (`count`, then `collect`; ktirt.streaming_stats).
+    `table()` is the slice table."""
+
+    def __init__(self, drifting_items: set, split: str = "test"):
+        self.drifting = pa.array(sorted(drifting_items), pa.string())
+        self.split = split
+        self.latency = ExactQuantiles(LATENCY_TERCILES)
+        self.problem_types: dict[str, int] = {}
+        self.parts: list[pd.DataFrame] = []
+
+    def count(self, events: pa.Table) -> None:
+        self.latency.count(latency_of(events))
+
+    def collect(self, events: pa.Table) -> None:
+        self.latency.collect(latency_of(events))
+
+    def add(self, events: pa.Table, predictions: pa.Table, wdirt_predicted: np.ndarray | None) -> None:
+        mine = predictions["split"].to_numpy(zero_copy_only=False) == self.split
+        cuts = self.latency.values()
+        latency = latency_of(events)[mine]
+        band = np.full(len(latency), 3)  # missing
+        if cuts is not None:
+            band = np.where(np.isfinite(latency), np.where(latency < cuts[0], 0, np.where(latency < cuts[1], 1, 2)), 3)
+        kinds = pc.fill_null(events["problem_type"], "(none)").to_numpy(zero_copy_only=False)[mine]
+        wdirt = wdirt_predicted[mine] if wdirt_predicted is not None else np.full(int(mine.sum()), np.nan)
+        self.parts.append(pd.DataFrame({
+            "help": events["help_requested"].to_numpy(zero_copy_only=False)[mine].astype(np.int8),
+            "latency": band.astype(np.int8),
+            "problem type": np.array([self.problem_types.setdefault(k, len(self.problem_types)) for k in kinds], np.int32),
+            "item drift": pc.is_in(events["item_id"], value_set=self.drifting).to_numpy(zero_copy_only=False)[mine].astype(np.int8),
+            "actual": predictions["actual"].to_numpy()[mine].astype(np.int8),
+            "sakt": predictions["predicted"].to_numpy(zero_copy_only=False)[mine].astype(np.float32),
+            "wdirt": wdirt.astype(np.float32)}))
+
+    def _ranked(self) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+        """The kept rows with each behaviour as the rank of its label among that behaviour's labels (grouping by
+        the rank groups as by the label, in the same order), and each behaviour's labels in rank order."""
+        columns = [*SLICES, "actual", "sakt", "wdirt"]
+        df = pd.concat(self.parts, ignore_index=True) if self.parts else pd.DataFrame({c: np.zeros(0, np.int8) for c in columns})
+        labels = {"help": ["no help", "asked for help"], "latency": _band_labels(self.latency.values()),
+                  "problem type": list(self.problem_types), "item drift": ["not flagged", "item flagged as drifting"]}
+        out = pd.DataFrame({"actual": df["actual"].to_numpy(np.int8), "sakt": df["sakt"].to_numpy(np.float64),
+                            "wdirt": df["wdirt"].to_numpy(np.float64)})
+        for col in SLICES:
+            names = np.array(labels[col], dtype=object)
+            order = np.argsort(names, kind="stable")
+            rank = np.empty(len(order), np.int64)
+            rank[order] = np.arange(len(order))
+            out[col] = rank[df[col].to_numpy(np.int64)]
+            labels[col] = names[order]
+        return out, labels
+
+    def table(self) -> pd.DataFrame:
+        """Accuracy, SAKT calibration and WD-IRT residuals by help-seeking, latency band, problem type and drift
+        flag over the split's responses; one row per (slice, value), largest first within a slice. Written as
+        data/exports/behavior_slices.parquet."""
+        df, labels = self._ranked()
+        parts = []
+        for col in SLICES:
+            g = df.groupby(col, sort=True).agg(responses=("actual", "size"), accuracy=("actual", "mean"),
+                                               sakt_predicted=("sakt", "mean"), wdirt_predicted=("wdirt", "mean"))
+            g = g.reset_index().rename(columns={col: "value"})
+            g["value"] = labels[col][g["value"].to_numpy()]
+            g = g.sort_values("responses", ascending=False, kind="stable")
+            parts.append(g.assign(slice=col, sakt_gap=g["sakt_predicted"] - g["accuracy"],
+                                  wdirt_residual=g["accuracy"] - g["wdirt_predicted"]))
+        cols = ["slice", "value", "responses", "accuracy", "sakt_predicted", "sakt_gap", "wdirt_residual"]
+        out = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
+        return out.assign(split=self.split, responses=out["responses"].astype(np.int64))
+
+
+def _band_labels(cuts: np.ndarray | None) -> np.ndarray:
+    """The latency bands' labels, by band code: fast, medium, slow, missing."""
+    if cuts is None:
+        return np.array(["fast", "medium", "slow", "missing"], dtype=object)  # only "missing" is ever used
+    lo, hi = cuts
+    return np.array([f"fast (< {lo / 1000:.0f} s)", f"medium ({lo / 1000:.0f}-{hi / 1000:.0f} s)",
+                     f"slow (>= {hi / 1000:.0f} s)", "missing"], dtype=object)
 
 
 def behavior_slices(table: pd.DataFrame) -> str:
@@ -86,6 +152,10 @@ def behavior_slices(table: pd.DataFrame) -> str:
     return "\n".join(out)
 
 
+_STEEPEST = ["change", "user_id", "skill_id"]
+"""the order of falling pairs: steepest first"""
+
+
 def falling_mastery(state: pd.DataFrame, drop: float) -> pd.DataFrame:
     """(user, skill) pairs whose mastery at their last attempt is at least `drop` below its peak on that skill."""
     s = state.dropna(subset=["mastery"])
@@ -93,20 +163,54 @@ def falling_mastery(state: pd.DataFrame, drop: float) -> pd.DataFrame:
     last = g.tail(1).set_index(["user_id", "skill_id"])
     last = last.assign(peak=g["mastery"].max().reindex(last.index))
     last = last.assign(change=last["mastery"] - last["peak"]).reset_index()
-    return last[last["change"] <= -drop].sort_values(["change", "user_id", "skill_id"])
+    return last[last["change"] <= -drop].sort_values(_STEEPEST)
+
+
+class MasteryParts:
+    """What the mastery report needs of sakt_student_state, gathered a batch of whole students at a time: per
+    (student, skill) pair its last mastery (with its skill as a rank among `skills`, sorted: grouping by the rank
+    groups as by the code), and how many pairs have falling mastery, with the `top` steepest."""
+
+    def __init__(self, skills: list[str], drop: float, top: int = 10):
+        self.skills = np.array(sorted(skills), dtype=object)
+        self.drop, self.top = drop, top
+        self.ends: list[pd.DataFrame] = []
+        self.n_falling = 0
+        self.steepest: pd.DataFrame | None = None
+
+    def add(self, state: pa.Table) -> None:
+        st = state.select(["user_id", "skill_id", "timestamp", "mastery", "n_attempts"]).to_pandas()
+        end = st.groupby(["user_id", "skill_id"], sort=False).tail(1)
+        rank = np.searchsorted(self.skills, end["skill_id"].to_numpy(dtype=object)).astype(np.int32)
+        self.ends.append(pd.DataFrame({"skill_id": rank, "mastery": end["mastery"].to_numpy()}))
+        falling = falling_mastery(st, self.drop)
+        self.n_falling += len(falling)
+        # the steepest of all are among the steepest of each batch (the order is total: change, user, skill)
+        kept = [f for f in (self.steepest, falling.head(self.top)) if f is not None and len(f)]
+        self.steepest = pd.concat(kept).sort_values(_STEEPEST).head(self.top) if kept else falling.head(0)
+
+    def report(self, skills: pa.Table, params: pa.Table, drift: pa.Table) -> tuple[str, dict]:
+        """Per-skill mastery at the end of the data, students whose mastery is falling, skills with the most
+        drifting items; returns the markdown and a few figures for the metrics."""
+        end = pd.concat(self.ends, ignore_index=True)
+        return _mastery_markdown(end, self.skills, self.n_falling, self.steepest, skills, params, drift, self.drop, self.top)
 
 
 def mastery_report(state: pa.Table, skills: pa.Table, params: pa.Table, drift: pa.Table, drop: float, top: int = 10) -> tuple[str, dict]:
-    """Per-skill mastery at the end of the data, students whose mastery is falling, skills with the most
-    drifting items; returns the markdown and a few figures for the metrics."""
-    st = state.select(["user_id", "skill_id", "timestamp", "mastery", "n_attempts"]).to_pandas()
+    """MasteryParts' report over one table of whole students."""
+    parts = MasteryParts(pc.unique(state["skill_id"]).to_pylist(), drop, top)
+    parts.add(state)
+    return parts.report(skills, params, drift)
+
+
+def _mastery_markdown(end: pd.DataFrame, codes: np.ndarray, n_falling: int, steepest: pd.DataFrame, skills: pa.Table,
+                      params: pa.Table, drift: pa.Table, drop: float, top: int) -> tuple[str, dict]:
     desc = dict(zip(skills["skill_id"].to_pylist(), skills["description"].to_pylist()))
-    end = st.groupby(["user_id", "skill_id"], sort=False).tail(1)
-    per_skill = end.groupby("skill_id").agg(students=("user_id", "size"), mean=("mastery", "mean"),
+    per_skill = end.groupby("skill_id").agg(students=("mastery", "size"), mean=("mastery", "mean"),
                                             p10=("mastery", lambda m: m.quantile(0.1)), median=("mastery", "median"),
                                             p90=("mastery", lambda m: m.quantile(0.9))).reset_index()
+    per_skill["skill_id"] = codes[per_skill["skill_id"].to_numpy()]
     per_skill.insert(1, "description", [desc.get(k) or "" for k in per_skill["skill_id"]])
-    falling = falling_mastery(st, drop)
     p = params.select(["item_id", "skill_ids"]).to_pandas()
     p["drifting"] = p["item_id"].isin(drifting_item_ids(drift))
     p = p.explode("skill_ids").rename(columns={"skill_ids": "skill_id"})  # a multi-skill item counts for each skill
@@ -114,7 +218,7 @@ def mastery_report(state: pa.Table, skills: pa.Table, params: pa.Table, drift: p
     per_drift = per_drift.assign(share=per_drift["drifting"] / per_drift["items"]).reset_index()
     per_drift = per_drift.sort_values(["drifting", "skill_id"], ascending=[False, True]).head(top)
 
-    shown = falling.head(top).assign(description=lambda d: [desc.get(k) or "" for k in d["skill_id"]])
+    shown = steepest.head(top).assign(description=lambda d: [desc.get(k) or "" for k in d["skill_id"]])
     shown = shown.assign(now=shown["mastery"], attempts=shown["n_attempts"])
     lines = [
         "# Mastery report\n",
@@ -123,12 +227,12 @@ def mastery_report(state: pa.Table, skills: pa.Table, params: pa.Table, drift: p
         f"## Mastery at the end of the data, per skill ({len(end):,} student-skill pairs)\n",
         _markdown(per_skill),
         "## Students with falling mastery\n",
-        f"{len(falling):,} student-skill pairs ({len(falling) / max(len(end), 1):.1%}) end at least {drop:.2f} below "
-        f"the peak of their mastery on that skill; the {min(top, len(falling))} steepest:\n",
+        f"{n_falling:,} student-skill pairs ({n_falling / max(len(end), 1):.1%}) end at least {drop:.2f} below "
+        f"the peak of their mastery on that skill; the {min(top, n_falling)} steepest:\n",
         _markdown(shown[["user_id", "skill_id", "description", "attempts", "peak", "now", "change"]]) if len(shown) else "(none)\n",
         "## Skills with the most drifting items\n",
         _markdown(per_drift),
     ]
-    figures = {"student_skill_pairs": int(len(end)), "falling_pairs": int(len(falling)),
+    figures = {"student_skill_pairs": int(len(end)), "falling_pairs": int(n_falling),
                "mean_final_mastery": round(float(end["mastery"].mean()), 6) if len(end) else 0.0}
     return "\n".join(lines), figures

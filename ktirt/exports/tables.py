@@ -8,16 +8,12 @@ item (demo_trace) reads a few row groups, not the file.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.events import EVENTS_SCHEMA, TIMESTAMP, item_skill_pairs
-from ktirt.io import write_parquet
 from ktirt.kt.sequences import Sequences
 from ktirt.split import SPLITS
 from ktirt.vocab import NO_SKILL, Vocabulary
@@ -45,18 +41,6 @@ SCHEMAS = {
 }
 """data/exports/<name>.parquet (docs/ARCHITECTURE.md): the keys and the engines' figures first, then the columns that
 help a reader."""
-
-
-@dataclass
-class Exports:
-    tables: dict[str, pa.Table]
-
-    def write(self, out_dir: str | Path) -> dict[str, int]:
-        rows = {}
-        for name, table in self.tables.items():
-            write_parquet(table, Path(out_dir) / f"{name}.parquet", ROW_GROUP)
-            rows[f"rows_{name}"] = table.num_rows
-        return rows
 
 
 def typed_table(name: str, columns: dict) -> pa.Table:
@@ -109,11 +93,11 @@ def item_drift_table(drift: pa.Table) -> pa.Table:
                                                                                              ("window_start", "ascending")])
 
 
-def skills_table(params: pa.Table, events: pa.Table, descriptions: dict[str, str]) -> pa.Table:
+def skills_table(params: pa.Table, event_pairs: pa.Table, descriptions: dict[str, str]) -> pa.Table:
     """Every skill code the items carry (each skill of a multi-skill item counts), with its description
-    from the source (null where it has none) and how many items carry it."""
-    pairs = item_skill_pairs(events)
-    pairs = pa.concat_tables([pairs, item_skill_pairs(params).cast(pairs.schema)]).drop_null()  # unit-test-only items too
+    from the source (null where it has none) and how many items carry it. `event_pairs`: the events' (item, skill)
+    pairs (ktirt.events.item_skill_pairs), of batches of them concatenated."""
+    pairs = pa.concat_tables([event_pairs, item_skill_pairs(params).cast(event_pairs.schema)]).drop_null()  # unit-test-only items too
     per_skill = pairs.group_by(["skill_id", "item_id"]).aggregate([]).group_by("skill_id").aggregate([("item_id", "count")])
     per_skill = per_skill.sort_by("skill_id")
     codes = per_skill["skill_id"].to_pylist()

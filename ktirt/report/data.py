@@ -13,17 +13,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ktirt.events import has_clock_time
 from ktirt.exports.join import sample_students
 from ktirt.exports.trace import timeline
 from ktirt.io import read_csv, read_json, read_parquet
 from ktirt.irt.drift import drifting_item_ids
+from ktirt.report.summary import PRED_COLUMNS, STATE_COLUMNS, LogSummary, summarize
 
 HISTOGRAM_BINS = 20
 """bins of end-of-data mastery, over [0, 1]"""
 CURVE_MIN_STUDENTS = 10
 """an attempt number enters a skill's learning curve when at least this many students reached it"""
-CURVE_MAX_ATTEMPTS = 60
 DIFFICULTY_AXIS_BOUND = 6.0
 """logits: the item charts' difficulty axis stops here, so one extreme item cannot squash the others into a
 column (a difficulty of 6 is a 0.25 % chance of a right answer at average ability); items beyond it are drawn
@@ -89,20 +88,15 @@ def difficulty_axis(values: pd.DataFrame, bound: float = DIFFICULTY_AXIS_BOUND) 
     return {"domain": [lo, hi], "outside": outside, "bound": bound}
 
 
-def skills_section(state: pd.DataFrame, correct: pd.Series, skills: pd.DataFrame, items: pd.DataFrame) -> list[dict]:
+def skills_section(summary: LogSummary, skills: pd.DataFrame, items: pd.DataFrame) -> list[dict]:
     """Per skill: the spread of end-of-data mastery over students, and the mean mastery and observed accuracy
     by attempt number (a learning curve)."""
-    state = state.assign(correct=correct.to_numpy())
-    last = state.groupby(["skill_id", "user_id"], sort=True)["mastery"].last()
-    curve = (state[state["n_attempts"] <= CURVE_MAX_ATTEMPTS]
-             .groupby(["skill_id", "n_attempts"], sort=True)
-             .agg(mastery=("mastery", "mean"), accuracy=("correct", "mean"), students=("user_id", "size")))
     drifting = items.assign(skill=items["skills"].str.split()).explode("skill").groupby("skill")["drifting"].sum()
     out = []
     for r in skills.itertuples():
-        m = last.get(r.skill_id, pd.Series(dtype=float)).dropna().to_numpy()
-        c = curve.loc[r.skill_id] if r.skill_id in curve.index.get_level_values(0) else curve.iloc[:0]
-        c = c[c["students"] >= CURVE_MIN_STUDENTS].reset_index()
+        m = summary.last_of(r.skill_id)
+        c = summary.curve_of(r.skill_id)
+        c = c[c["students"] >= CURVE_MIN_STUDENTS].reset_index(drop=True)
         hist = np.histogram(m, bins=HISTOGRAM_BINS, range=(0.0, 1.0))[0] if len(m) else np.zeros(HISTOGRAM_BINS, int)
         q = np.quantile(m, [0.1, 0.25, 0.5, 0.75, 0.9]).round(4).tolist() if len(m) else [None] * 5
         # a source without any description (EdNet KT1) reads back as an all-NaN column: NaN is not JSON
@@ -114,10 +108,10 @@ def skills_section(state: pd.DataFrame, correct: pd.Series, skills: pd.DataFrame
     return out
 
 
-def pick_students(pred: pd.DataFrame, n: int, samples: int, seed: int) -> list[str]:
-    """The join report's sample students, then a seeded draw of test students (then of any split when too few)."""
-    out = sample_students(pred["user_id"].to_numpy(), samples, seed)[:n]
-    users = pred.drop_duplicates("user_id")
+def pick_students(users: pd.DataFrame, n: int, samples: int, seed: int) -> list[str]:
+    """The join report's sample students, then a seeded draw of test students (then of any split when too few).
+    `users`: every student once, with their split."""
+    out = sample_students(users["user_id"].to_numpy(), samples, seed)[:n]
     rng = np.random.default_rng(seed)
     for pool in (users.loc[users["split"] == "test", "user_id"], users["user_id"]):
         taken = set(out)
@@ -189,19 +183,19 @@ def quality_section(inputs: ReportInputs) -> dict:
 
 
 def report_data(inputs: ReportInputs, n_students: int, samples: int, seed: int) -> dict:
-    """Everything the page shows; `samples` and `seed` are the join report's, so its sample students come first."""
-    pred = inputs.table("sakt_predictions", ["user_id", "item_id", "timestamp", "split", "predicted", "actual"])
-    state = inputs.table("sakt_student_state", ["user_id", "skill_id", "timestamp", "item_id", "mastery", "n_attempts"])
-    correct = state.merge(pred[["user_id", "item_id", "timestamp", "actual"]], on=["user_id", "item_id", "timestamp"],
-                          how="left")["actual"]
-    params = inputs.table("item_params")
+    """Everything the page shows; `samples` and `seed` are the join report's, so its sample students come first.
+    The per-response exports are read once, a batch of students at a time (ktirt.report.summary), then only the
+    chosen students' rows."""
+    skills, params = inputs.table("skills"), inputs.table("item_params")
+    summary = summarize(inputs.exports, skills["skill_id"])
     items = items_section(inputs, params)
-    chosen = pick_students(pred, n_students, samples, seed)
-    mine = state[state["user_id"].isin(chosen)]
-    rows = timeline(mine, pred[pred["user_id"].isin(chosen)],
-                    params[["item_id", "difficulty", "difficulty_current", "drift_start"]])
-    skills, run = inputs.table("skills"), run_section(inputs, has_clock_time(pred["timestamp"]))
+    chosen = pick_students(summary.students(), n_students, samples, seed)
+    theirs = [("user_id", "in", chosen)]
+    pred = inputs.table("sakt_predictions", PRED_COLUMNS, theirs)
+    mine = inputs.table("sakt_student_state", STATE_COLUMNS, theirs)
+    rows = timeline(mine, pred, params[["item_id", "difficulty", "difficulty_current", "drift_start"]])
+    run = run_section(inputs, summary.clock)
     return {"run": run, **items,
-            "skills": skills_section(state, correct, skills, pd.DataFrame(items["items"])),
+            "skills": skills_section(summary, skills, pd.DataFrame(items["items"])),
             "students": students_section(rows, pred, chosen, min(samples, len(chosen)), run["has_timestamps"]),
             "quality": quality_section(inputs)}
