@@ -91,13 +91,30 @@ def run_export(events: pa.Table | str | Path, split: dict, sakt_checkpoint: str 
     difficulty = dict(zip(params["item_id"].to_pylist(), params["difficulty"].to_pylist()))
     typical = typical_items(first.known_pairs, vocab, mv, difficulty, s.mastery_items)
     mastery = MasteryParts(vocab.skills, s.falling_drop)
-    rows = dict.fromkeys(STREAMED, 0)
-    no_skill = 0
-    scorer = Scorer(model.to(device), mv, typical, s.batch_size, device)
+    parts = _scoring_parts(batches, split, vocab, mv, first.width, model.cfg.seq_len, wdirt_dir)
+    scored = in_fixed_runs(parts, s.batch_size, Scorer(model.to(device), mv, typical, s.batch_size, device))
+    rows, no_skill = _write_scored(scored, vocab, out_dir, slices, mastery)
+    tables = {"item_params": params, "item_drift": drift,
+              "skills": skills_table(params, first.event_pairs, descriptions)}
+    report, figures = mastery.report(tables["skills"], params, drift)
+    metrics = {"responses_without_skill": no_skill, "skills_with_typical_items": int((typical[1:] >= 0).any(1).sum()),
+               **figures, **{f"rows_{name}": n for name, n in rows.items()},
+               **{f"rows_{name}": t.num_rows for name, t in tables.items()}}
+    run = ExportRun(tables, slices.table(), report, metrics)
+    _write_small(run, out_dir)
+    run.timings = {"seconds": round(time.perf_counter() - t0, 2)}
+    log.info("exported %d predictions, %d student-state rows, %d items, %d drift windows in %.1f s",
+             rows["sakt_predictions"], rows["sakt_student_state"], params.num_rows, drift.num_rows, run.timings["seconds"])
+    return run
+
+
+def _write_scored(scored, vocab: Vocabulary, out_dir: Path, slices: SliceRows, mastery: MasteryParts) -> tuple[dict, int]:
+    """Each scored batch appended to the two per-response tables, and what the reports need of it kept; returns
+    the tables' rows and the responses without a skill."""
+    rows, no_skill = dict.fromkeys(STREAMED, 0), 0
     with parquet_parts(out_dir / "sakt_predictions.parquet", ROW_GROUP) as add_prediction, \
             parquet_parts(out_dir / "sakt_student_state.parquet", ROW_GROUP) as add_state:
-        for (table, seqs, real, wdirt), values in in_fixed_runs(
-                _scoring_parts(batches, split, vocab, mv, first.width, model.cfg.seq_len, wdirt_dir), s.batch_size, scorer):
+        for (table, seqs, real, wdirt), values in scored:
             predicted, masteries = of_responses(values, real)
             predictions = predictions_table(table, seqs, predicted)
             state, without = student_state_table(table, seqs, vocab, masteries)
@@ -111,18 +128,7 @@ def run_export(events: pa.Table | str | Path, split: dict, sakt_checkpoint: str 
             heap_trimmed()
             log.info("scored %d responses of %d students (%d in all)", table.num_rows, len(seqs.users),
                      rows["sakt_predictions"])
-    tables = {"item_params": params, "item_drift": drift,
-              "skills": skills_table(params, first.event_pairs, descriptions)}
-    report, figures = mastery.report(tables["skills"], params, drift)
-    metrics = {"responses_without_skill": no_skill, "skills_with_typical_items": int((typical[1:] >= 0).any(1).sum()),
-               **figures, **{f"rows_{name}": n for name, n in rows.items()},
-               **{f"rows_{name}": t.num_rows for name, t in tables.items()}}
-    run = ExportRun(tables, slices.table(), report, metrics)
-    _write_small(run, out_dir)
-    run.timings = {"seconds": round(time.perf_counter() - t0, 2)}
-    log.info("exported %d predictions, %d student-state rows, %d items, %d drift windows in %.1f s",
-             rows["sakt_predictions"], rows["sakt_student_state"], params.num_rows, drift.num_rows, run.timings["seconds"])
-    return run
+    return rows, no_skill
 
 
 def _first_pass(batches, split: dict, vocab: Vocabulary, slices: SliceRows, checkpoint: str | Path) -> _FirstPass:

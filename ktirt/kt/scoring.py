@@ -22,7 +22,7 @@ import torch
 
 from ktirt.kt.sakt_training import ModelVocab, window_tensors
 from ktirt.kt.sequences import Sequences, query_windows
-from ktirt.kt.window_build import in_fixed_runs
+from ktirt.kt.window_build import in_fixed_runs, with_global_indices
 from ktirt.vocab import NO_SKILL, Vocabulary
 from ktirt.models.sakt import INPUTS, SAKT, START
 
@@ -84,8 +84,7 @@ def scoring_windows(seqs: Sequences, mv: ModelVocab, L: int, first: int = 0) -> 
     one), and the windows over them (`first`: positions in the batches before this one; indices are global)."""
     ext, real = _with_virtual_last(seqs)
     t = window_tensors(ext, query_windows(ext, None, L, max(1, L // 2)), mv, mastery=True)
-    t["index"] = torch.where(t["index"] >= 0, t["index"] + first, -1)
-    return real, len(ext.item), t
+    return real, len(ext.item), with_global_indices(t, first)
 
 
 def of_responses(values: np.ndarray, real: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

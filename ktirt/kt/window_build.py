@@ -129,7 +129,7 @@ def _build(batches: Batches, split: dict, b: BuiltWindows, strides: dict[str, in
             masking.append(_masking_rows(table, seqs, before["test"]))
         for s, stride in strides.items():
             w = query_windows(seqs, s, L, stride)
-            t = _shifted(window_tensors(seqs, w, b.mv), b.n_responses)
+            t = with_global_indices(window_tensors(seqs, w, b.mv), b.n_responses)
             student = np.searchsorted(seqs.offsets, w.index[:, 0], side="right") - 1
             owned = _owned(seqs, student, s, before[s])
             writers[s].add(t, owned)
@@ -149,7 +149,7 @@ def _build(batches: Batches, split: dict, b: BuiltWindows, strides: dict[str, in
                    masking_events=_concat(masking, schema))
 
 
-def _shifted(t: Tensors, offset: int) -> Tensors:
+def with_global_indices(t: Tensors, offset: int) -> Tensors:
     """A batch's window tensors with their response indices made global (`offset` responses came before)."""
     t["index"] = torch.where(t["index"] >= 0, t["index"] + offset, -1)
     return t
@@ -161,7 +161,10 @@ def every_window(batches: Batches, split: dict, b: BuiltWindows, L: int) -> Iter
     offset = 0
     for table in batches():
         seqs, _ = load_sequences(table, split, b.vocab, b.skill_width)
-        yield table, _shifted(window_tensors(seqs, query_windows(seqs, None, L, max(1, L // 2)), b.mv), offset)
+        windows = with_global_indices(window_tensors(seqs, query_windows(seqs, None, L, max(1, L // 2)), b.mv), offset)
+        del seqs
+        yield table, windows
+        del windows  # not held while the next batch's are made
         offset += table.num_rows
 
 
@@ -170,8 +173,13 @@ def every_prediction(model: torch.nn.Module, batches: Batches, split: dict, b: B
     """Each batch of students with the model's P(correct) of every one of its rows, the windows scored
     `batch_size` at a time across the batches' edges (`in_fixed_runs`)."""
     device = next(model.parameters()).device
-    parts = ((table, table.num_rows, t) for table, t in every_window(batches, split, b, L))
-    for table, values in in_fixed_runs(parts, batch_size, lambda chunk: scored(model, chunk, batch_size, device)):
+
+    def parts():
+        for table, t in every_window(batches, split, b, L):
+            yield table, table.num_rows, t
+            del t  # not held while the next batch's windows are made
+
+    for table, values in in_fixed_runs(parts(), batch_size, lambda chunk: scored(model, chunk, batch_size, device)):
         yield table, values[:, 0]
 
 
