@@ -36,19 +36,6 @@ def latency_of(events: pa.Table) -> np.ndarray:
     return events["latency_ms"].to_numpy(zero_copy_only=False).astype(np.float64)
 
 
-def latency_band(latency_ms: np.ndarray, cuts: np.ndarray | None = None) -> np.ndarray:
-    """Fast / medium / slow by `cuts` (default: the terciles of these latencies), or 'missing'."""
-    have = np.isfinite(latency_ms)
-    if cuts is None and have.any():
-        cuts = np.quantile(latency_ms[have], LATENCY_TERCILES)
-    if cuts is None:
-        return np.full(len(latency_ms), "missing", dtype=object)
-    lo, hi = cuts
-    band = np.where(latency_ms < lo, f"fast (< {lo / 1000:.0f} s)",
-                    np.where(latency_ms < hi, f"medium ({lo / 1000:.0f}-{hi / 1000:.0f} s)", f"slow (>= {hi / 1000:.0f} s)"))
-    return np.where(have, band, "missing").astype(object)
-
-
 SLICES = ("help", "latency", "problem type", "item drift")
 """the behaviours the slices cut responses by, in the order the reports show them"""
 
@@ -185,8 +172,10 @@ class MasteryParts:
         self.ends.append(pd.DataFrame({"skill_id": rank, "mastery": end["mastery"].to_numpy()}))
         falling = falling_mastery(st, self.drop)
         self.n_falling += len(falling)
-        # the steepest of all are among the steepest of each batch (the order is total: change, user, skill)
-        kept = [f for f in (self.steepest, falling.head(self.top)) if f is not None and len(f)]
+        # the steepest of all are among the steepest of each batch (the order is total: change, user, skill); their
+        # ids as Python strings, not views of the batch's Arrow columns (which would keep the whole batch)
+        top = falling.head(self.top).astype({"user_id": object, "skill_id": object})
+        kept = [f for f in (self.steepest, top) if f is not None and len(f)]
         self.steepest = pd.concat(kept).sort_values(_STEEPEST).head(self.top) if kept else falling.head(0)
 
     def report(self, skills: pa.Table, params: pa.Table, drift: pa.Table) -> tuple[str, dict]:
