@@ -244,7 +244,8 @@ def parquet_parts(path: str | Path, row_group_size: int | None = None) -> Iterat
                 table = pa.concat_tables(held)
                 full = table.num_rows - table.num_rows % group
                 writer.write_table(table.slice(0, full).combine_chunks(), group)
-                held, written = [table.slice(full)], written + full
+                rest = table.slice(full)  # copied: a view would keep the whole last part alive
+                held, written = [rest.take(pa.array(np.arange(rest.num_rows)))], written + full
 
         try:
             yield add
@@ -343,6 +344,9 @@ def _checked_parquet(path: str | Path, made_by: str, schema: pa.Schema | None, c
             raise _unusable(path, made_by, f"column '{field.name}' missing")
         if found.field(field.name).type != field.type:
             raise _unusable(path, made_by, f"column '{field.name}' is {found.field(field.name).type}, expected {field.type}")
+    for name in columns or ():  # pyarrow would read the others and leave a missing one out without a word
+        if name not in found.names:
+            raise _unusable(path, made_by, f"column '{name}' missing")
     return path
 
 

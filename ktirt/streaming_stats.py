@@ -1,6 +1,6 @@
-"""Statistics of a column read a batch at a time, in memory that does not grow with the column, equal to the last
-bit to what numpy or pandas give over the whole column: a stage that streams the log publishes the numbers it
-published when it held the log.
+"""Statistics of a column read a batch at a time, in memory that does not grow with the column, equal to the
+last bit to what numpy or pandas give over the whole column: a stage that streams the log publishes the numbers
+it published when it held the log.
 
 Quantiles (`ExactQuantiles`, `np.quantile`'s linear interpolation) take two passes. The first counts the values in 2**20 bins of their order-preserving 64-bit pattern (a bin spans a
 256th of a power of two); the bins holding the order statistics the quantiles need are then known, and the
@@ -100,12 +100,14 @@ class GroupMeans:
         label, value = labels[ok][order], values[ok][order]
         counts = np.bincount(label, minlength=len(self.sum))
         starts = np.r_[0, np.cumsum(counts)[:-1]]
-        for j in range(int(counts.max(initial=0))):
-            g = np.flatnonzero(counts > j)
-            y = value[starts[g] + j] - self.compensation[g]
-            t = self.sum[g] + y
-            self.compensation[g] = (t - self.sum[g]) - y
-            self.sum[g] = t
+        with np.errstate(invalid="ignore"):  # inf - inf: the NaN compensation pandas resets
+            for j in range(int(counts.max(initial=0))):
+                g = np.flatnonzero(counts > j)
+                y = value[starts[g] + j] - self.compensation[g]
+                t = self.sum[g] + y
+                c = (t - self.sum[g]) - y
+                self.compensation[g] = np.where(np.isnan(c), 0, c)  # so an infinity stays one
+                self.sum[g] = t
         self.n += counts
 
     def means(self) -> np.ndarray:

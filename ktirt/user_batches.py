@@ -39,7 +39,8 @@ def user_batches(path: str | Path, columns: list[str] | None = None, rows: int |
         if cut > 0:
             yield table.slice(0, cut)
             last = user[cut - 1]
-        carry = table.slice(cut)
+        rest = table.slice(cut)  # one student's rows, copied: a view would keep the whole record batch alive
+        carry = rest.take(pa.array(np.arange(rest.num_rows)))
     if carry is not None and carry.num_rows:
         yield carry
 
@@ -52,3 +53,27 @@ def batches_of(events: pa.Table | str | Path, rows: int | None = None,
     if isinstance(events, pa.Table):
         return lambda: [events.select(columns) if columns else events]
     return lambda: user_batches(events, columns, rows=rows)
+
+
+def same_students(batches: Iterator[pa.Table], other: Iterator[pa.Table], other_path: str | Path,
+                  empty: Callable[[], pa.Table], made_by: str) -> Iterator[tuple[pa.Table, pa.Table]]:
+    """Each batch of a table sorted by user_id with the rows of `other` (another such table, whose students are
+    among the first's) of the same students (`empty()` where it has none): two per-student tables side by side."""
+    held: pa.Table | None = None
+    for t in batches:
+        last = t["user_id"][-1].as_py()
+        parts = []
+        while True:
+            held = held if held is not None and held.num_rows else next(other, None)
+            if held is None:
+                break
+            cut = int(np.searchsorted(held["user_id"].to_numpy(zero_copy_only=False), last, side="right"))
+            parts.append(held.slice(0, cut))
+            held = held.slice(cut)
+            if held.num_rows:
+                break
+        parts = [p for p in parts if p.num_rows]
+        yield t, pa.concat_tables(parts) if parts else empty()
+    if (held is not None and held.num_rows) or next(other, None) is not None:
+        raise InputError(f"students the table beside it does not have, or not sorted by user_id (rerun {made_by})",
+                         str(other_path), "user_id")

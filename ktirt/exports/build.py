@@ -2,8 +2,8 @@
 
 The events are read a batch of whole students at a time (ktirt.user_batches), so the run holds one batch, not
 the log. A first pass gathers what needs every student: the vocabulary check, the skill matrices' width, the
-(item, skill) pairs (typical items, the skills table) and the latency histogram (ktirt.streaming_stats).
-The second scores each batch with SAKT (windows scored in fixed runs across the batches' edges, so the numbers
+(item, skill) pairs (typical items, the skills table) and the latency histogram (ktirt.streaming_stats); a
+second reads the latencies again for the terciles' exact values. The third scores each batch with SAKT (windows scored in fixed runs across the batches' edges, so the numbers
 are those of one pass) and appends its rows to the two large tables as it goes; of the rest it keeps what the
 reports need (the test responses' behaviours, each student-skill pair's last mastery)."""
 
@@ -18,7 +18,6 @@ import pandas as pd
 import pyarrow as pa
 
 from ktirt.aligned_rows import AlignedReader
-from ktirt.errors import InputError
 from ktirt.events import item_skill_pairs
 from ktirt.exports.reports import MasteryParts, SliceRows, behavior_slices
 from ktirt.exports.tables import (ROW_GROUP, item_drift_table, item_params_table, predictions_table, skills_table,
@@ -26,11 +25,11 @@ from ktirt.exports.tables import (ROW_GROUP, item_drift_table, item_params_table
 from ktirt.io import parquet_parts, read_parquet, write_parquet, write_text
 from ktirt.irt.drift import drifting_item_ids
 from ktirt.irt.model_files import EVENT_PREDICTIONS, ITEM_DRIFT, ITEM_PARAMS
-from ktirt.kt.sakt_run import load_checkpoint
+from ktirt.kt.sakt_run import check_training_items, load_checkpoint
 from ktirt.kt.sakt_training import ModelVocab
 from ktirt.kt.scoring import Scorer, known_item_skills, of_responses, scoring_windows, typical_items
 from ktirt.kt.sequences import MAX_SKILLS, load_sequences
-from ktirt.kt.window_build import in_fixed_runs
+from ktirt.kt.fixed_runs import in_fixed_runs
 from ktirt.runtime import freed_memory_returned, heap_trimmed, resolve_device, seed_everything
 from ktirt.settings import ExportSettings  # the export section of params.yaml
 from ktirt.user_batches import batches_of
@@ -38,6 +37,7 @@ from ktirt.vocab import Vocabulary, padded_index, skill_lists
 
 log = logging.getLogger(__name__)
 
+FIRST_PASS_COLUMNS = ["user_id", "item_id", "skill_ids", "latency_ms"]
 STREAMED = ("sakt_predictions", "sakt_student_state")
 """the tables with a row per response, written a batch at a time as they are scored"""
 
@@ -85,7 +85,7 @@ def run_export(events: pa.Table | str | Path, split: dict, sakt_checkpoint: str 
     batches = batches_of(events)
     slices = SliceRows(drifting_item_ids(drift))
     with freed_memory_returned():
-        first = _first_pass(batches, split, vocab, slices, sakt_checkpoint)
+        first = _first_pass(batches_of(events, columns=FIRST_PASS_COLUMNS), split, vocab, slices, sakt_checkpoint)
         for t in batches_of(events, columns=["user_id", "latency_ms"])():
             slices.collect(t)  # the latency bands' cuts, before any response is scored
     difficulty = dict(zip(params["item_id"].to_pylist(), params["difficulty"].to_pylist()))
@@ -125,9 +125,10 @@ def _write_scored(scored, vocab: Vocabulary, out_dir: Path, slices: SliceRows, m
             rows["sakt_predictions"] += predictions.num_rows
             rows["sakt_student_state"] += state.num_rows
             no_skill += without
-            heap_trimmed()
             log.info("scored %d responses of %d students (%d in all)", table.num_rows, len(seqs.users),
                      rows["sakt_predictions"])
+            del table, seqs, real, wdirt, values, predicted, masteries, predictions, state  # before the next batch
+            heap_trimmed()
     return rows, no_skill
 
 
@@ -144,16 +145,13 @@ def _first_pass(batches, split: dict, vocab: Vocabulary, slices: SliceRows, chec
             slices.count(t)
             yield t
 
-    fresh = Vocabulary.from_batches(tapped(), split["train"])
-    if fresh.items[: fresh.n_train_items] != vocab.items[: vocab.n_train_items]:
-        raise InputError("checkpoint vocabulary does not match these events' training items "
-                         "(retrain, or use the checkpoint of this dataset and split)", checkpoint)
+    check_training_items(Vocabulary.from_batches(tapped(), split["train"]), vocab, checkpoint)
     return first
 
 
 def _scoring_parts(batches, split: dict, vocab: Vocabulary, mv: ModelVocab, width: int, L: int, wdirt_dir: Path):
-    """Each batch of students as in_fixed_runs takes it: (the batch, its sequences, its windows, WD-IRT's P(correct)
-    of its rows), the positions to score, the windows (global positions)."""
+    """Each batch of students as in_fixed_runs takes it: (the batch, its sequences, where its real responses are
+    among the positions, WD-IRT's P(correct) of its rows), the positions to score, the windows (global positions)."""
     wdirt = AlignedReader(wdirt_dir / EVENT_PREDICTIONS, "train_wdirt")
     first = 0
     for table in batches():

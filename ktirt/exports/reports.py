@@ -53,16 +53,21 @@ class SliceRows:
         self.latency = ExactQuantiles(LATENCY_TERCILES)
         self.problem_types: dict[str, int] = {}
         self.parts: list[pd.DataFrame] = []
+        self.cuts: np.ndarray | None = None
+        """the terciles, once every latency is collected"""
 
     def count(self, events: pa.Table) -> None:
         self.latency.count(latency_of(events))
 
     def collect(self, events: pa.Table) -> None:
         self.latency.collect(latency_of(events))
+        self.cuts = None
 
     def add(self, events: pa.Table, predictions: pa.Table, wdirt_predicted: np.ndarray | None) -> None:
         mine = predictions["split"].to_numpy(zero_copy_only=False) == self.split
-        cuts = self.latency.values()
+        if self.cuts is None:
+            self.cuts = self.latency.values()
+        cuts = self.cuts
         latency = latency_of(events)[mine]
         band = np.full(len(latency), 3)  # missing
         if cuts is not None:
@@ -83,7 +88,7 @@ class SliceRows:
         the rank groups as by the label, in the same order), and each behaviour's labels in rank order."""
         columns = [*SLICES, "actual", "sakt", "wdirt"]
         df = pd.concat(self.parts, ignore_index=True) if self.parts else pd.DataFrame({c: np.zeros(0, np.int8) for c in columns})
-        labels = {"help": ["no help", "asked for help"], "latency": _band_labels(self.latency.values()),
+        labels = {"help": ["no help", "asked for help"], "latency": _band_labels(self.cuts),
                   "problem type": list(self.problem_types), "item drift": ["not flagged", "item flagged as drifting"]}
         out = pd.DataFrame({"actual": df["actual"].to_numpy(np.int8), "sakt": df["sakt"].to_numpy(np.float64),
                             "wdirt": df["wdirt"].to_numpy(np.float64)})

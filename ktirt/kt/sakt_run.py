@@ -214,8 +214,14 @@ def check_vocabulary(vocab: Vocabulary, events: pa.Table, split: dict, path: str
     """Sequences of `events` under a checkpoint's vocabulary; refuses events whose training items differ
     from the ones the checkpoint was trained on (a checkpoint from another dataset or split)."""
     seqs, fresh = load_sequences(events, split)
+    check_training_items(fresh, vocab, path)
+    seqs, _ = load_sequences(events, split, vocab)
+    return seqs
+
+
+def check_training_items(fresh: Vocabulary, vocab: Vocabulary, path: str | Path) -> None:
+    """Refuses a checkpoint (`vocab`, from `path`) whose training items differ from those of the events' own
+    vocabulary (`fresh`): a checkpoint from another dataset or split."""
     if fresh.items[: fresh.n_train_items] != vocab.items[: vocab.n_train_items]:
         raise InputError("checkpoint vocabulary does not match these events' training items "
                          "(retrain, or use the checkpoint of this dataset and split)", path)
-    seqs, _ = load_sequences(events, split, vocab)
-    return seqs

@@ -22,7 +22,8 @@ import torch
 
 from ktirt.kt.sakt_training import ModelVocab, window_tensors
 from ktirt.kt.sequences import Sequences, query_windows
-from ktirt.kt.window_build import in_fixed_runs, with_global_indices
+from ktirt.kt.fixed_runs import in_fixed_runs
+from ktirt.kt.window_build import with_global_indices
 from ktirt.vocab import NO_SKILL, Vocabulary
 from ktirt.models.sakt import INPUTS, SAKT, START
 

@@ -10,11 +10,10 @@ sequences number them, so one batch gives exactly the windows of before."""
 from __future__ import annotations
 
 import tempfile
-from collections import deque
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -24,6 +23,7 @@ import torch
 from ktirt import distributed
 from ktirt.errors import InputError
 from ktirt.evaluation import MeanFloors
+from ktirt.kt.fixed_runs import in_fixed_runs
 from ktirt.kt.sakt_training import ModelVocab, scored, window_tensors
 from ktirt.kt.sequences import MAX_SKILLS, Sequences, load_sequences, query_windows
 from ktirt.kt.window_sets import Tensors, WindowSet, stored
@@ -181,69 +181,6 @@ def every_prediction(model: torch.nn.Module, batches: Batches, split: dict, b: B
 
     for table, values in in_fixed_runs(parts(), batch_size, lambda chunk: scored(model, chunk, batch_size, device)):
         yield table, values[:, 0]
-
-
-def in_fixed_runs(parts: Iterable[tuple[Any, int, Tensors]], size: int,
-                  score: Callable[[Tensors], Iterable[tuple[np.ndarray, np.ndarray]]]) -> Iterator[tuple[Any, np.ndarray]]:
-    """Each part's payload with the values `score` gave each of its rows ((rows, columns); the first column must be
-    finite), once all its rows are scored. `parts`: (payload, rows, windows), the windows' indices numbering the rows
-    across the parts in order; `score` maps a run of windows to (row indices, values) pairs. The windows are scored
-    in runs of `size` across the parts' edges, so the numbers are those of one pass over the whole log (a model's
-    arithmetic may depend on what else is in its batch); every row must be scored exactly once."""
-    waiting: deque = deque()  # [payload, first global row, values or None, rows still to score]
-    seen = 0
-
-    def windows() -> Iterator[Tensors]:
-        nonlocal seen
-        for payload, rows, t in parts:
-            waiting.append([payload, seen, None, rows])
-            seen += rows
-            yield t
-            del t  # not held while the next part is made
-
-    for chunk in _rechunked(windows(), size):
-        for index, values in score(chunk):
-            values = values.reshape(len(index), -1)
-            starts = np.array([w[1] for w in waiting])
-            part = np.searchsorted(starts, index, side="right") - 1
-            for k in np.unique(part):
-                w, mine = waiting[k], part == k
-                if w[2] is None:
-                    w[2] = np.full((w[3], values.shape[1]), np.nan)
-                w[2][index[mine] - w[1]] = values[mine]
-                w[3] -= int(mine.sum())
-        del chunk  # a view of its part: not held while the next part is made
-        while waiting and waiting[0][3] == 0:
-            payload, _, values, _ = waiting.popleft()
-            if values is not None and np.isnan(values[:, 0]).any():  # as many scores as rows, yet one row unscored
-                raise RuntimeError("a response was not scored exactly once")  # guards the windowing invariant
-            yield payload, values if values is not None else np.zeros((0, 1))
-    if waiting:
-        raise RuntimeError("a response was not scored exactly once")  # guards the windowing invariant
-
-
-def _rechunked(parts: Iterable[Tensors], size: int) -> Iterator[Tensors]:
-    """The parts' windows in order, regrouped into runs of a multiple of `size` (the last one shorter). A run is a
-    view of its part where it can be; the few windows carried to the next part are copied, so a part is freed
-    once its runs are scored."""
-    carry: Tensors | None = None
-    for t in parts:
-        n, start = len(t["score"]), 0
-        if carry is not None:
-            need = size - len(carry["score"])
-            if n < need:
-                carry = {k: torch.cat([carry[k], v]) for k, v in t.items()}
-                continue
-            yield {k: torch.cat([carry[k], v[:need]]) for k, v in t.items()}
-            start, carry = need, None
-        full = start + (n - start) // size * size
-        if full > start:
-            yield {k: v[start:full] for k, v in t.items()}
-        if full < n:
-            carry = {k: v[full:].clone() for k, v in t.items()}
-        del t  # not held while the next part is made
-    if carry is not None and len(carry["score"]):
-        yield carry
 
 
 def _owned(seqs: Sequences, student: np.ndarray, s: str, before: int) -> np.ndarray | None:
