@@ -13,9 +13,11 @@ import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import pandas as pd
 import pyarrow as pa
+from tqdm import tqdm
 
 from ktirt.aligned_rows import AlignedReader
 from ktirt.events import item_skill_pairs
@@ -62,6 +64,7 @@ class _FirstPass:
     """the (item, skill) pairs of known items, in order of first response (ktirt.kt.scoring.known_item_skills)"""
     event_pairs: pa.Table | None = None
     """the events' distinct (item_id, skill_id) pairs (ktirt.events.item_skill_pairs)"""
+    responses: int = 0
 
     def add(self, known: pd.DataFrame, pairs: pa.Table) -> None:
         """A batch's pairs, merged into the distinct pairs so far (earlier batches first)."""
@@ -93,7 +96,8 @@ def run_export(events: pa.Table | str | Path, split: dict, sakt_checkpoint: str 
     mastery = MasteryParts(vocab.skills, s.falling_drop)
     parts = _scoring_parts(batches, split, vocab, mv, first.width, model.cfg.seq_len, wdirt_dir)
     scored = in_fixed_runs(parts, s.batch_size, Scorer(model.to(device), mv, typical, s.batch_size, device))
-    rows, no_skill = _write_scored(scored, vocab, out_dir, slices, mastery)
+    with tqdm(total=first.responses, unit="response", desc="SAKT scoring", leave=False, mininterval=5, disable=None) as bar:
+        rows, no_skill = _write_scored(scored, vocab, out_dir, slices, mastery, bar.update)
     tables = {"item_params": params, "item_drift": drift,
               "skills": skills_table(params, first.event_pairs, descriptions)}
     report, figures = mastery.report(tables["skills"], params, drift)
@@ -108,9 +112,10 @@ def run_export(events: pa.Table | str | Path, split: dict, sakt_checkpoint: str 
     return run
 
 
-def _write_scored(scored, vocab: Vocabulary, out_dir: Path, slices: SliceRows, mastery: MasteryParts) -> tuple[dict, int]:
-    """Each scored batch appended to the two per-response tables, and what the reports need of it kept; returns
-    the tables' rows and the responses without a skill."""
+def _write_scored(scored, vocab: Vocabulary, out_dir: Path, slices: SliceRows, mastery: MasteryParts,
+                  progress: Callable[[int], object]) -> tuple[dict, int]:
+    """Each scored batch appended to the two per-response tables, and what the reports need of it kept (`progress`
+    told each batch's responses); returns the tables' rows and the responses without a skill."""
     rows, no_skill = dict.fromkeys(STREAMED, 0), 0
     with parquet_parts(out_dir / "sakt_predictions.parquet", ROW_GROUP) as add_prediction, \
             parquet_parts(out_dir / "sakt_student_state.parquet", ROW_GROUP) as add_state:
@@ -125,6 +130,7 @@ def _write_scored(scored, vocab: Vocabulary, out_dir: Path, slices: SliceRows, m
             rows["sakt_predictions"] += predictions.num_rows
             rows["sakt_student_state"] += state.num_rows
             no_skill += without
+            progress(table.num_rows)
             log.info("scored %d responses of %d students (%d in all)", table.num_rows, len(seqs.users),
                      rows["sakt_predictions"])
             del table, seqs, real, wdirt, values, predicted, masteries, predictions, state  # before the next batch
@@ -142,6 +148,7 @@ def _first_pass(batches, split: dict, vocab: Vocabulary, slices: SliceRows, chec
             skills = padded_index(skill_lists(t["skill_ids"]), vocab.skill_index, MAX_SKILLS)
             first.width = max(first.width, skills.shape[1])
             first.add(known_item_skills(vocab.item_index(t["item_id"].combine_chunks()), skills), item_skill_pairs(t))
+            first.responses += t.num_rows
             slices.count(t)
             yield t
 
