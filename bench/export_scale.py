@@ -6,7 +6,8 @@ tables as it goes (ktirt/exports/build.py), validate_join checks them, the repor
 (ktirt/report/summary.py). This runs the real stages, each in its own process, on the EDM-Cup-scale events that
 bench/prepare_scale.py leaves in bench/out/ (with the SAKT checkpoint bench/sakt_scale.py trains there), then on
 `--copies N` renamed copies of those students (bench/sakt_scale.py --copies N makes them and their checkpoint),
-and prints each stage's wall time, time per response and peak memory, each against the first size's.
+and prints each stage's wall time, time per response and peak memory, each against the first size's (the figures
+also go to bench/results/export_scale.json).
 
 Wide & Deep IRT's tables come from one epoch of train_wdirt (trained here once, into bench/out/wdirt/, if
 missing): the export's cost depends on their shapes, not on how well they were fitted. For the copies, the
@@ -115,6 +116,8 @@ def main(n_copies: int) -> None:
             raise click.ClickException(f"{folder} not found: run python bench/sakt_scale.py --copies {n_copies} first")
         runs.append(measure(folder, folder / "events.parquet", copied_wdirt(wdirt, folder, n_copies)))
     base = runs[0]
+    results = ROOT / "bench" / "results" / "export_scale.json"
+    results.write_text(json.dumps({"command": f"python bench/export_scale.py --copies {n_copies}", "runs": runs}, indent=2) + "\n")
     for stage in ("export", "validate_join", "report"):
         print(f"{stage}, one process:")
         for r in runs:
