@@ -244,8 +244,7 @@ def parquet_parts(path: str | Path, row_group_size: int | None = None) -> Iterat
                 table = pa.concat_tables(held)
                 full = table.num_rows - table.num_rows % group
                 writer.write_table(table.slice(0, full).combine_chunks(), group)
-                rest = table.slice(full)  # copied: a view would keep the whole last part alive
-                held, written = [rest.take(pa.array(np.arange(rest.num_rows)))], written + full
+                held, written = [copied(table.slice(full))], written + full  # a view would keep the last part alive
 
         try:
             yield add
@@ -257,6 +256,12 @@ def parquet_parts(path: str | Path, row_group_size: int | None = None) -> Iterat
         finally:
             if writer is not None:
                 writer.close()
+
+
+def copied(table: pa.Table) -> pa.Table:
+    """The rows of `table` in buffers of their own: a slice is a view that keeps its whole source alive, which a
+    stage streaming the log must not do for the few rows it carries to the next batch."""
+    return table.take(pa.array(np.arange(table.num_rows)))
 
 
 def non_finite_key(obj, where: str = "") -> tuple[str, float] | None:

@@ -75,15 +75,17 @@ def heap_trimmed() -> None:
     """Give the heap's free memory back to the system (glibc's malloc_trim): called after each batch of a stage
     that streams the log, whose freed batches would otherwise stay in its resident memory as free heap pages.
     Nothing happens where the C library is not glibc."""
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
+    _glibc("malloc_trim", 0)
 
 
 def _mmap_threshold(size: int) -> None:
+    _glibc("mallopt", M_MMAP_THRESHOLD, size)
+
+
+def _glibc(function: str, *args: int) -> None:
+    """Call a glibc allocator function; nothing where the C library is not glibc."""
     try:
-        ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, size)
+        getattr(ctypes.CDLL("libc.so.6"), function)(*args)
     except (OSError, AttributeError):
         pass
 

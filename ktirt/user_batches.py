@@ -15,7 +15,7 @@ import pyarrow as pa
 
 from ktirt.errors import InputError
 from ktirt.events import EVENTS_SCHEMA
-from ktirt.io import iter_parquet
+from ktirt.io import copied, iter_parquet
 
 ROWS_PER_BATCH = 1 << 20
 """rows read at a time (a batch of students holds about this many)"""
@@ -39,8 +39,7 @@ def user_batches(path: str | Path, columns: list[str] | None = None, rows: int |
         if cut > 0:
             yield table.slice(0, cut)
             last = user[cut - 1]
-        rest = table.slice(cut)  # one student's rows, copied: a view would keep the whole record batch alive
-        carry = rest.take(pa.array(np.arange(rest.num_rows)))
+        carry = copied(table.slice(cut))  # one student's rows
     if carry is not None and carry.num_rows:
         yield carry
 
