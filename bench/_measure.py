@@ -30,7 +30,7 @@ def scale_params(students: int, folder: Path) -> tuple[Path, Path]:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["simulate"]["n_students"] = students
     raw = ROOT / "bench" / "out" / f"edm_scale_{students}"
-    params["data"] = {"source": "synthetic", "raw_dir": str(raw)}
+    params["data"] |= {"source": "synthetic", "raw_dir": str(raw)}
     folder.mkdir(parents=True, exist_ok=True)
     p = folder / "params.yaml"
     p.write_text(yaml.safe_dump(params, sort_keys=False))

@@ -51,7 +51,7 @@ def _params(students: int) -> tuple:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     raw = OUT / f"ednet_kt1_{students}"
     params["simulate"] |= {"profile": "ednet_kt1", "n_students": students}
-    params["data"] = {"source": "ednet_kt1", "raw_dir": str(raw)}
+    params["data"] |= {"source": "ednet_kt1", "raw_dir": str(raw)}
     OUT.mkdir(parents=True, exist_ok=True)
     p = OUT / "ednet_kt1_params.yaml"
     p.write_text(yaml.safe_dump(params, sort_keys=False))

@@ -9,19 +9,21 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.events import ITEMS_SCHEMA, SKILLS_SCHEMA
+from ktirt.events_digest import EventsDigest
 
 
 def _distinct_sorted(*arrays) -> list[str]:
     return sorted(set().union(*(pc.unique(a).to_pylist() for a in arrays)))
 
 
-def items_table(events: pa.Table, unit_tests: pa.Table, types: dict[str, str],
+def items_table(digest: EventsDigest, unit_tests: pa.Table, types: dict[str, str],
                 text: tuple[list[str], np.ndarray] | None) -> pa.Table:
     """items.parquet: each item's type is the one its events carry, else the source catalog's (`types`); its
     text embedding the source's first vector for it (`text`: ids and a float32 matrix, None without one)."""
-    ids = _distinct_sorted(events["item_id"], unit_tests["item_id"], pa.array(list(types), pa.string()),
+    seen = digest.items()
+    ids = _distinct_sorted(seen["item_id"], unit_tests["item_id"], pa.array(list(types), pa.string()),
                            pa.array(text[0] if text else [], pa.string()))
-    kinds = problem_types_of(ids, events, types)
+    kinds = _types_of(ids, seen.select(["item_id", "problem_type"]), types)
     vectors = pa.nulls(len(ids), pa.list_(pa.float32()))
     if text is not None:
         pos = pc.index_in(pa.array(ids, pa.string()), value_set=pa.array(text[0], pa.string()))
@@ -34,14 +36,19 @@ def items_table(events: pa.Table, unit_tests: pa.Table, types: dict[str, str],
 def problem_types_of(ids: list[str], events: pa.Table, types: dict[str, str]) -> list:
     """Each item's problem type: the one its events carry, else the source catalog's (`types`); the one rule
     for items.parquet and WD-IRT's catalog (whose `types` may come from items.parquet or be empty)."""
-    pairs = events.select(["item_id", "problem_type"]).to_pandas().drop_duplicates("item_id")
+    return _types_of(ids, events.select(["item_id", "problem_type"]), types)
+
+
+def _types_of(ids: list[str], pairs: pa.Table, types: dict[str, str]) -> list:
+    """problem_types_of, from (item_id, problem_type) rows in the events' order (the first row of an item counts)."""
+    pairs = pairs.to_pandas().drop_duplicates("item_id")
     ev_types = dict(zip(pairs["item_id"], pairs["problem_type"]))
     return [ev_types.get(i) or types.get(i) for i in ids]
 
 
-def skills_table(events: pa.Table, unit_tests: pa.Table, descriptions: dict[str, str]) -> pa.Table:
+def skills_table(digest: EventsDigest, unit_tests: pa.Table, descriptions: dict[str, str]) -> pa.Table:
     """skills.parquet: every skill code with the source's description of it (null where it has none)."""
-    ids = _distinct_sorted(pc.list_flatten(events["skill_ids"]), pc.list_flatten(unit_tests["skill_ids"]),
+    ids = _distinct_sorted(digest.skills(), pc.list_flatten(unit_tests["skill_ids"]),
                            pa.array(list(descriptions), pa.string()))
     return pa.Table.from_arrays([pa.array(ids, pa.string()), pa.array([descriptions.get(k) for k in ids], pa.string())],
                                 schema=SKILLS_SCHEMA)

@@ -98,19 +98,19 @@ def sort_codes(values) -> np.ndarray:
     return rank[arr.indices.to_numpy(zero_copy_only=False)]
 
 
-def summarize(events: pa.Table, unit_tests: pa.Table) -> dict:
-    """Counts for metrics/prepare.json: what the canonical tables hold."""
-    skills = pc.unique(pc.list_flatten(events["skill_ids"]))
-    n = events.num_rows
+def summarize(digest, unit_tests: pa.Table) -> dict:
+    """Counts for metrics/prepare.json: what the canonical tables hold (the events through their digest,
+    ktirt.events_digest)."""
+    n = digest.n
     return {
         "events": n,
-        "users": len(pc.unique(events["user_id"])),
-        "items": len(pc.unique(events["item_id"])),
-        "skills": len(skills),
-        "assignment_logs": len(pc.unique(events["action_sequence_id"])),
-        "correct_rate": round(float(pc.mean(events["correct"]).as_py() or 0.0), 6),
-        "help_rate": round(float(pc.mean(pc.cast(events["help_requested"], pa.int8())).as_py() or 0.0), 6),
-        "no_skill_share": round(float((pc.list_value_length(events["skill_ids"]).to_numpy() == 0).mean()) if n else 0.0, 6),
+        "users": len(digest.per_student()),
+        "items": digest.items().num_rows,
+        "skills": len(digest.skills()),
+        "assignment_logs": digest.n_logs,
+        "correct_rate": round(digest.correct / n if n else 0.0, 6),
+        "help_rate": round(digest.helped / n if n else 0.0, 6),
+        "no_skill_share": round(digest.no_skill / n if n else 0.0, 6),
         "unit_test_rows": unit_tests.num_rows,
         "unit_test_scored": unit_tests.num_rows - unit_tests["correct"].null_count,
         "unit_test_users": len(pc.unique(unit_tests["user_id"])),

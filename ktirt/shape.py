@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from ktirt.events import item_skill_pairs
+from ktirt.events_digest import EventsDigest
 
 SPARSE = 10
 """a problem answered fewer than this many times is in the long tail"""
@@ -25,21 +25,18 @@ REAL_SKILL_BUILDER_2009 = {
 """The ASSISTments 2009-2010 skill-builder file's shape (4,150 students, 274,561 first responses; issue 14)."""
 
 
-def _counts(values: pa.ChunkedArray | pa.Array) -> np.ndarray:
-    return np.asarray(pc.value_counts(values).field("counts"), dtype=np.int64)
-
-
-def shape(events: pa.Table) -> dict:
-    """The shape statistics of canonical events (one row per first response); {} when there are none."""
-    n = events.num_rows
+def shape(events: EventsDigest | pa.Table) -> dict:
+    """The shape statistics of canonical events (one row per first response), from the events or their digest
+    (ktirt.events_digest); {} when there are none."""
+    digest = EventsDigest.of(events) if isinstance(events, pa.Table) else events
+    n = digest.n
     if n == 0:
         return {}
-    per_student = _counts(events["user_id"])
-    per_problem = _counts(events["item_id"])
+    per_student = digest.per_student()
+    per_problem = digest.items()["count_all"].to_numpy(zero_copy_only=False).astype(np.int64)
     sparse = per_problem < SPARSE
-    n_skills = pc.list_value_length(events["skill_ids"]).to_numpy()
-    pairs = item_skill_pairs(events)
-    per_skill = _counts(pairs["skill_id"]) if pairs.num_rows else np.zeros(1)
+    pairs = digest.pairs()
+    per_skill = np.asarray(pc.value_counts(pairs["skill_id"]).field("counts"), dtype=np.int64) if pairs.num_rows else np.zeros(1)
     r = lambda x: round(float(x), 4)  # noqa: E731
     return {
         "responses_per_student_median": r(np.median(per_student)),
@@ -50,7 +47,7 @@ def shape(events: pa.Table) -> dict:
         "responses_per_problem_mean": r(per_problem.mean()),
         "problems_under_10_share": r(sparse.mean()),
         "responses_on_problems_under_10_share": r(per_problem[sparse].sum() / n),
-        "multi_skill_response_share": r((n_skills > 1).mean()),
-        "correct_rate": r(pc.mean(events["correct"]).as_py()),
+        "multi_skill_response_share": r(digest.multi_skill / n),
+        "correct_rate": r(digest.correct / n),
         "problems_per_skill_median": r(np.median(per_skill)),
     }

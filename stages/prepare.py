@@ -7,10 +7,12 @@ import click
 from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.events import summarize
-from ktirt.io import write_json, write_parquet
+from ktirt.events_digest import EventsDigest
+from ktirt.io import parquet_parts, write_json, write_parquet
+from ktirt.settings import DataSettings
 from ktirt.shape import shape
-from ktirt.sources import load_source
-from ktirt.sources.sanity import check_sanity, sanity_block
+from ktirt.sources import add_catalogs, load_source
+from ktirt.sources.sanity import check_sanity, future_after_ms, sanity_block
 from ktirt.truth import copy_truth
 
 log = logging.getLogger("prepare")
@@ -24,19 +26,27 @@ log = logging.getLogger("prepare")
 def main(params_path: str, out_dir: str, metrics_path: str) -> None:
     """Turn the raw source's tables into the canonical tables: reads data.raw_dir as data.source
     (data/raw/synthetic/ by default), writes data/interim/events.parquet, data/interim/unit_tests.parquet,
-    data/interim/items.parquet, data/interim/skills.parquet, data/interim/truth/ and metrics/prepare.json."""
+    data/interim/items.parquet, data/interim/skills.parquet, data/interim/truth/ and metrics/prepare.json.
+    EDM Cup's action log is read a part (data.part_mb of it) at a time, its events written as they come."""
     data = load_params(params_path, "data")
-    tables = load_source(data["source"], data["raw_dir"])
-    metrics = summarize(tables.events, tables.unit_tests) | {
-        "dropped_total": sum(tables.dropped.values()),
-        "dropped": tables.dropped,
-        "excluded": tables.excluded,
-        "source": tables.features,
-        "sanity": sanity_block(tables),
-        "shape": shape(tables.events),
-    }
-    check_sanity(metrics["sanity"], data["raw_dir"])
-    write_parquet(tables.events, f"{out_dir}/events.parquet")
+    part_mb = DataSettings.model_validate(data).part_mb
+    tables = load_source(data["source"], data["raw_dir"], part_bytes=part_mb << 20)
+    digest = EventsDigest(future_after_ms())
+    with parquet_parts(f"{out_dir}/events.parquet") as write_events:
+        for part in tables.event_parts():
+            digest.add(part)
+            write_events(part)
+        if tables.items is None:
+            add_catalogs(tables, data["source"], data["raw_dir"], digest)
+        metrics = summarize(digest, tables.unit_tests) | {
+            "dropped_total": sum(tables.dropped.values()),
+            "dropped": tables.dropped,
+            "excluded": tables.excluded,
+            "source": tables.features,
+            "sanity": sanity_block(tables, digest),
+            "shape": shape(digest),
+        }
+        check_sanity(metrics["sanity"], data["raw_dir"])
     write_parquet(tables.unit_tests, f"{out_dir}/unit_tests.parquet")
     write_parquet(tables.items, f"{out_dir}/items.parquet")
     write_parquet(tables.skills, f"{out_dir}/skills.parquet")

@@ -36,7 +36,7 @@ EDM, A09 = "synthetic", "assistments_2009"
 
 def params_file(folder: Path, source: str, raw: Path) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"] = {"source": source, "raw_dir": str(raw)}
+    params["data"] = {"source": source, "raw_dir": str(raw), "part_mb": 512}
     path = folder / "params.yaml"
     path.write_text(yaml.safe_dump(params))
     return path

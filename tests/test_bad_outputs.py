@@ -66,7 +66,7 @@ WRITE_FAILURES = [(errno.ENOSPC, False, "no space left on device"), (errno.EACCE
 def test_prepare_failing_on_its_second_output_leaves_none(tmp_path, tiny_raw, monkeypatch, code, named, words):
     """The first table is written, the second fails: no table, no temporary, not even the folder made for them;
     the line names the real output (never the temporary) and says why in words."""
-    p = params_file(tmp_path, data={"source": "synthetic", "raw_dir": str(tiny_raw)})
+    p = params_file(tmp_path, data={"source": "synthetic", "raw_dir": str(tiny_raw), "part_mb": 512})
     out = tmp_path / "out" / "interim"
     calls = _failing_writer(monkeypatch, 2, code, named)
     line = _invoke("prepare", "--params", p, "--out-dir", out, "--metrics", tmp_path / "out" / "prepare.json")

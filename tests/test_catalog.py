@@ -52,7 +52,7 @@ def test_prepare_writes_the_catalogs_and_the_truth_only_for_a_simulation(tiny_ra
     for name, source, raw in (("sim", "synthetic", tiny_raw),
                               ("a09", "assistments_2009", events_as_assistments_2009(tiny_tables.events, tmp_path / "a09raw"))):
         (tmp_path / name).mkdir()
-        p = params_file(tmp_path / name, data={"source": source, "raw_dir": str(raw)})
+        p = params_file(tmp_path / name, data={"source": source, "raw_dir": str(raw), "part_mb": 512})
         out = tmp_path / name / "interim"
         r = run_stage("prepare", "--params", p, "--out-dir", str(out), "--metrics", str(tmp_path / name / "m.json"))
         assert r.returncode == 0, r.stderr

@@ -127,7 +127,7 @@ def test_a_missing_questions_file_or_a_bad_header_names_the_file(tmp_path):
 
 def test_prepare_stops_in_one_line_and_writes_nothing(tmp_path):
     raw = _spoilt(tmp_path / "raw", "u2", 3, "1565400200,2,q1,b,6000")
-    params = params_file(tmp_path, data={"source": "ednet_kt1", "raw_dir": str(raw)})
+    params = params_file(tmp_path, data={"source": "ednet_kt1", "raw_dir": str(raw), "part_mb": 512})
     r = CliRunner().invoke(prepare.main, ["--params", params, "--out-dir", str(tmp_path / "out"),
                                           "--metrics", str(tmp_path / "out" / "prepare.json")])
     assert r.exit_code == 1 and not (tmp_path / "out").exists()
@@ -184,7 +184,7 @@ def test_damaged_files(tmp_path):
 @pytest.mark.parametrize("source", ["ednet_kt1", "synthetic"])
 def test_the_stage_simulates_the_layout_its_source_reads(tmp_path, source):
     simulate_stage = importlib.import_module("simulate")
-    params = params_file(tmp_path, data={"source": source, "raw_dir": "data/raw/synthetic"},
+    params = params_file(tmp_path, data={"source": source, "raw_dir": "data/raw/synthetic", "part_mb": 512},
                          simulate=TINY | {"profile": "ednet_kt1", "n_students": 30})
     r = CliRunner().invoke(simulate_stage.main, ["--params", params, "--out", str(tmp_path / "sim")])
     if source == "ednet_kt1":

@@ -18,7 +18,7 @@ from ktirt.irt.plot_tables import (NOT_A_NUMBER, OBSERVED_REFERENCE, PLOT_COLUMN
 def _params(tmp_path, source):
     path = tmp_path / "params.yaml"
     base = yaml.safe_load((ROOT / "params.yaml").read_text())
-    base["data"] = {"source": source, "raw_dir": f"data/raw/{source}"}
+    base["data"] = {"source": source, "raw_dir": f"data/raw/{source}", "part_mb": 512}
     base["simulate"] |= {"n_students": 40, "n_skills": 3, "class_size": 20, "units_per_class": 1}
     path.write_text(yaml.safe_dump(base))
     return str(path)

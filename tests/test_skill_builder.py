@@ -88,7 +88,7 @@ def test_same_seed_same_bytes(tmp_path):
 @pytest.mark.parametrize("source", ["assistments_2009", "synthetic"])
 def test_the_stage_simulates_the_world_its_source_reads(tmp_path, source):
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
-    params["data"] = {"source": source, "raw_dir": "data/raw/synthetic"}
+    params["data"] = {"source": source, "raw_dir": "data/raw/synthetic", "part_mb": 512}
     params["simulate"] |= {"profile": "skill_builder", "n_students": 150}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     r = run_stage("simulate", "--params", str(tmp_path / "params.yaml"), "--out", str(tmp_path / "sim"))

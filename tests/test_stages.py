@@ -10,7 +10,7 @@ from ktirt.events import EVENTS_SCHEMA
 
 
 def params(tmp_path, **sections):
-    base = {"data": {"source": "edm_cup_2023", "raw_dir": str(tmp_path / "raw")},
+    base = {"data": {"source": "edm_cup_2023", "raw_dir": str(tmp_path / "raw"), "part_mb": 512},
             "split": {"seed": 1, "train": 0.5, "val": 0.25}}
     return params_file(tmp_path, **(base | sections))
 
@@ -44,7 +44,7 @@ def test_bad_column_one_error_no_output(tmp_path):
 
 def test_unknown_source_and_bad_ratios_name_the_params_file(tmp_path):
     hand_written_edm(tmp_path / "raw")
-    p = params(tmp_path, data={"source": "edm_cup_2024", "raw_dir": str(tmp_path / "raw")})
+    p = params(tmp_path, data={"source": "edm_cup_2024", "raw_dir": str(tmp_path / "raw"), "part_mb": 512})
     r = prepare(tmp_path, p)
     assert r.returncode != 0 and f"Error: {p}: data.source: must be one of " in r.stderr and "got 'edm_cup_2024'" in r.stderr
     p = params(tmp_path)

@@ -4,11 +4,15 @@ canonical tables, so a new source is known here and nowhere else."""
 
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
+
+import pyarrow as pa
 
 from ktirt.catalog import items_table, skills_table
+from ktirt.events_digest import EventsDigest
 from ktirt.errors import InputError, SettingsError, one_line
 from ktirt.sources import assistments_2009, ednet_kt1, edm_cup
 from ktirt.sources.canonical import SourceTables
@@ -16,15 +20,17 @@ from ktirt.sources.canonical import SourceTables
 
 @dataclass(frozen=True)
 class Source:
-    """What one dataset's adapter provides: its events and scores, and what it says about items and skills."""
+    """What one dataset's adapter provides: its events and scores, and what it says about items and skills.
+    `in_parts`: `load` takes a part size (bytes of raw log) and can give the events in parts."""
 
-    load: Callable[[Path], SourceTables]
+    load: Callable[..., SourceTables]
     skill_descriptions: Callable[[Path], dict] = lambda folder: {}
     problem_types: Callable[[Path], dict] = lambda folder: {}
     item_text_embeddings: Callable[[Path], tuple | None] = lambda folder: None
+    in_parts: bool = False
 
 
-EDM_CUP = Source(edm_cup.load, edm_cup.skill_descriptions, edm_cup.problem_types, edm_cup.item_text_embeddings)
+EDM_CUP = Source(edm_cup.load, edm_cup.skill_descriptions, edm_cup.problem_types, edm_cup.item_text_embeddings, True)
 # the simulator writes EDM Cup 2023 files, so `synthetic` is read exactly as the real release is
 SOURCES = {
     "synthetic": EDM_CUP,
@@ -34,21 +40,44 @@ SOURCES = {
 }
 
 
-def load_source(name: str, folder: str | Path) -> SourceTables:
-    """Every canonical table of source `name` from its raw files in `folder`. A raw value quoted in an error
-    (a NUL, a newline, a tab) is escaped (ktirt.errors.one_line), so the message stays one line."""
+def load_source(name: str, folder: str | Path, part_bytes: int | None = None) -> SourceTables:
+    """Every canonical table of source `name` from its raw files in `folder`. With `part_bytes`, a source that
+    reads in parts (EDM Cup's) gives its events as parts of about that many bytes of raw log each
+    (SourceTables.event_parts) and its catalogs only once they are read (`add_catalogs`, after the last part).
+    A raw value quoted in an error (a NUL, a newline, a tab) is escaped (ktirt.errors.one_line), so the message
+    stays one line, while the parts are read too."""
     if name not in SOURCES:
         raise SettingsError(f"unknown data.source '{one_line(name)}' (choose one of: {', '.join(SOURCES)})")
     source, folder = SOURCES[name], Path(folder)
-    try:
-        tables = source.load(folder)
-        tables.items = items_table(tables.events, tables.unit_tests, source.problem_types(folder),
-                                   source.item_text_embeddings(folder))
-        tables.skills = skills_table(tables.events, tables.unit_tests, source.skill_descriptions(folder))
-    except InputError as exc:
-        path, column = exc.path and one_line(str(exc.path)), exc.column and one_line(exc.column)
-        raise type(exc)(one_line(exc.reason), path, column) from None
+    with _one_line_errors():
+        tables = source.load(folder, part_bytes) if part_bytes and source.in_parts else source.load(folder)
+        if isinstance(tables.events, pa.Table):
+            add_catalogs(tables, name, folder, EventsDigest.of(tables.events))
+        else:
+            tables.events = _one_line_parts(tables.events)
     return tables
 
 
-__all__ = ["SOURCES", "Source", "SourceTables", "load_source"]
+def add_catalogs(tables: SourceTables, name: str, folder: str | Path, digest: EventsDigest) -> None:
+    """Fill in items.parquet and skills.parquet from the events' digest and what the source says of them."""
+    source, folder = SOURCES[name], Path(folder)
+    with _one_line_errors():
+        tables.items = items_table(digest, tables.unit_tests, source.problem_types(folder), source.item_text_embeddings(folder))
+        tables.skills = skills_table(digest, tables.unit_tests, source.skill_descriptions(folder))
+
+
+@contextmanager
+def _one_line_errors() -> Iterator[None]:
+    try:
+        yield
+    except InputError as exc:
+        path, column = exc.path and one_line(str(exc.path)), exc.column and one_line(exc.column)
+        raise type(exc)(one_line(exc.reason), path, column) from None
+
+
+def _one_line_parts(parts: Iterator[pa.Table]) -> Iterator[pa.Table]:
+    with _one_line_errors():
+        yield from parts
+
+
+__all__ = ["SOURCES", "Source", "SourceTables", "add_catalogs", "load_source"]

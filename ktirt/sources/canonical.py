@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
@@ -12,7 +13,8 @@ from ktirt.events import EVENTS_SCHEMA, UNIT_TESTS_SCHEMA, sort_events
 
 @dataclass
 class SourceTables:
-    events: pa.Table
+    events: pa.Table | Iterator[pa.Table] | None
+    """The events: one table, or (a source read in parts) its parts, see `event_parts`."""
     unit_tests: pa.Table
     dropped: dict[str, int] = field(default_factory=dict)
     """Unusable input (no student, no problem, no time...), by reason: never dropped silently."""
@@ -29,6 +31,24 @@ class SourceTables:
     """items.parquet (ktirt/catalog.py), filled in by `load_source`"""
     skills: pa.Table | None = None
     """skills.parquet, filled in by `load_source`"""
+
+    def event_parts(self) -> Iterator[pa.Table]:
+        """The events as tables in the contract's order, each holding whole students (no student in two); one
+        table where the source was read whole. Parts can be read once: the source's counts (dropped, excluded,
+        first_actions, reading) are final after the last."""
+        if isinstance(self.events, pa.Table):
+            yield self.events
+            return
+        parts, self.events = self.events, None
+        if parts is None:
+            raise RuntimeError("the event parts were read already")
+        yield from parts
+
+    def whole(self) -> SourceTables:
+        """These tables with the events as one table (every part read)."""
+        if not isinstance(self.events, pa.Table):
+            self.events = pa.concat_tables(list(self.event_parts())).combine_chunks()
+        return self
 
 
 def events_table(columns: dict[str, object]) -> pa.Table:

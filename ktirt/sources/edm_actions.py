@@ -1,9 +1,9 @@
 """EDM Cup 2023's action_logs.csv -> one row per visit (a problem within an assignment log): its first response
 or help request, when the problem started, and the visit's hint, attempt and help counts.
 
-Only the clickstream is read here; ktirt.sources.edm_cup joins the visits to students and problems and keeps
-the graded ones as events. Reading, filtering and grouping happen in one function so the file's full-length
-columns are freed on its return: at EDM-Cup scale they are the run's largest arrays.
+Only the clickstream is read here; ktirt.sources.edm_cup reads the file in parts (all of a student's rows in one)
+and joins each part's visits to students and problems, keeping the graded ones as events. What must hold over
+the whole file (one id form, one timestamp unit, known actions) is gathered while it is split (WholeLogChecks).
 """
 
 from __future__ import annotations
@@ -16,8 +16,9 @@ import pandas as pd
 import pyarrow as pa
 
 from ktirt.errors import InputError
-from ktirt.sources.tables import NAT, STRING_DICT, codes, read_csv, to_utc_ms
-from ktirt.sources.timestamps import NUMBER_FORM
+from ktirt.sources.ids import IdForms
+from ktirt.sources.tables import STRING_DICT, codes
+from ktirt.sources.timestamps import NAT, in_unit, unit_factor
 
 HELP_ACTIONS = (
     "hint_requested",
@@ -64,41 +65,76 @@ class _Rows:
     act: np.ndarray
 
 
-def read_visits(path: Path, dropped: dict, excluded: dict) -> Visits:
-    """The visits of action_logs.csv; unusable rows are counted into `dropped`, visits started but never
-    answered into `excluded`."""
-    keys, rows = _visit_rows(path, dropped)
+ACTION_LOG_COLUMNS = {"assignment_log_id": STRING_DICT, "timestamp": pa.float64(), "problem_id": STRING_DICT,
+                      "action": STRING_DICT}
+"""the columns of action_logs.csv that make the visits"""
+ID_COLUMNS = ("assignment_log_id", "problem_id")
+
+
+class WholeLogChecks:
+    """What must hold over the whole action log, gathered a block at a time while it is read in parts: ids
+    written one way (ktirt.sources.ids), one timestamp unit (its range), only known actions (with their counts)."""
+
+    def __init__(self):
+        self.forms = {c: IdForms() for c in ID_COLUMNS}
+        self.lo, self.hi = np.inf, -np.inf
+        self.actions: dict[str, int] = {}  # in the order first met, as one read would list them
+
+    def add(self, block: pa.RecordBatch) -> None:
+        for column, forms in self.forms.items():
+            forms.add(block[column])
+        ts = block["timestamp"].to_numpy(zero_copy_only=False)
+        ts = ts[np.isfinite(ts)]
+        if len(ts):
+            self.lo, self.hi = min(self.lo, ts.min()), max(self.hi, ts.max())
+        idx, names = codes(block["action"])
+        for name, n in zip(names.to_pylist(), np.bincount(idx[idx >= 0], minlength=len(names))):
+            self.actions[name] = self.actions.get(name, 0) + int(n)
+
+    def unit(self, path: Path) -> float:
+        """Milliseconds per unit of the timestamps, after the whole-file checks (ids, unit, actions) pass."""
+        for column, forms in self.forms.items():
+            forms.check(path, column)
+        factor = unit_factor(self.lo, self.hi, path, "timestamp") if self.lo <= self.hi else 1.0
+        _check_actions(self.actions, path)
+        return factor
+
+
+def read_visits(rows: pa.Table, path: Path, factor: float, dropped: dict, excluded: dict) -> Visits:
+    """The visits of some of action_logs.csv's rows (all of a student's, as read_csv would give them: `rows`, with
+    ACTION_LOG_COLUMNS; timestamps in a unit of `factor` ms); unusable rows are counted into `dropped`, visits
+    started but never answered into `excluded`."""
+    keys, kept = _visit_rows(rows, path, factor, dropped)
     n_visits = len(keys["log"])
-    first = _first_actions(rows, n_visits, excluded)
-    help_counts = _help_counts(rows, n_visits)
+    first = _first_actions(kept, n_visits, excluded)
+    help_counts = _help_counts(kept, n_visits)
     return Visits(**keys, **first, **help_counts)
 
 
-def _action_codes(act_idx: np.ndarray, act_vals: pa.Array, path: Path, dropped: dict) -> np.ndarray:
-    """Action code of each row (_UNKNOWN where blank, counted). A value outside the release's vocabulary
-    stops the run: a renamed `correct_response` would otherwise make every first response look wrong."""
-    names = act_vals.to_pylist()
-    rows = np.bincount(act_idx[act_idx >= 0], minlength=len(names))
-    unknown = [(a, int(n)) for a, n in zip(names, rows) if n and a not in CODE]
+def _check_actions(rows_by_action: dict[str, int], path: Path) -> None:
+    """A value outside the release's vocabulary stops the run: a renamed `correct_response` would otherwise make
+    every first response look wrong."""
+    unknown = [(a, n) for a, n in rows_by_action.items() if n and a not in CODE]
     if unknown:
         more = f" and {len(unknown) - 1} other unknown values" if len(unknown) > 1 else ""
         raise InputError(f"unknown action '{unknown[0][0]}' ({unknown[0][1]} rows){more}; "
                          f"known actions: {', '.join(ACTIONS)}", path, "action")
+
+
+def _action_codes(act_idx: np.ndarray, act_vals: pa.Array, path: Path, dropped: dict) -> np.ndarray:
+    """Action code of each row (_UNKNOWN where blank, counted)."""
+    names = act_vals.to_pylist()
+    _check_actions(dict(zip(names, np.bincount(act_idx[act_idx >= 0], minlength=len(names)).tolist())), path)
     lut = np.array([CODE.get(a, _UNKNOWN) for a in names] + [_UNKNOWN], dtype=np.int8)
     dropped["action_rows_no_action"] = int((act_idx < 0).sum())
     return lut[act_idx]  # -1 (blank action) picks the trailing _UNKNOWN
 
 
-def _visit_rows(path: Path, dropped: dict) -> tuple[dict, _Rows]:
-    """Read the file, keep the problem actions with a time, a log and a problem (the rest counted as dropped)
-    and group them into visits: returns the visits' keys and the kept rows."""
-    t = read_csv(
-        path,
-        {"assignment_log_id": STRING_DICT, "timestamp": pa.float64(), "problem_id": STRING_DICT, "action": STRING_DICT},
-        ids=("assignment_log_id", "problem_id"), forms={"timestamp": NUMBER_FORM},
-    )
+def _visit_rows(t: pa.Table, path: Path, factor: float, dropped: dict) -> tuple[dict, _Rows]:
+    """Keep the problem actions with a time, a log and a problem (the rest counted as dropped) and group them into
+    visits: returns the visits' keys and the kept rows."""
     n_rows = t.num_rows
-    ts = to_utc_ms(t["timestamp"], path, "timestamp")
+    ts = in_unit(t["timestamp"].to_numpy(zero_copy_only=False).astype(np.float64), factor)
     log_idx, log_vals = codes(t["assignment_log_id"])
     prob_idx, prob_vals = codes(t["problem_id"])
     act_idx, act_vals = codes(t["action"])

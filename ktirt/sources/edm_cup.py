@@ -12,17 +12,23 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Iterator
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
+from ktirt.events import sort_codes
 from ktirt.sources.canonical import SourceTables, events_table, unit_tests_table
-from ktirt.sources.edm_actions import ACTIONS, CODE, FIRST_ACTIONS, NEVER, Visits, read_visits
+from ktirt.sources.csv_parts import CsvParts
+from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, ACTIONS, CODE, FIRST_ACTIONS, ID_COLUMNS, NEVER, Visits,
+                                       WholeLogChecks, read_visits)
 from ktirt.sources.files import check_raw_folder, present
-from ktirt.sources.ids import described_codes, skill_code_lists
+from ktirt.sources.ids import described_codes, normalise_ids, skill_code_lists
 from ktirt.sources.tables import NAT, read_csv, read_header, reading, require_unique, to_utc_ms
+from ktirt.sources.timestamps import NUMBER_FORM
 
 log = logging.getLogger(__name__)
 __all__ = ["ACTIONS", "FIRST_ACTIONS", "item_text_embeddings", "load", "problem_types", "skill_descriptions"]
@@ -37,24 +43,32 @@ EVALUATION_SCORES = "evaluation_unit_test_scores.csv"
 UNGRADED_TYPE = "Ungraded Open Response"
 
 
-def load(raw_dir: str | Path) -> SourceTables:
+def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
+    """The canonical tables of an EDM Cup 2023 folder. Without `part_bytes` the events are one table; with it,
+    parts of whole students in the events' order, about one per `part_bytes` of action log, each read as it is
+    consumed (SourceTables.event_parts): memory is one part, whatever the log's size."""
     raw = Path(raw_dir)
     check_raw_folder(raw)
-    dropped: dict[str, int] = {}
-    excluded: dict[str, int] = {}
-    first_actions: dict[str, int] = {}
+    dropped = dict.fromkeys(ACTION_ROW_DROPS + RESPONSE_DROPS, 0)
+    excluded = dict.fromkeys(EXCLUSIONS, 0)
     with reading() as ledger:
         details = _assignment_details(raw / ASSIGNMENT_DETAILS)
         problems = _problem_details(raw / PROBLEM_DETAILS)
-        events = _first_responses(raw / ACTION_LOGS, details, problems, dropped, excluded, first_actions)
+        action_log = _split_action_log(raw / ACTION_LOGS, details, problems, part_bytes)
         unit_tests, references = _unit_tests(raw, details, problems, dropped)
     features = {
         "has_unit_tests": int(unit_tests.num_rows > 0),
         "has_text_embeddings": int(problems.has_text),
         "has_timestamps": 1,
     }
-    facts = {"multi_skill_from_lists": problems.split_lists} | references | ledger.facts()
-    return SourceTables(events, unit_tests, dropped | ledger.dropped(), excluded, features, first_actions, facts)
+    tables = SourceTables(None, unit_tests, {}, excluded, features, dict.fromkeys(FIRST_ACTIONS, 0), {})
+
+    def counted() -> None:  # the counts are final once the last part is read
+        tables.dropped = dropped | ledger.dropped()
+        tables.reading = {"multi_skill_from_lists": problems.split_lists} | references | ledger.facts()
+
+    tables.events = _first_responses(action_log, details, problems, dropped, tables, counted)
+    return tables if part_bytes else tables.whole()
 
 
 @dataclass
@@ -117,15 +131,95 @@ class _Joined:
     ungraded_type: np.ndarray  # per problem code: an ungraded open response
 
 
-def _first_responses(path: Path, details: _Details, problems: _Problems, dropped: dict, excluded: dict,
-                     first_actions: dict) -> pa.Table:
-    """One event per visit (ktirt.sources.edm_actions) whose first action is a graded response or a help request;
-    the first actions of the events are counted into `first_actions`."""
-    visits = read_visits(path, dropped, excluded)
-    joined = _join_details(visits, details, problems, path)
-    sel = np.flatnonzero(_usable_visits(visits, joined, dropped, excluded))
-    counts = np.bincount(visits.first_act[sel], minlength=len(FIRST_ACTIONS))
-    first_actions.update({a: int(n) for a, n in zip(FIRST_ACTIONS, counts)})
+ACTION_ROW_DROPS = ("action_rows_no_action", "action_rows_no_timestamp", "action_rows_no_assignment_log",
+                    "action_rows_no_problem")
+RESPONSE_DROPS = ("responses_unknown_assignment_log", "responses_no_student", "responses_unknown_problem")
+EXCLUSIONS = ("problems_started_never_answered", "ungraded_responses")
+
+
+@dataclass
+class _ActionLog:
+    """action_logs.csv split into parts by student (the last part: rows of no known student), checked whole."""
+
+    path: Path
+    parts: CsvParts
+    factor: float  # ms per unit of its timestamps
+
+
+class _StudentRoute:
+    """Each action row's part: the students, in id order, cut into `n` parts of as many students each; a row whose
+    assignment log is unknown or has no student goes to part n. Also notes whether any log and any problem of the
+    file join assignment_details and problem_details (if none does, the files do not belong together)."""
+
+    def __init__(self, path: Path, details: _Details, problems: _Problems, n: int):
+        self.path, self.n, self.checks = path, n, WholeLogChecks()
+        students = details.student.dictionary
+        part_of_student = sort_codes(students) * n // max(len(students), 1)
+        codes = details.student.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        self.part_of_log = np.where(codes >= 0, part_of_student[np.maximum(codes, 0)], n)
+        self.logs, self.problems = pd.Index(details.log_id.to_pylist()), pd.Index(problems.problem_id.to_pylist())
+        self.unjoined = {"assignment_log_id": set(), "problem_id": set()}  # kept only while nothing joins
+
+    def __call__(self, block: pa.RecordBatch) -> np.ndarray:
+        self.checks.add(block)
+        logs = normalise_ids(block["assignment_log_id"], self.path, "assignment_log_id")
+        row = self._joined("assignment_log_id", self.logs, logs.dictionary)
+        part = np.append(np.where(row >= 0, self.part_of_log[row], self.n), self.n)
+        self._joined("problem_id", self.problems, normalise_ids(block["problem_id"], self.path, "problem_id").dictionary)
+        return part[logs.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
+
+    def _joined(self, column: str, index: pd.Index, values: pa.Array) -> np.ndarray:
+        row = index.get_indexer(values.to_pylist())
+        unjoined = self.unjoined[column]
+        if unjoined is not None:
+            self.unjoined[column] = None if (row >= 0).any() else unjoined | set(values.drop_null().to_pylist())
+        return row
+
+    def check_joins(self) -> None:
+        for column, table in (("assignment_log_id", ASSIGNMENT_DETAILS), ("problem_id", PROBLEM_DETAILS)):
+            if self.unjoined[column] is not None:
+                what = "assignment logs" if column == "assignment_log_id" else "problems"
+                raise InputError(f"none of the {len(self.unjoined[column])} {what} appear in {table}", self.path, column)
+
+
+def _split_action_log(path: Path, details: _Details, problems: _Problems, part_bytes: int | None) -> _ActionLog:
+    """Read action_logs.csv once, a block at a time, into its parts (about one per `part_bytes` of the file; one
+    without), checking what must hold over the whole file."""
+    n = max(1, -(-path.stat().st_size // part_bytes)) if part_bytes and path.exists() else 1
+    parts = CsvParts(path, ACTION_LOG_COLUMNS, ID_COLUMNS, n + 1)
+    route = _StudentRoute(path, details, problems, n)
+    parts.split(route, forms={"timestamp": NUMBER_FORM})
+    factor = route.checks.unit(path)
+    route.check_joins()
+    return _ActionLog(path, parts, factor)
+
+
+def _first_responses(action_log: _ActionLog, details: _Details, problems: _Problems, dropped: dict,
+                     tables: SourceTables, counted: Callable[[], None]) -> Iterator[pa.Table]:
+    """Per part of the action log, one event per visit (ktirt.sources.edm_actions) whose first action is a graded
+    response or a help request, in the events' order; the counts (dropped, excluded, first actions) add up part
+    after part, and `counted()` runs after the last."""
+    n_rows = n_events = 0
+    for rows in action_log.parts.parts():
+        part_dropped: dict[str, int] = {}
+        part_excluded: dict[str, int] = {}
+        visits = read_visits(rows, action_log.path, action_log.factor, part_dropped, part_excluded)
+        del rows
+        joined = _join_details(visits, details, problems)
+        sel = np.flatnonzero(_usable_visits(visits, joined, part_dropped, part_excluded))
+        counts = np.bincount(visits.first_act[sel], minlength=len(FIRST_ACTIONS))
+        for totals, more in ((dropped, part_dropped), (tables.excluded, part_excluded),
+                             (tables.first_actions, dict(zip(FIRST_ACTIONS, counts.tolist())))):
+            totals.update({k: totals.get(k, 0) + int(v) for k, v in more.items()})
+        events = _events(visits, joined, problems, details, sel)
+        n_rows, n_events = n_rows + visits.n_action_rows, n_events + events.num_rows
+        yield events
+    counted()
+    log.info("%s: %d action rows -> %d first-response events", action_log.path.name, n_rows, n_events)
+
+
+def _events(visits: Visits, joined: _Joined, problems: _Problems, details: _Details, sel: np.ndarray) -> pa.Table:
+    """The events of the visits `sel`, in the contract's schema and order."""
     lg, pr = visits.log[sel], visits.problem[sel]
     latency = visits.first_ts[sel] - visits.start[sel]
     has_start = visits.start[sel] != NEVER
@@ -142,22 +236,13 @@ def _first_responses(path: Path, details: _Details, problems: _Problems, dropped
         "attempt_count": np.minimum(visits.attempt_count[sel], np.iinfo(np.int16).max).astype(np.int16),
         "problem_type": joined.ptype.take(pa.array(pr)),
     }
-    events = events_table(columns)
-    log.info("%s: %d action rows -> %d first-response events", path.name, visits.n_action_rows, events.num_rows)
-    return events
+    return events_table(columns)
 
 
-def _join_details(visits: Visits, details: _Details, problems: _Problems, path: Path) -> _Joined:
-    """Join the assignment logs to their students and the problems to their types; when none of either joins,
-    the files do not belong together and the run stops."""
+def _join_details(visits: Visits, details: _Details, problems: _Problems) -> _Joined:
+    """Join the assignment logs to their students and the problems to their types."""
     log_row = _lookup(visits.log_vals, details.log_id)
-    if (log_row < 0).all():
-        raise InputError(
-            f"none of the {len(visits.log_vals)} assignment logs appear in {ASSIGNMENT_DETAILS}", path, "assignment_log_id"
-        )
     prob_row = _lookup(visits.prob_vals, problems.problem_id)
-    if (prob_row < 0).all():
-        raise InputError(f"none of the {len(visits.prob_vals)} problems appear in {PROBLEM_DETAILS}", path, "problem_id")
     student_codes = details.student.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     log_student = np.where(log_row >= 0, student_codes[np.maximum(log_row, 0)], -1)
     ptype = problems.problem_type.take(pa.array(np.maximum(prob_row, 0)))

@@ -53,6 +53,24 @@ def normalise_ids(values: pa.ChunkedArray | pa.Array, path, column: str) -> pa.A
     return pa.DictionaryArray.from_arrays(remap.take(arr.indices).cast(arr.indices.type), distinct)
 
 
+class IdForms:
+    """The id rule's check across the blocks of a file read a block at a time: the distinct values that are
+    written as integral floats or with leading zeros (few, or none), so that `7.0` in one block and `007` in
+    another stop the run as they would in one read."""
+
+    def __init__(self):
+        self.seen: dict[str, None] = {}  # in the order first met, as one read would list them
+
+    def add(self, values: pa.ChunkedArray | pa.Array) -> None:
+        arr = _combined(values)
+        text = pc.utf8_trim_whitespace((arr.dictionary if pa.types.is_dictionary(arr.type) else pc.unique(arr)).drop_null())
+        either = pc.or_(pc.match_substring_regex(text, INTEGRAL_FLOAT), pc.match_substring_regex(text, r"^0[0-9]+$"))
+        self.seen.update(dict.fromkeys(text.filter(either).to_pylist()))
+
+    def check(self, path, column: str) -> None:
+        _refuse_ambiguous(pa.array(list(self.seen), pa.string()), path, column)
+
+
 def _refuse_ambiguous(distinct: pa.Array, path, column: str) -> None:
     """Stop where an integral float (`7.0`) may stand for an id written with leading zeros (`007`)."""
     trimmed = pc.utf8_trim_whitespace(distinct.drop_null())

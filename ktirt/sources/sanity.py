@@ -15,6 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
+from ktirt.events_digest import EventsDigest
 from ktirt.sources.canonical import SourceTables
 from ktirt.sources.timestamps import FIRST_YEAR, LAST_YEAR
 
@@ -23,27 +24,32 @@ FUTURE_DAYS = 365
 """events dated more than this many days after the run are counted as in the future"""
 
 
-def sanity_block(tables: SourceTables) -> dict:
+def future_after_ms() -> int:
+    """The time (unix ms) after which an event is counted as in the future: FUTURE_DAYS after now."""
+    return int(time.time() * 1000) + FUTURE_DAYS * DAY_MS
+
+
+def sanity_block(tables: SourceTables, digest: EventsDigest) -> dict:
     """Numbers only: years and span of the events (sources with real clocks), correct rate, share of each
-    first action (sources that log actions), share of unit-test rows dated after some of their unit's work."""
-    ev, ut = tables.events, tables.unit_tests
-    block: dict = {"events": ev.num_rows,
-                   "correct_rate": round(float(pc.mean(ev["correct"]).as_py() or 0.0), 6)}
+    first action (sources that log actions), share of unit-test rows dated after some of their unit's work.
+    The events through their digest (made with future_after_ms()), the unit tests as a table."""
+    ut = tables.unit_tests
+    block: dict = {"events": digest.n, "correct_rate": round(digest.correct / digest.n if digest.n else 0.0, 6)}
     if tables.features.get("has_timestamps", 1):
-        for name, table in (("event", ev), ("unit_test", ut)):
-            ms = _ms(table["timestamp"])
-            if len(ms):
-                block[f"first_{name}_year"], block[f"last_{name}_year"] = _year(ms.min()), _year(ms.max())
-                block[f"{name}_span_days"] = round(float(ms.max() - ms.min()) / DAY_MS, 1)
-        share = _unit_tests_after_unit_work(ev, ut)
+        ut_ms = _ms(ut["timestamp"])
+        for name, lo, hi in (("event", digest.min_ms, digest.max_ms),
+                             ("unit_test", *((ut_ms.min(), ut_ms.max()) if len(ut_ms) else (None, None)))):
+            if lo is not None:
+                block[f"first_{name}_year"], block[f"last_{name}_year"] = _year(lo), _year(hi)
+                block[f"{name}_span_days"] = round(float(hi - lo) / DAY_MS, 1)
+        share = _unit_tests_after_unit_work(digest, ut)
         if share is not None:
             block["unit_tests_after_unit_work_share"] = share
     total = sum(tables.first_actions.values())
     if total:
         block |= {f"first_action_{a}_share": round(n / total, 6) for a, n in tables.first_actions.items()}
     if tables.features.get("has_timestamps", 1):
-        future = int(time.time() * 1000) + FUTURE_DAYS * DAY_MS
-        block |= {f"{name}_future": int((_ms(t["timestamp"]) > future).sum()) for name, t in (("events", ev), ("unit_tests", ut))}
+        block |= {"events_future": digest.future, "unit_tests_future": int((ut_ms > digest.future_after_ms).sum())}
     return block | tables.reading
 
 
@@ -74,11 +80,11 @@ def _year(ms: int) -> int:
     return int(np.datetime64(int(ms), "ms").astype("datetime64[Y]").astype(np.int64)) + 1970
 
 
-def _unit_tests_after_unit_work(ev: pa.Table, ut: pa.Table) -> float | None:
+def _unit_tests_after_unit_work(digest: EventsDigest, ut: pa.Table) -> float | None:
     """Among unit-test rows whose in-unit logs have events, the share dated after the earliest of them."""
-    if not ut.num_rows or not ev.num_rows:
+    if not ut.num_rows or not digest.n:
         return None
-    first = ev.group_by("action_sequence_id").aggregate([("timestamp", "min")])
+    first = digest.first_by_log()
     in_unit = ut["in_unit_ids"].combine_chunks()
     parent = pc.list_parent_indices(in_unit).to_numpy(zero_copy_only=False)
     row = pc.index_in(pc.list_flatten(in_unit), value_set=first["action_sequence_id"]).fill_null(-1).to_numpy(

@@ -72,6 +72,11 @@ def reading() -> Iterator[Ledger]:
         _LEDGER.reset(token)
 
 
+def current_ledger() -> Ledger:
+    """The ledger of the `reading` block around the caller (a fresh one outside any)."""
+    return _LEDGER.get() or Ledger()
+
+
 def read_header(path: Path) -> list[str]:
     """Column names; a UTF-8 byte-order mark is not part of the first one, even before a quoted name. A
     repeated name stops the run: which of the two columns a reader takes would be a guess."""
@@ -107,29 +112,55 @@ def read_csv(path: Path, columns: dict[str, pa.DataType], allow_empty: bool = Fa
     A header with no rows is an error unless `allow_empty` (a file that may legitimately list nothing).
     """
     path = Path(path)
+    header = checked_header(path, columns)
+    types = all_types(header, columns) if drop_duplicates else columns
+    source, corrupt = opened(path)
+    try:
+        table = pacsv.read_csv(source, read_options=read_options(path), convert_options=convert_options(types))
+    except pa.ArrowInvalid as exc:
+        raise conversion_error(path, header, exc, forms or {}) from None
+    ledger = current_ledger()
+    ledger.encodings[path.name] = scan(path).encoding
+    ledger.corrupt_rows[path.name] = corrupt
+    if drop_duplicates:
+        ledger.duplicate_rows[path.name] = 0
+    table = finished(table, path, columns, ids, ledger if drop_duplicates else None)
+    if table.num_rows == 0 and not allow_empty:
+        raise InputError("table has a header but no rows", path)
+    return table
+
+
+def checked_header(path: Path, columns: dict[str, pa.DataType]) -> list[str]:
+    """The header, which must name every column asked for (else the closest name found is suggested)."""
     header = read_header(path)
     missing = [c for c in columns if c not in header]
     if missing:
         hint = difflib.get_close_matches(missing[0], header, n=1)
         extra = f" (did you mean '{hint[0]}'?)" if hint else f" (columns found: {', '.join(header[:12])})"
         raise InputError("missing column" + extra, path, missing[0])
-    types = {c: columns.get(c, STRING_DICT) for c in header} if drop_duplicates else columns
-    table, corrupt = _parse(path, header, types, forms or {})
-    ledger = _LEDGER.get() or Ledger()
-    ledger.encodings[path.name] = scan(path).encoding
-    ledger.corrupt_rows[path.name] = corrupt
-    if drop_duplicates:
+    return header
+
+
+def all_types(header: list[str], columns: dict[str, pa.DataType]) -> dict[str, pa.DataType]:
+    """Every column of the file, typed: those asked for as asked, the others as dictionary strings (read only to
+    find exact duplicate rows)."""
+    return {c: columns.get(c, STRING_DICT) for c in header}
+
+
+def finished(table: pa.Table, path: Path, columns: dict[str, pa.DataType], ids: tuple[str, ...],
+             ledger: Ledger | None) -> pa.Table:
+    """What every reader does to the rows as parsed: exact duplicates removed and added to `ledger`'s count
+    (None: kept), the columns asked for selected, id columns under the id rule."""
+    if ledger is not None:
         table = _without_duplicates(table.unify_dictionaries(), path, ledger)
     table = table.select(list(columns))
     for column in ids:
         table = table.set_column(table.schema.get_field_index(column), column, normalise_ids(table[column], path, column))
-    if table.num_rows == 0 and not allow_empty:
-        raise InputError("table has a header but no rows", path)
     return table
 
 
-def _parse(path: Path, header: list[str], types: dict[str, pa.DataType], forms: dict[str, str]) -> tuple[pa.Table, int]:
-    """The typed table, and how many lines were dropped for holding NUL bytes."""
+def opened(path: Path) -> tuple[Path | pa.BufferReader, int]:
+    """What to parse (the file, or its bytes without the lines that hold NUL bytes), and how many lines those were."""
     found = scan(path)
     source, corrupt = path, 0
     if found.nul:
@@ -138,26 +169,25 @@ def _parse(path: Path, header: list[str], types: dict[str, pa.DataType], forms: 
         log.warning("%s: %d lines hold NUL bytes (a damaged file): removed, counted as corrupt_rows", path.name, corrupt)
     if found.encoding != "utf8":
         log.info("%s: not UTF-8; read as %s", path.name, found.encoding)
-    try:
-        table = pacsv.read_csv(
-            source,
-            read_options=pacsv.ReadOptions(encoding=found.encoding, block_size=1 << 24),
-            convert_options=pacsv.ConvertOptions(
-                include_columns=list(types),
-                column_types=types,
-                null_values=NULL_VALUES,
-                strings_can_be_null=True,
-                quoted_strings_can_be_null=True,
-            ),
-        )
-    except pa.ArrowInvalid as exc:
-        raise _conversion_error(path, header, exc, forms) from None
-    return table, corrupt
+    return source, corrupt
+
+
+BLOCK_BYTES = 1 << 24
+"""bytes of CSV parsed at a time (a file read in parts holds one block while it is split)"""
+
+
+def read_options(path: Path) -> pacsv.ReadOptions:
+    return pacsv.ReadOptions(encoding=scan(path).encoding, block_size=BLOCK_BYTES)
+
+
+def convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
+    return pacsv.ConvertOptions(include_columns=list(types), column_types=types, null_values=NULL_VALUES,
+                                strings_can_be_null=True, quoted_strings_can_be_null=True)
 
 
 def _without_duplicates(table: pa.Table, path: Path, ledger: Ledger) -> pa.Table:
     repeated = duplicate_rows(table)
-    ledger.duplicate_rows[path.name] = len(repeated)
+    ledger.duplicate_rows[path.name] = ledger.duplicate_rows.get(path.name, 0) + len(repeated)
     if not len(repeated):
         return table
     log.warning("%s: %d rows repeat an earlier row exactly: removed once, counted as duplicate_rows", path.name,
@@ -167,7 +197,7 @@ def _without_duplicates(table: pa.Table, path: Path, ledger: Ledger) -> pa.Table
     return table.filter(pa.array(keep))
 
 
-def _conversion_error(path: Path, header: list[str], exc: Exception, forms: dict[str, str]) -> InputError:
+def conversion_error(path: Path, header: list[str], exc: Exception, forms: dict[str, str]) -> InputError:
     text = str(exc)
     m = re.search(r"CSV column #(\d+)", text)
     column = header[int(m.group(1))] if m and int(m.group(1)) < len(header) else None

@@ -68,11 +68,27 @@ def _numbers_to_ms(x: np.ndarray, path, column: str, expected: str | None = None
         return out
     if expected is not None:
         _require_unit(v, expected, path, column)
-    lo, hi = v.min(), v.max()
+    factor = unit_factor(v.min(), v.max(), path, column, v)
+    out[ok] = np.round(v * factor).astype(np.int64)
+    return out
+
+
+def unit_factor(lo: float, hi: float, path, column: str, values: np.ndarray | None = None) -> float:
+    """Milliseconds per unit of the one unit that puts `lo` and `hi` (a column's least and greatest values, so every
+    value between) between 1990 and 2100; else the error names a value no unit fits, or an example of each unit
+    among `values` (the column, or as many of its values as a reader that streams it has kept: its extremes)."""
     unit = next((u for u in UNITS if LOW_MS <= lo * u[1] and hi * u[1] < HIGH_MS), None)
     if unit is None:
-        _refuse_units(v, path, column)
-    out[ok] = np.round(v * unit[1]).astype(np.int64)
+        _refuse_units(np.array([lo, hi]) if values is None else values, path, column)
+    return unit[1]
+
+
+def in_unit(x: np.ndarray, factor: float) -> np.ndarray:
+    """Numbers (NaN: missing) in a unit of `factor` ms as int64 ms, NAT where missing: what to_utc_ms gives once
+    the column's unit is known (unit_factor)."""
+    out = np.full(len(x), NAT, dtype=np.int64)
+    ok = np.isfinite(x)
+    out[ok] = np.round(x[ok] * factor).astype(np.int64)
     return out
 
 

@@ -1,0 +1,80 @@
+"""What `prepare`'s metrics and catalogs need of the events, gathered part by part, so that a source read in parts
+(ktirt.sources.edm_cup) is never held whole: counts and sums, one number per student, per item and per assignment
+log, the distinct item-skill pairs. The parts hold whole students (no student, so no assignment log, in two), so
+per-part counts of students and logs add up; items and skills are merged across parts.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from ktirt.events import item_skill_pairs
+
+_FIRST = pc.ScalarAggregateOptions(skip_nulls=False)
+
+
+class EventsDigest:
+    """Add every part (`add`), in the events' order, at least one (an empty table will do); then read the figures.
+    `future_after_ms`: a time (unix ms) after which events are counted as in the future (`future`)."""
+
+    def __init__(self, future_after_ms: int | None = None):
+        self.future_after_ms = future_after_ms
+        self.future = 0  # events dated after future_after_ms
+        self.n = self.correct = self.helped = self.no_skill = self.multi_skill = self.n_logs = 0
+        self.min_ms, self.max_ms = None, None
+        self._students: list[np.ndarray] = []
+        self._items: list[pa.Table] = []
+        self._pairs: list[pa.Table] = []
+        self._first_by_log: list[pa.Table] = []
+
+    @classmethod
+    def of(cls, events: pa.Table, future_after_ms: int | None = None) -> EventsDigest:
+        digest = cls(future_after_ms)
+        digest.add(events)
+        return digest
+
+    def add(self, events: pa.Table) -> None:
+        n_skills = pc.list_value_length(events["skill_ids"]).to_numpy(zero_copy_only=False)
+        self.n += events.num_rows
+        self.correct += int(pc.sum(events["correct"]).as_py() or 0)
+        self.helped += int(pc.sum(pc.cast(events["help_requested"], pa.int8())).as_py() or 0)
+        self.no_skill += int((n_skills == 0).sum())
+        self.multi_skill += int((n_skills > 1).sum())
+        self._students.append(np.asarray(pc.value_counts(events["user_id"]).field("counts"), dtype=np.int64))
+        self._items.append(events.select(["item_id", "problem_type"]).group_by("item_id", use_threads=False).aggregate(
+            [([], "count_all"), ("problem_type", "first", _FIRST)]))
+        self._pairs.append(item_skill_pairs(events))
+        first = events.group_by("action_sequence_id", use_threads=False).aggregate([("timestamp", "min")])
+        self._first_by_log.append(first)
+        self.n_logs += first.num_rows
+        ms = events["timestamp"].combine_chunks().cast(pa.int64()).drop_null().to_numpy(zero_copy_only=False)
+        if len(ms):
+            lo, hi = int(ms.min()), int(ms.max())
+            self.min_ms = lo if self.min_ms is None else min(self.min_ms, lo)
+            self.max_ms = hi if self.max_ms is None else max(self.max_ms, hi)
+        if self.future_after_ms is not None:
+            self.future += int((ms > self.future_after_ms).sum())
+
+    def per_student(self) -> np.ndarray:
+        """Responses per student (in no particular order)."""
+        return np.concatenate(self._students) if self._students else np.zeros(0, np.int64)
+
+    def items(self) -> pa.Table:
+        """item_id, count_all (responses) and problem_type (that of the item's first event), in first-seen order."""
+        t = pa.concat_tables(self._items).group_by("item_id", use_threads=False).aggregate(
+            [("count_all", "sum"), ("problem_type_first", "first", _FIRST)])
+        return pa.table({"item_id": t["item_id"], "count_all": t["count_all_sum"], "problem_type": t["problem_type_first_first"]})
+
+    def skills(self) -> pa.Array:
+        """The distinct skill codes the events carry."""
+        return pc.unique(self.pairs()["skill_id"])
+
+    def pairs(self) -> pa.Table:
+        """The distinct (item_id, skill_id) pairs."""
+        return pa.concat_tables(self._pairs).group_by(["item_id", "skill_id"], use_threads=False).aggregate([])
+
+    def first_by_log(self) -> pa.Table:
+        """action_sequence_id and timestamp_min: each assignment log's earliest event."""
+        return pa.concat_tables(self._first_by_log)

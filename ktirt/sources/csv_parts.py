@@ -1,0 +1,98 @@
+"""A CSV too large to hold, read in parts: one pass reads it a block at a time (pyarrow's streaming reader) and
+routes every row to one of n parts on disk (Arrow IPC, rows in file order), then each part is read back and
+finished as `read_csv` finishes a whole file (exact duplicates, the columns asked for, the id rule).
+
+The caller routes the rows (`route`: part of each row of a block), so that the rows a later step must see
+together land in one part: the EDM Cup action log sends every row to its student's part, which keeps a
+visit's rows, a student's events and an exact duplicate and its original together. Memory is one block while
+the file is split, then one part; disk is the parts (about the CSV's size) in a temporary folder.
+"""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ktirt.errors import InputError
+from ktirt.sources.encoding import scan
+from ktirt.sources.tables import (Ledger, all_types, checked_header, conversion_error, convert_options, current_ledger,
+                                  finished, opened, read_options)
+
+log = logging.getLogger(__name__)
+
+
+class CsvParts:
+    """The parts of one CSV on disk (`split`), read back one at a time (`parts`); the folder goes with the object
+    (or at the end of `parts`)."""
+
+    def __init__(self, path: Path, columns: dict[str, pa.DataType], ids: tuple[str, ...], n_parts: int):
+        self.path, self.columns, self.ids, self.n_parts = Path(path), columns, ids, n_parts
+        self.folder = tempfile.TemporaryDirectory(prefix="ktirt-parts-")
+        self.files = [Path(self.folder.name) / f"part-{k:05d}.arrow" for k in range(n_parts)]
+        self.rows = 0
+        self.ledger: Ledger = current_ledger()
+
+    def split(self, route: Callable[[pa.RecordBatch], np.ndarray], forms: dict[str, str] | None = None) -> None:
+        """Read the file a block at a time; `route(block)` gives each row's part (0 .. n_parts - 1)."""
+        header = checked_header(self.path, self.columns)
+        types = all_types(header, self.columns)
+        source, corrupt = opened(self.path)
+        self.ledger.encodings[self.path.name] = scan(self.path).encoding
+        self.ledger.corrupt_rows[self.path.name] = corrupt
+        self.ledger.duplicate_rows[self.path.name] = 0
+        writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
+        try:
+            for block in _blocks(source, self.path, header, types, forms or {}):
+                self.rows += block.num_rows
+                self._route(block, route(block), writers)
+        finally:
+            for w in writers.values():
+                w.close()
+        if self.rows == 0:
+            raise InputError("table has a header but no rows", self.path)
+
+    def _route(self, block: pa.RecordBatch, part: np.ndarray, writers: dict) -> None:
+        """Append each row of `block` to its part's file (each block's own dictionaries go with its rows: small,
+        and reading back unifies them as one read does)."""
+        order = np.argsort(part, kind="stable")
+        bounds = np.searchsorted(part[order], np.arange(self.n_parts + 1))
+        for k in np.flatnonzero(np.diff(bounds)):
+            if k not in writers:
+                writers[k] = pa.ipc.new_stream(pa.OSFile(str(self.files[k]), "wb"), block.schema)
+            writers[k].write_batch(block.take(pa.array(order[bounds[k]:bounds[k + 1]])))
+
+    def parts(self) -> Iterator[pa.Table]:
+        """Each part's rows as `read_csv` would give them (duplicates removed and counted in the ledger), in part
+        order; a part no row went to is an empty table. The folder is removed after the last part."""
+        try:
+            for file in self.files:
+                yield finished(self._read(file), self.path, self.columns, self.ids, self.ledger)
+                file.unlink(missing_ok=True)
+        finally:
+            self.folder.cleanup()
+
+    def _read(self, file: Path) -> pa.Table:
+        if not file.exists():
+            return pa.schema(list(all_types(checked_header(self.path, self.columns), self.columns).items())).empty_table()
+        with pa.OSFile(str(file), "rb") as f:
+            return pa.ipc.open_stream(f).read_all()
+
+
+def _blocks(source, path: Path, header: list[str], types: dict, forms: dict[str, str]) -> Iterator[pa.RecordBatch]:
+    """The file's blocks as parsed; a value that does not parse is one InputError naming the column, as read_csv's."""
+    try:
+        reader = pacsv.open_csv(source, read_options=read_options(path), convert_options=convert_options(types))
+        while True:
+            try:
+                block = reader.read_next_batch()
+            except StopIteration:
+                return
+            yield block
+    except pa.ArrowInvalid as exc:
+        raise conversion_error(path, header, exc, forms) from None

@@ -1,0 +1,94 @@
+"""EDM Cup's action log read in parts (ktirt.sources.csv_parts): whatever the part size and the parser's block
+size, the canonical tables and every count are those of one read, each part holds whole students in the events'
+order, and what must hold over the whole file (one id form, one timestamp unit, known actions) is still checked
+when the rows that break it lie in different blocks."""
+
+import shutil
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from ktirt.errors import InputError
+from ktirt.sources import edm_cup, tables
+
+@pytest.fixture(scope="module")
+def messy_raw(tiny_raw, tmp_path_factory):
+    """The tiny simulation with what a part must keep together or count: exact duplicate rows far from their
+    originals, rows of an unknown assignment log, a blank action and a blank timestamp."""
+    raw = tmp_path_factory.mktemp("parts") / "raw"
+    shutil.copytree(tiny_raw, raw)
+    logs = pd.read_csv(raw / "action_logs.csv", dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(0)
+    extra = logs.iloc[rng.choice(len(logs), 40, replace=False)]
+    orphans = logs.iloc[:30].assign(assignment_log_id="NO_SUCH_LOG")
+    logs = pd.concat([logs, extra, orphans], ignore_index=True)
+    logs.loc[rng.choice(len(logs), 5, replace=False), "action"] = ""
+    logs.loc[rng.choice(len(logs), 5, replace=False), "timestamp"] = ""
+    logs.to_csv(raw / "action_logs.csv", index=False)
+    return raw
+
+
+def _small_blocks(monkeypatch):
+    monkeypatch.setattr(tables, "BLOCK_BYTES", 64 << 10)
+
+
+def test_parts_give_the_tables_and_counts_of_one_read(messy_raw, monkeypatch):
+    whole = edm_cup.load(messy_raw)
+    assert whole.dropped["duplicate_rows"] == 40 and whole.dropped["responses_unknown_assignment_log"] > 0
+    _small_blocks(monkeypatch)
+    size = (messy_raw / "action_logs.csv").stat().st_size
+    parted = edm_cup.load(messy_raw, part_bytes=size // 6)
+    parts = list(parted.event_parts())
+    assert len(parts) == 7 + 1  # ceil(size / part_bytes) of students, then the rows of no known student (no events)
+    assert parts[-1].num_rows == 0
+    users = [p["user_id"].to_pylist() for p in parts if p.num_rows]
+    assert all(a[-1] < b[0] for a, b in zip(users, users[1:])), "parts follow one another in user order"
+    assert pa.concat_tables(parts).equals(whole.events)
+    assert parted.unit_tests.equals(whole.unit_tests)
+    for counts in ("dropped", "excluded", "first_actions", "reading", "features"):
+        assert getattr(parted, counts) == getattr(whole, counts), counts
+        assert list(getattr(parted, counts)) == list(getattr(whole, counts)), f"{counts}: same order in the metrics"
+
+
+def _rewritten(tiny_raw, tmp_path, change) -> object:
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_raw, raw)
+    logs = pd.read_csv(raw / "action_logs.csv", dtype=str, keep_default_na=False)
+    change(logs)
+    logs.to_csv(raw / "action_logs.csv", index=False)
+    return raw
+
+
+def test_an_id_written_two_ways_in_two_blocks_stops_the_run(tiny_raw, tmp_path, monkeypatch):
+    def two_forms(logs):
+        logs.loc[1, "problem_id"], logs.loc[len(logs) - 1, "problem_id"] = "7.0", "007"
+
+    raw = _rewritten(tiny_raw, tmp_path, two_forms)
+    _small_blocks(monkeypatch)
+    with pytest.raises(InputError, match="ids '7.0' and '007' may be the same id") as err:
+        edm_cup.load(raw, part_bytes=1 << 16)
+    assert err.value.column == "problem_id"
+
+
+def test_timestamps_in_two_units_in_two_blocks_stop_the_run(tiny_raw, tmp_path, monkeypatch):
+    def milliseconds_at_the_end(logs):
+        tail = logs.index[-50:]
+        logs.loc[tail, "timestamp"] = (logs.loc[tail, "timestamp"].astype(float) * 1000).map(repr)
+
+    raw = _rewritten(tiny_raw, tmp_path, milliseconds_at_the_end)
+    _small_blocks(monkeypatch)
+    with pytest.raises(InputError, match=r"timestamps mix units: .*\(seconds\) and .*\(milliseconds\)") as err:
+        edm_cup.load(raw, part_bytes=1 << 16)
+    assert err.value.column == "timestamp"
+
+
+def test_an_unknown_action_in_a_late_block_stops_the_run_before_any_part(tiny_raw, tmp_path, monkeypatch):
+    def renamed(logs):
+        logs.loc[logs.index[-3:], "action"] = "correct"
+
+    raw = _rewritten(tiny_raw, tmp_path, renamed)
+    _small_blocks(monkeypatch)
+    with pytest.raises(InputError, match=r"unknown action 'correct' \(3 rows\)"):
+        edm_cup.load(raw, part_bytes=1 << 16)
