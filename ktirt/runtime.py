@@ -3,9 +3,7 @@ memory a stage streaming the log gives back."""
 
 from __future__ import annotations
 
-import ctypes
 import sys
-from contextlib import contextmanager
 
 import numpy as np
 import torch
@@ -55,40 +53,3 @@ def deterministic_kernels() -> None:
         torch.use_deterministic_algorithms(True, warn_only=True)
     else:
         torch._C._set_deterministic_algorithms(True, warn_only=True)
-
-
-@contextmanager
-def freed_memory_returned():
-    """While inside, glibc serves allocations of 1 MiB and more by mmap, so they go back to the system when freed:
-    a stage working through the log batch after batch otherwise keeps freed batches in its heap (train_sakt's
-    resident memory grew about 40 MB a batch). On leaving, the threshold goes to glibc's largest (32 MiB), so a
-    training loop's same-sized buffers are reused from the heap, not mapped afresh at every step (mapping them
-    halved SAKT's training speed). Nothing happens where the C library is not glibc."""
-    _mmap_threshold(1 << 20)
-    try:
-        yield
-    finally:
-        _mmap_threshold(32 << 20)
-
-
-def heap_trimmed() -> None:
-    """Give the heap's free memory back to the system (glibc's malloc_trim): called after each batch of a stage
-    that streams the log, whose freed batches would otherwise stay in its resident memory as free heap pages.
-    Nothing happens where the C library is not glibc."""
-    _glibc("malloc_trim", 0)
-
-
-def _mmap_threshold(size: int) -> None:
-    _glibc("mallopt", M_MMAP_THRESHOLD, size)
-
-
-def _glibc(function: str, *args: int) -> None:
-    """Call a glibc allocator function; nothing where the C library is not glibc."""
-    try:
-        getattr(ctypes.CDLL("libc.so.6"), function)(*args)
-    except (OSError, AttributeError):
-        pass
-
-
-M_MMAP_THRESHOLD = -3
-"""glibc's mallopt parameter (malloc.h)"""

@@ -32,7 +32,8 @@ from ktirt.kt.sakt_training import ModelVocab
 from ktirt.kt.scoring import Scorer, known_item_skills, of_responses, scoring_windows, typical_items
 from ktirt.kt.sequences import MAX_SKILLS, load_sequences
 from ktirt.kt.fixed_runs import in_fixed_runs
-from ktirt.runtime import freed_memory_returned, heap_trimmed, resolve_device, seed_everything
+from ktirt.heap import freed_memory_returned, heap_trimmed
+from ktirt.runtime import resolve_device, seed_everything
 from ktirt.settings import ExportSettings  # the export section of params.yaml
 from ktirt.user_batches import batches_of
 from ktirt.vocab import Vocabulary, padded_index, skill_lists

@@ -27,7 +27,7 @@ from ktirt.kt.fixed_runs import in_fixed_runs
 from ktirt.kt.sakt_training import ModelVocab, scored, window_tensors
 from ktirt.kt.sequences import MAX_SKILLS, Sequences, load_sequences, query_windows
 from ktirt.kt.window_sets import Tensors, WindowSet, stored
-from ktirt.runtime import freed_memory_returned
+from ktirt.heap import freed_memory_returned
 from ktirt.split import SPLITS
 from ktirt.truth import response_hashes
 from ktirt.vocab import Vocabulary

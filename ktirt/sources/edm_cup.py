@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 from ktirt.events import sort_codes
+from ktirt.heap import heap_trimmed
 from ktirt.sources.canonical import SourceTables, events_table, unit_tests_table
 from ktirt.sources.csv_parts import CsvParts
 from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, ACTIONS, CODE, FIRST_ACTIONS, ID_COLUMNS, NEVER, Visits,
@@ -213,7 +214,10 @@ def _first_responses(action_log: _ActionLog, details: _Details, problems: _Probl
             totals.update({k: totals.get(k, 0) + int(v) for k, v in more.items()})
         events = _events(visits, joined, problems, details, sel)
         n_rows, n_events = n_rows + visits.n_action_rows, n_events + events.num_rows
+        del visits, joined, sel
         yield events
+        del events
+        heap_trimmed()
     counted()
     log.info("%s: %d action rows -> %d first-response events", action_log.path.name, n_rows, n_events)
 

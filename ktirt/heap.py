@@ -1,0 +1,48 @@
+"""Giving freed memory back to the system while a stage streams the log: numpy's buffers live in glibc's heap,
+Arrow's in its own pool (mimalloc), and both keep what a finished batch freed unless asked. Torch-free, so the data
+stages use it without importing torch."""
+
+from __future__ import annotations
+
+import ctypes
+from contextlib import contextmanager
+
+import pyarrow as pa
+
+
+@contextmanager
+def freed_memory_returned():
+    """While inside, glibc serves allocations of 1 MiB and more by mmap, so they go back to the system when freed:
+    a stage working through the log batch after batch otherwise keeps freed batches in its heap (train_sakt's
+    resident memory grew about 40 MB a batch). On leaving, the threshold goes to glibc's largest (32 MiB), so a
+    training loop's same-sized buffers are reused from the heap, not mapped afresh at every step (mapping them
+    halved SAKT's training speed). Nothing happens where the C library is not glibc."""
+    _mmap_threshold(1 << 20)
+    try:
+        yield
+    finally:
+        _mmap_threshold(32 << 20)
+
+
+def heap_trimmed() -> None:
+    """Give the free memory of Arrow's pool and of glibc's heap (malloc_trim) back to the system: called after each
+    batch or part of a stage that streams the log, whose freed batches would otherwise stay in its resident memory
+    as free pages. glibc's part does nothing where the C library is not glibc."""
+    pa.default_memory_pool().release_unused()
+    _glibc("malloc_trim", 0)
+
+
+def _mmap_threshold(size: int) -> None:
+    _glibc("mallopt", M_MMAP_THRESHOLD, size)
+
+
+def _glibc(function: str, *args: int) -> None:
+    """Call a glibc allocator function; nothing where the C library is not glibc."""
+    try:
+        getattr(ctypes.CDLL("libc.so.6"), function)(*args)
+    except (OSError, AttributeError):
+        pass
+
+
+M_MMAP_THRESHOLD = -3
+"""glibc's mallopt parameter (malloc.h)"""
