@@ -36,19 +36,20 @@ class CsvParts:
         self.folder = tempfile.TemporaryDirectory(prefix="ktirt-parts-")
         self.files = [Path(self.folder.name) / f"part-{k:05d}.arrow" for k in range(n_parts)]
         self.rows = 0
+        self.types: dict[str, pa.DataType] = {}  # every column as parsed, once `split` has read the header
         self.ledger: Ledger = current_ledger()
 
     def split(self, route: Callable[[pa.RecordBatch], np.ndarray], forms: dict[str, str] | None = None) -> None:
         """Read the file a block at a time; `route(block)` gives each row's part (0 .. n_parts - 1)."""
         header = checked_header(self.path, self.columns)
-        types = all_types(header, self.columns)
+        self.types = all_types(header, self.columns)
         source, corrupt = opened(self.path)
         self.ledger.encodings[self.path.name] = scan(self.path).encoding
         self.ledger.corrupt_rows[self.path.name] = corrupt
         self.ledger.duplicate_rows[self.path.name] = 0
         writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
         try:
-            for block in _blocks(source, self.path, header, types, forms or {}):
+            for block in _blocks(source, self.path, header, self.types, forms or {}):
                 self.rows += block.num_rows
                 self._route(block, route(block), writers)
         finally:
@@ -64,7 +65,7 @@ class CsvParts:
         bounds = np.searchsorted(part[order], np.arange(self.n_parts + 1))
         for k in np.flatnonzero(np.diff(bounds)):
             if k not in writers:
-                writers[k] = pa.ipc.new_stream(pa.OSFile(str(self.files[k]), "wb"), block.schema)
+                writers[k] = pa.ipc.new_stream(str(self.files[k]), block.schema)  # the writer owns (and closes) the file
             writers[k].write_batch(block.take(pa.array(order[bounds[k]:bounds[k + 1]])))
 
     def parts(self) -> Iterator[pa.Table]:
@@ -79,7 +80,7 @@ class CsvParts:
 
     def _read(self, file: Path) -> pa.Table:
         if not file.exists():
-            return pa.schema(list(all_types(checked_header(self.path, self.columns), self.columns).items())).empty_table()
+            return pa.schema(list(self.types.items())).empty_table()
         with pa.OSFile(str(file), "rb") as f:
             return pa.ipc.open_stream(f).read_all()
 

@@ -22,6 +22,8 @@ import pyarrow.compute as pc
 from ktirt.errors import InputError
 
 INTEGRAL_FLOAT = r"^([0-9]+)\.0+$"
+PADDED = r"^0[0-9]+$"
+"""an id written with leading zeros"""
 SEPARATORS = ",;_|"
 """what separates the codes of a skill field listing several skills"""
 _SPLIT = re.compile(f"[{re.escape(SEPARATORS)}]")
@@ -64,7 +66,7 @@ class IdForms:
     def add(self, values: pa.ChunkedArray | pa.Array) -> None:
         arr = _combined(values)
         text = pc.utf8_trim_whitespace((arr.dictionary if pa.types.is_dictionary(arr.type) else pc.unique(arr)).drop_null())
-        either = pc.or_(pc.match_substring_regex(text, INTEGRAL_FLOAT), pc.match_substring_regex(text, r"^0[0-9]+$"))
+        either = pc.or_(pc.match_substring_regex(text, INTEGRAL_FLOAT), pc.match_substring_regex(text, PADDED))
         self.seen.update(dict.fromkeys(text.filter(either).to_pylist()))
 
     def check(self, path, column: str) -> None:
@@ -75,7 +77,7 @@ def _refuse_ambiguous(distinct: pa.Array, path, column: str) -> None:
     """Stop where an integral float (`7.0`) may stand for an id written with leading zeros (`007`)."""
     trimmed = pc.utf8_trim_whitespace(distinct.drop_null())
     written = trimmed.filter(pc.match_substring_regex(trimmed, INTEGRAL_FLOAT))
-    padded = trimmed.filter(pc.match_substring_regex(trimmed, r"^0[0-9]+$"))
+    padded = trimmed.filter(pc.match_substring_regex(trimmed, PADDED))
     if not len(written) or not len(padded):
         return
     integer = pc.replace_substring_regex(written, INTEGRAL_FLOAT, r"\1")

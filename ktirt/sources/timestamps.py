@@ -61,16 +61,12 @@ def _number(x: float) -> str:
 def _numbers_to_ms(x: np.ndarray, path, column: str, expected: str | None = None) -> np.ndarray:
     """One unit for the column: the one that puts every value between 1990 and 2100 (and, where the release
     documents one, that unit)."""
-    out = np.full(len(x), NAT, dtype=np.int64)
-    ok = np.isfinite(x)
-    v = x[ok]
+    v = x[np.isfinite(x)]
     if not len(v):
-        return out
+        return np.full(len(x), NAT, dtype=np.int64)
     if expected is not None:
         _require_unit(v, expected, path, column)
-    factor = unit_factor(v.min(), v.max(), path, column, v)
-    out[ok] = np.round(v * factor).astype(np.int64)
-    return out
+    return in_unit(x, unit_factor(v.min(), v.max(), path, column, v))
 
 
 def unit_factor(lo: float, hi: float, path, column: str, values: np.ndarray | None = None) -> float:
