@@ -25,8 +25,8 @@ class EventsDigest:
         self.n = self.correct = self.helped = self.no_skill = self.multi_skill = self.n_logs = 0
         self.min_ms, self.max_ms = None, None
         self._students: list[np.ndarray] = []
-        self._items: list[pa.Table] = []
-        self._pairs: list[pa.Table] = []
+        self._items: list[pa.Table] = []  # one table: one row per item seen so far (not one per part)
+        self._pairs: list[pa.Table] = []  # one table: the distinct pairs so far
         self._first_by_log: list[pa.Table] = []
 
     @classmethod
@@ -43,9 +43,10 @@ class EventsDigest:
         self.no_skill += int((n_skills == 0).sum())
         self.multi_skill += int((n_skills > 1).sum())
         self._students.append(np.asarray(pc.value_counts(events["user_id"]).field("counts"), dtype=np.int64))
-        self._items.append(events.select(["item_id", "problem_type"]).group_by("item_id", use_threads=False).aggregate(
-            [([], "count_all"), ("problem_type", "first", _FIRST)]))
-        self._pairs.append(item_skill_pairs(events))
+        items = events.select(["item_id", "problem_type"]).group_by("item_id", use_threads=False).aggregate(
+            [([], "count_all"), ("problem_type", "first", _FIRST)])
+        self._items = [_merged_items(self._items + [items])]  # one row per item seen so far, not per part
+        self._pairs = [_distinct_pairs(self._pairs + [item_skill_pairs(events)])]
         first = events.group_by("action_sequence_id", use_threads=False).aggregate([("timestamp", "min")])
         self._first_by_log.append(first)
         self.n_logs += first.num_rows
@@ -63,9 +64,7 @@ class EventsDigest:
 
     def items(self) -> pa.Table:
         """item_id, count_all (responses) and problem_type (that of the item's first event), in first-seen order."""
-        t = pa.concat_tables(self._items).group_by("item_id", use_threads=False).aggregate(
-            [("count_all", "sum"), ("problem_type_first", "first", _FIRST)])
-        return pa.table({"item_id": t["item_id"], "count_all": t["count_all_sum"], "problem_type": t["problem_type_first_first"]})
+        return self._items[0].rename_columns({"problem_type_first": "problem_type"})
 
     def skills(self) -> pa.Array:
         """The distinct skill codes the events carry."""
@@ -73,8 +72,25 @@ class EventsDigest:
 
     def pairs(self) -> pa.Table:
         """The distinct (item_id, skill_id) pairs."""
-        return pa.concat_tables(self._pairs).group_by(["item_id", "skill_id"], use_threads=False).aggregate([])
+        return self._pairs[0]
 
     def first_by_log(self) -> pa.Table:
         """action_sequence_id and timestamp_min: each assignment log's earliest event."""
         return pa.concat_tables(self._first_by_log)
+
+
+def _merged_items(parts: list[pa.Table]) -> pa.Table:
+    """Per-item tables (item_id, count_all, problem_type_first) of consecutive parts as one: counts summed, the
+    first part's type kept."""
+    if len(parts) == 1:
+        return parts[0]
+    t = pa.concat_tables(parts, promote_options="default").group_by("item_id", use_threads=False).aggregate(
+        [("count_all", "sum"), ("problem_type_first", "first", _FIRST)])
+    return pa.table({"item_id": t["item_id"], "count_all": t["count_all_sum"], "problem_type_first": t["problem_type_first_first"]})
+
+
+def _distinct_pairs(parts: list[pa.Table]) -> pa.Table:
+    """Distinct-pair tables of consecutive parts as one (a merged table's columns are nullable, a part's not)."""
+    if len(parts) == 1:
+        return parts[0]
+    return pa.concat_tables(parts, promote_options="default").group_by(["item_id", "skill_id"], use_threads=False).aggregate([])

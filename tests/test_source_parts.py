@@ -1,5 +1,5 @@
 """EDM Cup's action log read in parts (ktirt.sources.csv_parts): whatever the part size and the parser's block
-size, the canonical tables and every count are those of one read, each part holds whole students in the events'
+size, the canonical tables, every count and the events' digest (prepare's metrics) are those of one read, each part holds whole students in the events'
 order, and what must hold over the whole file (one id form, one timestamp unit, known actions) is still checked
 when the rows that break it lie in different blocks."""
 
@@ -11,6 +11,9 @@ import pyarrow as pa
 import pytest
 
 from ktirt.errors import InputError
+from ktirt.events import summarize
+from ktirt.events_digest import EventsDigest
+from ktirt.shape import shape
 from ktirt.sources import edm_cup, tables
 
 @pytest.fixture(scope="module")
@@ -46,6 +49,13 @@ def test_parts_give_the_tables_and_counts_of_one_read(messy_raw, monkeypatch):
     users = [p["user_id"].to_pylist() for p in parts if p.num_rows]
     assert all(a[-1] < b[0] for a, b in zip(users, users[1:])), "parts follow one another in user order"
     assert pa.concat_tables(parts).equals(whole.events)
+    digest, one = EventsDigest(0), EventsDigest.of(whole.events, 0)
+    for part in parts:
+        digest.add(part)
+    assert summarize(digest, whole.unit_tests) == summarize(one, whole.unit_tests)
+    assert shape(digest) == shape(one) and digest.items().to_pydict() == one.items().to_pydict()
+    assert digest.pairs().sort_by("item_id").to_pydict() == one.pairs().sort_by("item_id").to_pydict()
+    assert digest.first_by_log().sort_by("action_sequence_id").equals(one.first_by_log().sort_by("action_sequence_id"))
     assert parted.unit_tests.equals(whole.unit_tests)
     for counts in ("dropped", "excluded", "first_actions", "reading", "features"):
         assert getattr(parted, counts) == getattr(whole, counts), counts
