@@ -15,7 +15,9 @@ from ktirt.events import EVENTS_SCHEMA, UNIT_TESTS_SCHEMA, sort_events
 class SourceTables:
     events: pa.Table | Iterator[pa.Table] | None
     """The events: one table, or (a source read in parts) its parts, see `event_parts`."""
-    unit_tests: pa.Table
+    unit_tests: pa.Table | None
+    """The unit-test scores; a source read in parts reads them after its last event part (None until then), so
+    they are never held beside a part."""
     dropped: dict[str, int] = field(default_factory=dict)
     """Unusable input (no student, no problem, no time...), by reason: never dropped silently."""
     excluded: dict[str, int] = field(default_factory=dict)
@@ -35,7 +37,7 @@ class SourceTables:
     def event_parts(self) -> Iterator[pa.Table]:
         """The events as tables in the contract's order, each holding whole students (no student in two); one
         table where the source was read whole. Parts can be read once: the source's counts (dropped, excluded,
-        first_actions, reading) are final after the last."""
+        first_actions, features, reading) and its unit tests are final after the last."""
         if isinstance(self.events, pa.Table):
             yield self.events
             return

@@ -56,15 +56,17 @@ def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
         details = _assignment_details(raw / ASSIGNMENT_DETAILS)
         problems = _problem_details(raw / PROBLEM_DETAILS)
         action_log = _split_action_log(raw / ACTION_LOGS, details, problems, part_bytes)
-        unit_tests, references = _unit_tests(raw, details, problems, dropped)
-    features = {
-        "has_unit_tests": int(unit_tests.num_rows > 0),
-        "has_text_embeddings": int(problems.has_text),
-        "has_timestamps": 1,
-    }
-    tables = SourceTables(None, unit_tests, {}, excluded, features, dict.fromkeys(FIRST_ACTIONS, 0), {})
+    tables = SourceTables(None, None, {}, excluded, {}, dict.fromkeys(FIRST_ACTIONS, 0), {})
 
-    def counted() -> None:  # the counts are final once the last part is read
+    def counted() -> None:
+        """After the last part: the unit tests (read now, so they are never held beside a part) and the final counts."""
+        with reading(ledger):
+            tables.unit_tests, references = _unit_tests(raw, details, problems, dropped)
+        tables.features = {
+            "has_unit_tests": int(tables.unit_tests.num_rows > 0),
+            "has_text_embeddings": int(problems.has_text),
+            "has_timestamps": 1,
+        }
         tables.dropped = dropped | ledger.dropped()
         tables.reading = {"multi_skill_from_lists": problems.split_lists} | references | ledger.facts()
 

@@ -62,9 +62,10 @@ _LEDGER: ContextVar[Ledger | None] = ContextVar("ktirt_sources_ledger", default=
 
 
 @contextmanager
-def reading() -> Iterator[Ledger]:
-    """Collect what every read_csv inside the block finds (an adapter's `load` opens one)."""
-    ledger = Ledger()
+def reading(ledger: Ledger | None = None) -> Iterator[Ledger]:
+    """Collect what every read_csv inside the block finds (an adapter's `load` opens one) in a new ledger, or in
+    `ledger` (an adapter reading more files later, into the same one)."""
+    ledger = ledger or Ledger()
     token = _LEDGER.set(ledger)
     try:
         yield ledger
