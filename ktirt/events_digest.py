@@ -1,7 +1,8 @@
 """What `prepare`'s metrics and catalogs need of the events, gathered part by part, so that a source read in parts
-(ktirt.sources.edm_cup) is never held whole: counts and sums, one number per student, per item and per assignment
-log, the distinct item-skill pairs. The parts hold whole students (no student, so no assignment log, in two), so
-per-part counts of students and logs add up; items and skills are merged across parts.
+(EDM Cup's, EdNet KT1's) is never held whole: counts and sums, one number per student, per item and per assignment
+log, the distinct item-skill pairs. The parts hold whole students (no student in two), so per-part counts of
+students add up; items, skills and assignment logs (an id some sources reuse across students: EdNet's solving_id
+counts each student's sessions) are merged across parts.
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ class EventsDigest:
     def __init__(self, future_after_ms: int | None = None):
         self.future_after_ms = future_after_ms
         self.future = 0  # events dated after future_after_ms
-        self.n = self.correct = self.helped = self.no_skill = self.multi_skill = self.n_logs = 0
+        self.n = self.correct = self.helped = self.no_skill = self.multi_skill = 0
         self.min_ms, self.max_ms = None, None
         self._students: list[np.ndarray] = []
         self._items: list[pa.Table] = []  # one table: one row per item seen so far (not one per part)
@@ -47,9 +48,7 @@ class EventsDigest:
             [([], "count_all"), ("problem_type", "first", _FIRST)])
         self._items = [_merged_items(self._items + [items])]  # one row per item seen so far, not per part
         self._pairs = [_distinct_pairs(self._pairs + [item_skill_pairs(events)])]
-        first = events.group_by("action_sequence_id", use_threads=False).aggregate([("timestamp", "min")])
-        self._first_by_log.append(first)
-        self.n_logs += first.num_rows
+        self._first_by_log.append(events.group_by("action_sequence_id", use_threads=False).aggregate([("timestamp", "min")]))
         ms = events["timestamp"].combine_chunks().cast(pa.int64()).drop_null().to_numpy(zero_copy_only=False)
         if len(ms):
             lo, hi = int(ms.min()), int(ms.max())
@@ -76,7 +75,16 @@ class EventsDigest:
 
     def first_by_log(self) -> pa.Table:
         """action_sequence_id and timestamp_min: each assignment log's earliest event."""
-        return pa.concat_tables(self._first_by_log)
+        t = pa.concat_tables(self._first_by_log, promote_options="default")
+        if len(self._first_by_log) == 1:
+            return t
+        t = t.group_by("action_sequence_id", use_threads=False).aggregate([("timestamp_min", "min")])
+        return t.rename_columns({"timestamp_min_min": "timestamp_min"})
+
+    @property
+    def n_logs(self) -> int:
+        """The distinct assignment logs (action_sequence_id)."""
+        return self.first_by_log().num_rows
 
 
 def _merged_items(parts: list[pa.Table]) -> pa.Table:

@@ -27,7 +27,8 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
     """Turn the raw source's tables into the canonical tables: reads data.raw_dir as data.source
     (data/raw/synthetic/ by default), writes data/interim/events.parquet, data/interim/unit_tests.parquet,
     data/interim/items.parquet, data/interim/skills.parquet, data/interim/truth/ and metrics/prepare.json.
-    EDM Cup's action log is read a part (data.part_mb of it) at a time, its events written as they come."""
+    EDM Cup's action log and EdNet KT1's files are read a part (data.part_mb of them) at a time, the events written
+    as they come."""
     data = load_params(params_path, "data")
     part_mb = DataSettings.model_validate(data).part_mb
     tables = load_source(data["source"], data["raw_dir"], part_bytes=part_mb << 20)

@@ -7,15 +7,18 @@ import sys
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 from click.testing import CliRunner
 
 from conftest import ROOT, TINY, params_file
 from ktirt.errors import InputError
-from ktirt.events import EVENTS_SCHEMA
+from ktirt.events import EVENTS_SCHEMA, summarize
+from ktirt.events_digest import EventsDigest
+from ktirt.shape import shape
 from ktirt.simulate import SimulationConfig, simulate
-from ktirt.sources import csv_folder, load_source
+from ktirt.sources import csv_folder, ednet_kt1, load_source
 
 sys.path.insert(0, str(ROOT / "stages"))
 prepare = importlib.import_module("prepare")
@@ -86,6 +89,35 @@ def test_a_batch_boundary_changes_nothing(tmp_path, monkeypatch):
     whole = load_source("ednet_kt1", folder).events
     monkeypatch.setattr(csv_folder, "FILES_PER_BATCH", 1)
     assert load_source("ednet_kt1", folder).events.equals(whole)
+
+
+def test_parts_of_whole_students_give_the_tables_and_counts_of_one_read(tmp_path):
+    """Read in parts (here one student a part), the events come part after part in the events' order, and the
+    tables and every count are those of one read."""
+    folder = write(tmp_path)
+    whole = ednet_kt1.load(folder)
+    parted = ednet_kt1.load(folder, part_bytes=1)
+    parts = list(parted.event_parts())
+    assert len(parts) == 3 and all(len(set(p["user_id"].to_pylist())) == 1 for p in parts)
+    assert pa.concat_tables(parts).equals(whole.events)
+    digest, one = EventsDigest(0), EventsDigest.of(whole.events, 0)
+    for part in parts:
+        digest.add(part)
+    assert summarize(digest, whole.unit_tests) == summarize(one, whole.unit_tests)  # solving ids repeat across students
+    assert shape(digest) == shape(one)
+    for counts in ("dropped", "excluded", "reading", "features"):
+        assert getattr(parted, counts) == getattr(whole, counts), counts
+        assert list(getattr(parted, counts)) == list(getattr(whole, counts)), f"{counts}: same order in the metrics"
+
+
+def test_an_id_written_two_ways_in_two_parts_stops_the_run(tmp_path):
+    logs = {k: list(v) for k, v in LOGS.items()}
+    first, last = sorted(logs)[0], sorted(logs)[-1]
+    logs[first][0] = logs[first][0].replace(",1,", ",7.0,", 1)  # solving ids, in two students' files
+    logs[last][0] = logs[last][0].replace(",1,", ",007,", 1)
+    tables = ednet_kt1.load(write(tmp_path, logs), part_bytes=1)
+    with pytest.raises(InputError, match="ids '7.0' and '007' may be the same id"):
+        list(tables.event_parts())
 
 
 def _spoilt(tmp_path, user, row, value):

@@ -36,7 +36,7 @@ SOURCES = {
     "synthetic": EDM_CUP,
     "edm_cup_2023": EDM_CUP,
     "assistments_2009": Source(assistments_2009.load, assistments_2009.skill_descriptions),
-    "ednet_kt1": Source(ednet_kt1.load, problem_types=ednet_kt1.problem_types),
+    "ednet_kt1": Source(ednet_kt1.load, problem_types=ednet_kt1.problem_types, in_parts=True),
 }
 
 

@@ -30,7 +30,7 @@ import pyarrow.csv as pacsv
 
 from ktirt.errors import InputError
 from ktirt.sources.files import check_file, check_raw_folder
-from ktirt.sources.ids import normalise_ids
+from ktirt.sources.ids import IdForms, normalise_ids
 from ktirt.sources.rows import duplicate_rows, without_corrupt_lines
 from ktirt.sources.tables import NULL_VALUES, STRING_DICT, Ledger
 
@@ -63,6 +63,18 @@ def read_csv_folder(folder: Path, columns: dict[str, pa.DataType], ledger: Ledge
     """Every `*.csv` of `folder` (each headed by exactly `columns`' names, in that order) as one table of
     `columns` (name -> pa.int64(), pa.string() or STRING_DICT). `ids`: columns under the one id rule."""
     files = csv_files(folder)
+    ledger.duplicate_rows[folder.name] = 0
+    t = read_csv_files(files, folder, columns, ledger, ids)
+    ledger.encodings[folder.name] = "utf8"
+    log.info("%s: %d files, %d rows", folder, len(files), t.table.num_rows)
+    return t
+
+
+def read_csv_files(files: list[Path], folder: Path, columns: dict[str, pa.DataType], ledger: Ledger,
+                   ids: tuple[str, ...] = (), forms: dict[str, IdForms] | None = None) -> FolderTable:
+    """read_csv_folder's table of some of `folder`'s files (a reader of the folder in parts: whole students at a
+    time), its duplicate rows added to the ledger's count. `forms`: per id column, the id forms met so far, for
+    the id rule's check across parts (each part is checked on its own as well)."""
     tables, file_of_row = [], []
     for first in range(0, len(files), FILES_PER_BATCH):
         table, rows = _read_batch(files[first:first + FILES_PER_BATCH], columns, ledger, folder.name)
@@ -71,9 +83,9 @@ def read_csv_folder(folder: Path, columns: dict[str, pa.DataType], ledger: Ledge
     table = pa.concat_tables(tables).combine_chunks().unify_dictionaries()
     table, file_of_row = _without_duplicates(table, np.concatenate(file_of_row).astype(np.int32), folder, ledger)
     for column in ids:
+        if forms is not None:
+            forms[column].add(table[column])
         table = table.set_column(table.schema.get_field_index(column), column, normalise_ids(table[column], folder, column))
-    ledger.encodings[folder.name] = "utf8"
-    log.info("%s: %d files, %d rows", folder, len(files), table.num_rows)
     return FolderTable(files, table, file_of_row)
 
 
@@ -185,7 +197,7 @@ def _typed(text: pa.ChunkedArray, kind: pa.DataType, files: list[Path], file_of_
 def _without_duplicates(table: pa.Table, file_of_row: np.ndarray, folder: Path, ledger: Ledger):
     """Rows repeating an earlier row of the same file exactly: removed once, counted (duplicate_rows_<folder>)."""
     repeated = duplicate_rows(table.append_column("_file", pa.array(file_of_row)))
-    ledger.duplicate_rows[folder.name] = len(repeated)
+    ledger.duplicate_rows[folder.name] = ledger.duplicate_rows.get(folder.name, 0) + len(repeated)
     if not len(repeated):
         return table, file_of_row
     log.warning("%s: %d rows repeat an earlier row of their file exactly: removed once, counted as duplicate_rows",

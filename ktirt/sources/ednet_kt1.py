@@ -25,21 +25,25 @@ tests, text embeddings or skill descriptions (the tags are bare numbers).
 from __future__ import annotations
 
 import logging
+import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
+from ktirt.events import sort_codes
+from ktirt.heap import heap_trimmed
 from ktirt.sources.canonical import SourceTables, events_table, unit_tests_table
-from ktirt.sources.csv_folder import FolderTable, read_csv_folder
+from ktirt.sources.csv_folder import FolderTable, csv_files, read_csv_files
 from ktirt.sources.files import check_raw_folder
-from ktirt.sources.ids import normalise_ids
+from ktirt.sources.ids import IdForms, normalise_ids
 from ktirt.sources.rows import duplicate_rows
-from ktirt.sources.tables import STRING_DICT, codes, read_csv, reading, require_unique
+from ktirt.sources.tables import STRING_DICT, Ledger, codes, read_csv, reading, require_unique
 from ktirt.sources.timestamps import HIGH_MS, LOW_MS, to_utc_ms
 
 log = logging.getLogger(__name__)
@@ -49,6 +53,7 @@ KT1 = "KT1"
 QUESTIONS = "contents/questions.csv"
 LOG_COLUMNS = {"timestamp": pa.int64(), "solving_id": STRING_DICT, "question_id": STRING_DICT, "user_answer": STRING_DICT,
                "elapsed_time": pa.int64()}
+ID_COLUMNS = ("solving_id", "question_id")
 CHOICES = ("a", "b", "c", "d")
 PROBLEM_TYPE = "Multiple Choice"
 NO_TAG = "-1"
@@ -64,25 +69,63 @@ class _Questions:
     facts: dict[str, int]
 
 
-def load(raw_dir: str | Path) -> SourceTables:
+def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
+    """The canonical tables of an EdNet KT1 folder. Without `part_bytes` the events are one table; with it, parts
+    of whole students in the events' order, about `part_bytes` of KT1's files each, read as they are consumed
+    (SourceTables.event_parts)."""
     raw = Path(raw_dir)
     check_raw_folder(raw)
     with reading() as ledger:
         questions = _questions(raw / QUESTIONS)
-        logs = read_csv_folder(raw / KT1, LOG_COLUMNS, ledger, ids=("solving_id", "question_id"))
-    rows, dropped = _usable_rows(logs)
-    columns, facts = _event_columns(rows, logs, questions)
-    first, repeated = _first_responses(columns)
-    events = events_table({k: v.take(pa.array(first)) if isinstance(v, pa.Array) else v[first] for k, v in columns.items()})
-    log.info("%s: %d rows -> %d events", raw / KT1, len(rows) + sum(dropped.values()), events.num_rows)
-    return SourceTables(
-        events,
-        unit_tests_table(None),
-        ledger.dropped() | dropped,
-        {"repeated_in_session": repeated},
-        {"has_unit_tests": 0, "has_text_embeddings": 0, "has_timestamps": 1},
-        reading=questions.facts | facts | {"kt1_files": len(logs.files)} | ledger.facts(),
-    )
+    files = csv_files(raw / KT1)
+    users = normalise_ids(pa.array([p.stem for p in files], pa.string()), raw / KT1, "user_id")
+    tables = SourceTables(None, unit_tests_table(None), {}, {"repeated_in_session": 0},
+                          {"has_unit_tests": 0, "has_text_embeddings": 0, "has_timestamps": 1})
+    tables.events = _event_parts(raw / KT1, files, users, questions, ledger, tables, part_bytes)
+    return tables if part_bytes else tables.whole()
+
+
+def _parts(files: list[Path], users: pa.Array, part_bytes: int | None) -> list[np.ndarray]:
+    """The files of each part (indices into `files`): students in id order, about `part_bytes` of files a part
+    (all of them without), a student's files always in one part."""
+    order = np.argsort(sort_codes(users), kind="stable")
+    if not part_bytes:
+        return [order]
+    user = sort_codes(users)[order]
+    part = np.cumsum([os.stat(files[i]).st_size for i in order]) // part_bytes
+    first_of_user = np.maximum.accumulate(np.where(np.r_[True, user[1:] != user[:-1]], np.arange(len(order)), 0))
+    part = part[first_of_user]  # a student's later files go where their first went
+    return np.split(order, np.flatnonzero(np.diff(part)) + 1)
+
+
+def _event_parts(folder: Path, files: list[Path], users: pa.Array, questions: _Questions, ledger: Ledger,
+                 tables: SourceTables, part_bytes: int | None) -> Iterator[pa.Table]:
+    """Per part, its files' events; the counts add up part after part and are final after the last, when the id
+    rule's check across parts and the check that some row was usable run too."""
+    dropped, facts, forms = {}, {}, {c: IdForms() for c in ID_COLUMNS}
+    ledger.duplicate_rows[folder.name] = 0
+    n_rows = n_events = 0
+    for part in _parts(files, users, part_bytes):
+        logs = read_csv_files([files[i] for i in part], folder, LOG_COLUMNS, ledger, ID_COLUMNS, forms)
+        rows, part_dropped = _usable_rows(logs)
+        columns, part_facts = _event_columns(rows, logs, questions)
+        first, repeated = _first_responses(columns)
+        events = events_table({k: v.take(pa.array(first)) if isinstance(v, pa.Array) else v[first] for k, v in columns.items()})
+        for totals, more in ((dropped, part_dropped), (facts, part_facts), (tables.excluded, {"repeated_in_session": repeated})):
+            totals.update({k: totals.get(k, 0) + v for k, v in more.items()})
+        n_rows, n_events = n_rows + len(rows) + sum(part_dropped.values()), n_events + events.num_rows
+        del logs, columns
+        yield events
+        del events
+        heap_trimmed()
+    for column, seen in forms.items():
+        seen.check(folder, column)
+    if n_rows == sum(dropped.values()):
+        raise InputError("no usable rows (every row lacks a timestamp, a question, an answer or a solving_id)", files[0].parent)
+    ledger.encodings[folder.name] = "utf8"
+    tables.dropped = ledger.dropped() | dropped
+    tables.reading = questions.facts | facts | {"kt1_files": len(files)} | ledger.facts()
+    log.info("%s: %d rows -> %d events", folder, n_rows, n_events)
 
 
 def _questions(path: Path) -> _Questions:
@@ -127,9 +170,6 @@ def _usable_rows(logs: FolderTable) -> tuple[np.ndarray, dict[str, int]]:
         missing = keep & pc.is_null(logs.table[column]).to_numpy(zero_copy_only=False)
         dropped[f"rows_{reason}"] = int(missing.sum())
         keep &= ~missing
-    if not keep.any():
-        raise InputError("no usable rows (every row lacks a timestamp, a question, an answer or a solving_id)",
-                         logs.files[0].parent)
     return np.flatnonzero(keep), dropped
 
 
