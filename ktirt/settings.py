@@ -170,7 +170,7 @@ class TrainSettings(Section):
 class WDIRTSettings(Section):
     """Wide & Deep IRT (ktirt/models/wdirt.py) and its drift test (ktirt/irt/drift.py)."""
 
-    history_len: int = Field(50, ge=1, le=1000, json_schema_extra=cap("targets x history_len indices stay in memory"), description="events of clickstream history behind each prediction (targets x history_len indices stay in memory: 2.2 GB at EDM-Cup scale with 50)")
+    history_len: int = Field(50, ge=1, le=1000, json_schema_extra=cap("a batch scores targets x history_len pairs at once"), description="events of clickstream history behind each prediction (a batch scores batch_size x history_len pairs at once)")
     hidden: int = Field(64, ge=1, le=4096, json_schema_extra=cap("a bound on memory"), description="width of the deep part")
     dropout: float = Field(0.1, ge=0, lt=1, description="dropout of the deep part")
     discrimination: bool = Field(True, description="false: 1PL (a = 1)")

@@ -49,46 +49,64 @@ RESPONSE_KEYS = ["action_sequence_id", "item_id", "user_id"]
 def event_probabilities(events: pa.Table, truth: Path) -> np.ndarray:
     """True P(correct) behind each row of events.parquet (NaN where the truth has no such response); only the
     truth of `events`' students is read."""
-    users = pc.unique(events["user_id"].combine_chunks()).to_pylist()
-    return TruthLookup.of_users(truth, users).probabilities(response_hashes(events))
+    return TruthLookup.of_users(truth, event_users(events)).probabilities(response_hashes(events))
+
+
+def event_users(events: pa.Table) -> list[str]:
+    return pc.unique(events["user_id"].combine_chunks()).to_pylist()
+
+
+HASH_ROWS = 1 << 20
+"""response_hashes turns this many rows' keys into Python strings at a time"""
 
 
 def response_hashes(table: pa.Table) -> np.ndarray:
-    """A 64-bit hash of each row's RESPONSE_KEYS: 8 bytes a response to look its truth up by."""
-    return pd.util.hash_pandas_object(table.select(RESPONSE_KEYS).to_pandas(), index=False).to_numpy()
+    """A 64-bit hash of each row's RESPONSE_KEYS: 8 bytes a response to look its truth up by. Hashed a slice of
+    rows at a time (each row's hash is its own), so the keys are never all held as Python strings at once."""
+    keys = table.select(RESPONSE_KEYS)
+    parts = [pd.util.hash_pandas_object(keys.slice(lo, HASH_ROWS).to_pandas(), index=False).to_numpy()
+             for lo in range(0, keys.num_rows, HASH_ROWS)]
+    return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
 
 @dataclass
 class TruthLookup:
-    """The true P(correct) of some students' responses by response_hashes, read from the truth a batch of rows
-    at a time: 16 bytes a response, not the keys' strings."""
+    """The truth's values (`p_correct` unless asked for others) of some students' responses by response_hashes,
+    read from the truth a batch of rows at a time: 8 bytes a response and value, not the keys' strings."""
 
     hashes: np.ndarray
-    p: np.ndarray
+    values: np.ndarray
+    """(responses, columns) float64"""
 
     @classmethod
-    def of_users(cls, truth: Path, users) -> "TruthLookup":
+    def of_users(cls, truth: Path, users, columns: tuple[str, ...] = ("p_correct",)) -> "TruthLookup":
         path = truth / "responses.parquet"
         wanted = pa.array(sorted(map(str, users)), pa.string())
-        hashes, p = [], []
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 20, columns=[*RESPONSE_KEYS, "p_correct"]):
+        hashes, values = [], []
+        for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 20, columns=[*RESPONSE_KEYS, *columns]):
             t = pa.Table.from_batches([batch])
             t = t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=wanted))
             hashes.append(response_hashes(t))
-            p.append(t["p_correct"].to_numpy(zero_copy_only=False))
+            values.append(np.stack([t[c].to_numpy(zero_copy_only=False) for c in columns], axis=1).astype(np.float64))
         hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
-        p = np.concatenate(p) if p else np.zeros(0)
+        values = np.concatenate(values) if values else np.zeros((0, len(columns)))
         order = np.argsort(hashes, kind="stable")
-        hashes, p = hashes[order], p[order]
+        hashes, values = hashes[order], values[order]
         if (hashes[1:] == hashes[:-1]).any():
             raise InputError("a response appears twice in the truth (or two keys share a hash)", path, "action_sequence_id")
-        return cls(hashes, p)
+        return cls(hashes, values)
 
     def probabilities(self, hashes: np.ndarray) -> np.ndarray:
-        """True P(correct) of the responses with these hashes (NaN where the truth has none)."""
+        """True P(correct) of the responses with these hashes (NaN where the truth has none): the first column."""
+        return self.lookup(hashes)[:, 0]
+
+    def lookup(self, hashes: np.ndarray) -> np.ndarray:
+        """(len(hashes), columns): the values of the responses with these hashes (NaN where the truth has none)."""
         pos = np.minimum(np.searchsorted(self.hashes, hashes), max(len(self.hashes) - 1, 0))
         found = self.hashes[pos] == hashes if len(self.hashes) else np.zeros(len(hashes), bool)
-        return np.where(found, self.p[pos] if len(self.p) else np.nan, np.nan)
+        if not len(self.values):
+            return np.full((len(hashes), self.values.shape[1]), np.nan)
+        return np.where(found[:, None], self.values[pos], np.nan)
 
 
 def matched(p: np.ndarray, truth: Path, what: str) -> np.ndarray:
@@ -118,20 +136,20 @@ def target_item_truth(events: pa.Table, unit_tests: pa.Table, truth: Path) -> pd
     at that moment and the item's true discrimination, difficulty (before any drift), difficulty in effect
     then (after a drift, shifted) and guessing floor. The ability is the 3PL inverted at the true P(solve)
     and the difficulty in effect (so it includes learning)."""
-    items = pd.read_parquet(truth / "items.parquet", columns=["item_id", "difficulty", "discrimination", "guessing"])
-    keys = ["action_sequence_id", "item_id", "user_id"]
-    ev = events.select(keys).to_pandas().merge(
-        pd.read_parquet(truth / "responses.parquet", columns=[*keys, "p_solve", "difficulty_effective"]),
-        on=keys, how="left", validate="many_to_one")
-    ut_keys = ["unit_test_id", "item_id", "user_id"]
+    items = pq.read_table(truth / "items.parquet", columns=["item_id", "difficulty", "discrimination", "guessing"])
     scored = unit_tests.filter(pa.compute.is_valid(unit_tests["correct"]))
+    target_items = pa.chunked_array([*events["item_id"].cast(pa.string()).chunks, *scored["item_id"].cast(pa.string()).chunks],
+                                    pa.string())
+    at = pc.index_in(target_items, value_set=items["item_id"].cast(pa.string()).combine_chunks()).fill_null(-1).to_numpy()
+    per_item = np.stack([items[k].to_numpy() for k in ("difficulty", "discrimination", "guessing")], axis=1)
+    b, a, c = np.where((at >= 0)[:, None], per_item[np.maximum(at, 0)], np.nan).T
+    ev = TruthLookup.of_users(truth, event_users(events), ("p_solve", "difficulty_effective")).lookup(response_hashes(events))
+    ut_keys = ["unit_test_id", "item_id", "user_id"]
     ut = scored.select(ut_keys).to_pandas().merge(
         pd.read_parquet(truth / "unit_test_responses.parquet", columns=[*ut_keys, "p_correct"]),
         on=ut_keys, how="left", validate="many_to_one")
-    ut = ut.merge(items, on="item_id", how="left").rename(columns={"p_correct": "p_solve", "difficulty": "difficulty_effective"})
-    df = pd.concat([ev[["item_id", "p_solve", "difficulty_effective"]], ut[["item_id", "p_solve", "difficulty_effective"]]],
-                   ignore_index=True).merge(items, on="item_id", how="left")
-    a, c = df["discrimination"].to_numpy(), df["guessing"].to_numpy()
-    q = np.clip((df["p_solve"].to_numpy() - c) / (1 - c), 1e-9, 1 - 1e-9)
-    df["ability"] = df["difficulty_effective"].to_numpy() + np.log(q / (1 - q)) / a
-    return df[["ability", "discrimination", "difficulty", "difficulty_effective", "guessing"]]
+    p_solve = np.r_[ev[:, 0], ut["p_correct"].to_numpy(np.float64)]
+    b_effective = np.r_[ev[:, 1], b[len(ev):]]  # a unit test's item is as it was before any drift
+    q = np.clip((p_solve - c) / (1 - c), 1e-9, 1 - 1e-9)
+    return pd.DataFrame({"ability": b_effective + np.log(q / (1 - q)) / a, "discrimination": a, "difficulty": b,
+                         "difficulty_effective": b_effective, "guessing": c})

@@ -77,7 +77,7 @@ BAD = [
     ("model", "seq_len", 100000, "model.seq_len: must be ≤ 1024 (SAKT's attention holds batch x heads x window^2"),
     ("pykt", "seq_len", 100000, "pykt.seq_len: must be ≤ 1024 ("),
     ("train", "lr", 1.0e6, "train.lr: must be ≤ 1.0 (a larger step makes Adam diverge), got 1000000.0"),
-    ("wdirt", "history_len", 100000, "wdirt.history_len: must be ≤ 1000 (targets x history_len indices stay in memory)"),
+    ("wdirt", "history_len", 100000, "wdirt.history_len: must be ≤ 1000 (a batch scores targets x history_len pairs at once)"),
     ("simulate", "n_students", 10**9, "simulate.n_students: must be ≤ 2000000"),
     ("report", "students", 10**7, "report.students: must be ≤ 100000"),
     # choices, pandas periods, devices

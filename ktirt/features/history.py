@@ -150,13 +150,18 @@ def residual_values(events: EventTable) -> np.ndarray:
     return np.c_[events.correct, events.correct - events.static[:, ITEM_RATE]]
 
 
-def history_window(events: EventTable, end: np.ndarray, user_first: np.ndarray, length: int) -> np.ndarray:
-    """(n_targets, length) event indices of each target's history, -1 where there is none. int32: at EDM-Cup
-    scale (5.57 M targets x 50) that is 1.1 GB, against 2.2 GB as int64."""
-    if len(end) and max(int(end.max()), length) >= np.iinfo(np.int32).max:
-        raise ValueError("history_window: more events than int32 indexes")
-    idx = end.astype(np.int32)[:, None] - np.int32(length) + np.arange(length, dtype=np.int32)[None, :]
-    return np.where(idx >= user_first.astype(np.int32)[:, None], idx, np.int32(-1))
+def as_event_index(index: np.ndarray) -> np.ndarray:
+    """Event indices as int32 (half of int64's memory), refusing a log with more events than int32 indexes."""
+    if len(index) and int(index.max()) >= np.iinfo(np.int32).max:
+        raise ValueError("more events than int32 indexes")
+    return index.astype(np.int32)
+
+
+def history_window(end: np.ndarray, user_first: np.ndarray, length: int) -> np.ndarray:
+    """(n_targets, length) event indices of each target's history (int32: `as_event_index`'s), -1 where there
+    is none: the `length` events before `end`, none before the student's first, `user_first`."""
+    idx = as_event_index(end)[:, None] - np.int32(length) + np.arange(length, dtype=np.int32)[None, :]
+    return np.where(idx >= as_event_index(user_first)[:, None], idx, np.int32(-1))
 
 
 def pair_context(hist: torch.Tensor, target_ms: torch.Tensor, target_item: torch.Tensor,

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow.compute as pc
 from scipy.stats import pearsonr, spearmanr
 from sklearn.metrics import roc_auc_score
 
@@ -86,7 +87,7 @@ def _against_true_abilities(events, unit_tests, t: Targets, theta, calibrated_ab
                                       a[ok], c[ok], np.zeros(len(params)), iters=30)
         out["difficulty_spearman_ceiling"] = round(float(spearmanr(b_ceiling[w], true["difficulty"].reindex(params["item_id"][w]))[0]), 6)
 
-    seen = set(pd.unique(events["item_id"].to_numpy(zero_copy_only=False)))
+    seen = set(pc.unique(events["item_id"]).to_pylist())
     true_drift = set(true.index[true["drift"]]) & seen
     out["drift_true_items"] = len(true_drift)
     out |= _precision_recall("drift", drifting_item_ids(drift), true_drift)

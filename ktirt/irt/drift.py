@@ -65,26 +65,9 @@ def drift_table(item: np.ndarray, timestamp_ms: np.ndarray, y: np.ndarray, theta
     n_cell = np.bincount(cell_of, minlength=len(cells))
     cell_item, cell_window = cells // n_w, cells % n_w
 
-    def replicate(side):
-        """Responses copied into the cell (item, k) of every window k they are before / from-on."""
-        rows, grp = [], []
-        for k in range(1, n_w):
-            m = np.flatnonzero(codes < k if side == "before" else codes >= k)
-            want = item[m] * n_w + k
-            tgt = np.minimum(np.searchsorted(cells, want), len(cells) - 1)
-            ok = cells[tgt] == want
-            rows.append(m[ok])
-            grp.append(tgt[ok])
-        if not rows:
-            return np.zeros(0, np.int64), np.zeros(0, np.int64)
-        return np.concatenate(rows), np.concatenate(grp)
-
     b_start = np.bincount(cell_of, weights=b, minlength=len(cells)) / np.maximum(n_cell, 1)
-    sides = {}
-    for side in ("before", "after"):
-        rows, grp = replicate(side)
-        fit_b, se = fit_difficulty(grp, len(cells), y[rows], theta[rows], a[rows], c[rows], b_start)
-        sides[side] = (fit_b, se, np.bincount(grp, minlength=len(cells)))
+    sides = {side: _fit_side(side, item, codes, cells, cell_window, n_w, (y, theta, a, c), b_start)
+             for side in ("before", "after")}
     (b_bef, se_bef, n_before), (b_aft, se_aft, n_after) = sides["before"], sides["after"]
     tested = (n_after >= s.min_responses) & (n_before >= s.min_responses)
     shift = np.where(tested, b_aft - b_bef, np.nan)
@@ -104,6 +87,32 @@ def drift_table(item: np.ndarray, timestamp_ms: np.ndarray, y: np.ndarray, theta
         "z": z,
         "drift_flag": flag,
     })
+
+
+def _fit_side(side: str, item: np.ndarray, codes: np.ndarray, cells: np.ndarray, cell_window: np.ndarray, n_w: int,
+              responses: tuple, b_start: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per (item, window k) cell: the difficulty and its standard error fitted on the item's responses before k
+    (`side` "before") or from k on ("after"), and their number. One window's cells at a time: a response
+    belongs to a cell of every window it is before / from on, so all windows at once held each response
+    about as many times as its item has windows. Each cell's sums see the same responses in the same order
+    either way, so the fit is the same to the bit."""
+    y, theta, a, c = responses
+    b = np.clip(b_start, -8, 8)  # a cell without responses on this side keeps its start
+    se = np.full(len(cells), 1 / np.sqrt(1e-9))
+    n = np.zeros(len(cells), np.int64)
+    for k in range(1, n_w):
+        m = np.flatnonzero(codes < k if side == "before" else codes >= k)
+        want = item[m] * n_w + k
+        tgt = np.minimum(np.searchsorted(cells, want), len(cells) - 1)
+        ok = cells[tgt] == want
+        rows, grp = m[ok], tgt[ok]
+        if not len(rows):
+            continue
+        fit_b, fit_se = fit_difficulty(grp, len(cells), y[rows], theta[rows], a[rows], c[rows], b_start)
+        mine = cell_window == k
+        b[mine], se[mine] = fit_b[mine], fit_se[mine]
+        n += np.bincount(grp, minlength=len(cells))
+    return b, se, n
 
 
 def item_discoveries(item: np.ndarray, z: np.ndarray, tested: np.ndarray, candidate: np.ndarray, fdr: float) -> np.ndarray:

@@ -31,7 +31,7 @@ import math
 import time
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Iterable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 from scipy.optimize import minimize_scalar
@@ -42,6 +42,9 @@ from ktirt.models import three_pl
 log = logging.getLogger(__name__)
 MAX_STEP = 1.0  # logits per Newton step and parameter: keeps a far start from overshooting
 P_EPS = 1e-6
+CHUNK = 1 << 21
+"""responses whose per-response arrays a step holds at once (about 0.5 GB of them): the sums run a chunk at a
+time, so the solver's temporaries stay the same size however many responses there are"""
 
 
 @dataclass
@@ -65,11 +68,27 @@ class Responses:
         """The number of responses over every rank (these are this rank's)."""
         return int(all_sum(len(self.y)))
 
+    def chunks(self) -> Iterator["Responses"]:
+        """These responses CHUNK at a time (views, not copies); one chunk when they fit in one."""
+        for lo in range(0, max(len(self.y), 1), CHUNK):
+            yield Responses(*(v[lo : lo + CHUNK] for v in (self.student, self.log_opportunity, self.item, self.y,
+                                                           self.after)))
 
-def _sums(index: np.ndarray, values: Iterable[np.ndarray], n: int) -> np.ndarray:
-    """(len(values), n): each of `values` summed per index (student, item), over every rank's responses, in one
-    all-reduce. `values` is best a generator: each per-response array is freed once it is summed."""
-    return all_sum(np.stack([np.bincount(index, v, n) for v in values]))
+
+def _sums(r: Responses, index: str, values: Callable[[Responses], Iterable[np.ndarray]], n: int) -> np.ndarray:
+    """(len(values), n): each of `values(chunk)`, per-response arrays, summed per the chunk's `index` field
+    (student, item), over every chunk of `r` and every rank's responses, in one all-reduce. `values` best
+    yields them one by one: each is freed once it is summed."""
+    return all_sum(_over_chunks(r, lambda c: np.stack([np.bincount(getattr(c, index), v, n) for v in values(c)])))
+
+
+def _over_chunks(r: Responses, total_of: Callable[[Responses], np.ndarray]) -> np.ndarray:
+    """`total_of(chunk)` added up over the chunks of `r` (this rank's: the caller all-reduces)."""
+    total = None
+    for chunk in r.chunks():
+        part = total_of(chunk)
+        total = part if total is None else total + part
+    return total
 
 
 @dataclass
@@ -127,8 +146,11 @@ def _state(st: Structure, p: Params, r: Responses):
 
 def objective(st: Structure, p: Params, r: Responses) -> float:
     """Mean negative log-likelihood plus the priors over the number of responses (the calibration's loss)."""
-    *_, prob, _, _ = _state(st, p, r)
-    nll = -all_sum(np.sum(r.y * np.log(prob) + (1 - r.y) * np.log(1 - prob))) / r.total
+    def log_likelihood(c: Responses) -> np.ndarray:
+        *_, prob, _, _ = _state(st, p, c)
+        return np.sum(c.y * np.log(prob) + (1 - c.y) * np.log(1 - prob))
+
+    nll = -all_sum(_over_chunks(r, log_likelihood)) / r.total
     items = np.sum(p.delta**2) + np.sum(p.ell**2) * st.discrimination + np.sum(((p.g - st.guess_prior) * st.guessable) ** 2)
     students = st.intercept_precision * np.sum(p.alpha**2) + st.rate_precision * np.sum(p.rate**2)
     scale = st.scale_penalty * float(np.mean(np.log(st.discriminations(p)))) ** 2
@@ -141,37 +163,48 @@ def _step(delta: np.ndarray) -> np.ndarray:
 
 
 def _students(st: Structure, p: Params, r: Responses) -> None:
-    _, a, _, c, s, _, score, inv = _state(st, p, r)
-    d = (1 - c) * a * s * (1 - s)  # dp/dtheta
-    n, lo = len(p.alpha), r.log_opportunity
-    info = d * d * inv
-    grad_a, grad_r, h11, h12, h22 = _sums(r.student, (score * d, score * d * lo, info, info * lo, info * lo * lo), n)
+    def equations(c: Responses):
+        _, a, _, cc, s, _, score, inv = _state(st, p, c)
+        d = (1 - cc) * a * s * (1 - s)  # dp/dtheta
+        lo = c.log_opportunity
+        info = d * d * inv
+        return score * d, score * d * lo, info, info * lo, info * lo * lo
+
+    grad_a, grad_r, h11, h12, h22 = _sums(r, "student", equations, len(p.alpha))
     grad_a, grad_r = grad_a - st.intercept_precision * p.alpha, grad_r - st.rate_precision * p.rate
     h11, h22 = h11 + st.intercept_precision, h22 + st.rate_precision
     det = h11 * h22 - h12 * h12
     p.alpha += _step((h22 * grad_a - h12 * grad_r) / det)
     p.rate += _step((h11 * grad_r - h12 * grad_a) / det)
-    _, a, _, c, s, _, score, inv = _state(st, p, r)
-    d = (1 - c) * a * s * (1 - s)
-    info_rho, score_rho = all_sum(np.array([np.sum(d * d * inv * lo * lo), np.sum(score * d * lo)]))
+
+    def rho_equation(c: Responses) -> np.ndarray:
+        _, a, _, cc, s, _, score, inv = _state(st, p, c)
+        d = (1 - cc) * a * s * (1 - s)
+        lo = c.log_opportunity
+        return np.array([np.sum(d * d * inv * lo * lo), np.sum(score * d * lo)])
+
+    info_rho, score_rho = all_sum(_over_chunks(r, rho_equation))
     if info_rho > 0:
         p.rho += float(_step(np.array(score_rho / info_rho)))
 
 
 def _items(st: Structure, p: Params, r: Responses) -> None:
     """One Newton step for each item's (delta, ell, g, shift), then for each skill's mu."""
-    theta, a, b, c, s, _, score, inv = _state(st, p, r)
     n = len(p.delta)
-    ds = s * (1 - s)
-    sig_g = 1 / (1 + np.exp(-p.g[r.item]))
-    jac = np.stack([-(1 - c) * a * ds,  # dp / d delta
-                    (1 - c) * (theta - b) * ds / (1 + np.exp(-p.ell[r.item])) / three_pl.LOG2 * st.discrimination,  # d ell
-                    (1 - s) * 0.5 * sig_g * (1 - sig_g) * st.guessable[r.item],  # dp / d g
-                    -(1 - c) * a * ds * r.after], axis=1)  # dp / d shift (theta - shift - b: as delta's, after the change)
     pairs = [(u, v) for u in range(4) for v in range(u, 4)]
-    weights = itertools.chain((score * jac[:, k] for k in range(4)), (jac[:, u] * jac[:, v] * inv for u, v in pairs),
-                              [r.after.astype(np.float64)])
-    sums = _sums(r.item, weights, n)
+
+    def equations(c: Responses):
+        theta, a, b, cc, s, _, score, inv = _state(st, p, c)
+        ds = s * (1 - s)
+        sig_g = 1 / (1 + np.exp(-p.g[c.item]))
+        jac = np.stack([-(1 - cc) * a * ds,  # dp / d delta
+                        (1 - cc) * (theta - b) * ds / (1 + np.exp(-p.ell[c.item])) / three_pl.LOG2 * st.discrimination,  # d ell
+                        (1 - s) * 0.5 * sig_g * (1 - sig_g) * st.guessable[c.item],  # dp / d g
+                        -(1 - cc) * a * ds * c.after], axis=1)  # dp / d shift (theta - shift - b: as delta's, after the change)
+        return itertools.chain((score * jac[:, k] for k in range(4)), (jac[:, u] * jac[:, v] * inv for u, v in pairs),
+                               [c.after.astype(np.float64)])
+
+    sums = _sums(r, "item", equations, n)
     grad = sums[:4].T.copy()
     hess = np.empty((n, 4, 4))
     for k, (u, v) in enumerate(pairs):
@@ -197,10 +230,13 @@ def _items(st: Structure, p: Params, r: Responses) -> None:
 
 
 def _skills(st: Structure, p: Params, r: Responses) -> None:
-    _, a, _, c, s, _, score, inv = _state(st, p, r)
-    db = -(1 - c) * a * s * (1 - s)
+    def equations(c: Responses):
+        _, a, _, cc, s, _, score, inv = _state(st, p, c)
+        db = -(1 - cc) * a * s * (1 - s)
+        return score * db, db * db * inv
+
     n_items, n_skills = len(p.delta), len(p.mu)
-    g_item, h_item = _sums(r.item, (score * db, db * db * inv), n_items)
+    g_item, h_item = _sums(r, "item", equations, n_items)
     rows, sk, w = st.skill_pairs()
     grad = np.bincount(sk, w * g_item[rows], n_skills) - st.skill_prior * (p.mu - p.mu.mean())
     info = np.bincount(sk, w * w * h_item[rows], n_skills) + st.skill_prior * (1 - 1 / n_skills)

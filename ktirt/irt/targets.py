@@ -11,8 +11,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from ktirt.features.history import (EventTable, history_end, history_summary, history_window, pair_context,
-                                    residual_values, skill_prefix_sums, static_features, user_starts)
+from ktirt.features.history import (EventTable, as_event_index, history_end, history_summary, history_window,
+                                    pair_context, residual_values, skill_prefix_sums, static_features, user_starts)
 from ktirt.irt.catalog import Catalog
 from ktirt.split import SPLITS, split_labels
 
@@ -22,7 +22,8 @@ CHUNK = 32
 
 @dataclass
 class Targets:
-    """Responses to predict: item, skills, time, outcome, split and history (n, H) event indices."""
+    """Responses to predict: item, skills, time, outcome, split, and where each one's history lies among the
+    events (its window is formed a batch at a time: `history`)."""
 
     kind: np.ndarray  # 0 = in-unit event, 1 = unit-test score
     student: np.ndarray  # student index (event users by rank, then users seen only in unit tests)
@@ -34,12 +35,22 @@ class Targets:
     timestamp_ms: np.ndarray
     y: np.ndarray
     split: np.ndarray
-    history: np.ndarray
+    history_end: np.ndarray
+    """one past the last event of the target's history (int32)"""
+    history_first: np.ndarray
+    """the first event of the target's student (int32): no history reaches before it"""
+    history_len: int
     summary: np.ndarray
     """(n, N_SUMMARY) whole-history summary (history_summary)"""
     source_row: np.ndarray  # row in events.parquet / unit_tests.parquet
     users: np.ndarray
     """user id of each student index"""
+
+    def history(self, rows=slice(None)) -> np.ndarray:
+        """(len(rows), history_len) event indices of the histories of targets `rows`, -1 where there is none.
+        Formed when asked: held for every target they would be targets x history_len indices (1.1 GB at
+        EDM-Cup scale), two numbers a target here."""
+        return history_window(self.history_end[rows], self.history_first[rows], self.history_len)
 
 
 def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Catalog, H: int) -> tuple[EventTable, Targets]:
@@ -72,7 +83,6 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
     ut_student[~has_events] = len(distinct) + test_only
 
     ev_end = history_end(ev, user_rank, ts)
-    hist = np.concatenate([history_window(ev, ev_end, ev.user_start, H), history_window(ev, ut_end, ut_first, H)])
     vals = residual_values(ev)
     ev_skill_sums = skill_prefix_sums(ev, vals, user_rank, ev.skills, ts)
     ut_skill_sums = skill_prefix_sums(ev, vals, np.maximum(ut_rank, 0), cat.item_skills[ut_item], ut_ts) * has_events[:, None]
@@ -86,7 +96,9 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
         timestamp_ms=np.r_[ts, ut_ts],
         y=np.r_[ev.correct, scored["correct"].to_numpy().astype(np.float32)],
         split=np.r_[labels[user_rank], ut_label],
-        history=hist,
+        history_end=as_event_index(np.r_[ev_end, ut_end]),
+        history_first=as_event_index(np.r_[ev.user_start, ut_first]),
+        history_len=H,
         summary=summary,
         source_row=np.r_[np.arange(len(item)), np.flatnonzero(np.asarray(pc.is_valid(unit_tests["correct"])))],
         users=np.r_[distinct, np.asarray(test_only_users, dtype=object)],
@@ -104,7 +116,7 @@ class Batcher:
         self.ev_item = torch.as_tensor(ev.item)
         self.ev_skills = torch.as_tensor(ev.skills)
         self.ev_ts = torch.as_tensor(np.array(ev.timestamp_ms))
-        self.hist = torch.as_tensor(t.history)
+        self.history = t.history
         self.item = torch.as_tensor(t.item)
         self.skills = torch.as_tensor(t.skills)
         self.ts = torch.as_tensor(t.timestamp_ms)
@@ -113,7 +125,7 @@ class Batcher:
     def __call__(self, idx: torch.Tensor):
         """Model inputs of targets `idx`: the distinct events of their histories once (neighbouring targets of
         one student share most of theirs), each history slot's row among them and its context code."""
-        h = self.hist[idx]
+        h = torch.as_tensor(self.history(idx.numpy()))
         mask = h >= 0
         events, local = torch.unique(h.clamp(min=0), return_inverse=True)
         context = pair_context(h, self.ts[idx], self.item[idx], self.skills[idx], self.ev_ts, self.ev_item, self.ev_skills)

@@ -95,10 +95,8 @@ def _run(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSettings, 
     with phase("theta"):
         theta = theta_all(model, batcher, t.student)
     items_in_events = int(len(np.unique(ev.item)))
-    # done with the histories (targets x history_len event indices: 2.2 GB at EDM-Cup scale) and the event
-    # features: let them go before the two calibrations and drift, which need memory of their own
+    # done with the event features: let them go before the two calibrations and drift, which need memory of their own
     del batcher, ev
-    t.history = np.empty((0, s.history_len), dtype=t.history.dtype)
     log_opportunity = t.summary[:, SUMMARY_LOG_SKILL_EVENTS]
     with phase("calibration"):
         theta = _calibrate_predictive(model, t, theta, log_opportunity, s)
