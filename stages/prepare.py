@@ -37,6 +37,7 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
         for part in tables.event_parts():
             digest.add(part)
             write_events(part)
+            del part  # else the loop holds this part while the source reads the next
         if tables.items is None:
             add_catalogs(tables, data["source"], data["raw_dir"], digest)
         metrics = summarize(digest, tables.unit_tests) | {
