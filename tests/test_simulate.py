@@ -105,6 +105,52 @@ def test_same_seed_same_bytes(tmp_path):
     assert hashlib.sha256((tmp_path / "c" / "action_logs.csv").read_bytes()).hexdigest() != digests[0]["action_logs.csv"]
 
 
+def test_a_world_in_batches_of_classes_is_a_whole_release(tmp_path):
+    """TINY's 80 students in batches of about 20 (whole classes of 20, each batch with its own generator): the
+    files read through the EDM Cup adapter, every log id is distinct across batches, the evaluation ids run
+    on across them, every response finds its truth, every student and drifting item is there, and the world
+    behaves as the one-batch world does (correct rate, truth AUC)."""
+    from ktirt.simulate.batches import class_batches
+    from ktirt.simulate.world import build_world
+    from ktirt.sources import load_source
+    from ktirt.truth import event_probabilities, matched
+
+    cfg = SimulationConfig.from_dict(TINY | {"batch_students": 20})
+    assert [len(b) for b in class_batches(build_world(cfg, np.random.default_rng(cfg.seed)), 20)] == [1, 1, 1, 1]
+    counts = {}
+    for name, size in (("batches", 20), ("one", 10_000)):
+        counts[name] = simulate(SimulationConfig.from_dict(TINY | {"batch_students": size}), tmp_path / name)
+    raw = tmp_path / "batches"
+    logs = pd.read_csv(raw / "assignment_details.csv", dtype=str)
+    assert logs["assignment_log_id"].is_unique and logs["student_id"].nunique() == TINY["n_students"]
+    evaluation = pd.read_csv(raw / "evaluation_unit_test_scores.csv")
+    assert (evaluation["id"].to_numpy() == np.arange(len(evaluation))).all()
+    assert len(pd.read_csv(raw / "action_logs.csv", dtype=str)) == counts["batches"]["action_rows"]
+    assert counts["batches"]["drifting_items"] == counts["one"]["drifting_items"] > 0
+    rates = {}
+    for name in ("batches", "one"):
+        tables = load_source("synthetic", tmp_path / name).whole()
+        p = matched(event_probabilities(tables.events, tmp_path / name / "_truth"), tmp_path / name / "_truth", "responses")
+        y = tables.events["correct"].to_numpy()
+        rates[name] = (y.mean(), roc_auc_score(y, p), tables.events.num_rows)
+    assert rates["batches"][0] == pytest.approx(rates["one"][0], abs=0.02)
+    assert rates["batches"][1] == pytest.approx(rates["one"][1], abs=0.03)
+    assert rates["batches"][2] == pytest.approx(rates["one"][2], rel=0.05)
+
+
+def test_a_later_batch_redraws_a_log_id_that_an_earlier_batch_took(monkeypatch):
+    """Ids are random strings: a batch drawing one that an earlier batch took redraws it, and when the new one is
+    one that another log of the batch has, the later log's is drawn again."""
+    import ktirt.simulate.edm_tables as tables
+
+    draws = iter([np.array(["A1", "A2", "A3"]), np.array(["A3"]), np.array(["A4"])])
+    monkeypatch.setattr(tables, "random_ids", lambda rng, n: next(draws))
+    writer = tables.TablesWriter.__new__(tables.TablesWriter)
+    writer.log_ids_taken = np.array([b"A2", b"B7"], dtype="S10")
+    assert list(writer._fresh_log_ids(None, 3)) == ["A1", "A3", "A4"]
+    assert set(writer.log_ids_taken) == {b"A1", b"A2", b"A3", b"A4", b"B7"}
+
+
 @pytest.mark.parametrize("bad, words", [
     ({"n_students": -5}, "simulate.n_students: must be ≥ 1, got -5"),
     ({"n_skills": 0}, "simulate.n_skills"),

@@ -2,7 +2,8 @@
 model (see `world` and `responses` for the model), with its ground truth in `_truth/`. `profile:
 skill_builder` writes a second world instead, one the engines do not assume, as ASSISTments 2009's
 skill-builder file (see `skill_builder` and `skill_builder_responses`); `profile: ednet_kt1` writes the default
-world's responses as EdNet KT1's one file per student (see `ednet_kt1_csv`)."""
+world's responses as EdNet KT1's one file per student (see `ednet_kt1_csv`). The default profile is simulated a
+batch of classes at a time (see `batches`)."""
 
 from __future__ import annotations
 
@@ -12,10 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ktirt.simulate.batches import write_in_batches
 from ktirt.simulate.config import SimulationConfig
 from ktirt.simulate.ednet_kt1_csv import write_ednet_kt1
-from ktirt.simulate.edm_tables import write_tables
-from ktirt.simulate.responses import simulate_clickstream, simulate_responses
+from ktirt.simulate.responses import simulate_responses
 from ktirt.simulate.skill_builder import build_skill_builder_world
 from ktirt.simulate.skill_builder_csv import write_skill_builder
 from ktirt.simulate.skill_builder_responses import work_skill_builders
@@ -33,9 +34,8 @@ def simulate(cfg: SimulationConfig, out_dir: str | Path) -> dict:
         return _simulate_ednet_kt1(cfg, Path(out_dir))
     rng = np.random.default_rng(cfg.seed)
     world = build_world(cfg, rng)
-    clicks = simulate_clickstream(cfg, world, rng)
     out = Path(out_dir)
-    counts = write_tables(world, clicks, out, rng, cfg.evaluation_fraction)
+    counts = write_in_batches(cfg, world, rng, out)
     (out / "_truth" / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     counts |= {"students": cfg.n_students, "drifting_items": int(world.items["drift"].sum())}
     log.info("simulated %s", ", ".join(f"{k}={v}" for k, v in counts.items()))

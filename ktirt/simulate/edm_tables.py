@@ -22,9 +22,39 @@ log = logging.getLogger(__name__)
 CHUNK_ROWS = 2_000_000
 
 
+class AppendedFiles:
+    """The release's files, each written as batch after batch of rows arrive (a CSV's header once, a parquet
+    file's schema from its first batch); one batch gives the bytes of one whole-table write."""
+
+    def __init__(self) -> None:
+        self._writers: dict[Path, pacsv.CSVWriter | pq.ParquetWriter] = {}
+        self._schemas: dict[Path, pa.Schema] = {}
+        self.rows: dict[Path, int] = {}
+
+    def csv(self, df: pd.DataFrame | pa.Table, path: Path) -> None:
+        self._append(df, path, lambda schema: pacsv.CSVWriter(path, schema, write_options=pacsv.WriteOptions(
+            quoting_style="needed")))
+
+    def parquet(self, df: pd.DataFrame, path: Path) -> None:
+        self._append(df, path, lambda schema: pq.ParquetWriter(path, schema))
+
+    def _append(self, df: pd.DataFrame | pa.Table, path: Path, open_writer) -> None:
+        table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
+        if path not in self._writers:
+            self._writers[path], self._schemas[path] = open_writer(table.schema), table.schema
+        self._writers[path].write_table(table.cast(self._schemas[path]))
+        self.rows[path] = self.rows.get(path, 0) + table.num_rows
+
+    def close(self) -> None:
+        for writer in self._writers.values():
+            writer.close()
+
+
 def _csv(df: pd.DataFrame | pa.Table, path: Path) -> None:
-    table = df if isinstance(df, pa.Table) else pa.Table.from_pandas(df, preserve_index=False)
-    pacsv.write_csv(table, path, pacsv.WriteOptions(quoting_style="needed"))
+    """A whole table as one file (the world's tables)."""
+    files = AppendedFiles()
+    files.csv(df, path)
+    files.close()
 
 
 def _datetime_text(seconds: np.ndarray) -> np.ndarray:
@@ -49,23 +79,59 @@ class _HelpIds:
     expl_of_item: np.ndarray  # per item: its index in expl_ids, -1 without an explanation
 
 
-def write_tables(world: World, clicks: Clickstream, out: Path, rng: np.random.Generator, evaluation_fraction: float) -> dict:
-    """Every table of the release, then the truth. The writers draw from `rng` in this fixed order (log ids, hint
-    and explanation ids, their details, the withheld unit tests), so one seed gives the same bytes."""
-    out.mkdir(parents=True, exist_ok=True)
-    logs, tests = clicks.logs, clicks.unit_tests
-    log_ids = random_ids(rng, len(logs))
-    help_ids = _help_ids(world.items, len(tests), rng)
-    _write_problems(world, out)
-    _write_hints(world, help_ids, rng, out)
-    _write_explanations(world, help_ids, rng, out)
-    _write_sequences(world, out)
-    _write_assignments(world, logs, log_ids, out)
-    withheld = _write_unit_test_scores(tests, log_ids, world.ids["problem"], rng, evaluation_fraction, out)
-    n_actions = _write_action_logs(clicks, logs, log_ids, world.ids["problem"], help_ids.hint_ids, help_ids.hint_offset,
-                                   help_ids.expl_ids, help_ids.expl_of_item, out)
-    _write_truth(world, clicks, log_ids, withheld, out / "_truth")
-    return {"action_rows": n_actions, "assignment_logs": len(logs), "problems": len(world.items), "unit_test_scores": len(tests)}
+class TablesWriter:
+    """The release's tables written a batch of classes at a time: each batch's logs, unit-test scores, action rows
+    and truth appended, the world's tables (problems, hints, explanations, sequences) with the first batch. A
+    batch draws from its `rng` in this fixed order (log ids; with the first batch, hint and explanation ids and
+    their details; the withheld unit tests), so one seed gives the same bytes. Log ids are distinct across
+    batches: one drawn again by a later batch is redrawn."""
+
+    def __init__(self, world: World, out: Path, evaluation_fraction: float, n_tests: int):
+        self.world, self.out, self.evaluation_fraction, self.n_tests = world, out, evaluation_fraction, n_tests
+        self.files = AppendedFiles()
+        self.help_ids: _HelpIds | None = None
+        self.log_ids_taken = np.zeros(0, dtype="S10")
+        self.counts = {"action_rows": 0, "assignment_logs": 0, "problems": len(world.items), "unit_test_scores": 0}
+        out.mkdir(parents=True, exist_ok=True)
+
+    def __enter__(self) -> "TablesWriter":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.files.close()
+
+    def add(self, clicks: Clickstream, rng: np.random.Generator) -> None:
+        world, out = self.world, self.out
+        logs, tests = clicks.logs, clicks.unit_tests
+        log_ids = self._fresh_log_ids(rng, len(logs))
+        if self.help_ids is None:
+            self.help_ids = _help_ids(world.items, self.n_tests, rng)
+            _write_problems(world, out)
+            _write_hints(world, self.help_ids, rng, out)
+            _write_explanations(world, self.help_ids, rng, out)
+            _write_sequences(world, out)
+            write_world_truth(world, out / "_truth")
+        _write_assignments(world, logs, log_ids, out, self.files)
+        withheld = _write_unit_test_scores(tests, log_ids, world.ids["problem"], rng, self.evaluation_fraction, out,
+                                           self.files)
+        h = self.help_ids
+        self.counts["action_rows"] += _write_action_logs(clicks, logs, log_ids, world.ids["problem"], h.hint_ids,
+                                                         h.hint_offset, h.expl_ids, h.expl_of_item, out, self.files)
+        _write_batch_truth(world, clicks, log_ids, withheld, out / "_truth", self.files)
+        self.counts["assignment_logs"] += len(logs)
+        self.counts["unit_test_scores"] += len(tests)
+
+    def _fresh_log_ids(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        """`n` log ids none of the earlier batches took (the first batch's draw as it is)."""
+        ids = random_ids(rng, n)
+        clash = np.isin(ids.astype("S10"), self.log_ids_taken)
+        while clash.any():
+            ids[clash] = random_ids(rng, int(clash.sum()))
+            _, first = np.unique(ids, return_index=True)
+            clash = np.isin(ids.astype("S10"), self.log_ids_taken)
+            clash[np.setdiff1d(np.arange(n), first)] = True  # an id two logs of this batch now share: the later's
+        self.log_ids_taken = np.concatenate([self.log_ids_taken, ids.astype("S10")])
+        return ids
 
 
 def _help_ids(items: pd.DataFrame, n_tests: int, rng: np.random.Generator) -> _HelpIds:
@@ -156,12 +222,12 @@ def _write_sequences(world: World, out: Path) -> None:
          out / "sequence_relationships.csv")
 
 
-def _write_assignments(world: World, logs: pd.DataFrame, log_ids: np.ndarray, out: Path) -> None:
+def _write_assignments(world: World, logs: pd.DataFrame, log_ids: np.ndarray, out: Path, files: AppendedFiles) -> None:
     """assignment_details.csv and assignment_relationships.csv: each student's problem-set logs in a unit tied to
     the log of that unit's test, as the competition links them."""
     ids = world.ids
     cls = logs["class_index"].to_numpy()
-    _csv(pd.DataFrame({
+    files.csv(pd.DataFrame({
         "assignment_log_id": log_ids,
         "teacher_id": ids["teacher"][world.classes["teacher_index"].to_numpy()[cls]],
         "class_id": ids["class"][cls],
@@ -175,26 +241,30 @@ def _write_assignments(world: World, logs: pd.DataFrame, log_ids: np.ndarray, ou
     key = ["student", "class_index", "unit"]
     rel = logs.reset_index().merge(logs[logs["is_unit_test"]].reset_index()[key + ["index"]], on=key, suffixes=("", "_test"))
     rel = rel[~rel["is_unit_test"]]
-    _csv(pd.DataFrame({"unit_test_assignment_log_id": log_ids[rel["index_test"]], "in_unit_assignment_log_id": log_ids[rel["index"]]}),
+    files.csv(pd.DataFrame({"unit_test_assignment_log_id": log_ids[rel["index_test"]], "in_unit_assignment_log_id": log_ids[rel["index"]]}),
          out / "assignment_relationships.csv")
 
 
 def _write_unit_test_scores(tests: pd.DataFrame, log_ids: np.ndarray, problem_ids: np.ndarray, rng: np.random.Generator,
-                            evaluation_fraction: float, out: Path) -> np.ndarray:
-    """training_ and evaluation_unit_test_scores.csv: whole logs are withheld for evaluation, as in the competition.
-    Returns which unit-test rows were withheld (the truth records it)."""
+                            evaluation_fraction: float, out: Path, files: AppendedFiles) -> np.ndarray:
+    """training_ and evaluation_unit_test_scores.csv: whole logs are withheld for evaluation, as in the competition
+    (the evaluation rows numbered on from the earlier batches'). Returns which unit-test rows were withheld (the
+    truth records it)."""
     test_logs = np.unique(tests["log"])
     held = rng.random(len(test_logs)) < evaluation_fraction
     withheld = np.isin(tests["log"].to_numpy(), test_logs[held])
     t_log, t_item = log_ids[tests["log"]], problem_ids[tests["item"]]
-    _csv(pd.DataFrame({"assignment_log_id": t_log[~withheld], "problem_id": t_item[~withheld], "score": tests["score"][~withheld]}),
-         out / "training_unit_test_scores.csv")
-    _csv(pd.DataFrame({"id": np.arange(withheld.sum()), "assignment_log_id": t_log[withheld], "problem_id": t_item[withheld]}),
-         out / "evaluation_unit_test_scores.csv")
+    files.csv(pd.DataFrame({"assignment_log_id": t_log[~withheld], "problem_id": t_item[~withheld], "score": tests["score"][~withheld]}),
+              out / "training_unit_test_scores.csv")
+    evaluation = out / "evaluation_unit_test_scores.csv"
+    first = files.rows.get(evaluation, 0)
+    files.csv(pd.DataFrame({"id": np.arange(first, first + withheld.sum()), "assignment_log_id": t_log[withheld],
+                            "problem_id": t_item[withheld]}), evaluation)
     return withheld
 
 
-def _write_action_logs(clicks, logs, log_ids, problem_ids, hint_ids, hint_offset, expl_ids, expl_of_item, out: Path) -> int:
+def _write_action_logs(clicks, logs, log_ids, problem_ids, hint_ids, hint_offset, expl_ids, expl_of_item, out: Path,
+                       files: AppendedFiles) -> int:
     a = clicks.actions
     log_arr, prob_arr = pa.array(log_ids), pa.array(problem_ids)
     hint_arr, expl_arr = pa.array(hint_ids), pa.array(expl_ids)
@@ -206,35 +276,35 @@ def _write_action_logs(clicks, logs, log_ids, problem_ids, hint_ids, hint_offset
                         ("continuous_score_viewable", pa.int8()), ("action", pa.string()), ("hint_id", pa.string()),
                         ("explanation_id", pa.string())])
     n = len(a["log"])
-    with pacsv.CSVWriter(out / "action_logs.csv", schema, write_options=pacsv.WriteOptions(quoting_style="needed")) as w:
-        for lo in range(0, n, CHUNK_ROWS):
-            sl = slice(lo, min(n, lo + CHUNK_ROWS))
-            lg, it, act = a["log"][sl], a["item"][sl], a["action"][sl]
-            hint = np.where(a["hint_ordinal"][sl] >= 0, hint_offset[np.maximum(it, 0)] + a["hint_ordinal"][sl], -1)
-            expl = np.where(act == expl_code, expl_of_item[np.maximum(it, 0)], -1)
-            cols = [
-                log_arr.take(pa.array(lg)),
-                pa.array(np.round(a["timestamp"][sl], 3)),
-                prob_arr.take(pa.array(it, mask=it < 0)),
-                pa.array(per_log["max_attempts"][lg]),
-                pa.array(per_log["available_core_tutoring"][lg]),
-                pa.array(per_log["score_viewable"][lg]),
-                pa.array(per_log["continuous_score_viewable"][lg]),
-                action_arr.take(pa.array(act.astype(np.int32))),
-                hint_arr.take(pa.array(hint, mask=hint < 0)),
-                expl_arr.take(pa.array(expl, mask=expl < 0)),
-            ]
-            w.write_table(pa.Table.from_arrays(cols, schema=schema))
+    for lo in range(0, max(n, 1), CHUNK_ROWS):  # an empty batch still gives the file its header
+        sl = slice(lo, min(n, lo + CHUNK_ROWS))
+        lg, it, act = a["log"][sl], a["item"][sl], a["action"][sl]
+        hint = np.where(a["hint_ordinal"][sl] >= 0, hint_offset[np.maximum(it, 0)] + a["hint_ordinal"][sl], -1)
+        expl = np.where(act == expl_code, expl_of_item[np.maximum(it, 0)], -1)
+        cols = [
+            log_arr.take(pa.array(lg)),
+            pa.array(np.round(a["timestamp"][sl], 3)),
+            prob_arr.take(pa.array(it, mask=it < 0)),
+            pa.array(per_log["max_attempts"][lg]),
+            pa.array(per_log["available_core_tutoring"][lg]),
+            pa.array(per_log["score_viewable"][lg]),
+            pa.array(per_log["continuous_score_viewable"][lg]),
+            action_arr.take(pa.array(act.astype(np.int32))),
+            hint_arr.take(pa.array(hint, mask=hint < 0)),
+            expl_arr.take(pa.array(expl, mask=expl < 0)),
+        ]
+        files.csv(pa.Table.from_arrays(cols, schema=schema), out / "action_logs.csv")
     return n
 
 
-def _write_truth(world: World, clicks: Clickstream, log_ids: np.ndarray, withheld: np.ndarray, truth: Path) -> None:
-    """The generative model's values; floats rounded by `portable` so the files have one hash on every CPU."""
-    write_world_truth(world, truth)
+def _write_batch_truth(world: World, clicks: Clickstream, log_ids: np.ndarray, withheld: np.ndarray, truth: Path,
+                       files: AppendedFiles) -> None:
+    """The batch's responses and unit-test scores with the generative model's values; floats rounded by
+    `portable` so the files have one hash on every CPU."""
     pr = clicks.problems
     answered = pr[~pr["started_only"].to_numpy()]
-    write_response_truth(world, answered, log_ids[answered["log"]], truth)
-    write_unit_test_truth(world, clicks.unit_tests, log_ids, withheld, truth)
+    write_response_truth(world, answered, log_ids[answered["log"]], truth, files)
+    write_unit_test_truth(world, clicks.unit_tests, log_ids, withheld, truth, files)
 
 
 def write_world_truth(world: World, truth: Path) -> None:
@@ -261,11 +331,12 @@ def write_world_truth(world: World, truth: Path) -> None:
     }), preserve_index=False), truth / "students.parquet")
 
 
-def write_response_truth(world: World, answered: pd.DataFrame, log_ids: np.ndarray, truth: Path) -> None:
+def write_response_truth(world: World, answered: pd.DataFrame, log_ids: np.ndarray, truth: Path,
+                         files: AppendedFiles | None = None) -> None:
     """`responses.parquet`: the true probabilities behind each answered problem of `answered`, keyed as the
     adapter's events are (`log_ids`: each row's action_sequence_id)."""
     ids = world.ids
-    pq.write_table(pa.Table.from_pandas(pd.DataFrame({
+    _parquet(files, pd.DataFrame({
         "action_sequence_id": log_ids,
         "item_id": ids["problem"][answered["item"]],
         "user_id": ids["student"][answered["student"]],
@@ -274,17 +345,26 @@ def write_response_truth(world: World, answered: pd.DataFrame, log_ids: np.ndarr
         "p_solve": portable(answered["p_solve"].to_numpy(), PROBABILITY),
         "difficulty_effective": portable(answered["b_effective"].to_numpy(), PARAMETER),
         "opportunity": answered["opportunity"].to_numpy(),
-    }), preserve_index=False), truth / "responses.parquet")
+    }), truth / "responses.parquet")
 
 
-def write_unit_test_truth(world: World, ut: pd.DataFrame, log_ids: np.ndarray, withheld: np.ndarray, truth: Path) -> None:
+def write_unit_test_truth(world: World, ut: pd.DataFrame, log_ids: np.ndarray, withheld: np.ndarray, truth: Path,
+                          files: AppendedFiles | None = None) -> None:
     """`unit_test_responses.parquet` (header only when `ut` has no rows: a layout without unit tests)."""
     ids = world.ids
-    pq.write_table(pa.Table.from_pandas(pd.DataFrame({
+    _parquet(files, pd.DataFrame({
         "unit_test_id": log_ids[ut["log"]],
         "item_id": ids["problem"][ut["item"]],
         "user_id": ids["student"][ut["student"]],
         "p_correct": portable(ut["p_correct"], PROBABILITY),
         "score": ut["score"],
         "withheld": withheld,
-    }), preserve_index=False), truth / "unit_test_responses.parquet")
+    }), truth / "unit_test_responses.parquet")
+
+
+def _parquet(files: AppendedFiles | None, df: pd.DataFrame, path: Path) -> None:
+    """`df` appended to `path` through `files`, or, without, written as the whole file."""
+    if files is not None:
+        files.parquet(df, path)
+    else:
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), path)

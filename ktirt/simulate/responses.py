@@ -11,7 +11,8 @@ For a practice problem of item i met by student s at their n-th opportunity on t
 
 After a wrong first response the student retries (success chance p_solve + 0.35, + 0.15 after help) up to
 the assignment's max_attempts, then asks for the answer. Unit-test scores use p_solve without help.
-Everything is vectorised over all problems at once: EDM-Cup scale is about 7.5 M problems, 27 M actions.
+Everything is vectorised over the problems of a batch of classes at once (ktirt/simulate/batches.py: EDM-Cup
+scale is about 7.5 M problems, 27 M actions, simulated in batches of `simulate.batch_students`).
 """
 
 from __future__ import annotations
@@ -62,41 +63,50 @@ def _expand(counts: np.ndarray):
     return group, rank
 
 
-def simulate_clickstream(cfg: SimulationConfig, world: World, rng: np.random.Generator) -> Clickstream:
-    """Every response (`simulate_responses`), then the action rows they leave, as EDM Cup's action log has them."""
-    logs, problems, unit_tests = simulate_responses(cfg, world, rng)
-    actions = _action_rows(logs, problems, rng)
-    return Clickstream(logs, problems, unit_tests, actions)
+def clickstream_of(logs: pd.DataFrame, problems: pd.DataFrame, unit_tests: pd.DataFrame, rng) -> Clickstream:
+    """The action rows that answered visits leave (`respond`'s output), with the visits."""
+    return Clickstream(logs, problems, unit_tests, _action_rows(logs, problems, rng))
 
 
 def simulate_responses(cfg: SimulationConfig, world: World, rng: np.random.Generator):
     """(assignment logs, practice problems with their first responses, unit-test problems with their scores):
     the generative model without the action rows, which a writer of another layout (EdNet KT1) does not need."""
-    logs = _assignment_logs(cfg, world, rng)
-    problems = _practice_problems(world, logs, rng)
-    unit_tests = _unit_test_problems(world, logs, rng)
-    _choose_drift(cfg, world, problems, rng)
-    _opportunities(cfg, world, problems, unit_tests)
-    _respond(world, logs, problems, rng)
-    _score_unit_tests(world, unit_tests, rng)
+    logs, problems, unit_tests = draw_visits(cfg, world, rng)
+    choose_drift(cfg, world, problems["item"].to_numpy(), problems["time"].to_numpy(), rng)
+    respond(cfg, world, logs, problems, unit_tests, rng)
     return logs, problems, unit_tests
 
 
-def _assignment_logs(cfg: SimulationConfig, world: World, rng) -> pd.DataFrame:
-    n_classes, n_units, n_asg = len(world.classes), cfg.units_per_class, cfg.assignments_per_unit
+def draw_visits(cfg: SimulationConfig, world: World, rng: np.random.Generator, classes: np.ndarray | None = None):
+    """(assignment logs, practice problems, unit-test problems) of the students of `classes` (class indices in
+    order; all classes when None): when each log starts and which problems it shows, before any response."""
+    logs = _assignment_logs(cfg, world, rng, np.arange(len(world.classes)) if classes is None else classes)
+    return logs, _practice_problems(world, logs, rng), _unit_test_problems(world, logs, rng)
+
+
+def respond(cfg: SimulationConfig, world: World, logs: pd.DataFrame, problems: pd.DataFrame, unit_tests: pd.DataFrame,
+            rng: np.random.Generator) -> None:
+    """Each visit's first response and each unit-test score (columns added in place), once the drifts are chosen."""
+    _opportunities(cfg, world, problems, unit_tests)
+    _respond(world, logs, problems, rng)
+    _score_unit_tests(world, unit_tests, rng)
+
+
+def _assignment_logs(cfg: SimulationConfig, world: World, rng, classes: np.ndarray) -> pd.DataFrame:
+    n_classes, n_units, n_asg = len(classes), cfg.units_per_class, cfg.assignments_per_unit
     year_start = pd.Timestamp(cfg.start_date, tz="UTC").timestamp()
     unit_gap = rng.uniform(20, 30, (n_classes, n_units))
-    unit_day = world.classes["start_day"].to_numpy()[:, None] + np.cumsum(unit_gap, axis=1) - unit_gap[:, :1]
+    unit_day = world.classes["start_day"].to_numpy()[classes][:, None] + np.cumsum(unit_gap, axis=1) - unit_gap[:, :1]
     steps = rng.uniform(2, 4, (n_classes, n_units, n_asg + 1))
     steps[:, :, 0] = 0
     steps[:, :, n_asg] = rng.uniform(3, 5, (n_classes, n_units))
     release_day = np.floor(unit_day[:, :, None] + np.cumsum(steps, axis=2))
     release = year_start + release_day * DAY + 13 * 3600  # 8 am US Eastern
     ut_seq = world.sequences.index[world.sequences["is_unit_test"]].to_numpy()
-    seq = np.concatenate([world.class_sequences, ut_seq[world.class_units][:, :, None]], axis=2)
+    seq = np.concatenate([world.class_sequences[classes], ut_seq[world.class_units[classes]][:, :, None]], axis=2)
     slot = np.broadcast_to(np.arange(n_asg + 1), seq.shape)
     unit = np.broadcast_to(np.arange(n_units)[None, :, None], seq.shape)
-    klass = np.broadcast_to(np.arange(n_classes)[:, None, None], seq.shape)
+    klass = np.broadcast_to(classes[:, None, None], seq.shape)
     ca = pd.DataFrame({"class_index": klass.ravel(), "unit": unit.ravel(), "slot": slot.ravel(),
                        "sequence": seq.ravel(), "release": release.ravel()})
     ca["is_unit_test"] = ca["slot"] == n_asg
@@ -105,12 +115,15 @@ def _assignment_logs(cfg: SimulationConfig, world: World, rng) -> pd.DataFrame:
     ca["score_viewable"] = (rng.random(len(ca)) < 0.8).astype(np.int8)
     ca["continuous_score_viewable"] = (rng.random(len(ca)) < 0.6).astype(np.int8)
 
-    students_by_class = np.argsort(world.students["class_index"].to_numpy(), kind="stable")
-    class_size = np.bincount(world.students["class_index"], minlength=n_classes)
+    class_of = world.students["class_index"].to_numpy()
+    mine = np.flatnonzero(np.isin(class_of, classes))
+    students_by_class = mine[np.argsort(class_of[mine], kind="stable")]
+    class_size = np.bincount(class_of, minlength=len(world.classes))[classes]
     class_offset = _excl_cumsum(class_size)
-    ca_of_log, member = _expand(class_size[ca["class_index"].to_numpy()])
+    position = np.searchsorted(classes, ca["class_index"].to_numpy())  # the class's place among `classes`
+    ca_of_log, member = _expand(class_size[position])
     logs = ca.iloc[ca_of_log].reset_index(drop=True)
-    logs["student"] = students_by_class[class_offset[logs["class_index"].to_numpy()] + member]
+    logs["student"] = students_by_class[class_offset[position[ca_of_log]] + member]
     logs["due"] = logs["release"] + 7 * DAY
     delay = rng.exponential(DAY, len(logs)) + rng.uniform(0, 6 * 3600, len(logs))
     logs["start"] = np.minimum(logs["release"] + delay, logs["due"] + 2 * DAY)
@@ -159,16 +172,17 @@ def _unit_test_problems(world: World, logs: pd.DataFrame, rng) -> pd.DataFrame:
     )
 
 
-def _choose_drift(cfg: SimulationConfig, world: World, problems: pd.DataFrame, rng) -> None:
-    """Drifting items: graded practice items met by at least 40 students; the shift happens at a random
-    quantile (30-70 %) of the item's own period of use, so both sides of it are observed."""
+def choose_drift(cfg: SimulationConfig, world: World, item: np.ndarray, time: np.ndarray, rng) -> None:
+    """Drifting items, from every practice visit's item and time: graded practice items met by at least 40
+    students; the shift happens at a random quantile (30-70 %) of the item's own period of use, so both sides
+    of it are observed."""
     items = world.items
-    n_use = np.bincount(problems["item"], minlength=len(items))
+    n_use = np.bincount(item, minlength=len(items))
     eligible = np.flatnonzero((n_use >= 40) & (items["problem_type"] != UNGRADED).to_numpy() & ~items["is_unit_test"].to_numpy())
     n_drift = min(round(cfg.drift_fraction * len(items)), len(eligible))
     drift = np.sort(rng.choice(eligible, n_drift, replace=False))
-    order = np.lexsort((problems["time"].to_numpy(), problems["item"].to_numpy()))
-    times = problems["time"].to_numpy()[order]
+    order = np.lexsort((time, item))
+    times = time[order]
     first = _excl_cumsum(n_use)
     q = rng.uniform(0.3, 0.7, n_drift)
     at = first[drift] + np.floor(q * n_use[drift]).astype(np.int64)
