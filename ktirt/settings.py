@@ -68,7 +68,7 @@ class SimulateSettings(Section):
     evaluation_fraction: float = Field(0.2, gt=0, lt=1, description="unit-test logs whose scores are withheld "
                                        "(evaluation_unit_test_scores.csv; 0 or 1 leaves a score file empty)")
     start_date: IsoDate = Field("2022-08-29", description="the first school day, YYYY-MM-DD")
-    batch_students: int = Field(10_000, ge=1, description="edm_cup profile: students (whole classes) simulated "
+    batch_students: int = Field(10_000, ge=1, description="edm_cup and ednet_kt1 profiles: students (whole classes) simulated "
                                 "and written at once, so memory follows this, not n_students; a world of at most "
                                 "this many is one batch, drawn from the seed's generator; a larger one batch by batch, "
                                 "batch k from a generator seeded by (seed, k)")

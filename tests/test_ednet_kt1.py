@@ -167,12 +167,13 @@ def test_prepare_stops_in_one_line_and_writes_nothing(tmp_path):
                                              "unix seconds, but this column holds unix milliseconds"]
 
 
-def test_the_simulated_profile_reads_back_as_the_same_world(tmp_path):
+@pytest.mark.parametrize("batch_students", [10_000, 20])
+def test_the_simulated_profile_reads_back_as_the_same_world(tmp_path, batch_students):
     """The ednet_kt1 profile writes the default world's responses in the release's layout: read back, they are
     the same first responses (count, correct rate, latency) as the edm_cup profile's with the same seed, and the
-    truth joins every event."""
-    simulate(SimulationConfig.from_dict(TINY | {"profile": "ednet_kt1"}), tmp_path / "ednet")
-    simulate(SimulationConfig.from_dict(TINY), tmp_path / "edm")
+    truth joins every event; in one batch and in batches of 20 students (each profile draws a batch alike)."""
+    simulate(SimulationConfig.from_dict(TINY | {"profile": "ednet_kt1", "batch_students": batch_students}), tmp_path / "ednet")
+    simulate(SimulationConfig.from_dict(TINY | {"batch_students": batch_students}), tmp_path / "edm")
     kt1 = sorted((tmp_path / "ednet" / "KT1").iterdir())
     assert kt1[0].read_text().splitlines()[0] == HEADER and len(kt1) == TINY["n_students"]
     assert (tmp_path / "ednet" / "contents" / "questions.csv").read_text().startswith(QUESTIONS.splitlines()[0] + "\n")

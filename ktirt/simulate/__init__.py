@@ -15,8 +15,8 @@ import numpy as np
 
 from ktirt.simulate.batches import write_in_batches
 from ktirt.simulate.config import SimulationConfig
-from ktirt.simulate.ednet_kt1_csv import write_ednet_kt1
-from ktirt.simulate.responses import simulate_responses
+from ktirt.simulate.ednet_kt1_csv import Kt1Writer
+from ktirt.simulate.edm_tables import TablesWriter
 from ktirt.simulate.skill_builder import build_skill_builder_world
 from ktirt.simulate.skill_builder_csv import write_skill_builder
 from ktirt.simulate.skill_builder_responses import work_skill_builders
@@ -35,7 +35,7 @@ def simulate(cfg: SimulationConfig, out_dir: str | Path) -> dict:
     rng = np.random.default_rng(cfg.seed)
     world = build_world(cfg, rng)
     out = Path(out_dir)
-    counts = write_in_batches(cfg, world, rng, out)
+    counts = write_in_batches(cfg, world, rng, lambda n_tests: TablesWriter(world, out, cfg.evaluation_fraction, n_tests))
     (out / "_truth" / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
     counts |= {"students": cfg.n_students, "drifting_items": int(world.items["drift"].sum())}
     log.info("simulated %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
@@ -57,8 +57,7 @@ def _simulate_ednet_kt1(cfg: SimulationConfig, out: Path) -> dict:
     """Write `KT1/`, `contents/questions.csv` and `_truth/` for the default world (every simulate setting applies)."""
     rng = np.random.default_rng(cfg.seed)
     world = build_world(cfg, rng)
-    logs, problems, unit_tests = simulate_responses(cfg, world, rng)
-    counts = write_ednet_kt1(world, problems, unit_tests, logs, out, rng, cfg.start_date)
+    counts = write_in_batches(cfg, world, rng, lambda n_tests: Kt1Writer(world, out, cfg.start_date))
     (out / "_truth" / "config.json").write_text(json.dumps(cfg.to_dict() | counts, indent=2) + "\n")
     log.info("simulated the default world as EdNet KT1: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts

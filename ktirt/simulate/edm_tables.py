@@ -15,7 +15,7 @@ import pyarrow.parquet as pq
 
 from ktirt.simulate.ids import random_ids
 from ktirt.simulate.portable import PARAMETER, PROBABILITY, portable
-from ktirt.simulate.responses import ACTIONS, Clickstream
+from ktirt.simulate.responses import ACTIONS, Clickstream, clickstream_of
 from ktirt.simulate.world import DOMAINS, World
 
 log = logging.getLogger(__name__)
@@ -100,9 +100,10 @@ class TablesWriter:
     def __exit__(self, *exc) -> None:
         self.files.close()
 
-    def add(self, clicks: Clickstream, rng: np.random.Generator) -> None:
+    def add(self, logs: pd.DataFrame, problems: pd.DataFrame, tests: pd.DataFrame, rng: np.random.Generator) -> None:
+        """One answered batch: its action rows laid out, then its tables and truth written."""
         world, out = self.world, self.out
-        logs, tests = clicks.logs, clicks.unit_tests
+        clicks = clickstream_of(logs, problems, tests, rng)
         log_ids = self._fresh_log_ids(rng, len(logs))
         if self.help_ids is None:
             self.help_ids = _help_ids(world.items, self.n_tests, rng)

@@ -29,7 +29,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pacsv
 
-from ktirt.simulate.edm_tables import write_response_truth, write_unit_test_truth, write_world_truth
+from ktirt.simulate.edm_tables import AppendedFiles, write_response_truth, write_unit_test_truth, write_world_truth
 from ktirt.simulate.world import UNGRADED, World
 
 KT1, CONTENTS = "KT1", "contents"
@@ -41,24 +41,41 @@ CHUNK_ROWS = 1_000_000
 """rows formatted as CSV at once: the text of one chunk is in memory while its students' files are written"""
 
 
-def write_ednet_kt1(world: World, problems: pd.DataFrame, unit_tests: pd.DataFrame, logs: pd.DataFrame, out: Path,
-                    rng: np.random.Generator, start_date: str) -> dict:
-    """Write KT1/, contents/ and _truth/ into `out`; return counts. Draws from `rng` in a fixed order (correct
-    answers, wrong answers, pauses), so one seed gives the same bytes."""
-    questions = _questions(world, rng, start_date)
-    rows = _responses(problems, logs, questions, rng)
-    files = _write_kt1(rows, questions, out / KT1)
-    (out / CONTENTS).mkdir(parents=True, exist_ok=True)
-    _csv(questions.drop(columns=["item", "n_choices", "answer"]), out / CONTENTS / "questions.csv")
-    view = dataclasses.replace(world, ids={**world.ids, "problem": _ids("q", len(world.items)),
-                                           "student": _ids("u", len(world.students))},
-                               skills=world.skills.assign(code=_ids("", len(world.skills))))
-    truth = out / "_truth"
-    write_world_truth(view, truth)
-    write_response_truth(view, rows, rows["solving_id"].astype(str).to_numpy(), truth)
-    write_unit_test_truth(view, unit_tests.iloc[:0], np.array([], dtype=str), np.zeros(0, bool), truth)
-    return {"responses": len(rows), "students_with_files": files, "questions": len(questions),
-            "bundles": int(questions["bundle_id"].nunique())}
+class Kt1Writer:
+    """KT1/, contents/ and _truth/ written a batch of classes at a time (ktirt/simulate/batches.py): each batch's
+    answered questions become its students' files and its truth rows; the questions, drawn with the first batch,
+    and the world's truth are written once. Draws from each batch's `rng` in a fixed order (with the first batch
+    the correct answers; then wrong answers, pauses), so one seed gives the same bytes."""
+
+    def __init__(self, world: World, out: Path, start_date: str):
+        self.world, self.out, self.start_date = world, out, start_date
+        self.view = dataclasses.replace(world, ids={**world.ids, "problem": _ids("q", len(world.items)),
+                                                    "student": _ids("u", len(world.students))},
+                                        skills=world.skills.assign(code=_ids("", len(world.skills))))
+        self.files = AppendedFiles()
+        self.questions: pd.DataFrame | None = None
+        self.counts = {"responses": 0, "students_with_files": 0, "questions": 0, "bundles": 0}
+
+    def __enter__(self) -> "Kt1Writer":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.files.close()
+
+    def add(self, logs: pd.DataFrame, problems: pd.DataFrame, unit_tests: pd.DataFrame, rng: np.random.Generator) -> None:
+        """One answered batch (EdNet has no unit tests: the truth keeps their table's header only)."""
+        truth = self.out / "_truth"
+        if self.questions is None:
+            self.questions = _questions(self.world, rng, self.start_date)
+            (self.out / CONTENTS).mkdir(parents=True, exist_ok=True)
+            _csv(self.questions.drop(columns=["item", "n_choices", "answer"]), self.out / CONTENTS / "questions.csv")
+            write_world_truth(self.view, truth)
+            write_unit_test_truth(self.view, unit_tests.iloc[:0], np.array([], dtype=str), np.zeros(0, bool), truth)
+            self.counts |= {"questions": len(self.questions), "bundles": int(self.questions["bundle_id"].nunique())}
+        rows = _responses(problems, logs, self.questions, rng)
+        self.counts["students_with_files"] += _write_kt1(rows, self.questions, self.out / KT1)
+        write_response_truth(self.view, rows, rows["solving_id"].astype(str).to_numpy(), truth, self.files)
+        self.counts["responses"] += len(rows)
 
 
 def _ids(prefix: str, n: int) -> np.ndarray:

@@ -68,15 +68,6 @@ def clickstream_of(logs: pd.DataFrame, problems: pd.DataFrame, unit_tests: pd.Da
     return Clickstream(logs, problems, unit_tests, _action_rows(logs, problems, rng))
 
 
-def simulate_responses(cfg: SimulationConfig, world: World, rng: np.random.Generator):
-    """(assignment logs, practice problems with their first responses, unit-test problems with their scores):
-    the generative model without the action rows, which a writer of another layout (EdNet KT1) does not need."""
-    logs, problems, unit_tests = draw_visits(cfg, world, rng)
-    choose_drift(cfg, world, problems["item"].to_numpy(), problems["time"].to_numpy(), rng)
-    respond(cfg, world, logs, problems, unit_tests, rng)
-    return logs, problems, unit_tests
-
-
 def draw_visits(cfg: SimulationConfig, world: World, rng: np.random.Generator, classes: np.ndarray | None = None):
     """(assignment logs, practice problems, unit-test problems) of the students of `classes` (class indices in
     order; all classes when None): when each log starts and which problems it shows, before any response."""
