@@ -3,8 +3,9 @@ not the number of students: at 140,000 students the whole clickstream at once to
 
 A class's students, logs and responses depend on no other class, with one exception: which items drift, and
 when, is chosen from every practice visit's item and time. So each batch's visits are drawn first (pass 1,
-keeping only their items and times), the drifts chosen, and each batch's visits drawn again from the same
-generator (pass 2), answered and handed to the layout's writer (EDM Cup's tables: `TablesWriter`, which lays
+counting each item's visits), the drifting items chosen, each batch's visits drawn again to find the drifting
+items' visit times (pass 2, keeping only those: about 5 % of the visits), the drift times placed, and each
+batch's visits drawn a third time from the same generator (pass 3), answered and handed to the layout's writer (EDM Cup's tables: `TablesWriter`, which lays
 the batch out as action rows; EdNet KT1's files: `Kt1Writer`).
 Batch k draws from its own generator, seeded by (seed, k). A world of at most `batch_students` students is one
 batch drawn from the seed's one generator, in the order the whole-world simulator always drew: its files are
@@ -19,7 +20,7 @@ import numpy as np
 from typing import Callable, Protocol
 
 from ktirt.simulate.config import SimulationConfig
-from ktirt.simulate.responses import choose_drift, draw_visits, respond
+from ktirt.simulate.responses import choose_drift, draw_visits, place_drift, respond
 from ktirt.simulate.world import World
 
 log = logging.getLogger(__name__)
@@ -51,15 +52,16 @@ def write_in_batches(cfg: SimulationConfig, world: World, rng: np.random.Generat
     batches = class_batches(world, cfg.batch_students)
     one = len(batches) == 1
     generator = (lambda k: rng) if one else (lambda k: np.random.default_rng([cfg.seed, k]))
-    kept, items, times, n_tests = None, [], [], 0
+    kept, n_use, n_tests = None, np.zeros(len(world.items), np.int64), 0
     for k, classes in enumerate(batches):
         logs, problems, unit_tests = draw_visits(cfg, world, generator(k), classes)
         n_tests += len(unit_tests)
-        items.append(problems["item"].to_numpy(np.int32))
-        times.append(problems["time"].to_numpy())
+        n_use += np.bincount(problems["item"].to_numpy(), minlength=len(n_use))
         kept = (logs, problems, unit_tests) if one else None
-    choose_drift(cfg, world, np.concatenate(items), np.concatenate(times), rng)
-    del items, times
+    drift, q = choose_drift(cfg, world, n_use, rng)
+    visits = [kept[1]] if one else (draw_visits(cfg, world, generator(k), c)[1] for k, c in enumerate(batches))
+    drifting = [p.loc[np.isin(p["item"].to_numpy(), drift), ["item", "time"]] for p in visits]
+    place_drift(world, drift, q, *(np.concatenate([d[c].to_numpy() for d in drifting]) for c in ("item", "time")))
     with open_writer(n_tests) as writer:
         for k, classes in enumerate(batches):
             gen = generator(k)

@@ -163,23 +163,29 @@ def _unit_test_problems(world: World, logs: pd.DataFrame, rng) -> pd.DataFrame:
     )
 
 
-def choose_drift(cfg: SimulationConfig, world: World, item: np.ndarray, time: np.ndarray, rng) -> None:
-    """Drifting items, from every practice visit's item and time: graded practice items met by at least 40
-    students; the shift happens at a random quantile (30-70 %) of the item's own period of use, so both sides
-    of it are observed."""
+def choose_drift(cfg: SimulationConfig, world: World, n_use: np.ndarray, rng) -> tuple[np.ndarray, np.ndarray]:
+    """Drifting items, from how many practice visits each item had (`n_use`): graded practice items met by at least
+    40 students, each with its shift; returns them and the quantile (30-70 %) of the item's own period of use at
+    which its shift happens (`place_drift`), so both sides of it are observed."""
     items = world.items
-    n_use = np.bincount(item, minlength=len(items))
     eligible = np.flatnonzero((n_use >= 40) & (items["problem_type"] != UNGRADED).to_numpy() & ~items["is_unit_test"].to_numpy())
     n_drift = min(round(cfg.drift_fraction * len(items)), len(eligible))
     drift = np.sort(rng.choice(eligible, n_drift, replace=False))
-    order = np.lexsort((time, item))
-    times = time[order]
-    first = _excl_cumsum(n_use)
     q = rng.uniform(0.3, 0.7, n_drift)
-    at = first[drift] + np.floor(q * n_use[drift]).astype(np.int64)
     items.loc[drift, "drift"] = True
-    items.loc[drift, "drift_time"] = times[at]
     items.loc[drift, "drift_shift"] = rng.choice([-1.0, 1.0], n_drift) * cfg.drift_shift
+    return drift, q
+
+
+def place_drift(world: World, drift: np.ndarray, q: np.ndarray, item: np.ndarray, time: np.ndarray) -> None:
+    """Each drifting item's drift time: the visit at quantile `q` of its visits in time order (`item`, `time`: the
+    practice visits of the drifting items, any others among them ignored)."""
+    mine = np.isin(item, drift)
+    item, time = item[mine], time[mine]
+    n_use = np.bincount(item, minlength=len(world.items))
+    times = time[np.lexsort((time, item))]
+    at = _excl_cumsum(n_use)[drift] + np.floor(q * n_use[drift]).astype(np.int64)
+    world.items.loc[drift, "drift_time"] = times[at]
 
 
 def _opportunities(cfg: SimulationConfig, world: World, problems: pd.DataFrame, unit_tests: pd.DataFrame) -> None:
