@@ -5,8 +5,8 @@ A class's students, logs and responses depend on no other class, with one except
 when, is chosen from every practice visit's item and time. So each batch's visits are drawn first (pass 1,
 counting each item's visits), the drifting items chosen, each batch's visits drawn again to find the drifting
 items' visit times (pass 2, keeping only those: about 5 % of the visits), the drift times placed, and each
-batch's visits drawn a third time from the same generator (pass 3), answered and handed to the layout's writer (EDM Cup's tables: `TablesWriter`, which lays
-the batch out as action rows; EdNet KT1's files: `Kt1Writer`).
+batch's visits drawn a third time from the same generator (pass 3), answered and handed to the layout's writer
+(EDM Cup's tables: `TablesWriter`, which lays the batch out as action rows; EdNet KT1's files: `Kt1Writer`).
 Batch k draws from its own generator, seeded by (seed, k). A world of at most `batch_students` students is one
 batch drawn from the seed's one generator, in the order the whole-world simulator always drew: its files are
 the same bytes as before batches existed."""
@@ -14,10 +14,9 @@ the same bytes as before batches existed."""
 from __future__ import annotations
 
 import logging
+from typing import Callable, Protocol
 
 import numpy as np
-
-from typing import Callable, Protocol
 
 from ktirt.simulate.config import SimulationConfig
 from ktirt.simulate.responses import choose_drift, draw_visits, place_drift, respond
