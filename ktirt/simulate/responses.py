@@ -68,10 +68,10 @@ def clickstream_of(logs: pd.DataFrame, problems: pd.DataFrame, unit_tests: pd.Da
     return Clickstream(logs, problems, unit_tests, _action_rows(logs, problems, rng))
 
 
-def draw_visits(cfg: SimulationConfig, world: World, rng: np.random.Generator, classes: np.ndarray | None = None):
+def draw_visits(cfg: SimulationConfig, world: World, rng: np.random.Generator, classes: np.ndarray):
     """(assignment logs, practice problems, unit-test problems) of the students of `classes` (class indices in
-    order; all classes when None): when each log starts and which problems it shows, before any response."""
-    logs = _assignment_logs(cfg, world, rng, np.arange(len(world.classes)) if classes is None else classes)
+    order): when each log starts and which problems it shows, before any response."""
+    logs = _assignment_logs(cfg, world, rng, classes)
     return logs, _practice_problems(world, logs, rng), _unit_test_problems(world, logs, rng)
 
 
