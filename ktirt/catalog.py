@@ -10,6 +10,7 @@ import pyarrow.compute as pc
 
 from ktirt.events import ITEMS_SCHEMA, SKILLS_SCHEMA
 from ktirt.events_digest import EventsDigest
+from ktirt.vocab import first_occurrences
 
 
 def _distinct_sorted(*arrays) -> list[str]:
@@ -41,7 +42,8 @@ def problem_types_of(ids: list[str], events: pa.Table, types: dict[str, str]) ->
 
 def _types_of(ids: list[str], pairs: pa.Table, types: dict[str, str]) -> list:
     """problem_types_of, from (item_id, problem_type) rows in the events' order (the first row of an item counts)."""
-    pairs = pairs.to_pandas().drop_duplicates("item_id")
+    pairs = pairs.take(pa.array(first_occurrences(pairs["item_id"])[1]))  # an item's first row; no Python string per row
+    pairs = pairs.to_pandas()
     ev_types = dict(zip(pairs["item_id"], pairs["problem_type"]))
     return [ev_types.get(i) or types.get(i) for i in ids]
 

@@ -5,6 +5,8 @@ there they would rewrite `dvc.lock`, dirty `git status` and clutter `dvc metrics
 from __future__ import annotations
 
 import logging
+import resource
+import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,12 +27,19 @@ def write_timings(timings: dict, path: str | Path) -> None:
     write_json(timings, path)
 
 
+def peak_memory_gib() -> float:
+    """The process's peak resident memory so far (GiB): ru_maxrss, KiB on Linux and bytes on macOS."""
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / (2**30 if sys.platform == "darwin" else 2**20)
+
+
 class Phases:
-    """Wall seconds of a run's named phases, in order (`with phases("drift"): ...` adds `drift_seconds`):
-    the profile a stage logs and writes to logs/<stage>.json."""
+    """Wall seconds of a run's named phases, in order (`with phases("drift"): ...` adds `drift_seconds`), and
+    the process's peak memory when each ended (`drift_peak_gib`: the phase whose figure first rises to the
+    stage's peak is the one to shrink): the profile a stage logs and writes to logs/<stage>.json."""
 
     def __init__(self, owner: str):
-        self.owner, self.seconds = owner, {}
+        self.owner, self.profile = owner, {}
 
     @contextmanager
     def __call__(self, name: str):
@@ -38,5 +47,7 @@ class Phases:
         try:
             yield
         finally:
-            self.seconds[f"{name}_seconds"] = round(time.perf_counter() - t0, 2)
-            log.info("%s: %s took %.1f s", self.owner, name, self.seconds[f"{name}_seconds"])
+            self.profile[f"{name}_seconds"] = round(time.perf_counter() - t0, 2)
+            self.profile[f"{name}_peak_gib"] = round(peak_memory_gib(), 3)
+            log.info("%s: %s took %.1f s (peak memory so far %.2f GiB)", self.owner, name,
+                     self.profile[f"{name}_seconds"], self.profile[f"{name}_peak_gib"])

@@ -19,6 +19,16 @@ def skill_lists(skill_ids: pa.ChunkedArray | pa.ListArray) -> pa.ListArray:
     return pc.if_else(pc.greater(pc.list_value_length(arr), 0), arr, pa.scalar([NO_SKILL], arr.type))
 
 
+def first_occurrences(ids: pa.ChunkedArray | pa.Array) -> tuple[pa.Array, np.ndarray]:
+    """The distinct values of `ids` in the order first met, and the row where each is first met: what
+    pandas' factorize and drop_duplicates give, without turning millions of ids into Python strings."""
+    distinct = pc.unique(ids)
+    codes = pc.index_in(ids, value_set=distinct)
+    codes = (codes.combine_chunks() if isinstance(codes, pa.ChunkedArray) else codes).fill_null(-1).to_numpy(zero_copy_only=False)
+    values, first = np.unique(codes, return_index=True)
+    return distinct, first[values >= 0]
+
+
 def first_skill(skill_ids: pa.ChunkedArray | pa.ListArray) -> pa.Array:
     """The primary concept of each response: its first skill code, or NO_SKILL. pyKT's one-concept-per-row
     files need one; SAKT and the exports read every skill (`skill_lists`)."""

@@ -64,3 +64,21 @@ def test_prepare_writes_the_catalogs_and_the_truth_only_for_a_simulation(tiny_ra
             assert json.loads((out / "truth" / "config.json").read_text()) == json.loads((tiny_raw / "_truth" / "config.json").read_text())
         else:
             assert truth == []  # real data has no truth, and the folder is still there for the stages that read it
+
+
+def test_first_occurrences_are_what_pandas_factorize_gives_across_chunks():
+    """The catalogs find each id's first row by integer codes, not Python strings: the same ids in the same order
+    and the same first rows as pandas' factorize, over a column read in several chunks."""
+    import pandas as pd
+    import pyarrow as pa
+
+    from ktirt.vocab import first_occurrences
+
+    rng = np.random.default_rng(7)
+    ids = [f"i{k}" for k in rng.integers(0, 40, 500)]
+    column = pa.chunked_array([ids[:123], ids[123:124], [], ids[124:]], pa.string())
+    distinct, first = first_occurrences(column)
+    codes, uniques = pd.factorize(np.array(ids, dtype=object))
+    assert distinct.to_pylist() == list(uniques)
+    np.testing.assert_array_equal(first, np.unique(codes, return_index=True)[1])
+    assert [ids[r] for r in first] == list(uniques)

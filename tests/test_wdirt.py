@@ -110,6 +110,31 @@ def test_the_deep_part_scores_each_distinct_event_once_and_each_pair_by_its_cont
             assert batched[row].item() == pytest.approx(direct.item(), abs=1e-5)
 
 
+def test_the_compact_static_features_give_the_models_matrix(tiny_tables, split):
+    """Events hold their latency decile as one byte; indexed, they give the model's matrix: the dense features
+    in place and exactly one latency column set, the decile's or, without a latency, the missing flag's."""
+    from ktirt.features.history import ITEM_RATE, LATENCY_BINS, N_STATIC
+
+    events = tiny_tables.events
+    lat = events["latency_ms"].to_numpy(zero_copy_only=False).astype(float)
+    lat[::7] = np.nan  # some events without a latency
+    i = events.schema.get_field_index("latency_ms")
+    events = events.set_column(i, events.schema.field(i), pa.array(lat, pa.int64(), from_pandas=True))
+    ev, _ = _targets(events, tiny_tables.unit_tests, split)
+    rows = np.arange(len(ev.correct))
+    m = ev.static[rows]
+    assert m.shape == (len(rows), N_STATIC) and m.dtype == np.float32
+    one_hot = m[:, 4 : 4 + LATENCY_BINS + 1]
+    np.testing.assert_array_equal(one_hot.sum(1), 1.0)
+    missing = np.isnan(lat)
+    assert missing.any() and (~missing).any()
+    np.testing.assert_array_equal(one_hot[:, LATENCY_BINS] == 1, missing)
+    np.testing.assert_array_equal(one_hot.argmax(1)[~missing], ev.static.latency[~missing])
+    np.testing.assert_array_equal(m[:, 0], ev.correct)
+    np.testing.assert_array_equal(m[:, ITEM_RATE], ev.static.item_rate)
+    np.testing.assert_array_equal(ev.static[rows[5:9]], m[5:9])
+
+
 def test_a_multi_skill_target_reads_each_of_its_skills():
     """Skill codes a=0, b=1, c=2. One student: a, b, a+b, then the targets; the last is a unit test on b+c."""
     from ktirt.features.history import EventTable, pair_context, skill_prefix_sums
@@ -131,6 +156,40 @@ def test_a_multi_skill_target_reads_each_of_its_skills():
                            torch.as_tensor(ev.timestamp_ms), torch.as_tensor(ev.item), torch.as_tensor(skills))
     assert (context[0] // 2 % 2).tolist() == [0, 1, 1, 1] and (context[0] % 2).tolist() == [0, 1, 0, 0]  # shared; same item
     assert (context[0] // 4).tolist() == [0, 0, 0, 0]  # all within the first recency bucket (< 1 min)
+
+
+def test_skill_sums_in_blocks_of_students_equal_one_pass():
+    """skill_prefix_sums takes the students a block at a time (its memory then follows the block, not the
+    log): every sum equals the one-block pass, bit for bit, and targets in any order get their own."""
+    from ktirt.features.history import EventTable, skill_prefix_sums
+
+    rng = np.random.default_rng(3)
+    n = 400
+    user = np.sort(rng.integers(0, 30, n))
+    ts = np.sort(rng.integers(0, 10**9, n))
+    skills = np.where(rng.random((n, 2)) < [1.0, 0.3], rng.integers(0, 6, (n, 2)), -1)
+    ev = EventTable(user=user, timestamp_ms=ts, item=np.arange(n), skills=skills, correct=rng.random(n).astype(np.float32),
+                    static=None, user_start=np.zeros(n, int))
+    vals = rng.random((n, 2))
+    t_user, t_ts = rng.integers(0, 30, 90), rng.integers(0, 10**9, 90)  # unit-test-like targets, not sorted
+    t_skills = np.where(rng.random((90, 2)) < [1.0, 0.5], rng.integers(0, 6, (90, 2)), -1)
+    for args in ((user, skills, ts), (t_user, t_skills, t_ts)):
+        whole = skill_prefix_sums(ev, vals, *args, block=10**9)
+        assert whole[:, 0].max() > 1  # earlier events on the skill were counted
+        for block in (1, 7, 64):
+            np.testing.assert_array_equal(skill_prefix_sums(ev, vals, *args, block=block), whole)
+
+
+def test_history_features_in_blocks_equal_one_pass(tiny_tables, split, monkeypatch):
+    """The running sums and summaries behind every target are formed a block of whole students at a time:
+    with blocks of a few rows they equal the one-block pass bit for bit."""
+    from ktirt.features import history
+
+    _, whole = _targets(tiny_tables.events, tiny_tables.unit_tests, split)
+    monkeypatch.setattr(history, "SKILL_SUM_BLOCK", 5)
+    _, blocks = _targets(tiny_tables.events, tiny_tables.unit_tests, split)
+    assert len(whole.summary) > 50 * 5
+    np.testing.assert_array_equal(blocks.summary, whole.summary)
 
 
 def test_a_multi_skill_item_is_centred_on_the_mean_of_its_skills():

@@ -43,17 +43,42 @@ class EventTable:
     skills: np.ndarray
     """(n_events, K) every skill code of the event's item, -1 after its last"""
     correct: np.ndarray
-    static: np.ndarray
-    """(n_events, N_STATIC) float32"""
+    static: "StaticFeatures"
+    """(n_events, N_STATIC) float32 when indexed"""
     user_start: np.ndarray
     """index of the first event of each event's user"""
 
 
-def static_features(events: pa.Table, item: np.ndarray, train_rows: np.ndarray) -> np.ndarray:
+@dataclass
+class StaticFeatures:
+    """The per-event features, held compactly: the dense ones as float32 and the latency decile as one byte
+    (25 bytes an event where the model's matrix, with its one-hot latency, takes 68). Indexing rows gives
+    that (len(rows), N_STATIC) float32 matrix, for a batch's events only."""
+
+    dense: np.ndarray
+    """(n_events, 6): correct, help requested, log(1 + hints), log(1 + attempts), item success rate, its
+    missing flag"""
+    latency: np.ndarray
+    """(n_events,) int8: the latency decile, LATENCY_BINS where the latency is missing"""
+
+    def __getitem__(self, rows) -> np.ndarray:
+        dense, latency = self.dense[rows], self.latency[rows]
+        out = np.zeros((len(latency), N_STATIC), dtype=np.float32)
+        out[:, :4] = dense[:, :4]
+        out[np.arange(len(latency)), 4 + latency] = 1.0
+        out[:, ITEM_RATE:] = dense[:, 4:]
+        return out
+
+    @property
+    def item_rate(self) -> np.ndarray:
+        return self.dense[:, 4]
+
+
+def static_features(events: pa.Table, item: np.ndarray, train_rows: np.ndarray) -> StaticFeatures:
     """The per-event features; latency cut points and item success rates come from `train_rows` only."""
     n = events.num_rows
     correct = events["correct"].to_numpy().astype(np.float32)
-    out = np.zeros((n, N_STATIC), dtype=np.float32)
+    out = np.zeros((n, 6), dtype=np.float32)
     out[:, 0] = correct
     out[:, 1] = events["help_requested"].to_numpy(zero_copy_only=False).astype(np.float32)
     out[:, 2] = np.log1p(events["hint_count"].to_numpy().astype(np.float32))
@@ -62,9 +87,8 @@ def static_features(events: pa.Table, item: np.ndarray, train_rows: np.ndarray) 
     have = np.isfinite(lat)
     train_lat = lat[train_rows][have[train_rows]]
     cuts = np.quantile(train_lat, np.linspace(0, 1, LATENCY_BINS + 1)[1:-1]) if len(train_lat) else np.zeros(LATENCY_BINS - 1)
-    bucket = np.searchsorted(cuts, np.nan_to_num(lat), side="right")
-    out[np.flatnonzero(have), 4 + bucket[have]] = 1.0
-    out[~have, 4 + LATENCY_BINS] = 1.0
+    latency = np.where(have, np.searchsorted(cuts, np.nan_to_num(lat), side="right"), LATENCY_BINS).astype(np.int8)
+    del lat, have
     # item success rate among training responses, leaving the event itself out
     is_train = np.zeros(n, dtype=bool)
     is_train[train_rows] = True
@@ -74,9 +98,9 @@ def static_features(events: pa.Table, item: np.ndarray, train_rows: np.ndarray) 
     s_loo = s[item] - np.where(is_train, correct, 0)
     c_loo = c[item] - is_train
     rate = np.divide(s_loo, c_loo, out=np.full(n, np.nan), where=c_loo > 0)
-    out[:, 4 + LATENCY_BINS + 1] = np.nan_to_num(rate, nan=float(correct[is_train].mean()) if is_train.any() else 0.5)
-    out[:, 4 + LATENCY_BINS + 2] = ~np.isfinite(rate)
-    return out
+    out[:, 4] = np.nan_to_num(rate, nan=float(correct[is_train].mean()) if is_train.any() else 0.5)
+    out[:, 5] = ~np.isfinite(rate)
+    return StaticFeatures(out, latency)
 
 
 def user_starts(user: np.ndarray) -> np.ndarray:
@@ -91,16 +115,43 @@ def history_end(events: EventTable, user: np.ndarray, timestamp_ms: np.ndarray) 
     return np.searchsorted(key, q, side="left")
 
 
+SKILL_SUM_BLOCK = 1 << 20
+"""events whose sort keys skill_prefix_sums holds at once (a block of whole students)"""
+
+
 def skill_prefix_sums(events: EventTable, values: np.ndarray, user: np.ndarray, skills: np.ndarray,
-                      timestamp_ms: np.ndarray) -> np.ndarray:
+                      timestamp_ms: np.ndarray, block: int | None = None) -> np.ndarray:
     """For targets (user rank, skill codes (n_targets, K) padded with -1, time): the count and the sums of
     `values` (n_events, k) over that user's events on each of those skills strictly before that time, averaged
-    over the target's skills (an earlier event counts on every skill it shares); returns (n_targets, 1 + k)."""
-    times = np.unique(events.timestamp_ms)  # time ranks keep the composite key inside int64
-    n_skills = int(max(events.skills.max(initial=0), skills.max(initial=0))) + 1
-    row, k = np.nonzero(events.skills >= 0)  # one row per (event, skill)
-    key = (events.user[row].astype(np.int64) * n_skills + events.skills[row, k]) * (1 << 32) \
-        + np.searchsorted(times, events.timestamp_ms[row])
+    over the target's skills (an earlier event counts on every skill it shares); returns (n_targets, 1 + k).
+    Each sum is one student's, so the students are taken a block of about `block` events at a time: the sort
+    keys and running sums then take memory per block (SKILL_SUM_BLOCK unless `block`), not per log, and the sums
+    are the same."""
+    n_of = (skills >= 0).sum(1)
+    if (n_of == 0).any():
+        raise ValueError("skill_prefix_sums: every target needs at least one skill code")
+    out = np.zeros((len(user), 1 + values.shape[1]))
+    by_user = np.argsort(user, kind="stable")
+    n_users = int(max(events.user.max(initial=-1), user.max(initial=-1))) + 1
+    first_event = np.searchsorted(events.user, np.arange(n_users + 1))
+    first_target = np.searchsorted(user[by_user], np.arange(n_users + 1))
+    step = block or SKILL_SUM_BLOCK
+    cuts = np.unique(np.r_[events.user[::step], n_users]) if len(events.user) else np.array([0, n_users])
+    for lo_user, hi_user in zip(np.r_[0, cuts[1:-1]], cuts[1:]):
+        ev = slice(first_event[lo_user], first_event[hi_user])
+        rows = by_user[first_target[lo_user] : first_target[hi_user]]
+        out[rows] = _skill_prefix_sums(events.user[ev], events.timestamp_ms[ev], events.skills[ev], values[ev],
+                                       user[rows], skills[rows], timestamp_ms[rows])
+    return out
+
+
+def _skill_prefix_sums(ev_user, ev_ts, ev_skills, values, user, skills, timestamp_ms) -> np.ndarray:
+    """skill_prefix_sums over some students' events and targets."""
+    times = np.unique(ev_ts)  # time ranks keep the composite key inside int64
+    n_skills = int(max(ev_skills.max(initial=0), skills.max(initial=0))) + 1
+    row, k = np.nonzero(ev_skills >= 0)  # one row per (event, skill)
+    key = (ev_user[row].astype(np.int64) * n_skills + ev_skills[row, k]) * (1 << 32) \
+        + np.searchsorted(times, ev_ts[row])
     order = np.argsort(key, kind="stable")
     sorted_key = key[order]
     run = running_sums(np.c_[np.ones(len(order)), values[row[order]]], sorted_key >> 32)
@@ -112,30 +163,39 @@ def skill_prefix_sums(events: EventTable, values: np.ndarray, user: np.ndarray, 
     n_of = (skills >= 0).sum(1)
     if not len(n_of):
         return np.zeros((0, 1 + values.shape[1]))
-    if (n_of == 0).any():
-        raise ValueError("skill_prefix_sums: every target needs at least one skill code")
     return np.add.reduceat(per_skill, np.r_[0, np.cumsum(n_of)[:-1]], axis=0) / n_of[:, None]
 
 
 def history_summary(events: EventTable, end: np.ndarray, first: np.ndarray, skill_sums: np.ndarray) -> np.ndarray:
     """Per target, over the student's whole earlier history (not only the window): log(1 + events),
     log(1 + events on the target's skill), and the mean correctness and mean residual (correct minus the
-    item's success rate) overall and on the skill. A mean cannot count, and a window forgets: this does both."""
+    item's success rate) overall and on the skill. A mean cannot count, and a window forgets: this does both.
+    Formed SKILL_SUM_BLOCK targets at a time (its float64 temporaries then follow the block)."""
     run = running_sums(residual_values(events), events.user)
-    n = (end - first).astype(np.float64)
-    tot = sum_of_run(run, first, end)
-    n_sk = skill_sums[:, 0]
-    mean_all = tot / np.maximum(n, 1)[:, None]
-    mean_sk = skill_sums[:, 1:] / np.maximum(n_sk, 1)[:, None]
-    return np.c_[np.log1p(n), np.log1p(n_sk), mean_all, mean_sk].astype(np.float32)
+    out = np.empty((len(end), 2 + run.shape[1] + skill_sums.shape[1] - 1), np.float32)
+    for lo in range(0, len(end), SKILL_SUM_BLOCK):
+        at = slice(lo, lo + SKILL_SUM_BLOCK)
+        n = (end[at] - first[at]).astype(np.float64)
+        mean_all = sum_of_run(run, first[at], end[at]) / np.maximum(n, 1)[:, None]
+        n_sk = skill_sums[at, 0]
+        mean_sk = skill_sums[at, 1:] / np.maximum(n_sk, 1)[:, None]
+        out[at] = np.c_[np.log1p(n), np.log1p(n_sk), mean_all, mean_sk]
+    return out
 
 
 def running_sums(values: np.ndarray, group: np.ndarray) -> np.ndarray:
     """Inclusive running sums of `values` (n, k) down each run of equal `group` (rows sorted by it), restarting
     at every run: a student's sums add only their own values. One running sum down the whole file would carry
     every earlier student's values in its rounding, so one student's later answers would move another's
-    features (and, through training, every prediction) in the last bits."""
-    return pd.DataFrame(values).groupby(group, sort=False).cumsum().to_numpy(np.float64)
+    features (and, through training, every prediction) in the last bits. Taken a block of whole runs (about
+    SKILL_SUM_BLOCK rows) at a time: pandas' temporaries then follow the block, and the sums are the same."""
+    out = np.empty(values.shape, np.float64)
+    run_starts = np.flatnonzero(np.r_[True, group[1:] != group[:-1]]) if len(group) else np.zeros(0, np.int64)
+    cuts = np.unique(np.r_[run_starts[np.searchsorted(run_starts, np.arange(0, len(group), SKILL_SUM_BLOCK), "right") - 1],
+                           len(group)])
+    for lo, hi in zip(cuts[:-1], cuts[1:]):
+        out[lo:hi] = pd.DataFrame(values[lo:hi]).groupby(group[lo:hi], sort=False).cumsum().to_numpy(np.float64)
+    return out
 
 
 def sum_of_run(run: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
@@ -147,7 +207,7 @@ def sum_of_run(run: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarra
 
 def residual_values(events: EventTable) -> np.ndarray:
     """Per event: correct, and correct minus the item's (training) success rate."""
-    return np.c_[events.correct, events.correct - events.static[:, ITEM_RATE]]
+    return np.c_[events.correct, events.correct - events.static.item_rate]
 
 
 def as_event_index(index: np.ndarray) -> np.ndarray:

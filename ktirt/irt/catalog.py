@@ -4,32 +4,31 @@ embedding, indexed once so every array of the engine can refer to an item by its
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.catalog import problem_types_of
 from ktirt.features.history import text_matrix
 from ktirt.models.wdirt import GUESSABLE_TYPES
-from ktirt.vocab import NO_SKILL, padded_index, skill_lists
+from ktirt.vocab import NO_SKILL, first_occurrences, padded_index, skill_lists
 
 
 class Catalog:
     """Every item of the events and unit tests, with its skills, type and text embedding."""
 
     def __init__(self, events: pa.Table, unit_tests: pa.Table, types: dict[str, str], text):
-        ids = pa.concat_arrays([events["item_id"].combine_chunks(), unit_tests["item_id"].combine_chunks()])
-        lists = pa.concat_arrays([skill_lists(events["skill_ids"]), skill_lists(unit_tests["skill_ids"])])
-        codes, seen = pd.factorize(ids.to_numpy(zero_copy_only=False))  # hashing: fast on millions of rows
+        ids = pa.chunked_array([*events["item_id"].chunks, *unit_tests["item_id"].chunks], pa.string())
+        seen, first = first_occurrences(ids)
+        seen = seen.to_numpy(zero_copy_only=False)
         order = np.argsort(seen, kind="stable")
-        items, first = seen[order], np.unique(codes, return_index=True)[1][order]  # sorted ids, each one's first row
-        self.items = items.tolist()
-        self.item_skill_lists = lists.take(pa.array(first)).to_pylist()
+        self.items = seen[order].tolist()  # sorted ids
+        lists = _skill_lists_at(events, unit_tests, first[order])  # each one's, from its first row
+        self.item_skill_lists = lists.to_pylist()
         """each item's skill codes, in the source's order; the first is its `skill_id` in item_params"""
         self.item_skill_name = np.array([codes[0] for codes in self.item_skill_lists], dtype=object)
         self.skills = sorted({c for codes in self.item_skill_lists for c in codes} | {NO_SKILL})
         skill_set = pa.array(self.skills, pa.string())
-        self.item_skills = padded_index(lists.take(pa.array(first)), lambda flat: pc.index_in(
+        self.item_skills = padded_index(lists, lambda flat: pc.index_in(
             flat, value_set=skill_set).to_numpy(zero_copy_only=False), dtype=np.int32)
         """(n_items, K) skill indices, -1 after an item's last"""
         self.item_skill = self.item_skills[:, 0]
@@ -44,3 +43,15 @@ class Catalog:
 
     def index(self, ids: pa.ChunkedArray) -> np.ndarray:
         return pc.index_in(ids, value_set=pa.array(self.items, pa.string())).to_numpy(zero_copy_only=False).astype(np.int64)
+
+
+def _skill_lists_at(events: pa.Table, unit_tests: pa.Table, rows: np.ndarray) -> pa.ListArray:
+    """`skill_lists` of rows of the events followed by the unit tests (row numbers over both), in `rows`' order."""
+    n = events.num_rows
+    ev_rows, ut_rows = rows[rows < n], rows[rows >= n] - n
+    picked = pa.concat_arrays([skill_lists(events["skill_ids"].take(pa.array(ev_rows, pa.int64()))),
+                               skill_lists(unit_tests["skill_ids"].take(pa.array(ut_rows, pa.int64())))])
+    at = np.empty(len(rows), np.int64)  # where each of `rows` landed in `picked`
+    at[np.flatnonzero(rows < n)] = np.arange(len(ev_rows))
+    at[np.flatnonzero(rows >= n)] = len(ev_rows) + np.arange(len(ut_rows))
+    return picked.take(pa.array(at))

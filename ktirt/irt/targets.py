@@ -56,10 +56,9 @@ class Targets:
 def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Catalog, H: int) -> tuple[EventTable, Targets]:
     """The event table (features per event) and the targets, events first in file order, then the scored
     unit-test rows; each target's history holds the `H` events before it (-1 padded)."""
-    users = events["user_id"].to_numpy(zero_copy_only=False)
-    first = np.r_[True, users[1:] != users[:-1]]
+    first = _run_starts(events["user_id"])
     user_rank = np.cumsum(first) - 1
-    distinct = users[first]
+    distinct = events["user_id"].take(pa.array(np.flatnonzero(first))).to_numpy(zero_copy_only=False)
     labels = split_labels(distinct, split)
     ts = events["timestamp"].cast(pa.int64()).to_numpy()
     item = cat.index(events["item_id"])
@@ -75,7 +74,7 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
         ut_label[np.asarray(pc.is_in(scored["user_id"], value_set=pa.array(split[name], pa.string())))] = k
     has_events = ut_rank >= 0
     ut_end = np.where(has_events, history_end(ev, np.maximum(ut_rank, 0), ut_ts), 0)
-    user_first_idx = np.r_[np.flatnonzero(first), len(users)]
+    user_first_idx = np.r_[np.flatnonzero(first), len(first)]
     ut_first = np.where(has_events, user_first_idx[np.maximum(ut_rank, 0)], 0)
     ut_item = cat.index(scored["item_id"])
     test_only, test_only_users = pd.factorize(scored["user_id"].to_numpy(zero_copy_only=False)[~has_events])
@@ -106,12 +105,19 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
     return ev, t
 
 
+def _run_starts(ids: pa.ChunkedArray) -> np.ndarray:
+    """True where a row's id differs from the row before (and on the first row), compared as integer codes:
+    millions of ids as Python strings would take several times the table's memory."""
+    codes = pc.index_in(ids, value_set=pc.unique(ids)).to_numpy()
+    return np.r_[len(codes) > 0, codes[1:] != codes[:-1]][: len(codes)]
+
+
 class Batcher:
     """Turns target indices into model inputs; all arrays live as torch tensors once."""
 
     def __init__(self, ev: EventTable, t: Targets, device):
         self.device = device
-        self.static = torch.as_tensor(ev.static)
+        self.static = ev.static
         self.summary = torch.as_tensor(t.summary)
         self.ev_item = torch.as_tensor(ev.item)
         self.ev_skills = torch.as_tensor(ev.skills)
@@ -130,7 +136,7 @@ class Batcher:
         events, local = torch.unique(h.clamp(min=0), return_inverse=True)
         context = pair_context(h, self.ts[idx], self.item[idx], self.skills[idx], self.ev_ts, self.ev_item, self.ev_skills)
         d = self.device
-        inputs = (self.static[events], self.ev_item[events], local, context, mask, self.summary[idx])
+        inputs = (torch.as_tensor(self.static[events.numpy()]), self.ev_item[events], local, context, mask, self.summary[idx])
         return tuple(x.to(d) for x in inputs), self.item[idx].to(d), self.y[idx].to(d)
 
 

@@ -116,7 +116,7 @@ def _run(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSettings, 
     inunit = t.kind == 0
     event_predictions = events.select(["user_id", "item_id", "timestamp"]).append_column(
         "theta", pa.array(theta[inunit], pa.float32())).append_column("predicted", pa.array(p[inunit], pa.float32()))
-    timings = phase.seconds | {"train_seconds": round(hist.train_seconds, 2),
+    timings = phase.profile | {"train_seconds": round(hist.train_seconds, 2),
                                "train_targets_per_s": round(hist.examples_seen / max(hist.train_seconds, 1e-9), 1)}
     return WDIRTResult(model, params, drift, metrics, hist.frame(), diff_plot, drift_plot_table(drift, ds), theta, bank,
                        event_predictions, timings)
