@@ -58,7 +58,7 @@ def _step(n: int, out: dict, results: Path, keep: bool) -> dict:
     raw = w / "raw"
     params = yaml.safe_load(p.read_text())
     params["data"]["raw_dir"] = str(raw)
-    params["train"]["epochs"] = params["wdirt"]["epochs"] = 1
+    params["train"]["epochs"] = params["wdirt"]["epochs"] = params["dkt"]["epochs"] = 1
     p.write_text(yaml.safe_dump(params, sort_keys=False))
     step: dict = {"students": n, "stages": {}}
     out["steps"][str(n)] = step
