@@ -62,11 +62,11 @@ def _step(n: int, out: dict, results: Path, keep: bool) -> dict:
     p.write_text(yaml.safe_dump(params, sort_keys=False))
     step: dict = {"students": n, "stages": {}}
     out["steps"][str(n)] = step
-    for name, cmd, _ in _stage_commands(w, p, raw):
+    for name, cmd, metrics_name in _stage_commands(w, p, raw):
         log.info("%d students: running %s", n, name)
         try:
             wall, gib = child([str(c) for c in cmd])
-            step["stages"][name] = {"wall_s": round(wall, 1), "peak_gib": round(gib, 3)}
+            step["stages"][name] = {"wall_s": round(wall, 1), "peak_gib": round(gib, 3)} | _phases(w, metrics_name)
         except subprocess.CalledProcessError as exc:
             step["stages"][name] = {"failed": f"exit status {exc.returncode}"}
             log.error("%d students: %s failed (%s); the step's later stages are skipped", n, name, exc.returncode)
@@ -80,6 +80,18 @@ def _step(n: int, out: dict, results: Path, keep: bool) -> dict:
     if not keep:
         shutil.rmtree(w, ignore_errors=True)
     return step
+
+
+def _phases(w: Path, metrics_name: str | None) -> dict:
+    """A stage's own profile, where it writes one (`train_wdirt`'s phases: seconds and the peak memory when each
+    ended, ktirt.timings.Phases): which part of the stage sets its peak."""
+    path = w / f"{metrics_name}_timings.json"
+    if not metrics_name or not path.exists():
+        return {}
+    profile = json.loads(path.read_text())
+    names = [k.removesuffix("_peak_gib") for k in profile if k.endswith("_peak_gib")]
+    phases = {n: {"seconds": profile.get(f"{n}_seconds"), "peak_gib": profile[f"{n}_peak_gib"]} for n in names}
+    return {"phases": phases} if phases else {}
 
 
 def growth(steps: dict) -> dict:
