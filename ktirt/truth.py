@@ -102,11 +102,12 @@ class TruthLookup:
 
     def lookup(self, hashes: np.ndarray) -> np.ndarray:
         """(len(hashes), columns): the values of the responses with these hashes (NaN where the truth has none)."""
-        pos = np.minimum(np.searchsorted(self.hashes, hashes), max(len(self.hashes) - 1, 0))
-        found = self.hashes[pos] == hashes if len(self.hashes) else np.zeros(len(hashes), bool)
         if not len(self.values):
             return np.full((len(hashes), self.values.shape[1]), np.nan)
-        return np.where(found[:, None], self.values[pos], np.nan)
+        pos = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
+        out = self.values[pos]
+        out[self.hashes[pos] != hashes] = np.nan
+        return out
 
 
 def matched(p: np.ndarray, truth: Path, what: str) -> np.ndarray:
@@ -131,18 +132,30 @@ def unit_test_probabilities(unit_tests: pa.Table, truth: Path) -> np.ndarray:
     return ut.merge(tr, on=keys, how="left", validate="many_to_one")["p_correct"].to_numpy()
 
 
-def target_item_truth(events: pa.Table, unit_tests: pa.Table, truth: Path) -> pd.DataFrame:
-    """For every event, then every scored unit-test row (WD-IRT's target order): the student's true ability
-    at that moment and the item's true discrimination, difficulty (before any drift), difficulty in effect
-    then (after a drift, shifted) and guessing floor. The ability is the 3PL inverted at the true P(solve)
-    and the difficulty in effect (so it includes learning)."""
+@dataclass
+class TargetItemTruth:
+    """Per target (every event, then every scored unit-test row): the student's true ability at that moment
+    and the item's true discrimination, difficulty (before any drift), difficulty in effect then and guessing
+    floor; NaN where the truth has none. Plain arrays: a DataFrame of them would be a copy at scale."""
+
+    ability: np.ndarray
+    discrimination: np.ndarray
+    difficulty: np.ndarray
+    difficulty_effective: np.ndarray
+    guessing: np.ndarray
+
+
+def target_item_truth(events: pa.Table, unit_tests: pa.Table, truth: Path) -> TargetItemTruth:
+    """For every event, then every scored unit-test row (WD-IRT's target order): the truth behind it. The
+    ability is the 3PL inverted at the true P(solve) and the difficulty in effect (so it includes learning)."""
     items = pq.read_table(truth / "items.parquet", columns=["item_id", "difficulty", "discrimination", "guessing"])
     scored = unit_tests.filter(pa.compute.is_valid(unit_tests["correct"]))
     target_items = pa.chunked_array([*events["item_id"].cast(pa.string()).chunks, *scored["item_id"].cast(pa.string()).chunks],
                                     pa.string())
     at = pc.index_in(target_items, value_set=items["item_id"].cast(pa.string()).combine_chunks()).fill_null(-1).to_numpy()
-    per_item = np.stack([items[k].to_numpy() for k in ("difficulty", "discrimination", "guessing")], axis=1)
-    b, a, c = np.where((at >= 0)[:, None], per_item[np.maximum(at, 0)], np.nan).T
+    at = np.where(at >= 0, at, items.num_rows)  # past the last item: one the truth does not hold (NaN)
+    b, a, c = (np.r_[items[k].to_numpy(), np.nan][at] for k in ("difficulty", "discrimination", "guessing"))
+    del at
     ev = TruthLookup.of_users(truth, event_users(events), ("p_solve", "difficulty_effective")).lookup(response_hashes(events))
     ut_keys = ["unit_test_id", "item_id", "user_id"]
     ut = scored.select(ut_keys).to_pandas().merge(
@@ -150,6 +163,7 @@ def target_item_truth(events: pa.Table, unit_tests: pa.Table, truth: Path) -> pd
         on=ut_keys, how="left", validate="many_to_one")
     p_solve = np.r_[ev[:, 0], ut["p_correct"].to_numpy(np.float64)]
     b_effective = np.r_[ev[:, 1], b[len(ev):]]  # a unit test's item is as it was before any drift
+    del ev
     q = np.clip((p_solve - c) / (1 - c), 1e-9, 1 - 1e-9)
-    return pd.DataFrame({"ability": b_effective + np.log(q / (1 - q)) / a, "discrimination": a, "difficulty": b,
-                         "difficulty_effective": b_effective, "guessing": c})
+    del p_solve
+    return TargetItemTruth(b_effective + np.log(q / (1 - q)) / a, a, b, b_effective, c)

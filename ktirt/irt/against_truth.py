@@ -74,24 +74,26 @@ def _against_true_abilities(events, unit_tests, t: Targets, theta, calibrated_ab
                             true: pd.DataFrame, w: np.ndarray, drift: pd.DataFrame, ds: DriftSettings, truth: Path) -> dict:
     """Abilities against the true ones, the recovery ceiling, and drift detection beside its ceiling."""
     tt = target_item_truth(events, unit_tests, truth)
-    ok = tt["ability"].notna().to_numpy()
-    ability, a, b, c = (tt[k].to_numpy() for k in ("ability", "discrimination", "difficulty", "guessing"))
+    ability, a, b, c = tt.ability, tt.discrimination, tt.difficulty, tt.guessing
+    has_truth = ~np.isnan(ability)
+    ok = slice(None) if has_truth.all() else has_truth  # every target has its truth on a simulation: no copies
     # how well each ability tracks the true one: the deep part's (one-sided) and calibration's (whole history)
     out = {"theta_true_pearson": round(float(pearsonr(theta[ok], ability[ok])[0]), 6),
            "calibration_ability_true_pearson": round(float(pearsonr(calibrated_ability[ok], ability[ok])[0]), 6)}
-    if w.sum() > 2 and ok.any():
+    if w.sum() > 2 and has_truth.any():
         # ceiling of recovery: each item's difficulty before any drift, fitted to the same responses given the
         # true abilities, discriminations, guessing floors and drifts (a drift's shift moves the ability instead)
-        drifted = (tt["difficulty_effective"] - tt["difficulty"]).to_numpy()
-        b_ceiling, _ = fit_difficulty(t.item[ok], len(params), t.y[ok].astype(np.float64), ability[ok] - drifted[ok],
+        undrifted = ability[ok] - (tt.difficulty_effective[ok] - tt.difficulty[ok])
+        b_ceiling, _ = fit_difficulty(t.item[ok], len(params), t.y[ok].astype(np.float64), undrifted,
                                       a[ok], c[ok], np.zeros(len(params)), iters=30)
+        del undrifted
         out["difficulty_spearman_ceiling"] = round(float(spearmanr(b_ceiling[w], true["difficulty"].reindex(params["item_id"][w]))[0]), 6)
 
     seen = set(pc.unique(events["item_id"]).to_pylist())
     true_drift = set(true.index[true["drift"]]) & seen
     out["drift_true_items"] = len(true_drift)
     out |= _precision_recall("drift", drifting_item_ids(drift), true_drift)
-    inunit = (t.kind == 0) & ok
+    inunit = (t.kind == 0) & has_truth
     if inunit.any():
         # ceiling of detection: the same test with the true abilities and item parameters
         dt = drift_table(t.item[inunit], t.timestamp_ms[inunit], t.y[inunit].astype(np.float64), ability[inunit],
