@@ -47,11 +47,5 @@ class Catalog:
 
 def _skill_lists_at(events: pa.Table, unit_tests: pa.Table, rows: np.ndarray) -> pa.ListArray:
     """`skill_lists` of rows of the events followed by the unit tests (row numbers over both), in `rows`' order."""
-    n = events.num_rows
-    ev_rows, ut_rows = rows[rows < n], rows[rows >= n] - n
-    picked = pa.concat_arrays([skill_lists(events["skill_ids"].take(pa.array(ev_rows, pa.int64()))),
-                               skill_lists(unit_tests["skill_ids"].take(pa.array(ut_rows, pa.int64())))])
-    at = np.empty(len(rows), np.int64)  # where each of `rows` landed in `picked`
-    at[np.flatnonzero(rows < n)] = np.arange(len(ev_rows))
-    at[np.flatnonzero(rows >= n)] = len(ev_rows) + np.arange(len(ut_rows))
-    return picked.take(pa.array(at))
+    both = pa.chunked_array([*events["skill_ids"].chunks, *unit_tests["skill_ids"].chunks], events.schema.field("skill_ids").type)
+    return skill_lists(both.take(pa.array(rows, pa.int64())))
