@@ -49,7 +49,7 @@ RESPONSE_KEYS = ["action_sequence_id", "item_id", "user_id"]
 def event_probabilities(events: pa.Table, truth: Path) -> np.ndarray:
     """True P(correct) behind each row of events.parquet (NaN where the truth has no such response); only the
     truth of `events`' students is read."""
-    return TruthLookup.of_users(truth, event_users(events)).probabilities(response_hashes(events))
+    return true_probabilities(truth, event_users(events), response_hashes(events))
 
 
 def event_users(events: pa.Table) -> list[str]:
@@ -69,45 +69,33 @@ def response_hashes(table: pa.Table) -> np.ndarray:
     return np.concatenate(parts) if parts else np.zeros(0, np.uint64)
 
 
-@dataclass
-class TruthLookup:
-    """The truth's values (`p_correct` unless asked for others) of some students' responses by response_hashes,
-    read from the truth a batch of rows at a time: 8 bytes a response and value, not the keys' strings."""
-
-    hashes: np.ndarray
-    values: np.ndarray
-    """(responses, columns) float64"""
-
-    @classmethod
-    def of_users(cls, truth: Path, users, columns: tuple[str, ...] = ("p_correct",)) -> "TruthLookup":
-        path = truth / "responses.parquet"
-        wanted = pa.array(sorted(map(str, users)), pa.string())
-        hashes, values = [], []
-        for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 20, columns=[*RESPONSE_KEYS, *columns]):
-            t = pa.Table.from_batches([batch])
-            t = t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=wanted))
-            hashes.append(response_hashes(t))
-            values.append(np.stack([t[c].to_numpy(zero_copy_only=False) for c in columns], axis=1).astype(np.float64))
-        hashes = np.concatenate(hashes) if hashes else np.zeros(0, np.uint64)
-        values = np.concatenate(values) if values else np.zeros((0, len(columns)))
-        order = np.argsort(hashes, kind="stable")
-        hashes, values = hashes[order], values[order]
-        if (hashes[1:] == hashes[:-1]).any():
+def true_values(truth: Path, users, hashes: np.ndarray, columns: tuple[str, ...] = ("p_correct",)) -> np.ndarray:
+    """(len(hashes), columns) float64: the truth's values (`p_correct` unless asked for others) of the responses
+    with these response_hashes among `users`' (NaN where the truth has none). The truth is read a batch of rows
+    at a time and each batch's matches are kept: memory for the answer and one batch, not for every response of
+    those students as well."""
+    path = truth / "responses.parquet"
+    wanted = pa.array(sorted(map(str, users)), pa.string())
+    keys, slot = np.unique(hashes, return_inverse=True)
+    found = np.full((len(keys), len(columns)), np.nan)
+    seen = np.zeros(len(keys), bool)
+    for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 20, columns=[*RESPONSE_KEYS, *columns]):
+        t = pa.Table.from_batches([batch])
+        t = t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=wanted))
+        h = response_hashes(t)
+        at = np.minimum(np.searchsorted(keys, h), max(len(keys) - 1, 0))
+        hit = keys[at] == h if len(keys) else np.zeros(len(h), bool)
+        rows = at[hit]
+        if seen[rows].any() or len(np.unique(rows)) < len(rows):
             raise InputError("a response appears twice in the truth (or two keys share a hash)", path, "action_sequence_id")
-        return cls(hashes, values)
+        seen[rows] = True
+        found[rows] = np.stack([t[c].to_numpy(zero_copy_only=False) for c in columns], axis=1).astype(np.float64)[hit]
+    return found[slot]
 
-    def probabilities(self, hashes: np.ndarray) -> np.ndarray:
-        """True P(correct) of the responses with these hashes (NaN where the truth has none): the first column."""
-        return self.lookup(hashes)[:, 0]
 
-    def lookup(self, hashes: np.ndarray) -> np.ndarray:
-        """(len(hashes), columns): the values of the responses with these hashes (NaN where the truth has none)."""
-        if not len(self.values):
-            return np.full((len(hashes), self.values.shape[1]), np.nan)
-        pos = np.minimum(np.searchsorted(self.hashes, hashes), len(self.hashes) - 1)
-        out = self.values[pos]
-        out[self.hashes[pos] != hashes] = np.nan
-        return out
+def true_probabilities(truth: Path, users, hashes: np.ndarray) -> np.ndarray:
+    """True P(correct) of the responses with these hashes among `users`' (NaN where the truth has none)."""
+    return true_values(truth, users, hashes)[:, 0]
 
 
 def matched(p: np.ndarray, truth: Path, what: str) -> np.ndarray:
@@ -156,7 +144,7 @@ def target_item_truth(events: pa.Table, unit_tests: pa.Table, truth: Path) -> Ta
     at = np.where(at >= 0, at, items.num_rows)  # past the last item: one the truth does not hold (NaN)
     b, a, c = (np.r_[items[k].to_numpy(), np.nan][at] for k in ("difficulty", "discrimination", "guessing"))
     del at
-    ev = TruthLookup.of_users(truth, event_users(events), ("p_solve", "difficulty_effective")).lookup(response_hashes(events))
+    ev = true_values(truth, event_users(events), response_hashes(events), ("p_solve", "difficulty_effective"))
     ut_keys = ["unit_test_id", "item_id", "user_id"]
     ut = scored.select(ut_keys).to_pandas().merge(
         pd.read_parquet(truth / "unit_test_responses.parquet", columns=[*ut_keys, "p_correct"]),

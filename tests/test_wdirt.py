@@ -524,3 +524,34 @@ def test_the_torch_model_and_the_numpy_3pl_agree():
         theta = torch.linspace(-3, 3, 4)
         p_torch = m.probability(theta, torch.arange(4)).numpy()
     np.testing.assert_allclose(p_torch, three_pl.probability(theta.numpy(), a, b, c)[0], rtol=1e-6)
+
+
+def test_an_item_answered_below_its_guessing_floor_lets_the_calibration_settle(monkeypatch):
+    """Two guessable items answered right 3% of the time (below any guessing floor): Fisher scoring's full step
+    overshoots on them, and without cutting it back the whole fit swings between two points every sweep for all
+    200 sweeps (the loss moving by about 0.04 each time, seen at 22 M responses as a fit that never stopped).
+    With each item's step cut back to one that does not raise its own loss, the sweeps settle, and lower."""
+    import copy
+
+    import ktirt.irt.newton_calibration as nc
+    from ktirt.irt.calibration import calibrate_items
+
+    m, _, student, item, log_opportunity, _, y, _ = _learning_students()
+    y = y.copy()
+    rng = np.random.default_rng(0)
+    for low in (1, 5):  # every fourth item from 1 is guessable
+        at = item == low
+        y[at] = (rng.random(at.sum()) < 0.03).astype(np.float32)
+    fits, solve = {}, nc.solve
+    for cut_back in (True, False):
+        if not cut_back:
+            monkeypatch.setattr(nc, "_backtracked", lambda st, p, r, step, slope: step)
+        runs = []
+        monkeypatch.setattr(nc, "solve", lambda *a, **k: runs.append(solve(*a, **k)) or runs[-1])
+        curves = calibrate_items(copy.deepcopy(m), student, log_opportunity, item, y, prior_strength=1.0,
+                                 skill_prior_strength=1.0)
+        fits[cut_back] = (curves.loss, runs[0][2])
+    (loss, sweeps), (full_step_loss, full_step_sweeps) = fits[True], fits[False]
+    assert full_step_sweeps == 200  # the failure this guards against
+    assert sweeps < 60
+    assert loss < full_step_loss - 0.05

@@ -18,7 +18,7 @@ from ktirt.evaluation import MeanFloors, binary_metrics, require_both_outcomes
 from ktirt.exports.tables import typed_table
 from ktirt.settings import BlendSettings
 from ktirt.split import SPLITS, split_labels
-from ktirt.truth import TruthLookup, matched, response_hashes
+from ktirt.truth import matched, response_hashes, true_probabilities
 from ktirt.vocab import first_skill
 
 log = logging.getLogger(__name__)
@@ -161,7 +161,7 @@ def _figures(val: _Responses, test: _Responses, stacker: Stacker, members: tuple
         out[name] = {k: round(binary_metrics(r.y, v)["auc"], 6) for k, v in scored.items() if np.isfinite(v).all()}
     out["test_auc"]["item_mean"] = round(binary_metrics(test.y, floors.predict(test.item, test.skill)[1])["auc"], 6)
     if truth is not None:
-        oracle = matched(TruthLookup.of_users(truth, split["test"]).probabilities(test.hashes), truth, "test responses")
+        oracle = matched(true_probabilities(truth, split["test"], test.hashes), truth, "test responses")
         out["test_auc"]["oracle"] = round(binary_metrics(test.y, oracle)["auc"], 6)
     best = max(out["test_auc"][m] for m in members)
     out["gain_over_best_member"] = round(out["test_auc"]["blend"] - best, 6)

@@ -26,7 +26,7 @@ from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import SAKT, SAKTConfig
 from ktirt.runtime import resolve_device, seed_everything
 from ktirt.settings import ModelSettings
-from ktirt.truth import TruthLookup, matched
+from ktirt.truth import matched, true_probabilities
 
 log = logging.getLogger(__name__)
 CHECKPOINT = "model.pt"
@@ -167,7 +167,7 @@ def _test_metrics(b: BuiltWindows, hist, truth: Path | None, pt: np.ndarray, tes
     metrics |= {"item_mean_auc": round(binary_metrics(y, item_p)["auc"], 6),
                 "skill_mean_auc": round(binary_metrics(y, skill_p)["auc"], 6)}
     if truth is not None:
-        oracle = matched(TruthLookup.of_users(truth, test_users).probabilities(test.key_hash), truth, "test responses")
+        oracle = matched(true_probabilities(truth, test_users, test.key_hash), truth, "test responses")
         metrics["oracle_auc"] = round(binary_metrics(y, oracle)["auc"], 6)
         metrics["auc_share_of_oracle"] = round(m["auc"] / metrics["oracle_auc"], 6)
     metrics |= {
