@@ -76,8 +76,9 @@ def true_values(truth: Path, users, hashes: np.ndarray, columns: tuple[str, ...]
     those students as well."""
     path = truth / "responses.parquet"
     wanted = pa.array(sorted(map(str, users)), pa.string())
-    keys, slot = np.unique(hashes, return_inverse=True)
-    found = np.full((len(keys), len(columns)), np.nan)
+    order = np.argsort(hashes, kind="stable")
+    keys = hashes[order]
+    found = np.full((len(keys), len(columns)), np.nan)  # in `keys`' order; a repeated hash: at its first
     seen = np.zeros(len(keys), bool)
     for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 20, columns=[*RESPONSE_KEYS, *columns]):
         t = pa.Table.from_batches([batch])
@@ -90,7 +91,12 @@ def true_values(truth: Path, users, hashes: np.ndarray, columns: tuple[str, ...]
             raise InputError("a response appears twice in the truth (or two keys share a hash)", path, "action_sequence_id")
         seen[rows] = True
         found[rows] = np.stack([t[c].to_numpy(zero_copy_only=False) for c in columns], axis=1).astype(np.float64)[hit]
-    return found[slot]
+    if len(keys):  # a repeated hash takes its first's values
+        first = np.maximum.accumulate(np.where(np.r_[True, keys[1:] != keys[:-1]], np.arange(len(keys)), 0))
+        found = found[first]
+    out = np.empty_like(found)
+    out[order] = found
+    return out
 
 
 def true_probabilities(truth: Path, users, hashes: np.ndarray) -> np.ndarray:

@@ -162,3 +162,23 @@ def test_invalid_settings_are_refused(bad, words):
     with pytest.raises(SettingsError) as err:
         SimulationConfig.from_dict(bad)
     assert words in str(err.value)
+
+
+def test_true_values_answer_in_the_order_asked_repeats_included_and_nan_for_a_miss(tmp_path):
+    """The truth is read a batch at a time and matched by key hashes: the answer keeps the order of the hashes
+    asked for, a hash asked twice gets its value twice, one the truth lacks gets NaN, and another student's
+    response is never matched."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ktirt.truth import RESPONSE_KEYS, response_hashes, true_values
+
+    truth = pa.table({"action_sequence_id": ["a1", "a1", "a2", "a3"], "item_id": ["i1", "i2", "i1", "i9"],
+                      "user_id": ["u1", "u1", "u2", "u3"], "p_correct": [0.1, 0.2, 0.3, 0.4]})
+    pq.write_table(truth, tmp_path / "responses.parquet")
+    asked = pa.table({"action_sequence_id": ["a2", "a1", "a2", "zz", "a3"], "item_id": ["i1", "i2", "i1", "i1", "i9"],
+                      "user_id": ["u2", "u1", "u2", "u1", "u3"]}).select(RESPONSE_KEYS)
+    got = true_values(tmp_path, ["u1", "u2"], response_hashes(asked))[:, 0]
+    np.testing.assert_array_equal(got[:3], [0.3, 0.2, 0.3])
+    assert np.isnan(got[3]) and np.isnan(got[4])  # not in the truth; u3's, not asked for

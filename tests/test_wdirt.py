@@ -545,7 +545,7 @@ def test_an_item_answered_below_its_guessing_floor_lets_the_calibration_settle(m
     fits, solve = {}, nc.solve
     for cut_back in (True, False):
         if not cut_back:
-            monkeypatch.setattr(nc, "_backtracked", lambda st, p, r, step, slope: step)
+            monkeypatch.setattr(nc, "_backtracked", lambda st, p, r, step, *_: step)
         runs = []
         monkeypatch.setattr(nc, "solve", lambda *a, **k: runs.append(solve(*a, **k)) or runs[-1])
         curves = calibrate_items(copy.deepcopy(m), student, log_opportunity, item, y, prior_strength=1.0,

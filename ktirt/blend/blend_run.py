@@ -75,13 +75,13 @@ def blend_batches(batches: Callable[[], Iterable[Batch]], split: dict, s: BlendS
         blended = np.isfinite(np.column_stack([predicted[m] for m in members])).all(1)
         count = _log_count(events["item_id"].to_numpy(zero_copy_only=False), counts)
         val.add(events, predicted, count, blended & (where == SPLITS.index("val")))
-        test.add(events, predicted, count, blended & (where == SPLITS.index("test")), floor=True, hashes=truth is not None)
+        test.add(events, predicted, count, blended & (where == SPLITS.index("test")), floors, hashes=truth is not None)
         not_blended += int((~blended).sum())
     val, test = val.done(), test.done()
     require_both_outcomes(val.y, "validation")
     require_both_outcomes(test.y, "test")
     stacker = Stacker.fit(val.logits, val.count, val.y, np.arange(len(val.y)), members, s.item_count, s.l2)
-    figures = _figures(val, test, stacker, members, floors, split, truth)
+    figures = _figures(val, test, stacker, members, split, truth)
     metrics = {"responses": {"val": len(val.y), "test": len(test.y), "not_blended": not_blended}} | figures
     metrics["weights"] = stacker.weights()
     t = metrics["test_auc"]
@@ -106,31 +106,31 @@ def _train_counts(batches: Callable[[], Iterable[Batch]], split: dict) -> tuple[
 @dataclass
 class _Responses:
     """One split's blended responses, kept for the stacker and the AUCs: outcome, every model's P(correct), the
-    log item count; for the test split the item and first skill (the floor) and, for the oracle, the keys' hashes."""
+    log item count; for the test split the item-mean floor's prediction (a number: the items' and skills' ids would
+    be Python strings, ten times its memory) and, for the oracle, the keys' hashes."""
 
     y: list = field(default_factory=list)
     predicted: dict = field(default_factory=dict)
     count: list = field(default_factory=list)
-    item: list = field(default_factory=list)
-    skill: list = field(default_factory=list)
+    floor: list = field(default_factory=list)
     hashes: list = field(default_factory=list)
 
-    def add(self, events: pa.Table, predicted: dict, count: np.ndarray, rows: np.ndarray, floor: bool = False,
+    def add(self, events: pa.Table, predicted: dict, count: np.ndarray, rows: np.ndarray, floors: MeanFloors | None = None,
             hashes: bool = False) -> None:
         self.y.append(events["correct"].to_numpy().astype(np.int8)[rows])
         for m, p in predicted.items():
             self.predicted.setdefault(m, []).append(p[rows])
         self.count.append(count[rows])
-        if floor:
-            self.item.append(events["item_id"].to_numpy(zero_copy_only=False)[rows])
-            self.skill.append(first_skill(events["skill_ids"]).to_numpy(zero_copy_only=False)[rows])
+        if floors is not None:
+            self.floor.append(floors.predict(events["item_id"].to_numpy(zero_copy_only=False)[rows],
+                                             first_skill(events["skill_ids"]).to_numpy(zero_copy_only=False)[rows])[1])
         if hashes:
             self.hashes.append(response_hashes(events.filter(pa.array(rows))))
 
     def done(self) -> "_Responses":
         cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
-        return _Responses(cat(self.y), {m: cat(v) for m, v in self.predicted.items()}, cat(self.count), cat(self.item),
-                          cat(self.skill), cat(self.hashes) if self.hashes else None)
+        return _Responses(cat(self.y), {m: cat(v) for m, v in self.predicted.items()}, cat(self.count), cat(self.floor),
+                          cat(self.hashes) if self.hashes else None)
 
     @property
     def logits(self) -> dict[str, np.ndarray]:
@@ -150,7 +150,7 @@ def _sigmoid(z: np.ndarray) -> np.ndarray:
     return 1 / (1 + np.exp(-z))
 
 
-def _figures(val: _Responses, test: _Responses, stacker: Stacker, members: tuple[str, ...], floors: MeanFloors, split: dict,
+def _figures(val: _Responses, test: _Responses, stacker: Stacker, members: tuple[str, ...], split: dict,
              truth: Path | None) -> dict:
     """AUCs on the same validation and test responses: the blend, every model (member or not), the members'
     equal-weight average of logits; on test, the item-mean floor and the oracle too."""
@@ -159,7 +159,7 @@ def _figures(val: _Responses, test: _Responses, stacker: Stacker, members: tuple
         average = _sigmoid(np.mean([logit(r.predicted[m]) for m in members], axis=0))
         scored = {"blend": _sigmoid(stacker.decision(r.logits, r.count)), **r.predicted, "average": average}
         out[name] = {k: round(binary_metrics(r.y, v)["auc"], 6) for k, v in scored.items() if np.isfinite(v).all()}
-    out["test_auc"]["item_mean"] = round(binary_metrics(test.y, floors.predict(test.item, test.skill)[1])["auc"], 6)
+    out["test_auc"]["item_mean"] = round(binary_metrics(test.y, test.floor)["auc"], 6)
     if truth is not None:
         oracle = matched(true_probabilities(truth, split["test"], test.hashes), truth, "test responses")
         out["test_auc"]["oracle"] = round(binary_metrics(test.y, oracle)["auc"], 6)

@@ -72,6 +72,11 @@ class Responses:
         """The number of responses over every rank (these are this rank's)."""
         return int(all_sum(len(self.y)))
 
+    def of_items(self, mask: np.ndarray) -> "Responses":
+        """The responses to the items `mask` marks."""
+        mine = mask[self.item]
+        return Responses(*(v[mine] for v in (self.student, self.log_opportunity, self.item, self.y, self.after)))
+
     def chunks(self) -> Iterator["Responses"]:
         """These responses CHUNK at a time (views, not copies); one chunk when they fit in one."""
         for lo in range(0, max(len(self.y), 1), CHUNK):
@@ -79,11 +84,18 @@ class Responses:
                                                            self.after)))
 
 
-def _sums(r: Responses, index: str, values: Callable[[Responses], Iterable[np.ndarray]], n: int) -> np.ndarray:
+def _sums(r: Responses, index: str, values: Callable[[Responses], Iterable[np.ndarray]], n: int,
+          only: np.ndarray | None = None) -> np.ndarray:
     """(len(values), n): each of `values(chunk)`, per-response arrays, summed per the chunk's `index` field
     (student, item), over every chunk of `r` and every rank's responses, in one all-reduce. `values` best
-    yields them one by one: each is freed once it is summed."""
-    return all_sum(_over_chunks(r, lambda c: np.stack([np.bincount(getattr(c, index), v, n) for v in values(c)])))
+    yields them one by one: each is freed once it is summed. With `only` (a mask over items), the responses
+    of those items alone (their sums as over all, the same additions in the same order)."""
+    def sums(c: Responses) -> np.ndarray:
+        if only is not None:
+            c = c.of_items(only)
+        return np.stack([np.bincount(getattr(c, index), v, n) for v in values(c)])
+
+    return all_sum(_over_chunks(r, sums))
 
 
 def _over_chunks(r: Responses, total_of: Callable[[Responses], np.ndarray]) -> np.ndarray:
@@ -168,22 +180,28 @@ def _log_likelihood(st: Structure, p: Params, c: Responses) -> np.ndarray:
     return c.y * np.log(prob) + (1 - c.y) * np.log(1 - prob)
 
 
-def _backtracked(st: Structure, p: Params, r: Responses, step: np.ndarray, scale_slope: np.ndarray) -> np.ndarray:
+def _backtracked(st: Structure, p: Params, r: Responses, step: np.ndarray, scale_slope: np.ndarray,
+                log_likelihood: np.ndarray) -> np.ndarray:
     """`step` (n_items, 4: delta, ell, g, shift) cut back per item to the largest of BACKTRACK's fractions that
-    does not raise the item's own loss (its responses' negative log-likelihood, its priors and, to first order,
-    the scale penalty: `scale_slope`, its derivative in each item's ell), 0 where none does. Fisher scoring on the 3PL's likelihood, which is not concave, can overshoot: an item answered below
+    does not raise the item's own loss (its responses' negative log-likelihood, `log_likelihood` at `p` per item,
+    its priors and, to first order, the scale penalty: `scale_slope`, its derivative in each item's ell), 0 where
+    none does. Fisher scoring on the 3PL's likelihood, which is not concave, can overshoot: an item answered below
     its guessing floor then swings between two points every sweep and the fit never settles (seen at 22 M
-    responses). Every fraction is tried in one pass over the responses."""
-    def moved(f: float) -> Params:
-        return replace(p, delta=p.delta + f * step[:, 0], ell=p.ell + f * step[:, 1], g=p.g + f * step[:, 2],
-                       shift=p.shift + f * step[:, 3])
-
-    trials = [p, *map(moved, BACKTRACK)]
-    loss = -_sums(r, "item", lambda c: (_log_likelihood(st, q, c) for q in trials), len(p.delta))
-    loss += 0.5 * st.prior_strength * np.stack([_item_priors(st, q) for q in trials])
-    loss[1:] += np.outer(BACKTRACK, step[:, 1] * scale_slope)
-    no_worse = loss[1:] <= loss[0] + ROUNDING * np.abs(loss[0])  # a step too small to tell from rounding is taken
-    fraction = np.where(no_worse.any(0), np.asarray(BACKTRACK)[np.argmax(no_worse, axis=0)], 0.0)
+    responses). The full step is tried on every response; a smaller one only on the responses of the items
+    still refused, which are few."""
+    current = -log_likelihood + 0.5 * st.prior_strength * _item_priors(st, p)
+    fraction, refused = np.zeros(len(p.delta)), np.ones(len(p.delta), bool)
+    for f in BACKTRACK:
+        q = replace(p, delta=p.delta + f * step[:, 0], ell=p.ell + f * step[:, 1], g=p.g + f * step[:, 2],
+                    shift=p.shift + f * step[:, 3])
+        only = None if refused.all() else refused
+        loss = -_sums(r, "item", lambda c: [_log_likelihood(st, q, c)], len(p.delta), only)[0]
+        loss += 0.5 * st.prior_strength * _item_priors(st, q) + f * step[:, 1] * scale_slope
+        taken = refused & (loss <= current + ROUNDING * np.abs(current))  # a step too small to tell from rounding is taken
+        fraction[taken] = f
+        refused &= ~taken
+        if not refused.any():
+            break
     return step * fraction[:, None]
 
 
@@ -223,7 +241,7 @@ def _items(st: Structure, p: Params, r: Responses) -> None:
     pairs = [(u, v) for u in range(4) for v in range(u, 4)]
 
     def equations(c: Responses):
-        theta, a, b, cc, s, _, score, inv = _state(st, p, c)
+        theta, a, b, cc, s, prob, score, inv = _state(st, p, c)
         ds = s * (1 - s)
         sig_g = 1 / (1 + np.exp(-p.g[c.item]))
         jac = np.stack([-(1 - cc) * a * ds,  # dp / d delta
@@ -231,7 +249,7 @@ def _items(st: Structure, p: Params, r: Responses) -> None:
                         (1 - s) * 0.5 * sig_g * (1 - sig_g) * st.guessable[c.item],  # dp / d g
                         -(1 - cc) * a * ds * c.after], axis=1)  # dp / d shift (theta - shift - b: as delta's, after the change)
         return itertools.chain((score * jac[:, k] for k in range(4)), (jac[:, u] * jac[:, v] * inv for u, v in pairs),
-                               [c.after.astype(np.float64)])
+                               [c.after.astype(np.float64), c.y * np.log(prob) + (1 - c.y) * np.log(1 - prob)])
 
     sums = _sums(r, "item", equations, n)
     grad = sums[:4].T.copy()
@@ -246,12 +264,12 @@ def _items(st: Structure, p: Params, r: Responses) -> None:
     grad -= np.stack([k * p.delta, (k * p.ell + scale) * st.discrimination, k * (p.g - st.guess_prior) * st.guessable,
                       np.zeros(n)], axis=1)
     active = np.stack([np.ones(n, bool), np.full(n, st.discrimination), st.guessable,
-                       sums[-1] > 0], axis=1)
+                       sums[-2] > 0], axis=1)
     prior = np.stack([np.full(n, k), np.full(n, k), np.full(n, k), np.full(n, 1e-6)], axis=1)
     both = active[:, :, None] & active[:, None, :]
     hess = np.where(both, hess, 0.0) + np.eye(4) * np.where(active, prior, 1.0)[:, :, None]
     step = _backtracked(st, p, r, _step(np.linalg.solve(hess, np.where(active, grad, 0.0)[..., None])[..., 0]),
-                        scale)
+                        scale, sums[-1])
     p.delta += step[:, 0]
     p.ell += step[:, 1]
     p.g += step[:, 2]

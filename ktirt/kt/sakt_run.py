@@ -163,12 +163,11 @@ def _test_metrics(b: BuiltWindows, hist, truth: Path | None, pt: np.ndarray, tes
         "test_acc": round(m["acc"], 6),
         "test_logloss": round(m["logloss"], 6),
     }
-    skill_p, item_p = b.floors.predict(test.item.astype(np.int64), test.skill.astype(np.int64))
-    metrics |= {"item_mean_auc": round(binary_metrics(y, item_p)["auc"], 6),
-                "skill_mean_auc": round(binary_metrics(y, skill_p)["auc"], 6)}
+    metrics |= _floor_aucs(b.floors, test, y)
     if truth is not None:
         oracle = matched(true_probabilities(truth, test_users, test.key_hash), truth, "test responses")
         metrics["oracle_auc"] = round(binary_metrics(y, oracle)["auc"], 6)
+        del oracle  # a test response's worth of memory, not held into the checks after
         metrics["auc_share_of_oracle"] = round(m["auc"] / metrics["oracle_auc"], 6)
     metrics |= {
         "best_epoch": hist.best_epoch,
@@ -178,6 +177,14 @@ def _test_metrics(b: BuiltWindows, hist, truth: Path | None, pt: np.ndarray, tes
         "items_with_own_difficulty": mv.n_diff - 1,
     }
     return metrics | _no_difficulty_auc(mv, test.item, y, pt)
+
+
+def _floor_aucs(floors, test, y: np.ndarray) -> dict:
+    """The item-mean and skill-mean floors' test AUCs; their predictions (one number a test response each) are
+    let go here rather than held beside the oracle's."""
+    skill_p, item_p = floors.predict(test.item.astype(np.int64), test.skill.astype(np.int64))
+    return {"item_mean_auc": round(binary_metrics(y, item_p)["auc"], 6),
+            "skill_mean_auc": round(binary_metrics(y, skill_p)["auc"], 6)}
 
 
 def _no_difficulty_auc(mv: ModelVocab, item: np.ndarray, y: np.ndarray, p: np.ndarray) -> dict:
