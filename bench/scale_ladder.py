@@ -10,6 +10,9 @@ bench/results/scale_ladder.json after every stage, so a long run that is stopped
 
     python bench/scale_ladder.py                         # 35k, 70k, 140k
     python bench/scale_ladder.py --steps 2000,4000       # a quick look
+    python bench/scale_ladder.py --steps 140000 --from-stage train_sakt   # rerun a kept step's later stages
+    python bench/scale_ladder.py --steps 35000,140000 --only train_sakt    # or just some of them
+    python bench/scale_ladder.py --layout ednet_kt1 --steps 35000,140000  # the data stages on EdNet KT1's files
 """
 
 from __future__ import annotations
@@ -32,37 +35,64 @@ EDNET_STUDENTS = 784_309
 RESULTS = ROOT / "bench" / "results" / "scale_ladder.json"
 
 
+LAYOUTS = {"edm_cup": {}, "ednet_kt1": {"simulate": {"profile": "ednet_kt1"}, "data": {"source": "ednet_kt1", "part_mb": 64}}}
+"""what each layout changes in a step's params.yaml: EDM Cup's files (the whole pipeline) or EdNet KT1's one file
+per student (the data stages; 64 MB parts suit its shorter rows, README)"""
+DATA_STAGES = ("simulate", "prepare", "split", "pykt_adapt")
+
+
 @click.command()
 @click.option("--steps", default="35000,70000,140000", show_default=True, help="students per step, comma-separated")
 @click.option("--results", "results_path", default=str(RESULTS), show_default=True)
 @click.option("--keep", is_flag=True, help="keep each step's simulation and outputs")
-def main(steps: str, results_path: str, keep: bool) -> None:
+@click.option("--from-stage", default=None, help="rerun each step's stages from this one on, in the folder a run left "
+              "(--keep, or a run that was stopped), keeping the earlier stages' figures in the results file")
+@click.option("--only", default=None, help="rerun just these stages (comma-separated) of each step, in the folder a run "
+              "left, keeping the other figures")
+@click.option("--layout", type=click.Choice(list(LAYOUTS)), default="edm_cup", show_default=True,
+              help="ednet_kt1: the same worlds as EdNet KT1's files, through the data stages only; its figures go "
+                   "under the results' `ednet_kt1_layout`, beside the rest")
+def main(steps: str, results_path: str, keep: bool, from_stage: str | None, only: str | None, layout: str) -> None:
     """Run the pipeline at each step's size, each stage in its own process; write each stage's wall time and peak
     memory per step, and per stage the slope and the extrapolation to EdNet KT1's 784,309 students."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sizes = [int(s) for s in steps.split(",") if s.strip()]
+    results = Path(results_path)
     out = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
                       f"{_mem_gib():.0f} GiB", "epochs_per_training_stage": 1, "steps": {}}
+    rerun = [from_stage] if from_stage else only.split(",") if only else None
+    if (rerun or layout != "edm_cup") and results.exists():
+        out = json.loads(results.read_text())
+    ladder = out if layout == "edm_cup" else out.setdefault(f"{layout}_layout", {})
+    ladder.setdefault("steps", {})
     for n in sizes:
-        out["steps"][str(n)] = _step(n, out, Path(results_path), keep)
-        out["growth"] = growth(out["steps"])
-        _write(out, Path(results_path))
-    _print(out)
+        _step(n, ladder, lambda: _write(out, results), keep or bool(rerun), rerun, bool(from_stage), layout)
+        ladder["growth"] = growth(ladder["steps"])
+        _write(out, results)
+    _print(ladder)
 
 
-def _step(n: int, out: dict, results: Path, keep: bool) -> dict:
-    """One step: every stage at n students (simulate included, into a fresh folder)."""
-    w = ROOT / "bench" / "out" / "ladder" / str(n)
-    shutil.rmtree(w, ignore_errors=True)
-    p, _ = scale_params(n, w)
-    raw = w / "raw"
-    params = yaml.safe_load(p.read_text())
-    params["data"]["raw_dir"] = str(raw)
-    params["train"]["epochs"] = params["wdirt"]["epochs"] = params["dkt"]["epochs"] = 1
-    p.write_text(yaml.safe_dump(params, sort_keys=False))
-    step: dict = {"students": n, "stages": {}}
-    out["steps"][str(n)] = step
-    for name, cmd, metrics_name in _stage_commands(w, p, raw):
+def _step(n: int, ladder: dict, save, keep: bool, rerun: list[str] | None, onwards: bool, layout: str) -> None:
+    """One step into ladder["steps"]: every stage at n students (simulate included, into a fresh folder); with
+    `rerun`, those stages (and with `onwards` every later one), in the folder an earlier run left (the step's
+    other figures kept). `save()` writes the results after each stage."""
+    w = ROOT / "bench" / "out" / "ladder" / (str(n) if layout == "edm_cup" else f"{layout}_{n}")
+    if rerun and not (w / "interim" / "events.parquet").exists():
+        raise click.UsageError(f"{w} holds no earlier run of this step to rerun stages in")
+    if not rerun:
+        shutil.rmtree(w, ignore_errors=True)
+    p, raw = _step_params(n, w, layout)
+    step = ladder["steps"].get(str(n), {}) if rerun else {}
+    step |= {"students": n, "stages": step.get("stages", {})}
+    ladder["steps"][str(n)] = step
+    commands = [c for c in _stage_commands(w, p, raw) if layout == "edm_cup" or c[0] in DATA_STAGES]
+    names = [name for name, _, _ in commands]
+    if rerun and set(rerun) - set(names):
+        raise click.BadParameter(f"not one of {', '.join(names)}", param_hint="--from-stage / --only")
+    chosen = names[names.index(rerun[0]):] if onwards else rerun or names
+    if rerun:
+        step.setdefault("rerun", []).append(chosen)
+    for name, cmd, metrics_name in (c for c in commands if c[0] in chosen):
         log.info("%d students: running %s", n, name)
         try:
             wall, gib = child([str(c) for c in cmd])
@@ -72,14 +102,35 @@ def _step(n: int, out: dict, results: Path, keep: bool) -> dict:
             log.error("%d students: %s failed (%s); the step's later stages are skipped", n, name, exc.returncode)
             break
         if name == "simulate":
-            with open(raw / "action_logs.csv", "rb") as f:
-                step["action_rows"] = sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b"")) - 1
+            step["action_rows"] = _raw_rows(raw)
         if name == "prepare":
             step["events"] = json.loads((w / "prepare.json").read_text())["events"]
-        _write(out, results)
+        save()
     if not keep:
         shutil.rmtree(w, ignore_errors=True)
-    return step
+
+
+def _step_params(n: int, w: Path, layout: str) -> tuple[Path, Path]:
+    """params.yaml as it is at n students, one epoch per training stage, in `layout`: (its path, the raw folder)."""
+    p, _ = scale_params(n, w)
+    raw = w / "raw"
+    params = yaml.safe_load(p.read_text())
+    params["data"]["raw_dir"] = str(raw)
+    params["train"]["epochs"] = params["wdirt"]["epochs"] = params["dkt"]["epochs"] = 1
+    for section, values in LAYOUTS[layout].items():
+        params[section] |= values
+    p.write_text(yaml.safe_dump(params, sort_keys=False))
+    return p, raw
+
+
+def _raw_rows(raw: Path) -> int:
+    """The rows of the raw log: EDM Cup's action_logs.csv, or every EdNet KT1 file under KT1/ (headers left out)."""
+    files = [raw / "action_logs.csv"] if (raw / "action_logs.csv").exists() else sorted((raw / "KT1").glob("*.csv"))
+    rows = 0
+    for path in files:
+        with open(path, "rb") as f:
+            rows += sum(chunk.count(b"\n") for chunk in iter(lambda: f.read(1 << 24), b"")) - 1
+    return rows
 
 
 def _phases(w: Path, metrics_name: str | None) -> dict:
