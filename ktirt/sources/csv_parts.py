@@ -17,6 +17,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ktirt.errors import InputError
@@ -66,7 +67,7 @@ class CsvParts:
         for k in np.flatnonzero(np.diff(bounds)):
             if k not in writers:
                 writers[k] = pa.ipc.new_stream(str(self.files[k]), block.schema)  # the writer owns (and closes) the file
-            writers[k].write_batch(block.take(pa.array(order[bounds[k]:bounds[k + 1]])))
+            writers[k].write_batch(_compact(block.take(pa.array(order[bounds[k]:bounds[k + 1]]))))
 
     def parts(self) -> Iterator[pa.Table]:
         """Each part's rows as `read_csv` would give them (duplicates removed and counted in the ledger), in part
@@ -83,6 +84,20 @@ class CsvParts:
             return pa.schema(list(self.types.items())).empty_table()
         with pa.OSFile(str(file), "rb") as f:
             return pa.ipc.open_stream(f).read_all()
+
+
+def _compact(rows: pa.RecordBatch) -> pa.RecordBatch:
+    """`rows` with each dictionary column's dictionary cut to the values they use. A block's rows go to every
+    part, and each slice would otherwise carry the whole block's dictionary: a part read back then unifies one
+    dictionary per block of the file, so the work per part grew with the file (time per row x 1.8 at 4x the log)."""
+    columns = []
+    for col in rows.columns:
+        if pa.types.is_dictionary(col.type):
+            used = pc.unique(col.indices.drop_null())
+            col = pa.DictionaryArray.from_arrays(pc.index_in(col.indices, value_set=used).cast(col.indices.type),
+                                                 col.dictionary.take(used))
+        columns.append(col)
+    return pa.RecordBatch.from_arrays(columns, schema=rows.schema)
 
 
 def _blocks(source, path: Path, header: list[str], types: dict, forms: dict[str, str]) -> Iterator[pa.RecordBatch]:
