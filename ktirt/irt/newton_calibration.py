@@ -177,7 +177,11 @@ def _item_priors(st: Structure, p: Params) -> np.ndarray:
 
 def _log_likelihood(st: Structure, p: Params, c: Responses) -> np.ndarray:
     *_, prob, _, _ = _state(st, p, c)
-    return c.y * np.log(prob) + (1 - c.y) * np.log(1 - prob)
+    return _bernoulli_log_likelihood(c.y, prob)
+
+
+def _bernoulli_log_likelihood(y: np.ndarray, prob: np.ndarray) -> np.ndarray:
+    return y * np.log(prob) + (1 - y) * np.log(1 - prob)
 
 
 def _backtracked(st: Structure, p: Params, r: Responses, step: np.ndarray, scale_slope: np.ndarray,
@@ -249,7 +253,7 @@ def _items(st: Structure, p: Params, r: Responses) -> None:
                         (1 - s) * 0.5 * sig_g * (1 - sig_g) * st.guessable[c.item],  # dp / d g
                         -(1 - cc) * a * ds * c.after], axis=1)  # dp / d shift (theta - shift - b: as delta's, after the change)
         return itertools.chain((score * jac[:, k] for k in range(4)), (jac[:, u] * jac[:, v] * inv for u, v in pairs),
-                               [c.after.astype(np.float64), c.y * np.log(prob) + (1 - c.y) * np.log(1 - prob)])
+                               [c.after.astype(np.float64), _bernoulli_log_likelihood(c.y, prob)])
 
     sums = _sums(r, "item", equations, n)
     grad = sums[:4].T.copy()
