@@ -14,7 +14,7 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import pandas as pd
@@ -50,12 +50,13 @@ class History:
                              "val_auc": np.round(self.val_auc, 5)})
 
 
-def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callable[[], torch.Tensor],
+def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callable[[], torch.Tensor | Iterable[torch.Tensor]],
                batch_size: int, batch_loss: BatchLoss, validate: Callable[[], float], epochs: int, patience: int,
                on_epoch: EpochCallback | None = None, *, lr_setting: str = "train.lr",
                owned: np.ndarray | None = None) -> History:
-    """Up to `epochs` passes over `order()` (a fresh shuffle of the examples 0..n-1 each epoch) in batches of
-    `batch_size`; after each, `validate()` gives the AUC early stopping watches. The best epoch's weights are
+    """Up to `epochs` passes over `order()` (a fresh shuffle of the examples each epoch, or a sequence of such parts:
+    a batch then never spans two parts, so an engine reading its examples a block at a time holds one) in batches
+    of `batch_size`; after each, `validate()` gives the AUC early stopping watches. The best epoch's weights are
     restored at the end. A loss that is not finite stops training at once, naming `lr_setting`, the setting most
     likely at fault. Under torchrun, `owned` says which examples this rank holds, and `batch_loss` is given this
     rank's rows of them (its held examples in order)."""
@@ -64,10 +65,9 @@ def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callab
     for epoch in range(1, epochs + 1):
         model.train()
         t0 = time.perf_counter()
-        rows = order()
         total, count = 0.0, 0
-        for lo in tqdm(range(0, len(rows), batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5, disable=None):
-            batch = rows[lo : lo + batch_size]
+        for batch in tqdm(_batches(order(), batch_size), desc=f"epoch {epoch}", leave=False, mininterval=5, disable=None):
+            hist.examples_seen += len(batch)
             loss, weight = step(batch if local is None else distributed.mine(local, batch))
             value = loss.item()
             if not math.isfinite(value):
@@ -78,7 +78,6 @@ def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callab
             total += value * weight
             count += weight
         hist.train_seconds += time.perf_counter() - t0
-        hist.examples_seen += len(rows)
         model.eval()
         auc = validate()
         total, count = distributed.all_sum(total), distributed.all_sum(count)
@@ -93,6 +92,13 @@ def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callab
     stop.restore(model)
     hist.best_epoch, hist.best_val_auc = stop.best_epoch, stop.best_score
     return hist
+
+
+def _batches(rows: torch.Tensor | Iterable[torch.Tensor], batch_size: int) -> Iterator[torch.Tensor]:
+    """Consecutive runs of `batch_size` of `rows`, of each of its parts in turn when it is a sequence of parts."""
+    for part in [rows] if isinstance(rows, torch.Tensor) else rows:
+        for lo in range(0, len(part), batch_size):
+            yield part[lo : lo + batch_size]
 
 
 def _diverged(value: float, epoch: int, opt: torch.optim.Optimizer, lr_setting: str) -> SettingsError:

@@ -74,8 +74,52 @@ class StaticFeatures:
         return self.dense[:, 4]
 
 
-def static_features(events: pa.Table, item: np.ndarray, train_rows: np.ndarray) -> StaticFeatures:
-    """The per-event features; latency cut points and item success rates come from `train_rows` only."""
+@dataclass
+class TrainingStats:
+    """What the static features need of the training students' events as a whole (`training_stats`, or gathered
+    a batch at a time by ktirt/irt/target_blocks.py): latency cut points and each item's right answers and
+    responses among them."""
+
+    latency_cuts: np.ndarray
+    item_right: np.ndarray
+    """per item index: training responses answered right"""
+    item_answered: np.ndarray
+    """per item index: training responses"""
+
+    @property
+    def mean_correct(self) -> float:
+        """The training responses' correct rate: the success rate of an item no other training response met (as
+        float32, the way numpy's mean of the float32 outcomes gives it below 2**24 responses)."""
+        n = self.item_answered.sum()
+        return float(np.float32(self.item_right.sum()) / np.float32(n)) if n else 0.5
+
+
+def latency_cuts(values: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """The latency deciles' cut points from the training latencies' distinct `values` (sorted) and their `counts`:
+    what np.quantile (linear) gives on the latencies themselves, without holding them."""
+    n = int(counts.sum())
+    if not n:
+        return np.zeros(LATENCY_BINS - 1)
+    ends = np.cumsum(counts)  # the sorted latencies' positions 0..n-1: value k covers ends[k-1]..ends[k]-1
+    at = np.linspace(0, 1, LATENCY_BINS + 1)[1:-1] * (n - 1)
+    lo = np.floor(at)
+    lo_value = values[np.searchsorted(ends, lo, side="right")]
+    hi_value = values[np.searchsorted(ends, np.minimum(lo + 1, n - 1), side="right")]
+    return np.array([np.quantile([a, b], f) for a, b, f in zip(lo_value, hi_value, at - lo)])
+
+
+def training_stats(events: pa.Table, item: np.ndarray, is_train: np.ndarray, n_items: int) -> TrainingStats:
+    """TrainingStats of the events `is_train` marks, from the table at once."""
+    lat = events["latency_ms"].to_numpy(zero_copy_only=False).astype(np.float64)[is_train]
+    values, counts = np.unique(lat[np.isfinite(lat)], return_counts=True)
+    correct = events["correct"].to_numpy().astype(np.float64)
+    return TrainingStats(latency_cuts(values, counts), np.bincount(item[is_train], correct[is_train], n_items),
+                         np.bincount(item[is_train], minlength=n_items).astype(np.float64))
+
+
+def static_features(events: pa.Table, item: np.ndarray, is_train: np.ndarray, stats: TrainingStats) -> StaticFeatures:
+    """The per-event features; latency cut points and item success rates come from training events only
+    (`stats`, over all of them; `is_train` marks these events' training ones)."""
     n = events.num_rows
     correct = events["correct"].to_numpy().astype(np.float32)
     out = np.zeros((n, 6), dtype=np.float32)
@@ -85,20 +129,13 @@ def static_features(events: pa.Table, item: np.ndarray, train_rows: np.ndarray) 
     out[:, 3] = np.log1p(events["attempt_count"].to_numpy().astype(np.float32))
     lat = events["latency_ms"].to_numpy(zero_copy_only=False).astype(np.float64)  # nulls -> NaN
     have = np.isfinite(lat)
-    train_lat = lat[train_rows][have[train_rows]]
-    cuts = np.quantile(train_lat, np.linspace(0, 1, LATENCY_BINS + 1)[1:-1]) if len(train_lat) else np.zeros(LATENCY_BINS - 1)
-    latency = np.where(have, np.searchsorted(cuts, np.nan_to_num(lat), side="right"), LATENCY_BINS).astype(np.int8)
+    latency = np.where(have, np.searchsorted(stats.latency_cuts, np.nan_to_num(lat), side="right"), LATENCY_BINS).astype(np.int8)
     del lat, have
     # item success rate among training responses, leaving the event itself out
-    is_train = np.zeros(n, dtype=bool)
-    is_train[train_rows] = True
-    n_items = int(item.max()) + 1 if n else 0
-    s = np.bincount(item[is_train], weights=correct[is_train], minlength=n_items)
-    c = np.bincount(item[is_train], minlength=n_items).astype(np.float64)
-    s_loo = s[item] - np.where(is_train, correct, 0)
-    c_loo = c[item] - is_train
+    s_loo = stats.item_right[item] - np.where(is_train, correct, 0)
+    c_loo = stats.item_answered[item] - is_train
     rate = np.divide(s_loo, c_loo, out=np.full(n, np.nan), where=c_loo > 0)
-    out[:, 4] = np.nan_to_num(rate, nan=float(correct[is_train].mean()) if is_train.any() else 0.5)
+    out[:, 4] = np.nan_to_num(rate, nan=stats.mean_correct)
     out[:, 5] = ~np.isfinite(rate)
     return StaticFeatures(out, latency)
 

@@ -17,12 +17,24 @@ class Catalog:
     """Every item of the events and unit tests, with its skills, type and text embedding."""
 
     def __init__(self, events: pa.Table, unit_tests: pa.Table, types: dict[str, str], text):
-        ids = pa.chunked_array([*events["item_id"].chunks, *unit_tests["item_id"].chunks], pa.string())
-        seen, first = first_occurrences(ids)
+        rows = pa.concat_tables([events.select(["item_id", "skill_ids"]), unit_tests.select(["item_id", "skill_ids"])])
+        self._build(rows, events.select(["item_id", "problem_type"]), types, text)
+
+    @classmethod
+    def of_first_rows(cls, rows: pa.Table, event_types: pa.Table, types: dict[str, str], text) -> "Catalog":
+        """The catalog from item_id and skill_ids rows holding at least each item's first row (the events', then
+        the unit tests'), in the tables' order, and item_id and problem_type rows holding each item's first
+        event: what a pass over the log a batch at a time keeps (ktirt/irt/target_blocks.py)."""
+        cat = cls.__new__(cls)
+        cat._build(rows, event_types, types, text)
+        return cat
+
+    def _build(self, rows: pa.Table, event_types: pa.Table, types: dict[str, str], text) -> None:
+        seen, first = first_occurrences(rows["item_id"])
         seen = seen.to_numpy(zero_copy_only=False)
         order = np.argsort(seen, kind="stable")
         self.items = seen[order].tolist()  # sorted ids
-        lists = _skill_lists_at(events, unit_tests, first[order])  # each one's, from its first row
+        lists = skill_lists(rows["skill_ids"].take(pa.array(first[order], pa.int64())))  # each one's, from its first row
         self.item_skill_lists = lists.to_pylist()
         """each item's skill codes, in the source's order; the first is its `skill_id` in item_params"""
         self.item_skill_name = np.array([codes[0] for codes in self.item_skill_lists], dtype=object)
@@ -33,7 +45,7 @@ class Catalog:
         """(n_items, K) skill indices, -1 after an item's last"""
         self.item_skill = self.item_skills[:, 0]
         """the first skill's index: the mean baselines' fallback for an item no training student answered"""
-        self.types = problem_types_of(self.items, events, types)
+        self.types = problem_types_of(self.items, event_types, types)
         self.guessable = np.array([t in GUESSABLE_TYPES for t in self.types])
         self.text = text_matrix(self.items, text)
 
@@ -44,8 +56,3 @@ class Catalog:
     def index(self, ids: pa.ChunkedArray) -> np.ndarray:
         return pc.index_in(ids, value_set=pa.array(self.items, pa.string())).to_numpy(zero_copy_only=False).astype(np.int64)
 
-
-def _skill_lists_at(events: pa.Table, unit_tests: pa.Table, rows: np.ndarray) -> pa.ListArray:
-    """`skill_lists` of rows of the events followed by the unit tests (row numbers over both), in `rows`' order."""
-    both = pa.chunked_array([*events["skill_ids"].chunks, *unit_tests["skill_ids"].chunks], events.schema.field("skill_ids").type)
-    return skill_lists(both.take(pa.array(rows, pa.int64())))

@@ -11,8 +11,9 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
-from ktirt.features.history import (EventTable, as_event_index, history_end, history_summary, history_window,
-                                    pair_context, residual_values, skill_prefix_sums, static_features, user_starts)
+from ktirt.features.history import (EventTable, TrainingStats, as_event_index, history_end, history_summary,
+                                    history_window, pair_context, residual_values, skill_prefix_sums, static_features,
+                                    training_stats, user_starts)
 from ktirt.irt.catalog import Catalog
 from ktirt.split import SPLITS, split_labels
 
@@ -55,18 +56,42 @@ class Targets:
 
 def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Catalog, H: int) -> tuple[EventTable, Targets]:
     """The event table (features per event) and the targets, events first in file order, then the scored
-    unit-test rows; each target's history holds the `H` events before it (-1 padded)."""
+    unit-test rows; each target's history holds the `H` events before it (-1 padded). The whole log as one
+    block (ktirt/irt/target_blocks.py builds them a block of students at a time)."""
+    first = _run_starts(events["user_id"])
+    distinct = events["user_id"].take(pa.array(np.flatnonzero(first))).to_numpy(zero_copy_only=False)
+    labels = split_labels(distinct, split)
+    item = cat.index(events["item_id"])
+    stats = training_stats(events, item, labels[np.cumsum(first) - 1] == 0, len(cat.items))
+    scored = unit_tests.filter(pc.is_valid(unit_tests["correct"]))
+    rows = np.flatnonzero(np.asarray(pc.is_valid(unit_tests["correct"])))
+    return block_targets(events, scored, rows, split, cat, H, stats, StudentNumbers(0, len(distinct)))
+
+
+@dataclass
+class StudentNumbers:
+    """Where a block's students are numbered from: its event users (in file order) from `first`, the students met
+    only in unit tests from `first_test_only` (after every event user of the log), each in the order first met."""
+
+    first: int
+    first_test_only: int
+    first_event_row: int = 0
+    """the block's first row in events.parquet"""
+
+
+def block_targets(events: pa.Table, scored: pa.Table, scored_rows: np.ndarray, split: dict, cat: Catalog, H: int,
+                  stats: TrainingStats, numbers: StudentNumbers) -> tuple[EventTable, Targets]:
+    """build_targets of one block of whole students: their events and their scored unit-test rows (`scored`, rows
+    `scored_rows` of unit_tests.parquet); event indices are the block's own, students are numbered by `numbers`."""
     first = _run_starts(events["user_id"])
     user_rank = np.cumsum(first) - 1
     distinct = events["user_id"].take(pa.array(np.flatnonzero(first))).to_numpy(zero_copy_only=False)
     labels = split_labels(distinct, split)
     ts = events["timestamp"].cast(pa.int64()).to_numpy()
     item = cat.index(events["item_id"])
-    train_rows = np.flatnonzero(labels[user_rank] == 0)
     ev = EventTable(user_rank, ts, item, cat.item_skills[item], events["correct"].to_numpy().astype(np.float32),
-                    static_features(events, item, train_rows), user_starts(user_rank))
+                    static_features(events, item, labels[user_rank] == 0, stats), user_starts(user_rank))
 
-    scored = unit_tests.filter(pc.is_valid(unit_tests["correct"]))
     ut_rank = pc.index_in(scored["user_id"], value_set=pa.array(distinct, pa.string())).fill_null(-1).to_numpy(zero_copy_only=False)
     ut_ts = scored["timestamp"].cast(pa.int64()).to_numpy()
     ut_label = np.full(len(ut_rank), -1)
@@ -78,8 +103,8 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
     ut_first = np.where(has_events, user_first_idx[np.maximum(ut_rank, 0)], 0)
     ut_item = cat.index(scored["item_id"])
     test_only, test_only_users = pd.factorize(scored["user_id"].to_numpy(zero_copy_only=False)[~has_events])
-    ut_student = ut_rank.copy()
-    ut_student[~has_events] = len(distinct) + test_only
+    ut_student = ut_rank + numbers.first
+    ut_student[~has_events] = numbers.first_test_only + test_only
 
     ev_end = history_end(ev, user_rank, ts)
     vals = residual_values(ev)
@@ -88,18 +113,18 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
     summary = np.r_[history_summary(ev, ev_end, ev.user_start, ev_skill_sums), history_summary(ev, ut_end, ut_first, ut_skill_sums)]
     t = Targets(
         kind=np.r_[np.zeros(len(item), np.int8), np.ones(len(ut_item), np.int8)],
-        student=np.r_[user_rank, ut_student],
+        student=np.r_[user_rank + numbers.first, ut_student],
         item=np.r_[item, ut_item],
         skill=cat.item_skill[np.r_[item, ut_item]],
         skills=cat.item_skills[np.r_[item, ut_item]],
         timestamp_ms=np.r_[ts, ut_ts],
         y=np.r_[ev.correct, scored["correct"].to_numpy().astype(np.float32)],
-        split=np.r_[labels[user_rank], ut_label],
+        split=np.r_[labels[user_rank], ut_label].astype(np.int8),
         history_end=as_event_index(np.r_[ev_end, ut_end]),
         history_first=as_event_index(np.r_[ev.user_start, ut_first]),
         history_len=H,
         summary=summary,
-        source_row=np.r_[np.arange(len(item)), np.flatnonzero(np.asarray(pc.is_valid(unit_tests["correct"])))],
+        source_row=np.r_[np.arange(len(item)) + numbers.first_event_row, scored_rows],
         users=np.r_[distinct, np.asarray(test_only_users, dtype=object)],
     )
     return ev, t

@@ -6,6 +6,7 @@ this one runs them in order."""
 from __future__ import annotations
 
 import logging
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,7 +19,7 @@ from ktirt import distributed
 from ktirt.early_stopping import EpochCallback
 from ktirt.evaluation import binary_metrics, item_mean_floor, require_both_outcomes
 from ktirt.features.history import N_CONTEXTS, N_STATIC, N_SUMMARY, SUMMARY_LOG_SKILL_EVENTS
-from ktirt.io import atomic_path, write_csv, write_parquet
+from ktirt.io import atomic_path, read_events, read_unit_tests, write_csv, write_parquet
 from ktirt.irt.against_truth import against_truth
 from ktirt.irt.calibration import align_theta, calibrate_items
 from ktirt.irt.catalog import Catalog
@@ -27,7 +28,8 @@ from ktirt.irt.fit import fit_wdirt, probabilities, theta_all, wide_values
 from ktirt.irt.item_bank import item_bank
 from ktirt.irt.model_files import EVENT_PREDICTIONS, ITEM_DRIFT, ITEM_PARAMS, MODEL
 from ktirt.irt.plot_tables import drift_plot_table, event_coverage, observed_difficulty_plot
-from ktirt.irt.targets import Batcher, Targets, build_targets
+from ktirt.irt.target_blocks import BLOCK_EVENTS, BlockBatcher, LogSource, TargetBlocks, gather
+from ktirt.irt.targets import Targets
 from ktirt.models.wdirt import WDIRTConfig, WideDeepIRT
 from ktirt.runtime import resolve_device, seed_everything
 from ktirt.settings import WDIRTSettings  # the wdirt section of params.yaml
@@ -66,37 +68,45 @@ class WDIRTResult:
             write_csv(df, Path(plots_dir) / f"{name}.csv")
 
 
-def run_wdirt(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSettings, types: dict[str, str] | None = None,
-              text=None, truth: Path | None = None, on_epoch: EpochCallback | None = None) -> WDIRTResult:
-    """Fit, calibrate, test for drift and score. Under torchrun this is one rank of N (ktirt/distributed.py):
+def run_wdirt(events: pa.Table | str | Path, unit_tests: pa.Table | str | Path, split: dict, s: WDIRTSettings,
+              types: dict[str, str] | None = None, text=None, truth: Path | None = None,
+              on_epoch: EpochCallback | None = None, block_events: int = BLOCK_EVENTS) -> WDIRTResult:
+    """Fit, calibrate, test for drift and score. `events` and `unit_tests`: the tables, or their parquet files (read
+    a block of about `block_events` events' students at a time; the targets are kept on disk in the meantime,
+    under the system's temporary folder, TMPDIR). Under torchrun this is one rank of N (ktirt/distributed.py):
     it trains on its shard of the students, the calibrations sum over its shard of the responses, and every
     rank ends with the same model, tables and metrics (the stage's rank 0 saves them)."""
     seed_everything(s.seed, s.threads)
     device = distributed.join(resolve_device(s.device))
-    return _run(events, unit_tests, split, s, types, text, truth, device, on_epoch)
+    with tempfile.TemporaryDirectory(prefix="ktirt-wdirt-") as folder:
+        return _run(LogSource(events, unit_tests, block_events), split, s, types, text, truth, device, on_epoch,
+                    Path(folder))
 
 
-def _run(events: pa.Table, unit_tests: pa.Table, split: dict, s: WDIRTSettings, types: dict[str, str] | None, text,
-         truth: Path | None, device: torch.device, on_epoch: EpochCallback | None) -> WDIRTResult:
+def _run(source: LogSource, split: dict, s: WDIRTSettings, types: dict[str, str] | None, text, truth: Path | None,
+         device: torch.device, on_epoch: EpochCallback | None, folder: Path) -> WDIRTResult:
     phase = Phases("WD-IRT")
     with phase("features"):
-        cat = Catalog(events, unit_tests, types or {}, text)
-        ev, t = build_targets(events, unit_tests, split, cat, s.history_len)
+        cat, stats, n_users = gather(source, split, types or {}, text)
+        blocks = TargetBlocks.build(source, split, cat, stats, n_users, s.history_len, folder)
     model = _new_model(cat, s).to(device)
     distributed.reseed_for_rank(s.seed)
-    batcher = Batcher(ev, t, device)
-    log.info("WD-IRT: %d items, %d skills, %d targets (%d unit-test scores), history %d; device %s",
-             len(cat.items), len(cat.skills), len(t.y), int(t.kind.sum()), s.history_len, device)
+    data = BlockBatcher(blocks, device)
+    t = blocks.targets()
+    log.info("WD-IRT: %d items, %d skills, %d targets (%d unit-test scores) in %d blocks, history %d; device %s",
+             len(cat.items), len(cat.skills), len(t.y), int(t.kind.sum()), len(blocks), s.history_len, device)
     _require_both_outcomes(t)
     with phase("train"):
-        hist = fit_wdirt(model, batcher, t, s, on_epoch)
+        hist = fit_wdirt(model, data, s, on_epoch)
     model = model.cpu()
-    batcher.device = torch.device("cpu")
+    data = BlockBatcher(blocks, torch.device("cpu"))
     with phase("theta"):
-        theta = theta_all(model, batcher, t.student)
-    items_in_events = int(len(np.unique(ev.item)))
-    # done with the event features: let them go before the two calibrations and drift, which need memory of their own
-    del batcher, ev
+        theta_all(model, data)
+    del data
+    theta = blocks.concat("theta")[0]
+    items_in_events = int(len(np.unique(t.item[t.kind == 0])))
+    events = source.events if isinstance(source.events, pa.Table) else read_events(source.events)
+    unit_tests = source.unit_tests if isinstance(source.unit_tests, pa.Table) else read_unit_tests(source.unit_tests)
     log_opportunity = t.summary[:, SUMMARY_LOG_SKILL_EVENTS]
     with phase("calibration"):
         theta = _calibrate_predictive(model, t, theta, log_opportunity, s)

@@ -1,0 +1,242 @@
+"""WD-IRT's targets on disk, a block of whole students at a time, so the engine's memory follows a block and not
+the log.
+
+Every figure of a target (its history window, its summary, the features of its history's events) is one
+student's, so blocks of whole students can be built and used one at a time, given what the log says as a whole:
+the item catalog and the training students' latency cut points and item success rates. Those come from a first
+pass over the events a batch at a time (`gather`); the second (`TargetBlocks.build`) writes each block's event
+table and targets as .npy files to a temporary folder. The phases after it read a block at a time, or the few
+per-target fields they need. With the log in one block (any log of up to BLOCK_EVENTS events) the targets are
+the ones `build_targets` gives on the whole table, in the same order.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import torch
+
+from ktirt.events import UNIT_TESTS_SCHEMA
+from ktirt.features.history import EventTable, StaticFeatures, TrainingStats, latency_cuts
+from ktirt.io import iter_parquet
+from ktirt.irt.catalog import Catalog
+from ktirt.irt.targets import Batcher, StudentNumbers, Targets, _run_starts, block_targets
+from ktirt.split import split_labels
+from ktirt.user_batches import batches_of
+from ktirt.vocab import first_occurrences
+
+BLOCK_EVENTS = 1 << 20
+"""events a block holds (whole students: about this many)"""
+UNIT_TEST_COLUMNS = ["user_id", "item_id", "skill_ids", "timestamp", "correct"]
+EVENT_COLUMNS = ["user_id", "item_id", "skill_ids", "problem_type", "timestamp", "correct", "help_requested",
+                 "hint_count", "attempt_count", "latency_ms"]
+_EVENT_FIELDS = ("user", "timestamp_ms", "item", "skills", "correct", "user_start")
+_TARGET_FIELDS = tuple(f.name for f in dataclasses.fields(Targets) if f.name not in ("history_len", "users"))
+
+
+class LogSource:
+    """The events and unit tests, as tables in memory (one block) or as the parquet files (read `rows` at a time)."""
+
+    def __init__(self, events: pa.Table | str | Path, unit_tests: pa.Table | str | Path, rows: int = BLOCK_EVENTS):
+        self.events, self.unit_tests, self.rows = events, unit_tests, rows
+
+    def event_blocks(self, columns: list[str] = EVENT_COLUMNS) -> Iterator[pa.Table]:
+        """The events, blocks of whole students of at least half of `rows` events each (a last smaller one joins the
+        one before), in file order: a log of up to `rows` events is one block."""
+        ready, pending = None, []
+        for batch in batches_of(self.events, self.rows, columns)():
+            pending.append(batch)
+            if sum(t.num_rows for t in pending) >= self.rows // 2:
+                if ready is not None:
+                    yield ready
+                ready, pending = pa.concat_tables(pending), []
+        if pending or ready is not None:
+            yield pa.concat_tables(([ready] if ready is not None else []) + pending)
+
+    def unit_test_tables(self, columns: list[str] = UNIT_TEST_COLUMNS) -> Iterator[pa.Table]:
+        if isinstance(self.unit_tests, pa.Table):
+            yield self.unit_tests.select(columns)
+        else:
+            for batch in iter_parquet(self.unit_tests, "prepare", UNIT_TESTS_SCHEMA, columns, self.rows):
+                yield pa.Table.from_batches([batch])
+
+
+def gather(source: LogSource, split: dict, types: dict[str, str], text) -> tuple[Catalog, TrainingStats, int]:
+    """The first pass: (the catalog, the training events' statistics, the number of students with events)."""
+    firsts, kinds, latencies, sums, n_users = None, None, [], [], 0
+    for block in source.event_blocks():
+        starts = _run_starts(block["user_id"])
+        user = np.cumsum(starts) - 1
+        labels = split_labels(block["user_id"].filter(pa.array(starts)).to_numpy(zero_copy_only=False), split)
+        n_users += int(starts.sum())
+        train = block.filter(pa.array(labels[user] == 0))
+        lat = train["latency_ms"].to_numpy(zero_copy_only=False).astype(np.float64)
+        latencies.append(np.unique(lat[np.isfinite(lat)], return_counts=True))
+        sums.append(train.group_by("item_id", use_threads=False).aggregate([("correct", "sum"), ("correct", "count")]))
+        firsts = _first_rows(firsts, block.select(["item_id", "skill_ids", "problem_type"]))
+        latencies, sums = [_merged_counts(latencies)], [_merged_sums(sums)]
+    for table in source.unit_test_tables(["item_id", "skill_ids"]):
+        kinds = _first_rows(kinds, table)
+    rows = [t.select(["item_id", "skill_ids"]) for t in (firsts, kinds) if t is not None]
+    cat = Catalog.of_first_rows(pa.concat_tables(rows), firsts.select(["item_id", "problem_type"]), types, text)
+    right, answered = np.zeros(len(cat.items)), np.zeros(len(cat.items))
+    s = sums[0]
+    at = cat.index(s["item_id"])
+    right[at] = s["correct_sum"].to_numpy(zero_copy_only=False)
+    answered[at] = s["correct_count"].to_numpy(zero_copy_only=False)
+    return cat, TrainingStats(latency_cuts(*latencies[0]), right, answered), n_users
+
+
+def _first_rows(held: pa.Table | None, rows: pa.Table) -> pa.Table:
+    """Each item's first row of `held` (the earlier batches' first rows) followed by `rows`."""
+    both = rows if held is None else pa.concat_tables([held, rows])
+    return both.take(pa.array(first_occurrences(both["item_id"])[1], pa.int64()))
+
+
+def _merged_counts(parts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
+    values, where = np.unique(np.concatenate([v for v, _ in parts]), return_inverse=True)
+    return values, np.bincount(where, np.concatenate([c for _, c in parts]).astype(np.float64), len(values)).astype(np.int64)
+
+
+def _merged_sums(parts: list[pa.Table]) -> pa.Table:
+    if len(parts) == 1:
+        return parts[0]
+    both = pa.concat_tables(parts)
+    return both.group_by("item_id", use_threads=False).aggregate([("correct_sum", "sum"), ("correct_count", "sum")]) \
+        .rename_columns({"correct_sum_sum": "correct_sum", "correct_count_sum": "correct_count"})
+
+
+class TargetBlocks:
+    """The blocks' event tables and targets, as .npy files under `folder` (block k in folder/k/); `users`: each
+    student's id by student index."""
+
+    def __init__(self, folder: Path, cat: Catalog, history_len: int):
+        self.folder, self.cat, self.history_len = Path(folder), cat, history_len
+        self.sizes: list[int] = []
+        self.users = np.zeros(0, dtype=object)
+
+    @classmethod
+    def build(cls, source: LogSource, split: dict, cat: Catalog, stats: TrainingStats, n_users: int, H: int,
+              folder: Path) -> TargetBlocks:
+        """The second pass: every block's event table and targets, written to `folder`."""
+        blocks = cls(folder, cat, H)
+        numbers = StudentNumbers(0, n_users)
+        event_users, test_only = [], []
+        for block, scored, scored_rows in _with_unit_tests(source):
+            ev, t = block_targets(block, scored, scored_rows, split, cat, H, stats, numbers)
+            n_event_users = int(ev.user[-1]) + 1 if len(ev.user) else 0
+            event_users.append(t.users[:n_event_users])
+            test_only.append(t.users[n_event_users:])
+            blocks._save(len(blocks.sizes), ev, t)
+            blocks.sizes.append(len(t.y))
+            numbers = StudentNumbers(numbers.first + n_event_users, numbers.first_test_only + len(test_only[-1]),
+                                     numbers.first_event_row + len(ev.user))
+        blocks.users = np.concatenate(event_users + test_only) if event_users else blocks.users
+        return blocks
+
+    def _save(self, k: int, ev: EventTable, t: Targets) -> None:
+        d = self.folder / str(k)
+        d.mkdir(parents=True)
+        for name in _EVENT_FIELDS:
+            np.save(d / f"event_{name}.npy", getattr(ev, name))
+        np.save(d / "event_dense.npy", ev.static.dense)
+        np.save(d / "event_latency.npy", ev.static.latency)
+        for name in _TARGET_FIELDS:
+            np.save(d / f"{name}.npy", getattr(t, name))
+
+    def __len__(self) -> int:
+        return len(self.sizes)
+
+    def load(self, k: int) -> tuple[EventTable, Targets]:
+        """Block k's event table and targets."""
+        d = self.folder / str(k)
+        ev = {name: np.load(d / f"event_{name}.npy") for name in _EVENT_FIELDS}
+        static = StaticFeatures(np.load(d / "event_dense.npy"), np.load(d / "event_latency.npy"))
+        t = Targets(**{name: np.load(d / f"{name}.npy", allow_pickle=False) for name in _TARGET_FIELDS},
+                    history_len=self.history_len, users=self.users)
+        return EventTable(static=static, **ev), t
+
+    def fields(self, k: int, *names: str) -> tuple[np.ndarray, ...]:
+        """Some per-target arrays of block k: Targets fields, or ones written with `put`."""
+        return tuple(np.load(self.folder / str(k) / f"{name}.npy") for name in names)
+
+    def put(self, k: int, name: str, values: np.ndarray) -> None:
+        """Keep a per-target array of block k (`fields` reads it back)."""
+        np.save(self.folder / str(k) / f"{name}.npy", values)
+
+    def concat(self, *names: str) -> tuple[np.ndarray, ...]:
+        """Per-target arrays over every block, in target order (for figures that need every target at once)."""
+        parts = [self.fields(k, *names) for k in range(len(self))]
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(names)))
+
+    def targets(self) -> Targets:
+        """Every target's Targets fields but its history's (history_end, history_first), in memory."""
+        keep = [n for n in _TARGET_FIELDS if n not in ("history_end", "history_first")]
+        values = dict(zip(keep, self.concat(*keep)))
+        empty = np.zeros(len(values["y"]), np.int32)
+        return Targets(**values, history_end=empty, history_first=empty, history_len=self.history_len, users=self.users)
+
+
+def _with_unit_tests(source: LogSource) -> Iterator[tuple[pa.Table, pa.Table, np.ndarray]]:
+    """Each block of events with its students' scored unit-test rows and their rows in unit_tests.parquet (both
+    tables sorted by user_id): the rows up to the block's last student; the last block also takes those after it
+    (students met only in unit tests)."""
+    tables = source.unit_test_tables()
+    held, row = None, 0
+    blocks = iter(source.event_blocks())
+    block = next(blocks, None)
+    while block is not None:
+        after = next(blocks, None)
+        last = block["user_id"][-1].as_py() if after is not None and block.num_rows else None
+        parts = []
+        while True:
+            held = held if held is not None and held.num_rows else next(tables, None)
+            if held is None:
+                break
+            users = held["user_id"].to_numpy(zero_copy_only=False)
+            cut = len(users) if last is None else int(np.searchsorted(users, last, side="right"))
+            parts.append(held.slice(0, cut))
+            held = held.slice(cut)
+            if held.num_rows:
+                break
+        mine = pa.concat_tables(parts) if parts else _no_unit_tests()
+        valid = np.asarray(pc.is_valid(mine["correct"]))
+        yield block, mine.filter(pa.array(valid)), row + np.flatnonzero(valid)
+        row += mine.num_rows
+        block = after
+
+
+def _no_unit_tests() -> pa.Table:
+    return UNIT_TESTS_SCHEMA.empty_table().select(UNIT_TEST_COLUMNS)
+
+
+class BlockBatcher:
+    """Batcher over the blocks: targets are numbered over every block in turn; a batch's targets lie in one block,
+    whose event table and targets are loaded when a batch first asks for it (one block held at a time)."""
+
+    def __init__(self, blocks: TargetBlocks, device):
+        self.blocks, self.device = blocks, device
+        self.offsets = np.r_[0, np.cumsum(blocks.sizes)].astype(np.int64)
+        self._held: tuple[int, Batcher] | None = None
+
+    def block(self, k: int) -> Batcher:
+        if self._held is None or self._held[0] != k:
+            self._held = None  # let the previous block go before the next is read
+            self._held = (k, Batcher(*self.blocks.load(k), self.device))
+        return self._held[1]
+
+    def __call__(self, idx: torch.Tensor):
+        k = int(np.searchsorted(self.offsets, int(idx[0]), side="right")) - 1
+        local = idx - int(self.offsets[k])
+        if len(idx) and (int(local.min()) < 0 or int(local.max()) >= self.blocks.sizes[k]):
+            raise ValueError("a batch's targets span two blocks")
+        return self.block(k)(local)
+
+    def rows(self, k: int, local: np.ndarray) -> np.ndarray:
+        """Target numbers of block k's targets `local`."""
+        return local + self.offsets[k]
