@@ -229,33 +229,40 @@ def write_parquet_parts(parts: Iterable[pa.Table], path: str | Path, row_group_s
 
 
 @contextmanager
-def parquet_parts(path: str | Path, row_group_size: int | None = None) -> Iterator[Callable[[pa.Table], None]]:
+def parquet_parts(path: str | Path, row_group_size: int | None = None, atomic: bool = True
+                  ) -> Iterator[Callable[[pa.Table], None]]:
     """`write_parquet_parts` as a writer the caller feeds, part after part (a stage writing two tables in one
-    pass): yields the function that takes the next part; the file is complete when the block ends."""
-    group = row_group_size or ROW_GROUP_ROWS
-    with atomic_path(path) as tmp:
-        writer, held, written = None, [], 0
-
-        def add(part: pa.Table) -> None:
-            nonlocal writer, held, written
-            writer = writer or pq.ParquetWriter(tmp, part.schema, compression="zstd")
-            held.append(part)
-            if sum(t.num_rows for t in held) >= group:
-                table = pa.concat_tables(held)
-                full = table.num_rows - table.num_rows % group
-                writer.write_table(table.slice(0, full).combine_chunks(), group)
-                held, written = [copied(table.slice(full))], written + full  # a view would keep the last part alive
-
-        try:
+    pass): yields the function that takes the next part; the file is complete when the block ends. `atomic`
+    False writes `path` itself (a temporary file of the caller's, not one of the stage's outputs)."""
+    with atomic_path(path) if atomic else contextlib.nullcontext(Path(path)) as tmp:
+        with _parts_writer(tmp, path, row_group_size or ROW_GROUP_ROWS) as add:
             yield add
-            if writer is None:
-                raise ValueError(f"{path}: no table to write")
-            tail = pa.concat_tables(held).combine_chunks()
-            if tail.num_rows or not written:
-                writer.write_table(tail, group)
-        finally:
-            if writer is not None:
-                writer.close()
+
+
+@contextmanager
+def _parts_writer(tmp: Path, path: str | Path, group: int) -> Iterator[Callable[[pa.Table], None]]:
+    writer, held, written = None, [], 0
+
+    def add(part: pa.Table) -> None:
+        nonlocal writer, held, written
+        writer = writer or pq.ParquetWriter(tmp, part.schema, compression="zstd")
+        held.append(part)
+        if sum(t.num_rows for t in held) >= group:
+            table = pa.concat_tables(held)
+            full = table.num_rows - table.num_rows % group
+            writer.write_table(table.slice(0, full).combine_chunks(), group)
+            held, written = [copied(table.slice(full))], written + full  # a view would keep the last part alive
+
+    try:
+        yield add
+        if writer is None:
+            raise ValueError(f"{path}: no table to write")
+        tail = pa.concat_tables(held).combine_chunks()
+        if tail.num_rows or not written:
+            writer.write_table(tail, group)
+    finally:
+        if writer is not None:
+            writer.close()
 
 
 def copied(table: pa.Table) -> pa.Table:

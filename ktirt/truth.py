@@ -117,13 +117,22 @@ def matched(p: np.ndarray, truth: Path, what: str) -> np.ndarray:
 
 def unit_test_probabilities(unit_tests: pa.Table, truth: Path) -> np.ndarray:
     """True P(correct) behind each scored row of unit_tests.parquet, in the order of those rows."""
-    keys = ["unit_test_id", "item_id", "user_id"]
     scored = unit_tests.filter(pa.compute.is_valid(unit_tests["correct"]))
     if scored.num_rows == 0:  # e.g. the skill_builder world, which has no unit tests (nor their truth)
         return np.empty(0)
-    ut = scored.select(keys).to_pandas()
-    tr = pd.read_parquet(truth / "unit_test_responses.parquet", columns=[*keys, "p_correct"])
-    return ut.merge(tr, on=keys, how="left", validate="many_to_one")["p_correct"].to_numpy()
+    return _unit_test_truth(scored, truth)
+
+
+UNIT_TEST_KEYS = ["unit_test_id", "item_id", "user_id"]
+
+
+def _unit_test_truth(scored: pa.Table, truth: Path) -> np.ndarray:
+    """The true P(correct) of these scored unit-test rows, reading only their students' truth."""
+    users = pc.unique(scored["user_id"]).to_pylist()
+    tr = pd.read_parquet(truth / "unit_test_responses.parquet", columns=[*UNIT_TEST_KEYS, "p_correct"],
+                         filters=[("user_id", "in", users)] if users else None)
+    return scored.select(UNIT_TEST_KEYS).to_pandas().merge(tr, on=UNIT_TEST_KEYS, how="left",
+                                                          validate="many_to_one")["p_correct"].to_numpy(np.float64)
 
 
 @dataclass
@@ -151,11 +160,7 @@ def target_item_truth(events: pa.Table, unit_tests: pa.Table, truth: Path) -> Ta
     b, a, c = (np.r_[items[k].to_numpy(), np.nan][at] for k in ("difficulty", "discrimination", "guessing"))
     del at
     ev = true_values(truth, event_users(events), response_hashes(events), ("p_solve", "difficulty_effective"))
-    ut_keys = ["unit_test_id", "item_id", "user_id"]
-    ut = scored.select(ut_keys).to_pandas().merge(
-        pd.read_parquet(truth / "unit_test_responses.parquet", columns=[*ut_keys, "p_correct"]),
-        on=ut_keys, how="left", validate="many_to_one")
-    p_solve = np.r_[ev[:, 0], ut["p_correct"].to_numpy(np.float64)]
+    p_solve = np.r_[ev[:, 0], _unit_test_truth(scored, truth) if scored.num_rows else np.empty(0)]
     b_effective = np.r_[ev[:, 1], b[len(ev):]]  # a unit test's item is as it was before any drift
     del ev
     q = np.clip((p_solve - c) / (1 - c), 1e-9, 1 - 1e-9)

@@ -6,7 +6,7 @@ import click
 from _stage import load_params, params_option, split_option, stage
 from _training import live_epochs, save_training, training_outputs
 
-from ktirt.io import read_events, read_items, read_split, read_unit_tests
+from ktirt.io import read_items, read_split
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.catalog import item_text, item_types
 from ktirt.truth import truth_dir
@@ -25,14 +25,13 @@ def main(params_path, interim, split_path, model_dir, metrics_path, plots_dir, l
     data/interim/unit_tests.parquet, data/interim/items.parquet (problem types, text embeddings), data/splits/split.json
     and data/interim/truth/ (the simulator's truth), writes models/wdirt/, metrics/wdirt.json, plots/wdirt/ and dvclive/wdirt/."""
     settings = WDIRTSettings.from_dict(load_params(params_path, "wdirt"))
-    events, unit_tests = read_events(f"{interim}/events.parquet"), read_unit_tests(f"{interim}/unit_tests.parquet")
     items, split = read_items(f"{interim}/items.parquet"), read_split(split_path)
     text = item_text(items)
     if text is None:
         log.info("%s/items.parquet has no text embeddings: the deep part runs without them", interim)
     with live_epochs(live_dir) as on_epoch:
-        result = run_wdirt(events, unit_tests, split, settings, item_types(items), text, truth_dir(f"{interim}/truth"),
-                           on_epoch)
+        result = run_wdirt(f"{interim}/events.parquet", f"{interim}/unit_tests.parquet", split, settings,
+                           item_types(items), text, truth_dir(f"{interim}/truth"), on_epoch)
     save_training(result, model_dir, plots_dir, metrics_path, timings_file)
     m = result.metrics
     log.info("unit-test AUC %s, in-unit AUC %s, difficulty Spearman %s, drift precision/recall %s/%s",

@@ -154,17 +154,19 @@ def test_the_drift_settings_reach_the_drift_test(drifty, monkeypatch):
     and a min_shift above every possible shift (difficulties are clipped to +-8, so 16 is the most a split can
     show; this world has a flagged window at -11.5) leaves the same windows tested and nothing flagged."""
     seen = []
-    real = wdirt_run.drift_table
 
-    def spy(*args):
-        seen.append(args[-1])
-        return real(*args)
+    def spy(real):
+        def spied(*args):
+            seen.append((real.__name__, args[-1]))
+            return real(*args)
+        return spied
 
-    monkeypatch.setattr(wdirt_run, "drift_table", spy)
+    for name in ("drift_cells", "flag_drift"):  # the test's two halves: each item's windows, then the flags
+        monkeypatch.setattr(wdirt_run, name, spy(getattr(wdirt_run, name)))
     s = WDIRTSettings.from_dict({**FAST, "drift_min_shift": 17.0, "drift_z": 3.2, "drift_fdr": 0.15})
     r = run_wdirt(drifty["events"], drifty["tables"].unit_tests, drifty["split"], s)
-    assert seen == [DriftSettings(window="W", z_threshold=3.2, min_shift=17.0, min_responses=FAST["drift_min_responses"],
-                                  fdr=0.15)]
+    ds = DriftSettings(window="W", z_threshold=3.2, min_shift=17.0, min_responses=FAST["drift_min_responses"], fdr=0.15)
+    assert seen == [("drift_cells", ds), ("flag_drift", ds)]
     assert not r.drift["drift_flag"].any() and r.metrics["drift_flagged_items"] == 0
     assert r.item_params["drift_start"].isna().all()
     assert (r.item_params["difficulty_current"] == r.item_params["difficulty"]).all()

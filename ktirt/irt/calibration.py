@@ -31,6 +31,7 @@ import logging
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -75,9 +76,11 @@ def _gradients_only_for(model: WideDeepIRT, trainable: list[torch.nn.Parameter])
             p.requires_grad_(g)
 
 
-def _lbfgs(params, objective, max_iter: int, what: str = "calibration", every_s: float = 15.0) -> tuple[float, float]:
-    """Full-batch L-BFGS; logs its progress (evaluations, objective, elapsed) every `every_s` seconds, so a
-    long calibration is never silent."""
+def _lbfgs(params, evaluate: Callable[[bool], torch.Tensor], max_iter: int, what: str = "calibration",
+           every_s: float = 15.0) -> tuple[float, float]:
+    """Full-batch L-BFGS on `evaluate(backward)`, the objective (summed over chunks of the data, each chunk's
+    gradient taken as it is summed when `backward`); logs its progress (evaluations, objective, elapsed) every
+    `every_s` seconds, so a long calibration is never silent."""
     opt = torch.optim.LBFGS(params, max_iter=max_iter, line_search_fn="strong_wolfe", tolerance_grad=1e-7,
                             tolerance_change=1e-10, history_size=20)
     start = last = time.perf_counter()
@@ -86,8 +89,7 @@ def _lbfgs(params, objective, max_iter: int, what: str = "calibration", every_s:
     def closure():
         nonlocal last, evaluations
         opt.zero_grad()
-        loss = objective()
-        loss.backward()
+        loss = evaluate(True)
         evaluations += 1
         if time.perf_counter() - last >= every_s:
             last = time.perf_counter()
@@ -96,10 +98,10 @@ def _lbfgs(params, objective, max_iter: int, what: str = "calibration", every_s:
         return loss
 
     with torch.no_grad():
-        before = float(objective())
+        before = float(evaluate(False))
     opt.step(closure)
     with torch.no_grad():
-        return before, float(objective())
+        return before, float(evaluate(False))
 
 
 def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np.ndarray, item: np.ndarray,
@@ -115,7 +117,16 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
     `after_change` marks the responses given after their item's difficulty changed (a drift change point):
     those items get a second difficulty, b + shift, for those responses, so that the model's difficulty is
     the item's before the change rather than a blend of two regimes."""
-    n_students = int(student.max()) + 1 if len(student) else 0
+    responses = nc.Responses(student, np.asarray(log_opportunity, np.float64), item, np.asarray(y, np.float64),
+                             np.zeros(len(y), bool) if after_change is None else np.asarray(after_change, bool)).of_this_rank()
+    return calibrate(model, responses, int(student.max()) + 1 if len(student) else 0, prior_strength,
+                     skill_prior_strength=skill_prior_strength, max_sweeps=max_sweeps)
+
+
+def calibrate(model: WideDeepIRT, responses, n_students: int, prior_strength: float, *, skill_prior_strength: float,
+              max_sweeps: int = 200) -> LearningCurves:
+    """calibrate_items on `responses`: this rank's, as newton_calibration.Responses or anything that gives them a
+    chunk at a time (`chunks()`, `total`), such as ktirt/irt/target_blocks.py's BlockResponses."""
     n_items = len(model.item_offset)
     with torch.no_grad():
         structure = nc.Structure(model.item_skills.numpy(), model.item_skill_weight.numpy().astype(np.float64),
@@ -124,15 +135,15 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
         params = nc.Params(*(t.numpy().astype(np.float64) for t in (model.skill_difficulty, model.item_offset,
                                                                     model.item_log_discrimination, model.item_guess_logit)),
                            shift=np.zeros(n_items), alpha=np.zeros(n_students), rate=np.zeros(n_students), rho=0.0)
-    responses = nc.Responses(student, np.asarray(log_opportunity, np.float64), item, np.asarray(y, np.float64),
-                             np.zeros(len(y), bool) if after_change is None else np.asarray(after_change, bool)).of_this_rank()
-    before, after, sweeps = nc.solve(structure, params, responses, max_sweeps, what=f"item calibration ({len(y):,} responses)")
+    before, after, sweeps = nc.solve(structure, params, responses, max_sweeps,
+                                     what=f"item calibration ({responses.total:,} responses)")
     with torch.no_grad():
         for target, value in ((model.skill_difficulty, params.mu), (model.item_offset, params.delta),
                               (model.item_log_discrimination, params.ell), (model.item_guess_logit, params.g)):
             target.copy_(torch.as_tensor(value, dtype=target.dtype))
     log.info("item calibration with learning-curve abilities: loss %.5f -> %.5f in %d sweeps on %d responses of %d "
-             "students (population learning rate %.3f)", before, after, sweeps, len(y), len(np.unique(student)), params.rho)
+             "students (population learning rate %.3f)", before, after, sweeps, responses.total,
+             int(nc.present_students(responses, n_students).sum()), params.rho)
     return LearningCurves(params.alpha, params.rate, params.rho, params.shift, after)
 
 
@@ -140,16 +151,30 @@ def align_theta(model: WideDeepIRT, theta: np.ndarray, item: np.ndarray, y: np.n
     """Map the deep part's theta onto the calibrated items' scale: the scale and shift that maximise the
     likelihood of the responses with the item parameters fixed. `theta` is what the model gave before;
     sets the model's theta_scale and theta_shift and returns them."""
-    raw = (torch.as_tensor(theta, dtype=torch.float32) - model.theta_shift) / model.theta_scale
-    it = torch.as_tensor(item, dtype=torch.long)
-    yy = torch.as_tensor(y, dtype=torch.float32)
-    scale, shift = torch.ones((), requires_grad=True), torch.zeros((), requires_grad=True)
+    return align_theta_chunks(model, lambda: [(theta, item, y)])
 
-    def objective():
-        return F.binary_cross_entropy(model.probability(scale * raw + shift, it).clamp(1e-6, 1 - 1e-6), yy)
+
+def align_theta_chunks(model: WideDeepIRT, chunks: Callable[[], Iterable[tuple[np.ndarray, np.ndarray, np.ndarray]]]
+                       ) -> tuple[float, float]:
+    """align_theta on responses given a chunk at a time: `chunks()` yields (theta, item, y) arrays, a fresh pass
+    each call; the objective is their mean loss, each chunk's gradient taken in turn."""
+    shift0, scale0 = model.theta_shift.clone(), model.theta_scale.clone()
+    scale, shift = torch.ones((), requires_grad=True), torch.zeros((), requires_grad=True)
+    n = sum(len(c[2]) for c in chunks())
+
+    def evaluate(backward: bool) -> torch.Tensor:
+        total = torch.zeros(())
+        for theta, item, y in chunks():
+            raw = (torch.as_tensor(theta, dtype=torch.float32) - shift0) / scale0
+            p = model.probability(scale * raw + shift, torch.as_tensor(item, dtype=torch.long)).clamp(1e-6, 1 - 1e-6)
+            loss = F.binary_cross_entropy(p, torch.as_tensor(y, dtype=torch.float32)) * (len(y) / n)
+            if backward:
+                loss.backward()
+            total = total + loss.detach()
+        return total
 
     with _gradients_only_for(model, []):
-        _lbfgs([scale, shift], objective, 100, "theta alignment")
+        _lbfgs([scale, shift], evaluate, 100, "theta alignment")
     scale, shift = scale.item(), shift.item()
     model.theta_scale.fill_(scale)
     model.theta_shift.fill_(shift)

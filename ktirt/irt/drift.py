@@ -45,9 +45,18 @@ def difficulty_information(group: np.ndarray, n_groups: int, theta, a, b, c, y=N
 
 def fit_difficulty(group: np.ndarray, n_groups: int, y, theta, a, c, b0: np.ndarray, iters: int = 12):
     """MLE of one difficulty per group with theta, a, c fixed (Fisher scoring); returns (b, standard error)."""
+    return fit_difficulty_chunks(lambda: [(group, y, theta, a, c)], n_groups, b0, iters)
+
+
+def fit_difficulty_chunks(chunks, n_groups: int, b0: np.ndarray, iters: int = 12):
+    """fit_difficulty on responses given a chunk at a time: `chunks()` yields (group, y, theta, a, c) arrays, a
+    fresh pass each call; each step sums every chunk's information and score."""
     b = b0.astype(np.float64).copy()
     for _ in range(iters):
-        info, score = difficulty_information(group, n_groups, theta, a, b[group], c, y)
+        info, score = np.zeros(n_groups), np.zeros(n_groups)
+        for group, y, theta, a, c in chunks():
+            i, sc = difficulty_information(group, n_groups, theta, a, b[group], c, y)
+            info, score = info + i, score + sc
         b = np.clip(b + score / np.maximum(info, 1e-9), -8, 8)
     return b, 1 / np.sqrt(np.maximum(info, 1e-9))
 
@@ -56,6 +65,14 @@ def drift_table(item: np.ndarray, timestamp_ms: np.ndarray, y: np.ndarray, theta
                 b: np.ndarray, c: np.ndarray, s: DriftSettings) -> pd.DataFrame:
     """One row per (item, window) with responses: item (index), window_start, window_end, n_window, n_before,
     n_after, difficulty_shift, z, drift_flag. `a`, `b`, `c` are per response (the item's model parameters)."""
+    return flag_drift(drift_cells(item, timestamp_ms, y, theta, a, b, c, s), s)
+
+
+def drift_cells(item: np.ndarray, timestamp_ms: np.ndarray, y: np.ndarray, theta: np.ndarray, a: np.ndarray,
+                b: np.ndarray, c: np.ndarray, s: DriftSettings) -> pd.DataFrame:
+    """drift_table before its flags: each item's rows depend on its own responses only, so the items can be
+    taken a group at a time (`flag_drift` then runs once over all of them: its false discovery rate is over
+    every item)."""
     ts = pd.to_datetime(timestamp_ms, unit="ms", utc=True)
     period = ts.tz_convert(None).to_period(s.window)
     codes, windows = pd.factorize(period, sort=True)
@@ -64,16 +81,12 @@ def drift_table(item: np.ndarray, timestamp_ms: np.ndarray, y: np.ndarray, theta
     cells, cell_of = np.unique(cell, return_inverse=True)
     n_cell = np.bincount(cell_of, minlength=len(cells))
     cell_item, cell_window = cells // n_w, cells % n_w
-
     b_start = np.bincount(cell_of, weights=b, minlength=len(cells)) / np.maximum(n_cell, 1)
     sides = {side: _fit_side(side, item, codes, cells, cell_window, n_w, (y, theta, a, c), b_start)
              for side in ("before", "after")}
     (b_bef, se_bef, n_before), (b_aft, se_aft, n_after) = sides["before"], sides["after"]
     tested = (n_after >= s.min_responses) & (n_before >= s.min_responses)
     shift = np.where(tested, b_aft - b_bef, np.nan)
-    z = shift / np.sqrt(se_aft**2 + se_bef**2)
-    candidate = tested & (np.abs(z) > s.z_threshold) & (np.abs(shift) > s.min_shift)
-    flag = item_discoveries(cell_item, np.where(tested, z, 0.0), tested, candidate, s.fdr)
     start = windows.to_timestamp(how="start").tz_localize("UTC")
     end = (windows + 1).to_timestamp(how="start").tz_localize("UTC")
     return pd.DataFrame({
@@ -84,9 +97,17 @@ def drift_table(item: np.ndarray, timestamp_ms: np.ndarray, y: np.ndarray, theta
         "n_before": n_before,
         "n_after": n_after,
         "difficulty_shift": shift,
-        "z": z,
-        "drift_flag": flag,
+        "z": shift / np.sqrt(se_aft**2 + se_bef**2),
     })
+
+
+def flag_drift(cells: pd.DataFrame, s: DriftSettings) -> pd.DataFrame:
+    """`drift_cells`' rows (of every item) with their drift_flag (the module doc's rule)."""
+    shift, z = cells["difficulty_shift"].to_numpy(), cells["z"].to_numpy()
+    tested = ~np.isnan(shift)
+    candidate = tested & (np.abs(z) > s.z_threshold) & (np.abs(shift) > s.min_shift)
+    return cells.assign(drift_flag=item_discoveries(cells["item"].to_numpy(), np.where(tested, z, 0.0), tested,
+                                                    candidate, s.fdr))
 
 
 def _fit_side(side: str, item: np.ndarray, codes: np.ndarray, cells: np.ndarray, cell_window: np.ndarray, n_w: int,

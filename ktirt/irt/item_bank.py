@@ -9,28 +9,33 @@ import copy
 import numpy as np
 import pandas as pd
 
-from ktirt.irt.calibration import calibrate_items
+from ktirt.irt.calibration import calibrate
 from ktirt.irt.catalog import Catalog
 from ktirt.irt.drift import NO_CHANGE, difficulty_information
 from ktirt.irt.fit import wide_values
-from ktirt.irt.targets import Targets
+from ktirt.irt.target_blocks import BlockResponses, TargetBlocks
 from ktirt.models.wdirt import WideDeepIRT
 from ktirt.settings import WDIRTSettings
 
 
-def item_bank(model: WideDeepIRT, t: Targets, cat: Catalog, change: np.ndarray, log_opportunity: np.ndarray,
-              s: WDIRTSettings) -> tuple[WideDeepIRT, pd.DataFrame, np.ndarray]:
-    """(the calibrated bank, the item_params table, each target's calibrated ability); `change` per item: when
-    its difficulty changed (NO_CHANGE: never); `s`: the wdirt settings (the priors' strengths)."""
+def item_bank(model: WideDeepIRT, blocks: TargetBlocks, cat: Catalog, change: np.ndarray, s: WDIRTSettings
+              ) -> tuple[WideDeepIRT, pd.DataFrame]:
+    """(the calibrated bank, the item_params table); each target's calibrated ability is kept per block (field
+    `ability`). `change` per item: when its difficulty changed (NO_CHANGE: never); `s`: the wdirt settings (the
+    priors' strengths)."""
     bank = copy.deepcopy(model)
-    after = t.timestamp_ms >= change[t.item]
-    curves = calibrate_items(bank, t.student, log_opportunity, t.item, t.y, s.prior_strength,
-                             skill_prior_strength=s.skill_prior_strength, after_change=after)
-    ability = curves.ability(t.student, log_opportunity)
+    responses = BlockResponses(blocks, "bank", lambda k: np.arange(blocks.sizes[k]), change)
+    curves = calibrate(bank, responses, responses.n_students, s.prior_strength,
+                       skill_prior_strength=s.skill_prior_strength)
     b, a, c = wide_values(bank)
-    n_responses = np.bincount(t.item, minlength=len(cat.items))
-    info, _ = difficulty_information(t.item[~after], len(cat.items), ability[~after], a[t.item[~after]],
-                                     b[t.item[~after]], c[t.item[~after]])
+    n_responses, info = np.zeros(len(cat.items), np.int64), np.zeros(len(cat.items))
+    for k in range(len(blocks)):
+        r = responses.block(k)
+        ability = curves.ability(r.student, r.log_opportunity)
+        blocks.put(k, "ability", ability)
+        n_responses += np.bincount(r.item, minlength=len(cat.items))
+        it, before = r.item[~r.after], ability[~r.after]
+        info += difficulty_information(it, len(cat.items), before, a[it], b[it], c[it])[0]
     skills, weight = bank.item_skills.numpy(), bank.item_skill_weight.numpy().astype(np.float64)
     se = difficulty_se(info, skills, weight, s.prior_strength, s.skill_prior_strength)
     changed = change != NO_CHANGE
@@ -40,7 +45,7 @@ def item_bank(model: WideDeepIRT, t: Targets, cat: Catalog, change: np.ndarray, 
         "difficulty_current": b + np.where(changed, curves.difficulty_shift, 0.0),
         "drift_start": pd.to_datetime(np.where(changed, change, 0), unit="ms", utc=True).where(changed).astype("datetime64[ms, UTC]"),
     })
-    return bank, params, ability
+    return bank, params
 
 
 def difficulty_se(info: np.ndarray, skills: np.ndarray, weight: np.ndarray, strength: float,

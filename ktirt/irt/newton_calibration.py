@@ -347,7 +347,7 @@ def solve(st: Structure, p: Params, r: Responses, max_sweeps: int = 200, tol: fl
     loss before and after, and the sweeps run."""
     before = last = objective(st, p, r)
     start = shown = time.perf_counter()
-    present = all_sum(np.bincount(r.student, minlength=len(p.alpha))) > 0
+    present = present_students(r, len(p.alpha))
     gains = []
     for sweep in range(1, max_sweeps + 1):
         if sweep > 1:  # the flat moves first, so a sweep ends on the items' Newton step (an item without
@@ -365,6 +365,11 @@ def solve(st: Structure, p: Params, r: Responses, max_sweeps: int = 200, tol: fl
             break
         last = loss
     return before, loss, sweep
+
+
+def present_students(r: Responses, n: int) -> np.ndarray:
+    """Per student (of `n`), whether any rank's responses are theirs."""
+    return all_sum(_over_chunks(r, lambda c: np.bincount(c.student, minlength=n))) > 0
 
 
 def settled(gains: list[float], tol: float) -> bool:

@@ -24,8 +24,12 @@ NOT_A_NUMBER = "NaN"
 def observed_difficulty_plot(params: pd.DataFrame, item: np.ndarray, y: np.ndarray) -> pd.DataFrame:
     """Without truth, each answered item's difficulty beside -logit of its smoothed correct rate over the same
     responses the bank is calibrated on: the classical difficulty, which the bank should rank much alike."""
-    n = np.bincount(item, minlength=len(params))
-    right = np.bincount(item, weights=y, minlength=len(params))
+    return difficulty_plot_of_counts(params, np.bincount(item, minlength=len(params)),
+                                     np.bincount(item, weights=y, minlength=len(params)))
+
+
+def difficulty_plot_of_counts(params: pd.DataFrame, n: np.ndarray, right: np.ndarray) -> pd.DataFrame:
+    """observed_difficulty_plot from each item's responses `n` and right answers `right`."""
     observed = np.log((n - right + 0.5) / (right + 0.5))
     df = pd.DataFrame({"item_id": params["item_id"].to_numpy(), "difficulty": params["difficulty"].to_numpy(),
                        "reference": observed, "reference_kind": OBSERVED_REFERENCE, "n_responses": n})
@@ -46,11 +50,14 @@ def drift_plot_table(drift: pd.DataFrame, ds: DriftSettings) -> pd.DataFrame:
                          "drift_flag": [False], "note": [note]})
 
 
-def event_coverage(event_items: pa.ChunkedArray, params: pd.DataFrame) -> float:
+def event_coverage(event_items, params: pd.DataFrame) -> float:
     """Share of events whose item_id has a finite difficulty in the bank, matched by id rather than by the
-    catalog's own index, so an item the catalog lost or mislabelled lowers it."""
-    if len(event_items) == 0:
-        return 0.0
+    catalog's own index, so an item the catalog lost or mislabelled lowers it. `event_items`: the events'
+    item_id column, or those of their batches one after another."""
     ok = params.loc[np.isfinite(params["difficulty"].to_numpy(np.float64)), "item_id"].astype(str).tolist()
-    hits = pc.sum(pc.is_in(event_items, value_set=pa.array(ok, pa.string()))).as_py() or 0
-    return round(hits / len(event_items), 6)
+    ok = pa.array(ok, pa.string())
+    hits = n = 0
+    for items in [event_items] if isinstance(event_items, (pa.Array, pa.ChunkedArray)) else event_items:
+        n += len(items)
+        hits += pc.sum(pc.is_in(items, value_set=ok)).as_py() or 0
+    return round(hits / n, 6) if n else 0.0

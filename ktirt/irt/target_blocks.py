@@ -13,19 +13,23 @@ the ones `build_targets` gives on the whole table, in the same order.
 from __future__ import annotations
 
 import dataclasses
+from functools import cached_property
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import torch
 
 from ktirt.events import UNIT_TESTS_SCHEMA
-from ktirt.features.history import EventTable, StaticFeatures, TrainingStats, latency_cuts
+from ktirt.distributed import all_sum
+from ktirt.features.history import SUMMARY_LOG_SKILL_EVENTS, EventTable, StaticFeatures, TrainingStats, latency_cuts
+from ktirt.irt import newton_calibration as nc
 from ktirt.io import iter_parquet
 from ktirt.irt.catalog import Catalog
-from ktirt.irt.targets import Batcher, StudentNumbers, Targets, _run_starts, block_targets
+from ktirt.irt.targets import Batcher, StudentNumbers, Targets, run_starts, block_targets
 from ktirt.split import split_labels
 from ktirt.user_batches import batches_of
 from ktirt.vocab import first_occurrences
@@ -68,9 +72,10 @@ class LogSource:
 
 def gather(source: LogSource, split: dict, types: dict[str, str], text) -> tuple[Catalog, TrainingStats, int]:
     """The first pass: (the catalog, the training events' statistics, the number of students with events)."""
-    firsts, kinds, latencies, sums, n_users = None, None, [], [], 0
-    for block in source.event_blocks():
-        starts = _run_starts(block["user_id"])
+    firsts, test_firsts, latencies, sums, n_users = None, None, [], [], 0
+    columns = ["user_id", "item_id", "skill_ids", "problem_type", "correct", "latency_ms"]
+    for block in source.event_blocks(columns):
+        starts = run_starts(block["user_id"])
         user = np.cumsum(starts) - 1
         labels = split_labels(block["user_id"].filter(pa.array(starts)).to_numpy(zero_copy_only=False), split)
         n_users += int(starts.sum())
@@ -81,8 +86,8 @@ def gather(source: LogSource, split: dict, types: dict[str, str], text) -> tuple
         firsts = _first_rows(firsts, block.select(["item_id", "skill_ids", "problem_type"]))
         latencies, sums = [_merged_counts(latencies)], [_merged_sums(sums)]
     for table in source.unit_test_tables(["item_id", "skill_ids"]):
-        kinds = _first_rows(kinds, table)
-    rows = [t.select(["item_id", "skill_ids"]) for t in (firsts, kinds) if t is not None]
+        test_firsts = _first_rows(test_firsts, table)
+    rows = [t.select(["item_id", "skill_ids"]) for t in (firsts, test_firsts) if t is not None]
     cat = Catalog.of_first_rows(pa.concat_tables(rows), firsts.select(["item_id", "problem_type"]), types, text)
     right, answered = np.zeros(len(cat.items)), np.zeros(len(cat.items))
     s = sums[0]
@@ -127,7 +132,7 @@ class TargetBlocks:
         blocks = cls(folder, cat, H)
         numbers = StudentNumbers(0, n_users)
         event_users, test_only = [], []
-        for block, scored, scored_rows in _with_unit_tests(source):
+        for block, scored, scored_rows in with_unit_tests(source):
             ev, t = block_targets(block, scored, scored_rows, split, cat, H, stats, numbers)
             n_event_users = int(ev.user[-1]) + 1 if len(ev.user) else 0
             event_users.append(t.users[:n_event_users])
@@ -182,13 +187,14 @@ class TargetBlocks:
         return Targets(**values, history_end=empty, history_first=empty, history_len=self.history_len, users=self.users)
 
 
-def _with_unit_tests(source: LogSource) -> Iterator[tuple[pa.Table, pa.Table, np.ndarray]]:
+def with_unit_tests(source: LogSource, event_columns: list[str] = EVENT_COLUMNS,
+                    unit_test_columns: list[str] = UNIT_TEST_COLUMNS) -> Iterator[tuple[pa.Table, pa.Table, np.ndarray]]:
     """Each block of events with its students' scored unit-test rows and their rows in unit_tests.parquet (both
     tables sorted by user_id): the rows up to the block's last student; the last block also takes those after it
-    (students met only in unit tests)."""
-    tables = source.unit_test_tables()
+    (students met only in unit tests). The blocks are TargetBlocks' (the same cuts, whatever the columns)."""
+    tables = source.unit_test_tables(unit_test_columns)
     held, row = None, 0
-    blocks = iter(source.event_blocks())
+    blocks = iter(source.event_blocks(event_columns))
     block = next(blocks, None)
     while block is not None:
         after = next(blocks, None)
@@ -204,15 +210,11 @@ def _with_unit_tests(source: LogSource) -> Iterator[tuple[pa.Table, pa.Table, np
             held = held.slice(cut)
             if held.num_rows:
                 break
-        mine = pa.concat_tables(parts) if parts else _no_unit_tests()
+        mine = pa.concat_tables(parts) if parts else UNIT_TESTS_SCHEMA.empty_table().select(unit_test_columns)
         valid = np.asarray(pc.is_valid(mine["correct"]))
         yield block, mine.filter(pa.array(valid)), row + np.flatnonzero(valid)
         row += mine.num_rows
         block = after
-
-
-def _no_unit_tests() -> pa.Table:
-    return UNIT_TESTS_SCHEMA.empty_table().select(UNIT_TEST_COLUMNS)
 
 
 class BlockBatcher:
@@ -240,3 +242,76 @@ class BlockBatcher:
     def rows(self, k: int, local: np.ndarray) -> np.ndarray:
         """Target numbers of block k's targets `local`."""
         return local + self.offsets[k]
+
+
+class BlockResponses:
+    """A calibration's responses (ktirt/irt/newton_calibration.py's Responses) from the blocks: each block's
+    targets that `keep(k)` picks, as student, log(1 + earlier responses on the skill), item, outcome and whether
+    it came after its item's change point (`change`, per item; none without), with the deep part's theta; written
+    once beside the block in compact types and read back a block at a time on every pass."""
+
+    FIELDS = ("student", "log_opportunity", "item", "y", "after", "theta")
+
+    def __init__(self, blocks: TargetBlocks, name: str, keep, change: np.ndarray | None = None):
+        self.blocks, self.name, self.n_students = blocks, name, 0
+        n = 0
+        for k in range(len(blocks)):
+            student, summary, item, y, ts, theta = blocks.fields(k, "student", "summary", "item", "y", "timestamp_ms",
+                                                                 "theta")
+            rows = keep(k)
+            after = np.zeros(len(rows), bool) if change is None else ts[rows] >= change[item[rows]]
+            values = (student[rows].astype(np.int32), summary[rows, SUMMARY_LOG_SKILL_EVENTS], item[rows].astype(np.int32),
+                      y[rows], after, theta[rows])
+            for field, v in zip(self.FIELDS, values):
+                blocks.put(k, f"{name}_{field}", v)
+            n += len(rows)
+            self.n_students = max(self.n_students, int(student[rows].max(initial=-1)) + 1)
+        self._n = n
+
+    def block(self, k: int) -> nc.Responses:
+        """Block k's responses (all ranks'), in the solver's types."""
+        student, log_opportunity, item, y, after = self.blocks.fields(k, *(f"{self.name}_{f}" for f in self.FIELDS[:5]))
+        return nc.Responses(student.astype(np.int64), log_opportunity.astype(np.float64), item.astype(np.int64),
+                            y.astype(np.float64), after)
+
+    def chunks(self) -> Iterator[nc.Responses]:
+        """This rank's responses, a block (in chunks of newton_calibration.CHUNK) at a time."""
+        for k in range(len(self.blocks)):
+            yield from self.block(k).of_this_rank().chunks()
+
+    @cached_property
+    def total(self) -> int:
+        return int(all_sum(sum(len(c.y) for c in self.chunks())))
+
+    def thetas(self) -> Iterator[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+        """(theta, item, y) of every block's responses in turn (calibration.align_theta_chunks' chunks)."""
+        for k in range(len(self.blocks)):
+            yield self.blocks.fields(k, *(f"{self.name}_{f}" for f in ("theta", "item", "y")))
+
+
+ITEM_GROUP_ROWS = 1 << 22
+"""responses a per-item figure (the drift test) takes at once: the items are split into groups (item index modulo
+the number of groups) of about this many responses"""
+
+
+def by_item_groups(blocks: TargetBlocks, names: tuple[str, ...], keep, rows: int = ITEM_GROUP_ROWS
+                   ) -> Iterator[tuple[np.ndarray, ...]]:
+    """The per-target fields `names` of the targets `keep(k)` picks in each block, for one group of items at a
+    time (every response of an item in one group, in target order): for figures computed item by item."""
+    n = sum(len(keep(k)) for k in range(len(blocks)))
+    groups = max(1, -(-n // rows))
+    for g in range(groups):
+        parts = []
+        for k in range(len(blocks)):
+            values = blocks.fields(k, "item", *names)
+            at = keep(k)
+            at = at[values[0][at] % groups == g]
+            parts.append([v[at] for v in values])
+        yield tuple(np.concatenate([p[i] for p in parts]) for i in range(len(names) + 1))
+
+
+def item_order(tables: list[pd.DataFrame]) -> pd.DataFrame:
+    """Per-item tables of by_item_groups' groups as one table in item order (each item's rows kept in theirs)."""
+    if len(tables) == 1:
+        return tables[0]
+    return pd.concat(tables).sort_values("item", kind="stable").reset_index(drop=True)

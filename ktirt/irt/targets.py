@@ -58,7 +58,7 @@ def build_targets(events: pa.Table, unit_tests: pa.Table, split: dict, cat: Cata
     """The event table (features per event) and the targets, events first in file order, then the scored
     unit-test rows; each target's history holds the `H` events before it (-1 padded). The whole log as one
     block (ktirt/irt/target_blocks.py builds them a block of students at a time)."""
-    first = _run_starts(events["user_id"])
+    first = run_starts(events["user_id"])
     distinct = events["user_id"].take(pa.array(np.flatnonzero(first))).to_numpy(zero_copy_only=False)
     labels = split_labels(distinct, split)
     item = cat.index(events["item_id"])
@@ -83,7 +83,7 @@ def block_targets(events: pa.Table, scored: pa.Table, scored_rows: np.ndarray, s
                   stats: TrainingStats, numbers: StudentNumbers) -> tuple[EventTable, Targets]:
     """build_targets of one block of whole students: their events and their scored unit-test rows (`scored`, rows
     `scored_rows` of unit_tests.parquet); event indices are the block's own, students are numbered by `numbers`."""
-    first = _run_starts(events["user_id"])
+    first = run_starts(events["user_id"])
     user_rank = np.cumsum(first) - 1
     distinct = events["user_id"].take(pa.array(np.flatnonzero(first))).to_numpy(zero_copy_only=False)
     labels = split_labels(distinct, split)
@@ -130,7 +130,7 @@ def block_targets(events: pa.Table, scored: pa.Table, scored_rows: np.ndarray, s
     return ev, t
 
 
-def _run_starts(ids: pa.ChunkedArray) -> np.ndarray:
+def run_starts(ids: pa.ChunkedArray) -> np.ndarray:
     """True where a row's id differs from the row before (and on the first row), compared as integer codes:
     millions of ids as Python strings would take several times the table's memory."""
     codes = pc.index_in(ids, value_set=pc.unique(ids)).to_numpy()
