@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import accuracy_score, log_loss, roc_auc_score, roc_curve
+from sklearn.metrics import roc_curve
 
 from ktirt.errors import InputError
 
@@ -21,12 +21,41 @@ def require_both_outcomes(y: np.ndarray, students: str, responses: str = "respon
 
 
 def binary_metrics(y: np.ndarray, p: np.ndarray) -> dict[str, float]:
-    p = np.clip(p, 1e-6, 1 - 1e-6)
-    return {
-        "auc": float(roc_auc_score(y, p)),
-        "acc": float(accuracy_score(y, p >= 0.5)),
-        "logloss": float(log_loss(y, p, labels=[0, 1])),
-    }
+    """AUC, accuracy at 0.5 and log loss (p clipped to [1e-6, 1 - 1e-6]), as scikit-learn's roc_auc_score,
+    accuracy_score and log_loss give them (tests/test_evaluation.py), in a few bytes a response: sklearn's
+    held about 70 (280 MB at 4 M test responses, which a stage's peak then grew with)."""
+    n, right, loss = len(y), 0, 0.0
+    if not n:
+        raise ValueError("binary_metrics: no responses")
+    for lo in range(0, n, METRIC_CHUNK):
+        yc = np.asarray(y[lo : lo + METRIC_CHUNK]) > 0.5
+        pc = np.clip(np.asarray(p[lo : lo + METRIC_CHUNK], np.float64), 1e-6, 1 - 1e-6)
+        right += int(np.count_nonzero((pc >= 0.5) == yc))
+        loss -= float(np.sum(np.log(np.where(yc, pc, 1 - pc))))
+    return {"auc": auc(y, p), "acc": right / n, "logloss": loss / n}
+
+
+METRIC_CHUNK = 1 << 20
+"""responses binary_metrics takes at once"""
+
+
+def auc(y: np.ndarray, p: np.ndarray) -> float:
+    """ROC AUC with ties counted half (scikit-learn's roc_auc_score) as the Mann-Whitney statistic: over the
+    positives, the negatives scored below each plus half those scored the same, over positives x negatives.
+    Holds the scores sorted once by outcome (their own bytes), where roc_auc_score held about 65 bytes a
+    response; the counts are exact integers, so the one division is the only rounding."""
+    positive = np.asarray(y) > 0.5
+    pos, neg = np.sort(np.asarray(p)[positive]), np.sort(np.asarray(p)[~positive])
+    del positive
+    if not len(pos) or not len(neg):
+        raise ValueError("auc: only one outcome in y (AUC undefined)")
+    below = ties = 0
+    for lo in range(0, len(pos), METRIC_CHUNK):
+        chunk = pos[lo : lo + METRIC_CHUNK]
+        left = np.searchsorted(neg, chunk, "left")
+        below += int(left.sum())
+        ties += int((np.searchsorted(neg, chunk, "right") - left).sum())
+    return (2 * below + ties) / (2 * len(pos) * len(neg))
 
 
 def mean_baseline(keys_train: np.ndarray, y_train: np.ndarray, keys_eval: np.ndarray,

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from ktirt.catalog import item_text, item_types
+from ktirt.features.history import N_CONTEXTS, N_STATIC, N_SUMMARY
 from ktirt.io import write_parquet
 from ktirt.irt.calibration import calibrate, calibrate_items
 from ktirt.irt.catalog import Catalog
@@ -73,8 +74,9 @@ def test_the_calibration_over_blocks_is_the_one_over_arrays(blocks):
     def model():
         cat = blocks.cat
         torch.manual_seed(0)
-        return WideDeepIRT(WDIRTConfig(n_items=len(cat.items), n_skills=len(cat.skills), n_features=17, n_contexts=24,
-                                       text_dim=cat.text.shape[1]), torch.as_tensor(cat.item_skills),
+        return WideDeepIRT(WDIRTConfig(n_items=len(cat.items), n_skills=len(cat.skills), n_features=N_STATIC,
+                                       n_contexts=N_CONTEXTS, n_summary=N_SUMMARY, text_dim=cat.text.shape[1]),
+                           torch.as_tensor(cat.item_skills),
                            torch.as_tensor(cat.guessable), torch.as_tensor(cat.text))
 
     arrays = calibrate_items(model(), t.student[train], t.summary[train, 1], t.item[train], t.y[train], 1.0,

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 from scipy.stats import pearsonr, spearmanr
-from sklearn.metrics import roc_auc_score
 
+from ktirt.evaluation import auc
 from ktirt.irt.drift import DriftSettings, drift_cells, drifting_item_ids, fit_difficulty_chunks, flag_drift
 from ktirt.irt.plot_tables import PLOT_COLUMNS, TRUE_REFERENCE
 from ktirt.irt.target_blocks import LogSource, TargetBlocks, by_item_groups, item_order, with_unit_tests
@@ -73,7 +73,7 @@ def _oracle_aucs(blocks: TargetBlocks) -> dict:
             oracle.append(ok[test])
         y = np.concatenate(y)
         if len(y):
-            out[f"{name}_oracle_auc"] = round(float(roc_auc_score(y, np.concatenate(oracle))), 6)
+            out[f"{name}_oracle_auc"] = round(float(auc(y, np.concatenate(oracle))), 6)
     return out
 
 

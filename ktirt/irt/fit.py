@@ -6,9 +6,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 
 from ktirt import distributed
+from ktirt.evaluation import auc
 from ktirt.early_stopping import EpochCallback
 from ktirt.irt.target_blocks import BlockBatcher
 from ktirt.irt.targets import CHUNK, chunked_order
@@ -52,7 +52,7 @@ def fit_wdirt(model: WideDeepIRT, data: BlockBatcher, s, on_epoch: EpochCallback
             val = np.flatnonzero((split == 1) & (kind == 0))
             y.append(yk[val])
             pv.append(_predicted(model, data, k, val, distributed.shard_mask(student[val])))
-        return float(roc_auc_score(np.concatenate(y), distributed.fill_in(np.concatenate(pv))))
+        return float(auc(np.concatenate(y), distributed.fill_in(np.concatenate(pv))))
 
     return fit_epochs(model, opt, order, s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch,
                       lr_setting="wdirt.lr", owned=owned)

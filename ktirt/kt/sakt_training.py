@@ -9,9 +9,9 @@ from typing import Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from sklearn.metrics import roc_auc_score
 
 from ktirt import distributed
+from ktirt.evaluation import auc
 from ktirt.early_stopping import EpochCallback
 from ktirt.kt.sequences import Sequences, Windows
 from ktirt.kt.window_sets import WindowSet, widened
@@ -176,7 +176,7 @@ def fit(model: SAKT, train: dict | WindowSet, val: dict | WindowSet, val_targets
         return loss, int(mask.sum())
 
     def validate() -> float:
-        return float(roc_auc_score(val_y, predict_all(model, val, val_idx, device)))
+        return float(auc(val_y, predict_all(model, val, val_idx, device)))
 
     return fit_epochs(model, torch.optim.Adam(model.parameters(), lr=s.lr), lambda: train.order(gen),
                       s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, lr_setting=lr_setting,
