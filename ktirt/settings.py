@@ -195,6 +195,9 @@ class WDIRTSettings(Section):
     drift_fdr: float = Field(0.1, gt=0, lt=1, description="and its item passes Benjamini-Hochberg over items at this level")
     drift_min_shift: float = Field(0.5, ge=0, description="and its difficulty shift is above this, in logits")
     drift_min_responses: int = Field(20, ge=1, description="responses per window and before it, else the window is not tested")
+    block_events: int = Field(1_048_576, ge=1, description="events of the block of whole students WD-IRT holds at once "
+                              "(its targets wait on disk, under $TMPDIR): memory follows it, not the log; a log "
+                              "of up to this many events is one block")
 
 
 class DKTSettings(Section):

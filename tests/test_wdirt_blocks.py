@@ -89,7 +89,7 @@ def test_the_calibration_over_blocks_is_the_one_over_arrays(blocks):
 
 def test_a_run_over_many_blocks_scores_like_a_run_over_one(files, tiny_tables, split):
     one = run_wdirt(tiny_tables.events, tiny_tables.unit_tests, split, WDIRTSettings(**FAST))
-    many = run_wdirt(*files, split, WDIRTSettings(**FAST), block_events=ROWS)
+    many = run_wdirt(*files, split, WDIRTSettings(**FAST, block_events=ROWS))
     # the events' predictions line up with events.parquet, row for row
     keys = ["user_id", "item_id", "timestamp"]
     assert many.event_predictions.select(keys).equals(pq.read_table(files[0], columns=keys))

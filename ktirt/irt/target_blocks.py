@@ -6,7 +6,7 @@ student's, so blocks of whole students can be built and used one at a time, give
 the item catalog and the training students' latency cut points and item success rates. Those come from a first
 pass over the events a batch at a time (`gather`); the second (`TargetBlocks.build`) writes each block's event
 table and targets as .npy files to a temporary folder. The phases after it read a block at a time, or the few
-per-target fields they need. With the log in one block (any log of up to BLOCK_EVENTS events) the targets are
+per-target fields they need. With the log in one block (any log of up to `wdirt.block_events` events) the targets are
 the ones `build_targets` gives on the whole table, in the same order.
 """
 
@@ -35,7 +35,7 @@ from ktirt.user_batches import batches_of
 from ktirt.vocab import first_occurrences
 
 BLOCK_EVENTS = 1 << 20
-"""events a block holds (whole students: about this many)"""
+"""events a block holds (whole students: about this many) unless told (the stage: `wdirt.block_events`)"""
 UNIT_TEST_COLUMNS = ["user_id", "item_id", "skill_ids", "timestamp", "correct"]
 EVENT_COLUMNS = ["user_id", "item_id", "skill_ids", "problem_type", "timestamp", "correct", "help_requested",
                  "hint_count", "attempt_count", "latency_ms"]

@@ -32,7 +32,7 @@ from ktirt.irt.fit import fit_wdirt, probabilities, theta_all, wide_values
 from ktirt.irt.item_bank import item_bank
 from ktirt.irt.model_files import EVENT_PREDICTIONS, ITEM_DRIFT, ITEM_PARAMS, MODEL
 from ktirt.irt.plot_tables import difficulty_plot_of_counts, drift_plot_table, event_coverage
-from ktirt.irt.target_blocks import (BLOCK_EVENTS, BlockBatcher, BlockResponses, LogSource, TargetBlocks,
+from ktirt.irt.target_blocks import (BlockBatcher, BlockResponses, LogSource, TargetBlocks,
                                       by_item_groups, gather, item_order)
 from ktirt.models.wdirt import WDIRTConfig, WideDeepIRT
 from ktirt.runtime import resolve_device, seed_everything
@@ -83,16 +83,16 @@ class WDIRTResult:
 
 def run_wdirt(events: pa.Table | str | Path, unit_tests: pa.Table | str | Path, split: dict, s: WDIRTSettings,
               types: dict[str, str] | None = None, text=None, truth: Path | None = None,
-              on_epoch: EpochCallback | None = None, block_events: int = BLOCK_EVENTS) -> WDIRTResult:
+              on_epoch: EpochCallback | None = None) -> WDIRTResult:
     """Fit, calibrate, test for drift and score. `events` and `unit_tests`: the tables, or their parquet files (read
-    a block of about `block_events` events' students at a time; the targets are kept on disk in the meantime,
+    a block of about `s.block_events` events' students at a time; the targets are kept on disk in the meantime,
     under the system's temporary folder, TMPDIR). Under torchrun this is one rank of N (ktirt/distributed.py):
     it trains on its shard of the students, the calibrations sum over its shard of the responses, and every
     rank ends with the same model, tables and metrics (the stage's rank 0 saves them)."""
     seed_everything(s.seed, s.threads)
     device = distributed.join(resolve_device(s.device))
     with tempfile.TemporaryDirectory(prefix="ktirt-wdirt-") as folder:
-        return _run(LogSource(events, unit_tests, block_events), split, s, types, text, truth, device, on_epoch,
+        return _run(LogSource(events, unit_tests, s.block_events), split, s, types, text, truth, device, on_epoch,
                     Path(folder))
 
 
