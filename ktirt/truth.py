@@ -80,7 +80,9 @@ def true_values(truth: Path, users, hashes: np.ndarray, columns: tuple[str, ...]
     keys = hashes[order]
     found = np.full((len(keys), len(columns)), np.nan)  # in `keys`' order; a repeated hash: at its first
     seen = np.zeros(len(keys), bool)
-    for batch in pq.ParquetFile(path).iter_batches(batch_size=1 << 20, columns=[*RESPONSE_KEYS, *columns]):
+    # pre_buffer off: with it the reader keeps every row group it has read until the pass ends (ktirt.io.iter_parquet)
+    reader = pq.ParquetFile(path, pre_buffer=False)
+    for batch in reader.iter_batches(batch_size=1 << 20, columns=[*RESPONSE_KEYS, *columns]):
         t = pa.Table.from_batches([batch])
         t = t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=wanted))
         h = response_hashes(t)
