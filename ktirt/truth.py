@@ -129,10 +129,13 @@ UNIT_TEST_KEYS = ["unit_test_id", "item_id", "user_id"]
 
 
 def _unit_test_truth(scored: pa.Table, truth: Path) -> np.ndarray:
-    """The true P(correct) of these scored unit-test rows, reading only their students' truth."""
-    users = pc.unique(scored["user_id"]).to_pylist()
-    tr = pd.read_parquet(truth / "unit_test_responses.parquet", columns=[*UNIT_TEST_KEYS, "p_correct"],
-                         filters=[("user_id", "in", users)] if users else None)
+    """The true P(correct) of these scored unit-test rows, keeping only their students' truth (read a batch at a
+    time: a block of students does not hold the whole log's unit-test truth)."""
+    users = pc.unique(scored["user_id"].cast(pa.string()))
+    reader = pq.ParquetFile(truth / "unit_test_responses.parquet", pre_buffer=False)  # a batch at a time, filtered
+    batches = (pa.Table.from_batches([b]) for b in reader.iter_batches(1 << 20, columns=[*UNIT_TEST_KEYS, "p_correct"]))
+    parts = [t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=users)) for t in batches]
+    tr = pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame(columns=[*UNIT_TEST_KEYS, "p_correct"])
     return scored.select(UNIT_TEST_KEYS).to_pandas().merge(tr, on=UNIT_TEST_KEYS, how="left",
                                                           validate="many_to_one")["p_correct"].to_numpy(np.float64)
 
