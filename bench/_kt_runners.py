@@ -83,7 +83,6 @@ def run_ktirt_blend(data: BenchData, split: dict, settings: dict) -> tuple[np.nd
     settings as its own row (a member's run is reused when the same process ran it on the same fold and data),
     fitted on the fold's validation students. Asked again, it asks every member again and stacks their answers."""
     from ktirt.blend.blend_run import log_item_count, response_splits, run_blend
-    from ktirt.blend.stacker import logit
     from ktirt.settings import BlendSettings
     from ktirt.split import SPLITS
 
@@ -94,7 +93,7 @@ def run_ktirt_blend(data: BenchData, split: dict, settings: dict) -> tuple[np.nd
 
     def again(events):
         count = log_item_count(events, response_splits(events, split) == SPLITS.index("train"))
-        z = blend.stacker.decision({m: logit(r[2](events)) for m, r in runs.items()}, count)
+        z = blend.stacker.decision({m: r[2](events) for m, r in runs.items()}, count)
         return 1 / (1 + np.exp(-z))
 
     m = blend.metrics

@@ -28,8 +28,9 @@ class AlignedReader:
         self.batches = iter_parquet(path, made_by, SCHEMA, columns=SCHEMA.names)
         self.held = SCHEMA.empty_table()
 
-    def next_rows(self, events: pa.Table) -> np.ndarray:
-        """P(correct) of the next rows, which must be `events`' rows (NaN where the member predicted none)."""
+    def next_rows(self, events: pa.Table, dtype: type = np.float64) -> np.ndarray:
+        """P(correct) of the next rows, which must be `events`' rows (NaN where the member predicted none); the
+        table's float32 values in `dtype` (exact either way)."""
         parts, have = [], 0
         while have < events.num_rows:
             if not self.held.num_rows:
@@ -42,7 +43,7 @@ class AlignedReader:
             self.held, have = self.held.slice(k), have + k
         table = pa.concat_tables(parts) if parts else SCHEMA.empty_table()
         self._check(table, events)
-        return table["predicted"].to_numpy(zero_copy_only=False).astype(np.float64)
+        return table["predicted"].to_numpy(zero_copy_only=False).astype(dtype)
 
     def finish(self) -> None:
         """Every row read: a table with rows left over is another run's."""

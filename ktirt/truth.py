@@ -17,7 +17,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from ktirt.errors import InputError
-from ktirt.io import atomic_path
+from ktirt.io import atomic_path, iter_parquet
 
 TRUTH_DIR = "_truth"
 
@@ -80,9 +80,7 @@ def true_values(truth: Path, users, hashes: np.ndarray, columns: tuple[str, ...]
     keys = hashes[order]
     found = np.full((len(keys), len(columns)), np.nan)  # in `keys`' order; a repeated hash: at its first
     seen = np.zeros(len(keys), bool)
-    # pre_buffer off: with it the reader keeps every row group it has read until the pass ends (ktirt.io.iter_parquet)
-    reader = pq.ParquetFile(path, pre_buffer=False)
-    for batch in reader.iter_batches(batch_size=1 << 20, columns=[*RESPONSE_KEYS, *columns]):
+    for batch in iter_parquet(path, "prepare", columns=[*RESPONSE_KEYS, *columns]):
         t = pa.Table.from_batches([batch])
         t = t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=wanted))
         h = response_hashes(t)
@@ -132,8 +130,8 @@ def _unit_test_truth(scored: pa.Table, truth: Path) -> np.ndarray:
     """The true P(correct) of these scored unit-test rows, keeping only their students' truth (read a batch at a
     time: a block of students does not hold the whole log's unit-test truth)."""
     users = pc.unique(scored["user_id"].cast(pa.string()))
-    reader = pq.ParquetFile(truth / "unit_test_responses.parquet", pre_buffer=False)  # a batch at a time, filtered
-    batches = (pa.Table.from_batches([b]) for b in reader.iter_batches(1 << 20, columns=[*UNIT_TEST_KEYS, "p_correct"]))
+    batches = (pa.Table.from_batches([b]) for b in iter_parquet(truth / "unit_test_responses.parquet", "prepare",
+                                                                  columns=[*UNIT_TEST_KEYS, "p_correct"]))
     parts = [t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=users)) for t in batches]
     tr = pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame(columns=[*UNIT_TEST_KEYS, "p_correct"])
     return scored.select(UNIT_TEST_KEYS).to_pandas().merge(tr, on=UNIT_TEST_KEYS, how="left",

@@ -5,7 +5,6 @@ import json
 
 import duckdb
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
@@ -15,7 +14,7 @@ import torch
 from conftest import params_file, rewrite_future, run_stage, tiny_raw  # noqa: F401  (tiny_raw: a fixture)
 from ktirt.blend.blend_run import response_splits, run_blend
 from ktirt.blend.dkt_run import run_dkt
-from ktirt.blend.stacker import logit
+from ktirt.blend.stacker import Stacker, logit
 from ktirt.exports.tables import typed_table
 from ktirt.io import write_json
 from ktirt.kt.sakt_training import ModelVocab, predict, window_tensors
@@ -71,6 +70,26 @@ def test_the_stacker_learns_from_validation_students_only():
     assert t["blend"] > max(t[m] for m in MEMBERS) + 0.005 and t["item_mean"] < t["sakt"]
     assert w["sakt"] > w["wdirt"] > w["dkt"] > 0
     assert base.metrics["responses"]["val"] == int((where == SPLITS.index("val")).sum())
+
+
+def test_the_stacker_with_item_counts_scores_a_chunk_as_the_whole(monkeypatch):
+    """With blend.item_count the features are each logit, the log count and their products (in `names`' order),
+    and `decision` in chunks of 7 responses gives every logit the whole matrix gives (NaN where a member has none)."""
+    events, split, z = _world(n_students=60)
+    predicted = _members(events, z)
+    predicted["dkt"][::5] = np.nan
+    count = np.log1p(np.arange(len(z)) % 17.0)
+    stacker = Stacker.fit({m: p[1::5] for m, p in predicted.items()}, count[1::5],
+                          events["correct"].to_numpy()[1::5], MEMBERS, True, 1.0)
+    x = stacker.features(predicted, count)
+    z3 = np.column_stack([logit(predicted[m]) for m in MEMBERS])
+    np.testing.assert_array_equal(x, np.column_stack([z3, count, z3 * count[:, None]]))
+    assert stacker.names()[3:5] == ["item_count", "sakt_x_item_count"]
+    whole = stacker.decision(predicted, count)
+    monkeypatch.setattr("ktirt.blend.stacker.DECISION_CHUNK", 7)
+    chunked = stacker.decision(predicted, count)
+    assert np.isnan(chunked[::5]).all() and np.isfinite(np.delete(chunked, np.s_[::5])).all()
+    np.testing.assert_allclose(chunked, whole, rtol=1e-12)
 
 
 def _member_files(folder, events, truth):

@@ -73,14 +73,14 @@ def blend_batches(batches: Callable[[], Iterable[Batch]], split: dict, s: BlendS
     for events, predicted in batches():
         where = response_splits(events, split)
         blended = np.isfinite(np.column_stack([predicted[m] for m in members])).all(1)
-        count = _log_count(events["item_id"].to_numpy(zero_copy_only=False), counts)
+        count = _log_count(events["item_id"].to_numpy(zero_copy_only=False), counts) if s.item_count else None
         val.add(events, predicted, count, blended & (where == SPLITS.index("val")))
         test.add(events, predicted, count, blended & (where == SPLITS.index("test")), floors, hashes=truth is not None)
         not_blended += int((~blended).sum())
     val, test = val.done(), test.done()
     require_both_outcomes(val.y, "validation")
     require_both_outcomes(test.y, "test")
-    stacker = Stacker.fit(val.logits, val.count, val.y, np.arange(len(val.y)), members, s.item_count, s.l2)
+    stacker = Stacker.fit(val.predicted, val.count, val.y, members, s.item_count, s.l2)
     figures = _figures(val, test, stacker, members, split, truth)
     metrics = {"responses": {"val": len(val.y), "test": len(test.y), "not_blended": not_blended}} | figures
     metrics["weights"] = stacker.weights()
@@ -105,9 +105,10 @@ def _train_counts(batches: Callable[[], Iterable[Batch]], split: dict) -> tuple[
 
 @dataclass
 class _Responses:
-    """One split's blended responses, kept for the stacker and the AUCs: outcome, every model's P(correct), the
-    log item count; for the test split the item-mean floor's prediction (a number: the items' and skills' ids would
-    be Python strings, ten times its memory) and, for the oracle, the keys' hashes."""
+    """One split's blended responses, kept for the stacker and the AUCs: outcome, every model's P(correct) (as its
+    table holds it: float32), the log item count (with blend.item_count); for the test split the item-mean floor's
+    prediction (a number: the items' and skills' ids would be Python strings, ten times its memory) and, for the
+    oracle, the keys' hashes. About 13 bytes a validation response and 29 a test one with three members."""
 
     y: list = field(default_factory=list)
     predicted: dict = field(default_factory=dict)
@@ -115,12 +116,13 @@ class _Responses:
     floor: list = field(default_factory=list)
     hashes: list = field(default_factory=list)
 
-    def add(self, events: pa.Table, predicted: dict, count: np.ndarray, rows: np.ndarray, floors: MeanFloors | None = None,
-            hashes: bool = False) -> None:
+    def add(self, events: pa.Table, predicted: dict, count: np.ndarray | None, rows: np.ndarray,
+            floors: MeanFloors | None = None, hashes: bool = False) -> None:
         self.y.append(events["correct"].to_numpy().astype(np.int8)[rows])
         for m, p in predicted.items():
             self.predicted.setdefault(m, []).append(p[rows])
-        self.count.append(count[rows])
+        if count is not None:
+            self.count.append(count[rows])
         if floors is not None:
             self.floor.append(floors.predict(events["item_id"].to_numpy(zero_copy_only=False)[rows],
                                              first_skill(events["skill_ids"]).to_numpy(zero_copy_only=False)[rows])[1])
@@ -128,22 +130,33 @@ class _Responses:
             self.hashes.append(response_hashes(events.filter(pa.array(rows))))
 
     def done(self) -> "_Responses":
-        cat = lambda parts: np.concatenate(parts) if parts else np.zeros(0)  # noqa: E731
-        return _Responses(cat(self.y), {m: cat(v) for m, v in self.predicted.items()}, cat(self.count), cat(self.floor),
-                          cat(self.hashes) if self.hashes else None)
-
-    @property
-    def logits(self) -> dict[str, np.ndarray]:
-        return {m: logit(p) for m, p in self.predicted.items()}
+        """The parts joined, a field at a time, each field's parts let go as it is joined."""
+        def cat(parts: list, empty: np.ndarray | None = None) -> np.ndarray | None:
+            joined = np.concatenate(parts) if parts else empty
+            parts.clear()
+            return joined
+        return _Responses(cat(self.y, np.zeros(0, np.int8)), {m: cat(v) for m, v in self.predicted.items()},
+                          cat(self.count), cat(self.floor), cat(self.hashes))
 
 
 def _blended(batches: Callable[[], Iterable[Batch]], stacker: Stacker, counts: pd.Series) -> Iterator[pa.Table]:
     """Each batch's rows with p_blend (NaN where a member predicted none)."""
     for events, predicted in batches():
-        count = _log_count(events["item_id"].to_numpy(zero_copy_only=False), counts)
-        p_blend = _sigmoid(stacker.decision({m: logit(p) for m, p in predicted.items()}, count))
+        count = _log_count(events["item_id"].to_numpy(zero_copy_only=False), counts) if stacker.item_count else None
+        p_blend = _sigmoid(stacker.decision(predicted, count))
         yield typed_table("blend_predictions", {"user_id": events["user_id"], "item_id": events["item_id"],
                                                 "timestamp": events["timestamp"], "p_blend": p_blend.astype(np.float32)})
+
+
+def _scores(r: _Responses, stacker: Stacker, members: tuple[str, ...]) -> Iterator[tuple[str, np.ndarray]]:
+    """Each score the figures compare, one at a time (each is 8 bytes a response): the blend, every model, the
+    members' equal-weight average of logits."""
+    yield "blend", _sigmoid(stacker.decision(r.predicted, r.count))
+    yield from r.predicted.items()
+    average = np.zeros(len(r.y))
+    for m in members:
+        average += logit(r.predicted[m])
+    yield "average", _sigmoid(average / len(members))
 
 
 def _sigmoid(z: np.ndarray) -> np.ndarray:
@@ -156,9 +169,8 @@ def _figures(val: _Responses, test: _Responses, stacker: Stacker, members: tuple
     equal-weight average of logits; on test, the item-mean floor and the oracle too."""
     out = {}
     for name, r in (("val_auc", val), ("test_auc", test)):
-        average = _sigmoid(np.mean([logit(r.predicted[m]) for m in members], axis=0))
-        scored = {"blend": _sigmoid(stacker.decision(r.logits, r.count)), **r.predicted, "average": average}
-        out[name] = {k: round(binary_metrics(r.y, v)["auc"], 6) for k, v in scored.items() if np.isfinite(v).all()}
+        out[name] = {k: round(binary_metrics(r.y, v)["auc"], 6) for k, v in _scores(r, stacker, members)
+                     if np.isfinite(v).all()}
     out["test_auc"]["item_mean"] = round(binary_metrics(test.y, test.floor)["auc"], 6)
     if truth is not None:
         oracle = matched(true_probabilities(truth, split["test"], test.hashes), truth, "test responses")

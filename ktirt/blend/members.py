@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
+
 from ktirt.aligned_rows import AlignedReader
 from ktirt.settings import MEMBERS
 from ktirt.user_batches import user_batches
@@ -28,7 +30,7 @@ def member_batches(events: str | Path, paths: dict[str, str | Path]):
     def batches():
         readers = {name: AlignedReader(paths[name], WRITTEN_BY[name]) for name in MEMBERS}
         for table in user_batches(events, EVENT_COLUMNS):
-            yield table, {name: r.next_rows(table) for name, r in readers.items()}
+            yield table, {name: r.next_rows(table, np.float32) for name, r in readers.items()}  # held as stored
         for r in readers.values():
             r.finish()
 

@@ -109,8 +109,7 @@ def _against_true_abilities(blocks: TargetBlocks, params: pd.DataFrame, true: pd
                                              np.zeros(len(params)), iters=30)
         out["difficulty_spearman_ceiling"] = round(float(spearmanr(b_ceiling[w], true["difficulty"].reindex(params["item_id"][w]))[0]), 6)
 
-    in_events = [np.unique(item[kind == 0]) for kind, item in (blocks.fields(k, "kind", "item") for k in range(len(blocks)))]
-    seen = set(params["item_id"].to_numpy()[np.unique(np.concatenate(in_events))])
+    seen = set(params["item_id"].to_numpy()[blocks.items_in_events])
     true_drift = set(true.index[true["drift"]]) & seen
     out["drift_true_items"] = len(true_drift)
     out |= _precision_recall("drift", drifting_item_ids(drift), true_drift)

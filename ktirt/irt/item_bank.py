@@ -24,7 +24,7 @@ def item_bank(model: WideDeepIRT, blocks: TargetBlocks, cat: Catalog, change: np
     `ability`). `change` per item: when its difficulty changed (NO_CHANGE: never); `s`: the wdirt settings (the
     priors' strengths)."""
     bank = copy.deepcopy(model)
-    responses = BlockResponses(blocks, "bank", lambda k: np.arange(blocks.sizes[k]), change)
+    responses = BlockResponses(blocks, "bank", lambda k: np.arange(blocks.sizes[k]), change, with_theta=False)
     curves = calibrate(bank, responses, responses.n_students, s.prior_strength,
                        skill_prior_strength=s.skill_prior_strength)
     b, a, c = wide_values(bank)

@@ -179,8 +179,16 @@ class TargetBlocks:
         parts = [self.fields(k, *names) for k in range(len(self))]
         return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(names)))
 
+    @cached_property
+    def items_in_events(self) -> np.ndarray:
+        """The items (indices, sorted) that in-unit responses met: found once for the metrics and the figures
+        against the truth."""
+        met = [np.unique(item[kind == 0]) for kind, item in (self.fields(k, "kind", "item") for k in range(len(self)))]
+        return np.unique(np.concatenate(met)) if met else np.zeros(0, np.int64)
+
     def targets(self) -> Targets:
-        """Every target's Targets fields but its history's (history_end, history_first), in memory."""
+        """Every target's Targets fields but its history's (history_end, history_first), in memory: for tests that
+        compare the blocks with build_targets' one table (the run itself never holds them)."""
         keep = [n for n in _TARGET_FIELDS if n not in ("history_end", "history_first")]
         values = dict(zip(keep, self.concat(*keep)))
         empty = np.zeros(len(values["y"]), np.int32)
@@ -247,21 +255,23 @@ class BlockBatcher:
 class BlockResponses:
     """A calibration's responses (ktirt/irt/newton_calibration.py's Responses) from the blocks: each block's
     targets that `keep(k)` picks, as student, log(1 + earlier responses on the skill), item, outcome and whether
-    it came after its item's change point (`change`, per item; none without), with the deep part's theta; written
-    once beside the block in compact types and read back a block at a time on every pass."""
+    it came after its item's change point (`change`, per item; none without), and (`with_theta`, for the theta
+    alignment's `thetas`) the deep part's theta; written once beside the block in compact types and read back a
+    block at a time on every pass."""
 
     FIELDS = ("student", "log_opportunity", "item", "y", "after", "theta")
 
-    def __init__(self, blocks: TargetBlocks, name: str, keep, change: np.ndarray | None = None):
+    def __init__(self, blocks: TargetBlocks, name: str, keep, change: np.ndarray | None = None, with_theta: bool = True):
         self.blocks, self.name, self.n_students = blocks, name, 0
         n = 0
         for k in range(len(blocks)):
-            student, summary, item, y, ts, theta = blocks.fields(k, "student", "summary", "item", "y", "timestamp_ms",
-                                                                 "theta")
+            student, summary, item, y, ts = blocks.fields(k, "student", "summary", "item", "y", "timestamp_ms")
             rows = keep(k)
             after = np.zeros(len(rows), bool) if change is None else ts[rows] >= change[item[rows]]
             values = (student[rows].astype(np.int32), summary[rows, SUMMARY_LOG_SKILL_EVENTS], item[rows].astype(np.int32),
-                      y[rows], after, theta[rows])
+                      y[rows], after)
+            if with_theta:
+                values += (blocks.fields(k, "theta")[0][rows],)
             for field, v in zip(self.FIELDS, values):
                 blocks.put(k, f"{name}_{field}", v)
             n += len(rows)

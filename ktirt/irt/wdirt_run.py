@@ -197,10 +197,7 @@ def _in_unit(blocks: TargetBlocks):
 
 
 def _metrics(blocks: TargetBlocks, hist, params: pd.DataFrame, drift: pd.DataFrame, source: LogSource, text) -> dict:
-    kinds = [blocks.fields(k, "kind", "item") for k in range(len(blocks))]
-    n_scores = sum(int(kind.sum()) for kind, _ in kinds)
-    in_events = np.unique(np.concatenate([np.unique(item[kind == 0]) for kind, item in kinds]))
-    del kinds
+    n_scores = sum(int(blocks.fields(k, "kind")[0].sum()) for k in range(len(blocks)))
     if not n_scores:
         log.info("no unit-test scores in this source: WD-IRT fits on in-unit responses only (no unit-test AUC)")
     n_responses = params["n_responses"].to_numpy()
@@ -209,7 +206,7 @@ def _metrics(blocks: TargetBlocks, hist, params: pd.DataFrame, drift: pd.DataFra
     metrics |= _auc_block(blocks, "unit_test", 1)
     return metrics | {
         "items": len(params), "items_cold": int((n_responses == 0).sum()),
-        "items_in_events": len(in_events),
+        "items_in_events": len(blocks.items_in_events),
         "item_coverage_of_events": event_coverage((b["item_id"] for b in source.event_blocks(["user_id", "item_id"])),
                                                   params),
         "drift_windows_tested": int(drift["z"].notna().sum()),
