@@ -58,12 +58,13 @@ def main(steps: str, results_path: str, keep: bool, from_stage: str | None, only
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     sizes = [int(s) for s in steps.split(",") if s.strip()]
     results = Path(results_path)
-    out = {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, "
-                      f"{_mem_gib():.0f} GiB", "epochs_per_training_stage": 1, "steps": {}}
     rerun = [from_stage] if from_stage else only.split(",") if only else None
-    if (rerun or layout != "edm_cup") and results.exists():
-        out = json.loads(results.read_text())
+    out = json.loads(results.read_text()) if results.exists() else {}  # the other layout's figures are kept
+    out |= {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {_mem_gib():.0f} GiB",
+            "epochs_per_training_stage": 1}
     ladder = out if layout == "edm_cup" else out.setdefault(f"{layout}_layout", {})
+    if not rerun:
+        ladder["steps"] = {}  # a whole run: this layout's figures are all its own
     ladder.setdefault("steps", {})
     for n in sizes:
         _step(n, ladder, lambda: _write(out, results), keep or bool(rerun), rerun, bool(from_stage), layout)
