@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_curve
 
 from ktirt.errors import InputError
 
@@ -108,6 +107,8 @@ def item_mean_floor(item_train: np.ndarray, skill_train: np.ndarray, y_train: np
 
 def roc_points(y: np.ndarray, p: np.ndarray, n: int = 200) -> pd.DataFrame:
     """The ROC curve thinned to about `n` points (enough to draw, small enough for git)."""
+    from sklearn.metrics import roc_curve  # here: importing sklearn.metrics costs every stage that scores ~0.5 s
+
     fpr, tpr, _ = roc_curve(y, p)
     keep = np.unique(np.r_[0, np.linspace(0, len(fpr) - 1, n).astype(int), len(fpr) - 1])
     return pd.DataFrame({"fpr": fpr[keep].round(5), "tpr": tpr[keep].round(5)})

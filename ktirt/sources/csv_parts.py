@@ -85,8 +85,8 @@ class CsvParts:
             return pa.schema(list(self.types.items())).empty_table()
         with pa.OSFile(str(file), "rb") as f:
             table = pa.ipc.open_stream(f).read_all()
-        # one chunk: the part holds a slice of every block of the file, and every later step's cost per chunk
-        # would grow with the file (time per row x 1.25 at 4x the log)
+        # one chunk: the part holds a slice of every block of the file, so every later step's cost per chunk grew
+        # with the file (`finished` took 24 s over the 16 parts of 102.9 M action rows, 464 chunks each; 14 s so)
         return table.unify_dictionaries().combine_chunks()
 
 
