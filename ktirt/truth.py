@@ -80,9 +80,7 @@ def true_values(truth: Path, users, hashes: np.ndarray, columns: tuple[str, ...]
     keys = hashes[order]
     found = np.full((len(keys), len(columns)), np.nan)  # in `keys`' order; a repeated hash: at its first
     seen = np.zeros(len(keys), bool)
-    for batch in iter_parquet(path, "prepare", columns=[*RESPONSE_KEYS, *columns]):
-        t = pa.Table.from_batches([batch])
-        t = t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=wanted))
+    for t in _rows_of(path, [*RESPONSE_KEYS, *columns], wanted):
         h = response_hashes(t)
         at = np.minimum(np.searchsorted(keys, h), max(len(keys) - 1, 0))
         hit = keys[at] == h if len(keys) else np.zeros(len(h), bool)
@@ -97,6 +95,13 @@ def true_values(truth: Path, users, hashes: np.ndarray, columns: tuple[str, ...]
     out = np.empty_like(found)
     out[order] = found
     return out
+
+
+def _rows_of(path: Path, columns: list[str], users: pa.Array):
+    """A truth file's `columns` of these students' rows (`users`: strings), a batch at a time."""
+    for batch in iter_parquet(path, "prepare", columns=columns):
+        t = pa.Table.from_batches([batch])
+        yield t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=users))
 
 
 def true_probabilities(truth: Path, users, hashes: np.ndarray) -> np.ndarray:
@@ -130,9 +135,7 @@ def _unit_test_truth(scored: pa.Table, truth: Path) -> np.ndarray:
     """The true P(correct) of these scored unit-test rows, keeping only their students' truth (read a batch at a
     time: a block of students does not hold the whole log's unit-test truth)."""
     users = pc.unique(scored["user_id"].cast(pa.string()))
-    batches = (pa.Table.from_batches([b]) for b in iter_parquet(truth / "unit_test_responses.parquet", "prepare",
-                                                                  columns=[*UNIT_TEST_KEYS, "p_correct"]))
-    parts = [t.filter(pc.is_in(t["user_id"].cast(pa.string()), value_set=users)) for t in batches]
+    parts = list(_rows_of(truth / "unit_test_responses.parquet", [*UNIT_TEST_KEYS, "p_correct"], users))
     tr = pa.concat_tables(parts).to_pandas() if parts else pd.DataFrame(columns=[*UNIT_TEST_KEYS, "p_correct"])
     return scored.select(UNIT_TEST_KEYS).to_pandas().merge(tr, on=UNIT_TEST_KEYS, how="left",
                                                           validate="many_to_one")["p_correct"].to_numpy(np.float64)

@@ -8,7 +8,7 @@ from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.events import summarize
 from ktirt.events_digest import EventsDigest
-from ktirt.heap import freed_memory_returned, heap_trimmed
+from ktirt.heap import freed_memory_returned
 from ktirt.io import parquet_parts, write_json, write_parquet
 from ktirt.settings import DataSettings
 from ktirt.shape import shape
@@ -38,8 +38,7 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
         for part in tables.event_parts():
             digest.add(part)
             write_events(part)
-            del part  # else the loop holds this part while the source reads the next
-            heap_trimmed()  # what the part freed goes back to the system before the next is read
+            del part  # else the loop holds this part while the source reads the next (and gives back its memory)
         if tables.items is None:
             add_catalogs(tables, data["source"], data["raw_dir"], digest)
         metrics = summarize(digest, tables.unit_tests) | {

@@ -34,8 +34,6 @@ from ktirt.split import split_labels
 from ktirt.user_batches import batches_of
 from ktirt.vocab import first_occurrences
 
-BLOCK_EVENTS = 1 << 20
-"""events a block holds (whole students: about this many) unless told (the stage: `wdirt.block_events`)"""
 UNIT_TEST_COLUMNS = ["user_id", "item_id", "skill_ids", "timestamp", "correct"]
 EVENT_COLUMNS = ["user_id", "item_id", "skill_ids", "problem_type", "timestamp", "correct", "help_requested",
                  "hint_count", "attempt_count", "latency_ms"]
@@ -46,7 +44,7 @@ _TARGET_FIELDS = tuple(f.name for f in dataclasses.fields(Targets) if f.name not
 class LogSource:
     """The events and unit tests, as tables in memory (one block) or as the parquet files (read `rows` at a time)."""
 
-    def __init__(self, events: pa.Table | str | Path, unit_tests: pa.Table | str | Path, rows: int = BLOCK_EVENTS):
+    def __init__(self, events: pa.Table | str | Path, unit_tests: pa.Table | str | Path, rows: int):
         self.events, self.unit_tests, self.rows = events, unit_tests, rows
 
     def event_blocks(self, columns: list[str] = EVENT_COLUMNS) -> Iterator[pa.Table]:
