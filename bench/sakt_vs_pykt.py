@@ -88,7 +88,7 @@ def train_pykt(num_c: int, tr: dict, va: dict, m: dict, s: TrainSettings):
     model = PyktSAKT(num_c, m["seq_len"], m["emb_size"], m["num_heads"], m["dropout"], num_en=m["num_blocks"])
     opt = torch.optim.Adam(model.parameters(), lr=s.lr)
     gen = torch.Generator().manual_seed(s.seed)
-    stop, seconds, seen, epochs = EarlyStopping(s.patience), 0.0, 0, 0
+    stop, seconds, seen, epochs = EarlyStopping(s.patience, s.min_delta), 0.0, 0, 0
     y_val = va["rshft"][va["sm"]].numpy()
     for epoch in range(1, s.epochs + 1):
         model.train()

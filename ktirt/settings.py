@@ -142,7 +142,11 @@ Windows = Annotated[int, Field(ge=1, le=65_536, json_schema_extra=cap("a bound o
 LearningRate = Annotated[float, Field(gt=0, le=1.0, json_schema_extra=cap("a larger step makes Adam diverge"),
                                       description="Adam's learning rate (above 1 training diverges)")]
 Epochs = Annotated[int, Field(ge=1, le=10_000, json_schema_extra=cap("a bound on time"), description="at most this many epochs")]
-Patience = Annotated[int, Field(ge=1, description="stop after this many epochs without a better validation AUC")]
+Patience = Annotated[int, Field(ge=1, description="stop after this many epochs without a validation AUC better by "
+                                "more than min_delta")]
+MinDelta = Annotated[float, Field(ge=0, lt=1, description="an epoch counts as better only when its validation AUC beats "
+                                  "the last such epoch's by more than this (the best epoch's weights are kept either "
+                                  "way): a converged run's AUC wanders by about 0.0005 from epoch to epoch")]
 Seed = Annotated[int, Field(ge=0, description="seeds numpy and torch")]
 TorchDevice = Annotated[Device, Field(description="auto: CUDA when present, else CPU")]
 Threads = Annotated[int, Field(ge=1, le=1024, json_schema_extra=cap("more threads than any machine has"),
@@ -162,6 +166,7 @@ class TrainSettings(Section):
     lr: LearningRate = 0.003
     epochs: Epochs = 30
     patience: Patience = 3
+    min_delta: MinDelta = 0.0005
     seed: Seed = 42
     device: TorchDevice = "auto"
     threads: Threads = 2
@@ -186,7 +191,8 @@ class WDIRTSettings(Section):
     wide_lr_factor: float = Field(5.0, gt=0, le=1000, json_schema_extra=OPTIONAL | cap("a larger step makes Adam diverge"), description="the wide part's learning rate, "
                                   "times lr (optional in params.yaml)")
     epochs: Epochs = 20
-    patience: Patience = 6
+    patience: Patience = 3
+    min_delta: MinDelta = 0.0005
     seed: Seed = 42
     device: TorchDevice = "auto"
     threads: Threads = 2
@@ -208,13 +214,13 @@ class DKTSettings(Section):
     seq_len: int = Field(200, ge=2, le=MAX_WINDOW, json_schema_extra=cap("a bound on time: the LSTM steps through a window one response at a time"), description="window length (windows as SAKT's)")
     item_prior: float = Field(4.0, ge=0, description="precision of the Gaussian prior shrinking item difficulties toward 0")
     batch_size: Windows = 64
-    lr: LearningRate = 0.003
+    lr: LearningRate = 0.006
     epochs: Epochs = 30
     patience: Patience = 3
+    min_delta: MinDelta = 0.0005
     seed: Seed = 42
     device: TorchDevice = "auto"
-    threads: Threads = Field(1, description="torch's CPU threads (an LSTM step's matrices are small: a second thread "
-                             "mostly waits, and doubled the time)")
+    threads: Threads = 2
     shard_windows: ShardWindows = 8192
 
 

@@ -50,17 +50,24 @@ class History:
                              "val_auc": np.round(self.val_auc, 5)})
 
 
+def adam(params, lr: float) -> torch.optim.Adam:
+    """Adam in torch's fused kernel, one pass over every parameter (CPU and CUDA): 0.15 ms a step against 0.56 ms
+    for the per-tensor loop with WD-IRT's ~25 tensors on 2 CPU cores, where WD-IRT takes ~240 steps an epoch."""
+    return torch.optim.Adam(params, lr=lr, fused=True)
+
+
 def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callable[[], torch.Tensor | Iterable[torch.Tensor]],
                batch_size: int, batch_loss: BatchLoss, validate: Callable[[], float], epochs: int, patience: int,
-               on_epoch: EpochCallback | None = None, *, lr_setting: str = "train.lr",
+               on_epoch: EpochCallback | None = None, *, min_delta: float = 0.0, lr_setting: str = "train.lr",
                owned: np.ndarray | None = None) -> History:
     """Up to `epochs` passes over `order()` (a fresh shuffle of the examples each epoch, or a sequence of such parts:
     a batch then never spans two parts, so an engine reading its examples a block at a time holds one) in batches
-    of `batch_size`; after each, `validate()` gives the AUC early stopping watches. The best epoch's weights are
+    of `batch_size`; after each, `validate()` gives the AUC early stopping watches (`patience`, `min_delta`:
+    ktirt.early_stopping). The best epoch's weights are
     restored at the end. A loss that is not finite stops training at once, naming `lr_setting`, the setting most
     likely at fault. Under torchrun, `owned` says which examples this rank holds, and `batch_loss` is given this
     rank's rows of them (its held examples in order)."""
-    hist, stop = History(), EarlyStopping(patience)
+    hist, stop = History(), EarlyStopping(patience, min_delta)
     step, local = distributed.data_parallel(model, batch_loss), distributed.local_rows(owned)
     for epoch in range(1, epochs + 1):
         model.train()

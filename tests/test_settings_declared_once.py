@@ -55,7 +55,7 @@ def test_the_library_classes_have_params_yaml_values():
     assert TrainSettings() == TrainSettings(**PARAMS["train"])
     assert ExportSettings() == ExportSettings(**PARAMS["export"])
     assert SimulationConfig().model_dump() == PARAMS["simulate"]
-    assert (WDIRTSettings().prior_strength, WDIRTSettings().patience, TrainSettings().lr) == (3.0, 6, 0.003)
+    assert (WDIRTSettings().prior_strength, WDIRTSettings().patience, TrainSettings().lr) == (3.0, 3, 0.003)
     w = PARAMS["wdirt"]
     assert DriftSettings() == DriftSettings.of(WDIRTSettings())
     assert DriftSettings().model_dump() == {"window": w["drift_window"], "z_threshold": w["drift_z"],

@@ -7,6 +7,7 @@ import pytest
 import torch
 
 from conftest import ROOT
+from ktirt.early_stopping import EarlyStopping
 from ktirt.errors import SettingsError
 from ktirt.io import outputs
 from ktirt.training import fit_epochs
@@ -54,3 +55,24 @@ def test_a_failed_run_leaves_no_dvclive_log(tmp_path):
         with live_epochs(live) as on_epoch:
             _fit([0.5, float("nan")], on_epoch)
     assert (live / "metrics.json").read_bytes() == kept
+
+
+def _stopped_at(scores: list[float], min_delta: float) -> tuple[int, int]:
+    """(the epoch training stops after, the best epoch) for these validation AUCs, patience 2."""
+    model, stop = torch.nn.Linear(1, 1), EarlyStopping(patience=2, min_delta=min_delta)
+    for epoch, score in enumerate(scores, 1):
+        with torch.no_grad():
+            model.weight.fill_(epoch)
+        if stop.step(epoch, score, model):
+            break
+    stop.restore(model)
+    assert model.weight.item() == stop.best_epoch  # the best epoch's weights came back
+    return epoch, stop.best_epoch
+
+
+def test_min_delta_restarts_patience_only_on_a_real_gain_and_keeps_the_best_epoch():
+    wandering = [0.70, 0.7004, 0.7008, 0.7003, 0.7009, 0.6990]
+    assert _stopped_at(wandering, 0.0) == (6, 5)  # each small step up restarted the patience
+    assert _stopped_at(wandering, 0.001) == (3, 3)  # two epochs without +0.001 over epoch 1; epoch 3 is kept
+    assert _stopped_at([0.70, 0.702, 0.704, 0.7045, 0.7046], 0.001) == (5, 5)
+    assert _stopped_at([float("nan"), 0.6, 0.6], 0.001) == (3, 2)  # NaN never sets the bar

@@ -13,7 +13,7 @@ from ktirt.early_stopping import EpochCallback
 from ktirt.irt.target_blocks import BlockBatcher
 from ktirt.irt.targets import CHUNK, chunked_order
 from ktirt.models.wdirt import WideDeepIRT
-from ktirt.training import History, fit_epochs
+from ktirt.training import History, adam, fit_epochs
 
 VALIDATION_BATCH = 4096
 
@@ -32,7 +32,7 @@ def fit_wdirt(model: WideDeepIRT, data: BlockBatcher, s, on_epoch: EpochCallback
     wide = [model.skill_difficulty, model.item_offset, model.item_log_discrimination, model.item_guess_logit]
     deep = [p for p in model.parameters() if all(p is not w for w in wide)]
     # the per-item parameters each see a small share of every batch: they get a larger step
-    opt = torch.optim.Adam([{"params": deep, "lr": s.lr}, {"params": wide, "lr": s.lr * s.wide_lr_factor}])
+    opt = adam([{"params": deep, "lr": s.lr}, {"params": wide, "lr": s.lr * s.wide_lr_factor}], s.lr)
 
     def order() -> list[torch.Tensor]:
         parts = [chunked_order(data.rows(k, np.flatnonzero(blocks.fields(k, "split")[0] == 0)), CHUNK, gen)
@@ -55,7 +55,7 @@ def fit_wdirt(model: WideDeepIRT, data: BlockBatcher, s, on_epoch: EpochCallback
         return float(auc(np.concatenate(y), distributed.fill_in(np.concatenate(pv))))
 
     return fit_epochs(model, opt, order, s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch,
-                      lr_setting="wdirt.lr", owned=owned)
+                      min_delta=s.min_delta, lr_setting="wdirt.lr", owned=owned)
 
 
 def _training_shard(blocks) -> np.ndarray:

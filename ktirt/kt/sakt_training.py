@@ -17,7 +17,7 @@ from ktirt.kt.sequences import Sequences, Windows
 from ktirt.kt.window_sets import WindowSet, widened
 from ktirt.vocab import Vocabulary
 from ktirt.models.sakt import INPUTS, SAKT, START
-from ktirt.training import History, fit_epochs
+from ktirt.training import History, adam, fit_epochs
 from ktirt.settings import ModelSettings, TrainSettings  # the model and train sections of params.yaml
 
 
@@ -178,6 +178,6 @@ def fit(model: SAKT, train: dict | WindowSet, val: dict | WindowSet, val_targets
     def validate() -> float:
         return float(auc(val_y, predict_all(model, val, val_idx, device)))
 
-    return fit_epochs(model, torch.optim.Adam(model.parameters(), lr=s.lr), lambda: train.order(gen),
-                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, lr_setting=lr_setting,
-                      owned=train.owned)
+    return fit_epochs(model, adam(model.parameters(), s.lr), lambda: train.order(gen),
+                      s.batch_size, batch_loss, validate, s.epochs, s.patience, on_epoch, min_delta=s.min_delta,
+                      lr_setting=lr_setting, owned=train.owned)

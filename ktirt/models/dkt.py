@@ -18,6 +18,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from ktirt.models.dropout import Dropout
 from ktirt.models.sakt import skill_mean
 from ktirt.settings import DKTSettings, Section, derive
 
@@ -50,8 +51,8 @@ class DKT(nn.Module):
         self.difficulty = nn.Embedding(cfg.n_diff, 1)
         self.skill_bias = nn.Embedding(cfg.n_skills, 1)
         self.lstm = nn.LSTM(d, d, batch_first=True)
-        self.drop = nn.Dropout(cfg.dropout)
-        self.head = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(d, 1))
+        self.drop = Dropout(cfg.dropout)
+        self.head = nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), Dropout(cfg.dropout), nn.Linear(d, 1))
         with torch.no_grad():
             for scalar in (self.difficulty, self.skill_bias):
                 nn.init.zeros_(scalar.weight)

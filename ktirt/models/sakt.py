@@ -36,6 +36,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from ktirt.models.dropout import Dropout
 from ktirt.settings import ModelSettings, Section, derive
 
 START = 2  # response code of the start token (0/1 are wrong/right)
@@ -105,7 +106,7 @@ class Block(nn.Module):
         self.attn = CausalCrossAttention(d, heads, recency)
         self.norm1, self.norm2 = nn.LayerNorm(d), nn.LayerNorm(d)
         self.ffn = nn.Sequential(nn.Linear(d, d), nn.ReLU(), nn.Linear(d, d))
-        self.drop = nn.Dropout(dropout)
+        self.drop = Dropout(dropout)
 
     def forward(self, query: torch.Tensor, keys: torch.Tensor, values: torch.Tensor | None = None) -> torch.Tensor:
         h = self.norm1(query + self.drop(self.attn(query, keys, values)))
@@ -136,8 +137,8 @@ class SAKT(nn.Module):
         self.practice = nn.Embedding(cfg.n_practice, d, padding_idx=0)
         self.position = nn.Embedding(cfg.seq_len, d)
         self.blocks = nn.ModuleList(Block(d, cfg.num_heads, cfg.dropout, cfg.recency) for _ in range(cfg.num_blocks))
-        self.drop = nn.Dropout(cfg.dropout)
-        self.head = (nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(d, 1))
+        self.drop = Dropout(cfg.dropout)
+        self.head = (nn.Sequential(nn.Linear(2 * d, d), nn.ReLU(), Dropout(cfg.dropout), nn.Linear(d, 1))
                      if cfg.deep_head else nn.Linear(d, 1))
         with torch.no_grad():
             for scalar in (self.difficulty, self.item_bias, self.skill_bias):

@@ -30,6 +30,7 @@ import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
+from ktirt.models.dropout import Dropout
 from ktirt.models.three_pl import GUESS_CEILING, GUESS_PRIOR_LOGIT, LOG2
 from ktirt.settings import Section, WDIRTSettings, derive
 
@@ -68,7 +69,7 @@ class WideDeepIRT(nn.Module):
         self.event_in = nn.Linear(cfg.n_features, cfg.hidden)
         self.text_in = nn.Linear(cfg.text_dim, cfg.hidden, bias=False)
         self.event_mlp = nn.Sequential(
-            nn.ReLU(), nn.Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(),
+            nn.ReLU(), Dropout(cfg.dropout), nn.Linear(cfg.hidden, cfg.hidden), nn.ReLU(),
             nn.Linear(cfg.hidden, cfg.n_contexts),
         )
         self.summary_mlp = nn.Sequential(nn.Linear(cfg.n_summary, 32), nn.ReLU(), nn.Linear(32, 1))
