@@ -1,10 +1,12 @@
 """The scale ladder: the whole pipeline at 35,000, 70,000 and 140,000 students (about 26, 52 and 104 M action
 rows), each stage in its own process, its wall time and peak memory per step, and how cost grows: per stage,
 the least-squares line through the steps (seconds and GiB per million action rows) and what it gives at EdNet
-KT1's size (784,309 students). Training stages run one epoch at every step (their cost is per epoch).
+KT1's size (784,309 students). Training stages run one epoch at every step (their cost is per epoch), and each of
+WD-IRT's two calibrations at most CALIBRATION_SWEEPS block-Newton sweeps (their cost is per sweep: on the default
+they settle in about 47; at 140,000 students the loss moves by less than 1e-6 a sweep for a hundred more).
 
-Everything but the size and the epochs is params.yaml as it is; each step simulates its own world (timed, under
-bench/out/ladder/<n>/, removed after the step unless --keep). A stage that fails (say, killed out of memory) is
+Everything but the size, the epochs and the sweeps is params.yaml as it is; each step simulates its own world
+(timed, under bench/out/ladder/<n>/, removed after the step unless --keep). A stage that fails (say, killed out of memory) is
 recorded as failed with its exit status, and the stages after it in that step are skipped. Results go to
 bench/results/scale_ladder.json after every stage, so a long run that is stopped keeps what it measured.
 
@@ -31,6 +33,8 @@ from _measure import ROOT, child, scale_params
 from pipeline_scale import _stage_commands
 
 log = logging.getLogger("bench.scale_ladder")
+
+CALIBRATION_SWEEPS = 50
 EDNET_STUDENTS = 784_309
 RESULTS = ROOT / "bench" / "results" / "scale_ladder.json"
 
@@ -61,7 +65,7 @@ def main(steps: str, results_path: str, keep: bool, from_stage: str | None, only
     rerun = [from_stage] if from_stage else only.split(",") if only else None
     out = json.loads(results.read_text()) if results.exists() else {}  # the other layout's figures are kept
     out |= {"machine": f"{platform.machine()}, {__import__('os').cpu_count()} cores, {_mem_gib():.0f} GiB",
-            "epochs_per_training_stage": 1}
+            "epochs_per_training_stage": 1, "calibration_sweeps": CALIBRATION_SWEEPS}
     ladder = out if layout == "edm_cup" else out.setdefault(f"{layout}_layout", {})
     if not rerun:
         ladder["steps"] = {}  # a whole run: this layout's figures are all its own
@@ -112,12 +116,14 @@ def _step(n: int, ladder: dict, save, keep: bool, rerun: list[str] | None, onwar
 
 
 def _step_params(n: int, w: Path, layout: str) -> tuple[Path, Path]:
-    """params.yaml as it is at n students, one epoch per training stage, in `layout`: (its path, the raw folder)."""
+    """params.yaml as it is at n students, one epoch per training stage, CALIBRATION_SWEEPS at most per calibration,
+    in `layout`: (its path, the raw folder)."""
     p, _ = scale_params(n, w)
     raw = w / "raw"
     params = yaml.safe_load(p.read_text())
     params["data"]["raw_dir"] = str(raw)
     params["train"]["epochs"] = params["wdirt"]["epochs"] = params["dkt"]["epochs"] = 1
+    params["wdirt"]["calibration_sweeps"] = CALIBRATION_SWEEPS
     for section, values in LAYOUTS[layout].items():
         params[section] |= values
     p.write_text(yaml.safe_dump(params, sort_keys=False))

@@ -186,6 +186,9 @@ class WDIRTSettings(Section):
     prior_strength: float = Field(3.0, ge=0, description="Gaussian prior pulling item difficulties toward their skill's mean")
     skill_prior_strength: float = Field(1.0, gt=0, description="Gaussian prior pulling skills' mean difficulties toward "
                                         "the mean over skills (so an all-wrong or all-right skill stays finite)")
+    calibration_sweeps: int = Field(200, ge=1, le=100_000, description="the most block-Newton sweeps of each item "
+                                    "calibration (ktirt/irt/newton_calibration.py; it stops sooner once two sweeps in a "
+                                    "row move the loss by less than 1e-9): a bound on time on very large logs")
     batch_size: int = Field(1024, ge=1, le=1_048_576, json_schema_extra=cap("a bound on memory"), description="targets per step")
     lr: LearningRate = Field(0.01, description="Adam's learning rate of the deep part (above 1 training diverges)")
     wide_lr_factor: float = Field(5.0, gt=0, le=1000, json_schema_extra=OPTIONAL | cap("a larger step makes Adam diverge"), description="the wide part's learning rate, "

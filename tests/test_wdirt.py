@@ -555,3 +555,34 @@ def test_an_item_answered_below_its_guessing_floor_lets_the_calibration_settle(m
     assert full_step_sweeps == 200  # the failure this guards against
     assert sweeps < 60
     assert loss < full_step_loss - 0.05
+
+
+def test_a_calibration_stopped_by_its_sweep_bound_says_so(monkeypatch, caplog):
+    """wdirt.calibration_sweeps bounds a fit's sweeps; a fit it stops before the loss settles warns, naming it."""
+    import copy
+    import logging
+
+    import ktirt.irt.newton_calibration as nc
+    from ktirt.irt.calibration import calibrate_items
+
+    m, _, student, item, log_opportunity, _, y, _ = _learning_students()
+    runs, solve = [], nc.solve
+    monkeypatch.setattr(nc, "solve", lambda *a, **k: runs.append(solve(*a, **k)) or runs[-1])
+    with caplog.at_level(logging.WARNING, "ktirt.irt.newton_calibration"):
+        for bound in (3, 200):
+            calibrate_items(copy.deepcopy(m), student, log_opportunity, item, y, prior_strength=1.0,
+                            skill_prior_strength=1.0, max_sweeps=bound)
+    (_, bounded_loss, bounded), (_, settled_loss, sweeps) = runs
+    assert bounded == 3 and 3 < sweeps < 200 and settled_loss <= bounded_loss
+    warned = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warned) == 1 and "bound of 3 sweeps (wdirt.calibration_sweeps)" in warned[0]
+
+
+def test_wdirt_calibration_sweeps_reaches_both_calibrations(monkeypatch, tiny_tables, split):
+    import ktirt.irt.newton_calibration as nc
+
+    bounds, solve = [], nc.solve
+    monkeypatch.setattr(nc, "solve", lambda st, p, r, max_sweeps, **k: bounds.append(max_sweeps) or
+                        solve(st, p, r, max_sweeps, **k))
+    run_wdirt(tiny_tables.events, tiny_tables.unit_tests, split, WDIRTSettings(**{**FAST, "calibration_sweeps": 7}))
+    assert bounds == [7, 7]  # the predictive model's calibration, then the item bank's

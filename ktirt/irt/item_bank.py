@@ -26,7 +26,7 @@ def item_bank(model: WideDeepIRT, blocks: TargetBlocks, cat: Catalog, change: np
     bank = copy.deepcopy(model)
     responses = BlockResponses(blocks, "bank", lambda k: np.arange(blocks.sizes[k]), change, with_theta=False)
     curves = calibrate(bank, responses, responses.n_students, s.prior_strength,
-                       skill_prior_strength=s.skill_prior_strength)
+                       skill_prior_strength=s.skill_prior_strength, max_sweeps=s.calibration_sweeps)
     b, a, c = wide_values(bank)
     n_responses, info = np.zeros(len(cat.items), np.int64), np.zeros(len(cat.items))
     for k in range(len(blocks)):

@@ -364,6 +364,9 @@ def solve(st: Structure, p: Params, r: Responses, max_sweeps: int = 200, tol: fl
         if settled(gains, tol):
             break
         last = loss
+    else:
+        log.warning("%s: stopped at its bound of %d sweeps (wdirt.calibration_sweeps), the last moving the loss by "
+                    "%.1e", what, max_sweeps, gains[-1])
     return before, loss, sweep
 
 

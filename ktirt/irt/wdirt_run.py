@@ -172,7 +172,8 @@ def _calibrate_predictive(model: WideDeepIRT, blocks: TargetBlocks, s: WDIRTSett
     """The predictive model: its wide part calibrated on training students only, its deep theta mapped onto it;
     each target's mapped theta and P(correct) are kept per block (fields `theta`, `p`)."""
     train = BlockResponses(blocks, "train", lambda k: np.flatnonzero(blocks.fields(k, "split")[0] == 0))
-    calibrate(model, train, train.n_students, s.prior_strength, skill_prior_strength=s.skill_prior_strength)
+    calibrate(model, train, train.n_students, s.prior_strength, skill_prior_strength=s.skill_prior_strength,
+              max_sweeps=s.calibration_sweeps)
     scale, shift = align_theta_chunks(model, train.thetas)
     for k in range(len(blocks)):
         theta, item = blocks.fields(k, "theta", "item")
