@@ -63,10 +63,9 @@ def fit_epochs(model: torch.nn.Module, opt: torch.optim.Optimizer, order: Callab
     """Up to `epochs` passes over `order()` (a fresh shuffle of the examples each epoch, or a sequence of such parts:
     a batch then never spans two parts, so an engine reading its examples a block at a time holds one) in batches
     of `batch_size`; after each, `validate()` gives the AUC early stopping watches (`patience`, `min_delta`:
-    ktirt.early_stopping). The best epoch's weights are
-    restored at the end. A loss that is not finite stops training at once, naming `lr_setting`, the setting most
-    likely at fault. Under torchrun, `owned` says which examples this rank holds, and `batch_loss` is given this
-    rank's rows of them (its held examples in order)."""
+    ktirt.early_stopping). The best epoch's weights are restored at the end. A loss that is not finite stops
+    training at once, naming `lr_setting`, the setting most likely at fault. Under torchrun, `owned` says which
+    examples this rank holds, and `batch_loss` is given this rank's rows of them (its held examples in order)."""
     hist, stop = History(), EarlyStopping(patience, min_delta)
     step, local = distributed.data_parallel(model, batch_loss), distributed.local_rows(owned)
     for epoch in range(1, epochs + 1):

@@ -1,10 +1,11 @@
-"""A CSV too large to hold, read in parts: one pass reads it a block at a time (pyarrow's streaming reader) and
-routes every row to one of n parts on disk (Arrow IPC, rows in file order), then each part is read back and
-finished as `read_csv` finishes a whole file (exact duplicates, the columns asked for, the id rule).
+"""A CSV too large to hold, read in parts: one pass reads it a block at a time (pyarrow's streaming reader, one
+thread, parsing the next block while this one is routed: ktirt/read_ahead.py) and routes every row to one of n
+parts on disk (Arrow IPC, rows in file order), then each part is read back and finished as `read_csv` finishes
+a whole file (exact duplicates, the columns asked for, the id rule).
 
 The caller routes the rows (`route`: part of each row of a block), so that the rows a later step must see
 together land in one part: the EDM Cup action log sends every row to its student's part, which keeps a
-visit's rows, a student's events and an exact duplicate and its original together. Memory is one block while
+visit's rows, a student's events and an exact duplicate and its original together. Memory is two blocks while
 the file is split, then one part; disk is the parts (about the CSV's size) in a temporary folder.
 """
 
@@ -21,6 +22,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from ktirt.errors import InputError
+from ktirt.read_ahead import read_ahead
 from ktirt.sources.encoding import scan
 from ktirt.sources.tables import (Ledger, all_types, checked_header, conversion_error, convert_options, current_ledger,
                                   finished, opened, read_options)
@@ -50,7 +52,7 @@ class CsvParts:
         self.ledger.duplicate_rows[self.path.name] = 0
         writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
         try:
-            for block in _blocks(source, self.path, header, self.types, forms or {}):
+            for block in read_ahead(_blocks(source, self.path, header, self.types, forms or {})):
                 self.rows += block.num_rows
                 self._route(block, route(block), writers)
         finally:

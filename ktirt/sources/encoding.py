@@ -83,7 +83,11 @@ def _first_invalid_utf8(path: Path) -> tuple[int | None, int | None, bool]:
     base, tail, multibyte, nul = 0, b"", None, False
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
-            data = tail + chunk
+            data = tail + chunk if tail else chunk
+            if data.isascii():  # UTF-8 without a multi-byte character: nothing to decode (most files, every chunk)
+                nul = nul or b"\0" in chunk
+                base, tail = base + len(data), b""
+                continue
             try:
                 text, used = codecs.utf_8_decode(data, "strict", False)
             except UnicodeDecodeError as exc:

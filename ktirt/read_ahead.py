@@ -1,0 +1,52 @@
+"""An iterator's next items made in a background thread while the caller works on the current one.
+
+For producers that spend their time outside Python's lock: pyarrow's streaming CSV reader parses on one thread
+and releases the lock while it does, so the next block of a large CSV is parsed on the second core while the
+caller routes the current one. Items, and the producer's exception if it raises, come out in the producer's
+order, so the results are those of the plain loop; at most `ahead` items are made before the caller asks for
+them (memory: the caller's item and `ahead` more).
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Iterable, Iterator, TypeVar
+
+T = TypeVar("T")
+_END = object()
+
+
+def read_ahead(items: Iterable[T], ahead: int = 1) -> Iterator[T]:
+    """`items`, each made in a background thread while the caller holds the one before."""
+    slots, ready, stop = threading.Semaphore(ahead + 1), queue.Queue(), threading.Event()  # the caller's + ahead
+
+    def produce() -> None:
+        source = iter(items)
+        try:
+            while slots.acquire() and not stop.is_set():
+                item = next(source, _END)
+                ready.put((item, None))
+                if item is _END:
+                    return
+        except BaseException as exc:  # handed to the caller, who raises it where the plain loop would
+            ready.put((_END, exc))
+        finally:
+            getattr(source, "close", lambda: None)()
+
+    worker = threading.Thread(target=produce, name="read_ahead", daemon=True)
+    worker.start()
+    try:
+        while True:
+            item, exc = ready.get()
+            if exc is not None:
+                raise exc
+            if item is _END:
+                return
+            yield item
+            del item
+            slots.release()
+    finally:
+        stop.set()
+        slots.release()  # a producer waiting for a slot wakes, sees `stop` and ends
+        worker.join()
