@@ -38,3 +38,28 @@ def test_a_stage_that_failed_or_was_not_reached_at_a_step_is_left_out():
     g = growth(steps)
     assert "a" in g and "b" not in g
     assert growth({"1000": steps["1000"]}) == {}  # one step: nothing to fit
+
+
+def test_a_steps_params_are_params_yaml_but_for_size_epochs_and_sweeps(tmp_path, monkeypatch):
+    """Each step runs params.yaml as it is (here without the size, which bench/_measure.py sets), with one epoch
+    per training stage and WD-IRT's calibrations bounded by CALIBRATION_SWEEPS; the result is a valid params file."""
+    import yaml
+
+    import scale_ladder
+    from ktirt.settings import check_params
+
+    def as_it_is(students, folder):
+        (folder / "params.yaml").write_text((ROOT / "params.yaml").read_text())
+        return folder / "params.yaml", None
+
+    monkeypatch.setattr(scale_ladder, "scale_params", as_it_is)
+    path, raw = scale_ladder._step_params(35000, tmp_path, "edm_cup")
+    step, base = yaml.safe_load(path.read_text()), yaml.safe_load((ROOT / "params.yaml").read_text())
+    check_params(step)
+    assert step["train"]["epochs"] == step["wdirt"]["epochs"] == step["dkt"]["epochs"] == 1
+    assert step["wdirt"]["calibration_sweeps"] == scale_ladder.CALIBRATION_SWEEPS < base["wdirt"]["calibration_sweeps"]
+    assert step["data"]["raw_dir"] == str(raw) == str(tmp_path / "raw")
+    for section, key in (("train", "epochs"), ("wdirt", "epochs"), ("dkt", "epochs"), ("wdirt", "calibration_sweeps"),
+                         ("data", "raw_dir")):
+        del step[section][key], base[section][key]
+    assert step == base
