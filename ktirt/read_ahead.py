@@ -29,6 +29,7 @@ def read_ahead(items: Iterable[T], ahead: int = 1) -> Iterator[T]:
                 ready.put((item, None))
                 if item is _END:
                     return
+                del item  # the caller's now: not kept alive here while the next is made
         except BaseException as exc:  # handed to the caller, who raises it where the plain loop would
             ready.put((_END, exc))
         finally:
