@@ -40,11 +40,13 @@ import torch.nn.functional as F
 from ktirt.irt import newton_calibration as nc
 from ktirt.models.three_pl import GUESS_PRIOR_LOGIT
 from ktirt.models.wdirt import WideDeepIRT
+from ktirt.settings import WDIRTSettings
 
 log = logging.getLogger(__name__)
 INTERCEPT_PRECISION = 1.0
 RATE_PRECISION = 1 / 0.2**2
 SCALE_PENALTY = 100.0  # per unit of squared mean log-discrimination; large enough to pin it at 0
+SWEEPS = WDIRTSettings.model_fields["calibration_sweeps"].default  # declared once, in ktirt/settings.py
 
 
 @dataclass
@@ -105,7 +107,7 @@ def _lbfgs(params, evaluate: Callable[[bool], torch.Tensor], max_iter: int, what
 
 
 def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np.ndarray, item: np.ndarray,
-                    y: np.ndarray, prior_strength: float, *, skill_prior_strength: float, max_sweeps: int = 200,
+                    y: np.ndarray, prior_strength: float, *, skill_prior_strength: float, max_sweeps: int = SWEEPS,
                     after_change: np.ndarray | None = None) -> LearningCurves:
     """Refit the model's wide parameters in place, jointly with one learning curve per student, on the
     responses (student index, log(1 + earlier responses on the skill), item, y); the deep part is untouched.
@@ -124,7 +126,7 @@ def calibrate_items(model: WideDeepIRT, student: np.ndarray, log_opportunity: np
 
 
 def calibrate(model: WideDeepIRT, responses, n_students: int, prior_strength: float, *, skill_prior_strength: float,
-              max_sweeps: int = 200) -> LearningCurves:
+              max_sweeps: int = SWEEPS) -> LearningCurves:
     """calibrate_items on `responses`: this rank's, as newton_calibration.Responses or anything that gives them a
     chunk at a time (`chunks()`, `total`), such as ktirt/irt/target_blocks.py's BlockResponses."""
     n_items = len(model.item_offset)

@@ -341,7 +341,7 @@ def _rescale(st: Structure, p: Params, n: int) -> None:
     p.rho *= k
 
 
-def solve(st: Structure, p: Params, r: Responses, max_sweeps: int = 200, tol: float = 1e-9,
+def solve(st: Structure, p: Params, r: Responses, max_sweeps: int, tol: float = 1e-9,
           what: str = "calibration", every_s: float = 15.0) -> tuple[float, float, int]:
     """Sweeps until the loss settles (`settled`: two sweeps in a row move it by less than `tol`); returns the
     loss before and after, and the sweeps run."""
