@@ -5,7 +5,7 @@ the log. A first pass gathers what needs every student: the vocabulary check, th
 (item, skill) pairs (typical items, the skills table) and the latency histogram (ktirt.streaming_stats); a
 second reads the latencies again for the terciles' exact values. The third scores each batch with SAKT (windows scored in fixed runs across the batches' edges, so the numbers
 are those of one pass) and appends its rows to the two large tables as it goes; of the rest it keeps what the
-reports need (the test responses' behaviours, each student-skill pair's last mastery)."""
+reports need (the test responses' behaviours, in a temporary file; each student-skill pair's last mastery)."""
 
 from __future__ import annotations
 
@@ -41,6 +41,9 @@ from ktirt.vocab import Vocabulary, padded_index, skill_lists
 log = logging.getLogger(__name__)
 
 FIRST_PASS_COLUMNS = ["user_id", "item_id", "skill_ids", "latency_ms"]
+SCORING_ROWS = 1 << 19
+"""events rows read at a time for scoring (a batch of whole students holds about this many): the export's peak is
+one batch's windows, scores and output rows on top of what it holds, so it follows this, not the log"""
 STREAMED = ("sakt_predictions", "sakt_student_state")
 """the tables with a row per response, written a batch at a time as they are scored"""
 
@@ -83,11 +86,10 @@ def run_export(events: pa.Table | str | Path, split: dict, sakt_checkpoint: str 
     seed_everything(0, s.threads)
     wdirt_dir, out_dir = Path(wdirt_dir), Path(out_dir)
     params = item_params_table(read_parquet(wdirt_dir / ITEM_PARAMS, "train_wdirt"))
-    drift = item_drift_table(read_parquet(wdirt_dir / ITEM_DRIFT, "train_wdirt"))
     device = resolve_device(s.device)
     model, vocab, mv = load_checkpoint(sakt_checkpoint, map_location=device)
-    batches = batches_of(events)
-    slices = SliceRows(drifting_item_ids(drift))
+    batches = batches_of(events, rows=SCORING_ROWS)
+    slices = SliceRows(drifting_item_ids(read_parquet(wdirt_dir / ITEM_DRIFT, "train_wdirt", columns=["item_id", "drift_flag"])))
     with freed_memory_returned():
         first = _first_pass(batches_of(events, columns=FIRST_PASS_COLUMNS), split, vocab, slices, sakt_checkpoint)
         for t in batches_of(events, columns=["user_id", "latency_ms"])():
@@ -99,6 +101,7 @@ def run_export(events: pa.Table | str | Path, split: dict, sakt_checkpoint: str 
     scored = in_fixed_runs(parts, s.batch_size, Scorer(model.to(device), mv, typical, s.batch_size, device))
     with tqdm(total=first.responses, unit="response", desc="SAKT scoring", leave=False, mininterval=5, disable=None) as bar:
         rows, no_skill = _write_scored(scored, vocab, out_dir, slices, mastery, bar.update)
+    drift = item_drift_table(read_parquet(wdirt_dir / ITEM_DRIFT, "train_wdirt"))  # read now: not held while scoring
     tables = {"item_params": params, "item_drift": drift,
               "skills": skills_table(params, first.event_pairs, descriptions)}
     report, figures = mastery.report(tables["skills"], params, drift)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tempfile
+
 import numpy as np
 import pandas as pd
 import pyarrow as pa
@@ -38,12 +40,16 @@ def latency_of(events: pa.Table) -> np.ndarray:
 
 SLICES = ("help", "latency", "problem type", "item drift")
 """the behaviours the slices cut responses by, in the order the reports show them"""
+SLICE_ROWS = pa.schema([("help", pa.int8()), ("latency", pa.int8()), ("problem type", pa.int32()), ("item drift", pa.int8()),
+                        ("actual", pa.int8()), ("sakt", pa.float32()), ("wdirt", pa.float32())])
+"""a kept response: its behaviours as small codes, its outcome, the engines' predictions"""
 
 
 class SliceRows:
     """What the behaviour slices need, gathered a batch of students at a time: of one split's responses (test
     students by default: neither engine trained on them), their behaviours as small codes, their outcome and the
-    engines' predictions. The latency bands' cuts are the terciles over every response (all splits), known before
+    engines' predictions, kept in a temporary file while they come (memory does not grow with the log: about 14 bytes
+    a test response, 200 MB at EdNet KT1's size) and read back by `table()`. The latency bands' cuts are the terciles over every response (all splits), known before
     the rows come: two passes over the latencies first (`count`, then `collect`; ktirt.streaming_stats).
     `table()` is the slice table."""
 
@@ -52,9 +58,10 @@ class SliceRows:
         self.split = split
         self.latency = ExactQuantiles(LATENCY_TERCILES)
         self.problem_types: dict[str, int] = {}
-        self.parts: list[pd.DataFrame] = []
         self.cuts: np.ndarray | None = None
         """the terciles, once every latency is collected"""
+        self.spill = tempfile.TemporaryFile(prefix="ktirt-slices-")  # the rows wait on disk, not in memory
+        self.writer: pa.ipc.RecordBatchStreamWriter | None = pa.ipc.new_stream(self.spill, SLICE_ROWS)
 
     def count(self, events: pa.Table) -> None:
         self.latency.count(latency_of(events))
@@ -74,30 +81,37 @@ class SliceRows:
             band = np.where(np.isfinite(latency), np.where(latency < cuts[0], 0, np.where(latency < cuts[1], 1, 2)), 3)
         kinds = pc.fill_null(events["problem_type"], "(none)").to_numpy(zero_copy_only=False)[mine]
         wdirt = wdirt_predicted[mine] if wdirt_predicted is not None else np.full(int(mine.sum()), np.nan)
-        self.parts.append(pd.DataFrame({
-            "help": events["help_requested"].to_numpy(zero_copy_only=False)[mine].astype(np.int8),
-            "latency": band.astype(np.int8),
-            "problem type": np.array([self.problem_types.setdefault(k, len(self.problem_types)) for k in kinds], np.int32),
-            "item drift": pc.is_in(events["item_id"], value_set=self.drifting).to_numpy(zero_copy_only=False)[mine].astype(np.int8),
-            "actual": predictions["actual"].to_numpy()[mine].astype(np.int8),
-            "sakt": predictions["predicted"].to_numpy(zero_copy_only=False)[mine].astype(np.float32),
-            "wdirt": wdirt.astype(np.float32)}))
+        self.writer.write_batch(pa.record_batch([
+            events["help_requested"].to_numpy(zero_copy_only=False)[mine].astype(np.int8),
+            band.astype(np.int8),
+            np.array([self.problem_types.setdefault(k, len(self.problem_types)) for k in kinds], np.int32),
+            pc.is_in(events["item_id"], value_set=self.drifting).to_numpy(zero_copy_only=False)[mine].astype(np.int8),
+            predictions["actual"].to_numpy()[mine].astype(np.int8),
+            predictions["predicted"].to_numpy(zero_copy_only=False)[mine].astype(np.float32),
+            wdirt.astype(np.float32)], schema=SLICE_ROWS))
+
+    def _rows(self) -> pa.Table:
+        """Every row added, in order, read back from the spill (no more can be added)."""
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+        self.spill.seek(0)
+        return pa.ipc.open_stream(self.spill).read_all()
 
     def _ranked(self) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
         """The kept rows with each behaviour as the rank of its label among that behaviour's labels (grouping by
         the rank groups as by the label, in the same order), and each behaviour's labels in rank order."""
-        columns = [*SLICES, "actual", "sakt", "wdirt"]
-        df = pd.concat(self.parts, ignore_index=True) if self.parts else pd.DataFrame({c: np.zeros(0, np.int8) for c in columns})
+        rows = self._rows()
         labels = {"help": ["no help", "asked for help"], "latency": _band_labels(self.cuts),
                   "problem type": list(self.problem_types), "item drift": ["not flagged", "item flagged as drifting"]}
-        out = pd.DataFrame({"actual": df["actual"].to_numpy(np.int8), "sakt": df["sakt"].to_numpy(np.float64),
-                            "wdirt": df["wdirt"].to_numpy(np.float64)})
+        out = pd.DataFrame({"actual": _column(rows, "actual", np.int8), "sakt": _column(rows, "sakt", np.float64),
+                            "wdirt": _column(rows, "wdirt", np.float64)})
         for col in SLICES:
             names = np.array(labels[col], dtype=object)
             order = np.argsort(names, kind="stable")
             rank = np.empty(len(order), np.int64)
             rank[order] = np.arange(len(order))
-            out[col] = rank[df[col].to_numpy(np.int64)]
+            out[col] = rank[_column(rows, col, np.int64)]
             labels[col] = names[order]
         return out, labels
 
@@ -118,6 +132,10 @@ class SliceRows:
         cols = ["slice", "value", "responses", "accuracy", "sakt_predicted", "sakt_gap", "wdirt_residual"]
         out = pd.concat(parts, ignore_index=True)[cols] if parts else pd.DataFrame(columns=cols)
         return out.assign(split=self.split, responses=out["responses"].astype(np.int64))
+
+
+def _column(rows: pa.Table, name: str, dtype: type) -> np.ndarray:
+    return rows[name].to_numpy().astype(dtype)
 
 
 def _band_labels(cuts: np.ndarray | None) -> np.ndarray:
