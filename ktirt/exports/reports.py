@@ -48,10 +48,10 @@ SLICE_ROWS = pa.schema([("help", pa.int8()), ("latency", pa.int8()), ("problem t
 class SliceRows:
     """What the behaviour slices need, gathered a batch of students at a time: of one split's responses (test
     students by default: neither engine trained on them), their behaviours as small codes, their outcome and the
-    engines' predictions, kept in a temporary file while they come (memory does not grow with the log: about 14 bytes
-    a test response, 200 MB at EdNet KT1's size) and read back by `table()`. The latency bands' cuts are the terciles over every response (all splits), known before
-    the rows come: two passes over the latencies first (`count`, then `collect`; ktirt.streaming_stats).
-    `table()` is the slice table."""
+    engines' predictions, kept in a temporary file while they come (memory does not grow with the log: 16 bytes a
+    test response, about 230 MB at EdNet KT1's size). The latency bands' cuts are the terciles over every response
+    (all splits), known before the rows come: two passes over the latencies first (`count`, then `collect`;
+    ktirt.streaming_stats). `table()` reads the rows back and is the slice table."""
 
     def __init__(self, drifting_items: set, split: str = "test"):
         self.drifting = pa.array(sorted(drifting_items), pa.string())
