@@ -51,8 +51,12 @@ class CsvParts:
         self.ledger.corrupt_rows[self.path.name] = corrupt
         self.ledger.duplicate_rows[self.path.name] = 0
         writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
+        # the columns read only for the exact-duplicate rule are parsed as text and dictionary-encoded a part's
+        # slice at a time (_compact): the parser, this pass's bottleneck, spent 3 s of its 10 at EDM-Cup scale on
+        # dictionaries that _compact then cut up anyway
+        parsed = self.types | {c: pa.string() for c, t in self.types.items() if c not in self.columns}
         try:
-            for block in read_ahead(_blocks(source, self.path, header, self.types, forms or {})):
+            for block in read_ahead(_blocks(source, self.path, header, parsed, forms or {})):
                 self.rows += block.num_rows
                 self._route(block, route(block), writers)
         finally:
@@ -68,9 +72,9 @@ class CsvParts:
         bounds = np.searchsorted(part[order], np.arange(self.n_parts + 1))
         block = block.take(pa.array(order))  # rows in part order: each part's rows are then one slice
         for k in np.flatnonzero(np.diff(bounds)):
-            if k not in writers:
-                writers[k] = pa.ipc.new_stream(str(self.files[k]), block.schema)  # the writer owns (and closes) the file
-            writers[k].write_batch(_compact(block.slice(bounds[k], bounds[k + 1] - bounds[k])))
+            if k not in writers:  # the writer owns (and closes) the file
+                writers[k] = pa.ipc.new_stream(str(self.files[k]), pa.schema(list(self.types.items())))
+            writers[k].write_batch(_compact(block.slice(bounds[k], bounds[k + 1] - bounds[k]), self.types))
 
     def parts(self) -> Iterator[pa.Table]:
         """Each part's rows as `read_csv` would give them (duplicates removed and counted in the ledger), in part
@@ -92,18 +96,22 @@ class CsvParts:
         return table.unify_dictionaries().combine_chunks()
 
 
-def _compact(rows: pa.RecordBatch) -> pa.RecordBatch:
-    """`rows` with each dictionary column's dictionary cut to the values they use. A block's rows go to every
-    part, and each slice would otherwise carry the whole block's dictionary: a part read back then unifies one
-    dictionary per block of the file, so the work per part grew with the file (time per row x 1.8 at 4x the log)."""
+def _compact(rows: pa.RecordBatch, types: dict[str, pa.DataType]) -> pa.RecordBatch:
+    """`rows` with each dictionary column's dictionary cut to the values they use, and the text columns that
+    `types` wants as dictionaries encoded so. A block's rows go to every part, and each slice would otherwise
+    carry the whole block's dictionary: a part read back then unifies one dictionary per block of the file, so
+    the work per part grew with the file (time per row x 1.8 at 4x the log). Either way a slice's dictionary
+    lists its values in the order they first appear in it, as one read's would."""
     columns = []
-    for col in rows.columns:
+    for name, col in zip(rows.schema.names, rows.columns):
         if pa.types.is_dictionary(col.type):
             used = pc.unique(col.indices.drop_null())
             col = pa.DictionaryArray.from_arrays(pc.index_in(col.indices, value_set=used).cast(col.indices.type),
                                                  col.dictionary.take(used))
+        elif pa.types.is_dictionary(types[name]):
+            col = col.dictionary_encode()
         columns.append(col)
-    return pa.RecordBatch.from_arrays(columns, schema=rows.schema)
+    return pa.RecordBatch.from_arrays(columns, schema=pa.schema([(n, types[n]) for n in rows.schema.names]))
 
 
 def _blocks(source, path: Path, header: list[str], types: dict, forms: dict[str, str]) -> Iterator[pa.RecordBatch]:

@@ -15,7 +15,6 @@ from pathlib import Path
 from typing import Callable, Iterator
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -28,6 +27,7 @@ from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, ACTIONS, CODE, FIRST_
                                        WholeLogChecks, read_visits)
 from ktirt.sources.files import check_raw_folder, present
 from ktirt.sources.ids import described_codes, normalise_ids, skill_code_lists
+from ktirt.sources.key_index import KeyIndex
 from ktirt.sources.tables import NAT, read_csv, read_header, reading, require_unique, to_utc_ms
 from ktirt.sources.timestamps import NUMBER_FORM
 
@@ -160,7 +160,7 @@ class _StudentRoute:
         part_of_student = sort_codes(students) * n // max(len(students), 1)
         codes = details.student.indices.fill_null(-1).to_numpy(zero_copy_only=False)
         self.part_of_log = np.where(codes >= 0, part_of_student[np.maximum(codes, 0)], n)
-        self.logs, self.problems = pd.Index(details.log_id.to_pylist()), pd.Index(problems.problem_id.to_pylist())
+        self.logs, self.problems = KeyIndex(details.log_id), KeyIndex(problems.problem_id)
         self.unjoined = {"assignment_log_id": set(), "problem_id": set()}  # kept only while nothing joins
 
     def __call__(self, block: pa.RecordBatch) -> np.ndarray:
@@ -171,8 +171,8 @@ class _StudentRoute:
         self._joined("problem_id", self.problems, normalise_ids(block["problem_id"], self.path, "problem_id").dictionary)
         return part[logs.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
 
-    def _joined(self, column: str, index: pd.Index, values: pa.Array) -> np.ndarray:
-        row = index.get_indexer(values.to_pylist())
+    def _joined(self, column: str, index: KeyIndex, values: pa.Array) -> np.ndarray:
+        row = index.rows(values)
         unjoined = self.unjoined[column]
         if unjoined is not None:
             self.unjoined[column] = None if (row >= 0).any() else unjoined | set(values.drop_null().to_pylist())

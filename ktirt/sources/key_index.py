@@ -1,0 +1,52 @@
+"""Row of each of a few thousand ids among a large set of ids (every assignment log of a release), asked once per
+block of a file read a block at a time.
+
+The ids are held sorted as fixed-width bytes (numpy `S`, about 10 bytes an id) and found by binary search: a pandas
+Index of the same ids held about 95 bytes an id (its values and its hash table) and answered a block's few thousand
+ids ten times slower. Equality is exact, byte for byte of the UTF-8 text.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+
+
+class KeyIndex:
+    """Lookups into `keys` (strings, no nulls; the first row where one repeats)."""
+
+    def __init__(self, keys: pa.Array | pa.ChunkedArray):
+        values = _utf8_bytes(keys)
+        self.order = np.argsort(values, kind="stable")
+        self.sorted = values[self.order]
+
+    def rows(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """Row in `keys` of each value (-1 where absent or null)."""
+        found = np.full(len(values), -1, np.int64)
+        if not len(self.sorted) or not len(values):
+            return found
+        width = self.sorted.dtype.itemsize
+        fits = np.asarray(pc.fill_null(pc.less_equal(pc.binary_length(_binary(values)), width), False))
+        query = _utf8_bytes(_binary(values).filter(pa.array(fits))).astype(self.sorted.dtype)  # no value cut short
+        pos = np.minimum(np.searchsorted(self.sorted, query), len(self.sorted) - 1)
+        found[np.flatnonzero(fits)] = np.where(self.sorted[pos] == query, self.order[pos], -1)
+        return found
+
+
+def _binary(values: pa.Array | pa.ChunkedArray) -> pa.Array:
+    arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+    if pa.types.is_dictionary(arr.type):
+        arr = arr.dictionary.take(arr.indices)
+    return arr.cast(pa.large_binary())
+
+
+def _utf8_bytes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Fixed-width bytes of each value (numpy pads with NUL bytes, which no id holds: ktirt.sources.rows drops
+    the lines that do)."""
+    arr = _binary(values)
+    return np.array(arr.to_numpy(zero_copy_only=False), dtype=f"S{max(1, _longest(arr))}")
+
+
+def _longest(arr: pa.Array) -> int:
+    return int(pc.max(pc.binary_length(arr)).as_py() or 0)

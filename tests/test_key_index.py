@@ -1,0 +1,39 @@
+"""ktirt.sources.key_index: the row of each id among many, as a dictionary lookup gives it, byte for byte (an id
+longer than every key, a prefix of a key, non-ASCII text, nulls, the first row of a repeated key)."""
+
+import numpy as np
+import pyarrow as pa
+
+from ktirt.sources.key_index import KeyIndex
+
+
+def _expected(keys: list[str], values: list[str | None]) -> list[int]:
+    first: dict[str, int] = {}
+    for row, key in enumerate(keys):
+        first.setdefault(key, row)
+    return [first.get(v, -1) if v is not None else -1 for v in values]
+
+
+def test_rows_are_those_of_a_dictionary_lookup():
+    keys = ["L10", "L2", "Élève-7", "L1", "70001", "L2", "a b", "ß"]
+    values = ["L2", "L1", "L", "L10X", "Élève-7", "Élève", None, "70001.0", "ß", "ss", "a b", "", "L10"]
+    got = KeyIndex(pa.array(keys)).rows(pa.array(values))
+    assert got.tolist() == _expected(keys, values)
+
+
+def test_dictionary_and_chunked_values_and_empty_keys():
+    keys = pa.chunked_array([["SZK9", "Q1"], ["Q22"]])
+    values = pa.array(["Q22", None, "Q1", "Q2", "Q22"]).dictionary_encode()
+    assert KeyIndex(keys).rows(values).tolist() == [2, -1, 1, -1, 2]
+    assert KeyIndex(pa.array([], pa.string())).rows(pa.array(["x"])).tolist() == [-1]
+    assert KeyIndex(pa.array(["x"])).rows(pa.array([], pa.string())).tolist() == []
+
+
+def test_many_random_ids():
+    rng = np.random.default_rng(3)
+    alphabet = np.array(list("AB09é"))
+    keys = ["".join(rng.choice(alphabet, rng.integers(1, 7))) for _ in range(3000)]
+    values = ["".join(rng.choice(alphabet, rng.integers(0, 9))) for _ in range(3000)] + keys[::7]
+    got = KeyIndex(pa.array(keys)).rows(pa.array(values))
+    assert got.tolist() == _expected(keys, values)
+    assert (got >= 0).sum() > 400  # both kinds of answer met
