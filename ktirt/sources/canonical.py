@@ -7,6 +7,7 @@ from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ktirt.events import EVENTS_SCHEMA, UNIT_TESTS_SCHEMA, sort_events
 
@@ -66,11 +67,21 @@ def events_table(columns: dict[str, object]) -> pa.Table:
     return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
 
 
+UNIT_TESTS_ORDER = [("user_id", "ascending"), ("timestamp", "ascending"), ("unit_test_id", "ascending"),
+                    ("item_id", "ascending")]
+"""unit_tests.parquet's row order"""
+
+
+def unit_tests_order(keys: dict[str, object]) -> np.ndarray:
+    """The order of unit-test rows (UNIT_TESTS_ORDER), from those four columns alone: a source sorts its light
+    columns first and builds the heavy ones (the in-unit lists) in that order, never holding them twice."""
+    fields = [UNIT_TESTS_SCHEMA.field(name) for name, _ in UNIT_TESTS_ORDER]
+    table = pa.table({f.name: keys[f.name] for f in fields}).cast(pa.schema(fields))
+    return pc.sort_indices(table, UNIT_TESTS_ORDER).to_numpy()
+
+
 def unit_tests_table(columns: dict[str, object] | None) -> pa.Table:
-    """Build unit_tests.parquet (sorted by user_id, timestamp, unit_test_id, item_id); empty when None."""
+    """Build unit_tests.parquet from columns whose rows are in unit_tests_order already; empty when None."""
     if columns is None:
         return UNIT_TESTS_SCHEMA.empty_table()
-    table = pa.table({f.name: columns[f.name] for f in UNIT_TESTS_SCHEMA}).cast(UNIT_TESTS_SCHEMA)
-    return table.sort_by(
-        [("user_id", "ascending"), ("timestamp", "ascending"), ("unit_test_id", "ascending"), ("item_id", "ascending")]
-    )
+    return pa.table({f.name: columns[f.name] for f in UNIT_TESTS_SCHEMA}).cast(UNIT_TESTS_SCHEMA)

@@ -81,18 +81,24 @@ def _year(ms: int) -> int:
 
 
 def _unit_tests_after_unit_work(digest: EventsDigest, ut: pa.Table) -> float | None:
-    """Among unit-test rows whose in-unit logs have events, the share dated after the earliest of them."""
+    """Among unit-test rows whose in-unit logs have events, the share dated after the earliest of them; a slice
+    of rows at a time (their in-unit logs, flattened, are three times as many: 10 M at 140,000 students)."""
     if not ut.num_rows or not digest.n:
         return None
     first = digest.first_by_log()
-    in_unit = ut["in_unit_ids"].combine_chunks()
-    parent = pc.list_parent_indices(in_unit).to_numpy(zero_copy_only=False)
-    row = pc.index_in(pc.list_flatten(in_unit), value_set=first["action_sequence_id"]).fill_null(-1).to_numpy(
-        zero_copy_only=False)
-    if not (row >= 0).any():
-        return None
-    parent, row = parent[row >= 0], row[row >= 0]
-    after = _ms(ut["timestamp"])[parent] >= _ms(first["timestamp_min"])[row]
-    has_work = np.bincount(parent, minlength=ut.num_rows) > 0
-    any_after = np.bincount(parent[after], minlength=ut.num_rows) > 0
-    return round(float(any_after[has_work].mean()), 6)
+    logs, first_ms = first["action_sequence_id"], _ms(first["timestamp_min"])
+    with_work = after_work = 0
+    for start in range(0, ut.num_rows, SLICE_ROWS):
+        rows = ut.slice(start, SLICE_ROWS)
+        in_unit = rows["in_unit_ids"].combine_chunks()
+        parent = pc.list_parent_indices(in_unit).to_numpy(zero_copy_only=False)
+        row = pc.index_in(pc.list_flatten(in_unit), value_set=logs).fill_null(-1).to_numpy(zero_copy_only=False)
+        parent, row = parent[row >= 0], row[row >= 0]
+        after = _ms(rows["timestamp"])[parent] >= first_ms[row]
+        with_work += int((np.bincount(parent, minlength=rows.num_rows) > 0).sum())
+        after_work += int((np.bincount(parent[after], minlength=rows.num_rows) > 0).sum())
+    return round(after_work / with_work, 6) if with_work else None
+
+
+SLICE_ROWS = 1 << 20
+"""unit-test rows checked at a time"""

@@ -152,9 +152,15 @@ def finished(table: pa.Table, path: Path, columns: dict[str, pa.DataType], ids: 
              ledger: Ledger | None) -> pa.Table:
     """What every reader does to the rows as parsed: exact duplicates removed and added to `ledger`'s count
     (None: kept), the columns asked for selected, id columns under the id rule."""
+    repeated = []
     if ledger is not None:
-        table = _without_duplicates(table.unify_dictionaries(), path, ledger)
+        table = table.unify_dictionaries()
+        repeated = _duplicates(table, path, ledger)
     table = table.select(list(columns))
+    if len(repeated):  # after the select: the copy filtering makes is of the columns kept
+        keep = np.ones(table.num_rows, bool)
+        keep[repeated] = False
+        table = table.filter(pa.array(keep))
     for column in ids:
         table = table.set_column(table.schema.get_field_index(column), column, normalise_ids(table[column], path, column))
     return table
@@ -186,16 +192,14 @@ def convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
                                 strings_can_be_null=True, quoted_strings_can_be_null=True)
 
 
-def _without_duplicates(table: pa.Table, path: Path, ledger: Ledger) -> pa.Table:
+def _duplicates(table: pa.Table, path: Path, ledger: Ledger) -> np.ndarray:
+    """Positions of the rows that repeat an earlier row exactly, added to `ledger`'s count."""
     repeated = duplicate_rows(table)
     ledger.duplicate_rows[path.name] = ledger.duplicate_rows.get(path.name, 0) + len(repeated)
-    if not len(repeated):
-        return table
-    log.warning("%s: %d rows repeat an earlier row exactly: removed once, counted as duplicate_rows", path.name,
-                len(repeated))
-    keep = np.ones(table.num_rows, bool)
-    keep[repeated] = False
-    return table.filter(pa.array(keep))
+    if len(repeated):
+        log.warning("%s: %d rows repeat an earlier row exactly: removed once, counted as duplicate_rows", path.name,
+                    len(repeated))
+    return repeated
 
 
 def conversion_error(path: Path, header: list[str], exc: Exception, forms: dict[str, str]) -> InputError:
