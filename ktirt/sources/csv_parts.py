@@ -26,7 +26,7 @@ from ktirt.heap import heap_trimmed
 from ktirt.read_ahead import read_ahead
 from ktirt.sources.encoding import scan
 from ktirt.sources.tables import (Ledger, all_types, checked_header, conversion_error, convert_options, current_ledger,
-                                  finished, opened, read_options)
+                                  finished, opened, read_options, warn_duplicates)
 
 log = logging.getLogger(__name__)
 
@@ -82,11 +82,12 @@ class CsvParts:
         order; a part no row went to is an empty table. The folder is removed after the last part."""
         try:
             for file in self.files:
-                rows = finished(self._read(file), self.path, self.columns, self.ids, self.ledger)
+                rows = finished(self._read(file), self.path, self.columns, self.ids, self.ledger, warn=False)
                 file.unlink(missing_ok=True)
                 heap_trimmed()  # what reading and the duplicate check freed: the caller's work starts low
                 yield rows
                 del rows
+            warn_duplicates(self.path, self.ledger.duplicate_rows[self.path.name])  # once for the file, not a part
         finally:
             self.folder.cleanup()
 

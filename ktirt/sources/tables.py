@@ -149,13 +149,17 @@ def all_types(header: list[str], columns: dict[str, pa.DataType]) -> dict[str, p
 
 
 def finished(table: pa.Table, path: Path, columns: dict[str, pa.DataType], ids: tuple[str, ...],
-             ledger: Ledger | None) -> pa.Table:
+             ledger: Ledger | None, warn: bool = True) -> pa.Table:
     """What every reader does to the rows as parsed: exact duplicates removed and added to `ledger`'s count
-    (None: kept), the columns asked for selected, id columns under the id rule."""
+    (None: kept; `warn`: said here, else by the caller once for the file: warn_duplicates), the columns asked for
+    selected, id columns under the id rule."""
     repeated = []
     if ledger is not None:
         table = table.unify_dictionaries()
-        repeated = _duplicates(table, path, ledger)
+        repeated = duplicate_rows(table)
+        ledger.duplicate_rows[path.name] = ledger.duplicate_rows.get(path.name, 0) + len(repeated)
+        if warn:
+            warn_duplicates(path, len(repeated))
     table = table.select(list(columns))
     if len(repeated):  # after the select: the copy filtering makes is of the columns kept
         keep = np.ones(table.num_rows, bool)
@@ -192,14 +196,9 @@ def convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
                                 strings_can_be_null=True, quoted_strings_can_be_null=True)
 
 
-def _duplicates(table: pa.Table, path: Path, ledger: Ledger) -> np.ndarray:
-    """Positions of the rows that repeat an earlier row exactly, added to `ledger`'s count."""
-    repeated = duplicate_rows(table)
-    ledger.duplicate_rows[path.name] = ledger.duplicate_rows.get(path.name, 0) + len(repeated)
-    if len(repeated):
-        log.warning("%s: %d rows repeat an earlier row exactly: removed once, counted as duplicate_rows", path.name,
-                    len(repeated))
-    return repeated
+def warn_duplicates(path: Path, n: int) -> None:
+    if n:
+        log.warning("%s: %d rows repeat an earlier row exactly: removed once, counted as duplicate_rows", path.name, n)
 
 
 def conversion_error(path: Path, header: list[str], exc: Exception, forms: dict[str, str]) -> InputError:
