@@ -350,17 +350,19 @@ def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict
         dropped[reason] = int((ok & bad).sum())
         ok &= ~bad
     rows = np.flatnonzero(ok)
+    kept = pa.array(rows)
     keys = {
         "user_id": details.student.dictionary.take(pa.array(student[rows])),
-        "unit_test_id": t["assignment_log_id"].take(pa.array(rows)),
-        "item_id": t["problem_id"].take(pa.array(rows)),
+        "unit_test_id": t["assignment_log_id"].take(kept),
+        "item_id": t["problem_id"].take(kept),
         "timestamp": pa.array(start[rows], pa.timestamp("ms", tz="UTC")),
     }
     order = unit_tests_order(keys)
     rows = rows[order]
     score = t["score"].to_numpy(zero_copy_only=False)[rows]
-    columns = {name: column.take(pa.array(order)) for name, column in keys.items()}
-    del t, keys, log_row, student, start, ok
+    ordered = pa.array(order)
+    columns = {name: column.take(ordered) for name, column in keys.items()}
+    del t, keys, kept, ordered, log_row, student, start, ok
     heap_trimmed()
     in_unit, references = _in_unit_logs(raw / ASSIGNMENT_RELATIONSHIPS, columns["unit_test_id"], details.log_id)
     columns |= {
