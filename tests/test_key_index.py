@@ -1,5 +1,6 @@
 """ktirt.sources.key_index: the row of each id among many, as a dictionary lookup gives it, byte for byte (an id
-longer than every key, a prefix of a key, non-ASCII text, nulls, the first row of a repeated key)."""
+longer than every key, a prefix of a key, non-ASCII text, nulls, the first row of a repeated key), by binary
+search and by Arrow's hash join alike."""
 
 import numpy as np
 import pyarrow as pa
@@ -17,15 +18,19 @@ def _expected(keys: list[str], values: list[str | None]) -> list[int]:
 def test_rows_are_those_of_a_dictionary_lookup():
     keys = ["L10", "L2", "Élève-7", "L1", "70001", "L2", "a b", "ß"]
     values = ["L2", "L1", "L", "L10X", "Élève-7", "Élève", None, "70001.0", "ß", "ss", "a b", "", "L10"]
-    got = KeyIndex(pa.array(keys)).rows(pa.array(values))
-    assert got.tolist() == _expected(keys, values)
+    index = KeyIndex(pa.array(keys))
+    assert index.rows(pa.array(values)).tolist() == _expected(keys, values)
+    assert index.rows_by_hash(pa.array(values)).tolist() == _expected(keys, values)
 
 
 def test_dictionary_and_chunked_values_and_empty_keys():
     keys = pa.chunked_array([["SZK9", "Q1"], ["Q22"]])
     values = pa.array(["Q22", None, "Q1", "Q2", "Q22"]).dictionary_encode()
     assert KeyIndex(keys).rows(values).tolist() == [2, -1, 1, -1, 2]
+    assert KeyIndex(keys).rows_by_hash(values).tolist() == [2, -1, 1, -1, 2]
+    assert KeyIndex(keys).rows_by_hash(pa.chunked_array([["Q1"], ["SZK9", "Q"]])).tolist() == [1, 0, -1]
     assert KeyIndex(pa.array([], pa.string())).rows(pa.array(["x"])).tolist() == [-1]
+    assert KeyIndex(pa.array([], pa.string())).rows_by_hash(pa.array(["x", None])).tolist() == [-1, -1]
     assert KeyIndex(pa.array(["x"])).rows(pa.array([], pa.string())).tolist() == []
 
 
@@ -36,4 +41,5 @@ def test_many_random_ids():
     values = ["".join(rng.choice(alphabet, rng.integers(0, 9))) for _ in range(3000)] + keys[::7]
     got = KeyIndex(pa.array(keys)).rows(pa.array(values))
     assert got.tolist() == _expected(keys, values)
+    assert KeyIndex(pa.array(keys)).rows_by_hash(pa.array(values)).tolist() == got.tolist()
     assert (got >= 0).sum() > 400  # both kinds of answer met

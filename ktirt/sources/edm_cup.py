@@ -55,6 +55,7 @@ def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
     with reading() as ledger:
         details = _assignment_details(raw / ASSIGNMENT_DETAILS)
         problems = _problem_details(raw / PROBLEM_DETAILS)
+        heap_trimmed()  # what reading them freed (0.27 GiB at 140,000 students): the split starts from what is held
         action_log = _split_action_log(raw / ACTION_LOGS, details, problems, part_bytes)
     tables = SourceTables(None, None, {}, excluded, {}, dict.fromkeys(FIRST_ACTIONS, 0), {})
 
@@ -77,11 +78,11 @@ def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
 
 @dataclass
 class _Details:
-    """assignment_details.csv, keyed by assignment_log_id; students dictionary-encoded. Its `index` answers the
-    action log's parts: Arrow's hash join (`_lookup`) builds its hash of every log anew at each call, so the parts
-    together cost parts x logs (6.3 s at 140,000 students, 0.5 s at 35,000)."""
+    """assignment_details.csv, keyed by assignment_log_id (the ids held only in `index`); students
+    dictionary-encoded. The index answers the action log's parts: Arrow's hash join (`_lookup`) builds its hash
+    of every log anew at each call, so the parts together cost parts x logs (6.3 s at 140,000 students, 0.5 s at
+    35,000)."""
 
-    log_id: pa.Array
     student: pa.DictionaryArray
     start_ms: np.ndarray
     index: KeyIndex  # the row of a log id, built once for every block and part of the action log
@@ -89,9 +90,8 @@ class _Details:
 
 @dataclass
 class _Problems:
-    """problem_details.csv, keyed by problem_id."""
+    """problem_details.csv, keyed by problem_id (the ids held only in `index`)."""
 
-    problem_id: pa.Array
     problem_type: pa.Array
     skill_ids: pa.ListArray
     has_text: bool
@@ -104,9 +104,8 @@ def _assignment_details(path: Path) -> _Details:
                  ids=("assignment_log_id", "student_id"))
     t = t.filter(pc.is_valid(t["assignment_log_id"]))
     require_unique(t["assignment_log_id"], path, "assignment_log_id")
-    log_id = t["assignment_log_id"].combine_chunks()
     start_ms = to_utc_ms(t["assignment_start_time"], path, "assignment_start_time", text_only=True)
-    return _Details(log_id, t["student_id"].combine_chunks().dictionary_encode(), start_ms, KeyIndex(log_id))
+    return _Details(t["student_id"].combine_chunks().dictionary_encode(), start_ms, KeyIndex(t["assignment_log_id"]))
 
 
 def _problem_details(path: Path) -> _Problems:
@@ -118,8 +117,7 @@ def _problem_details(path: Path) -> _Problems:
     t, skills = t.filter(valid), skills.filter(valid)
     require_unique(t["problem_id"], path, "problem_id")
     split = int(pc.sum(pc.greater(pc.list_value_length(skills), 1)).as_py() or 0)
-    problem_id = t["problem_id"].combine_chunks()
-    return _Problems(problem_id, t["problem_type"].combine_chunks(), skills, has_text, split, KeyIndex(problem_id))
+    return _Problems(t["problem_type"].combine_chunks(), skills, has_text, split, KeyIndex(t["problem_id"]))
 
 
 def _lookup(keys: pa.Array, table_keys: pa.Array) -> np.ndarray:
@@ -303,7 +301,7 @@ def _score_tables(raw: Path, details: _Details, dropped: dict) -> list[pa.Table]
         if not present(path):
             log.warning("%s not found: its unit-test rows are missing", path)
         require_unique(pairs, path, "assignment_log_id", what="(assignment_log_id, problem_id) rows")
-        if t.num_rows and (_lookup(t["assignment_log_id"].combine_chunks(), details.log_id) < 0).all():
+        if t.num_rows and (details.index.rows_by_hash(t["assignment_log_id"]) < 0).all():
             raise InputError(
                 f"none of the {t.num_rows} unit-test logs appear in {ASSIGNMENT_DETAILS}", path, "assignment_log_id")
     if train.num_rows + evaluation.num_rows == 0:
@@ -334,8 +332,8 @@ def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict
     skills and in-unit lists are built, so the table is never held twice (at 140,000 students it is 0.35 GiB)."""
     t = pa.concat_tables(_score_tables(raw, details, dropped)).combine_chunks()
     heap_trimmed()  # the files as read and their checks' hashes
-    log_row = _lookup(t["assignment_log_id"], details.log_id)
-    prob_row = _lookup(t["problem_id"], problems.problem_id)
+    log_row = details.index.rows_by_hash(t["assignment_log_id"])
+    prob_row = problems.index.rows_by_hash(t["problem_id"])
     student = np.full(len(log_row), -1)
     student_codes = details.student.indices.fill_null(-1).to_numpy(zero_copy_only=False)
     student[log_row >= 0] = student_codes[log_row[log_row >= 0]]
@@ -364,7 +362,7 @@ def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict
     columns = {name: column.take(ordered) for name, column in keys.items()}
     del t, keys, kept, ordered, log_row, student, start, ok
     heap_trimmed()
-    in_unit, references = _in_unit_logs(raw / ASSIGNMENT_RELATIONSHIPS, columns["unit_test_id"], details.log_id)
+    in_unit, references = _in_unit_logs(raw / ASSIGNMENT_RELATIONSHIPS, columns["unit_test_id"], details.index)
     columns |= {
         "skill_ids": problems.skill_ids.take(pa.array(prob_row[rows])),
         "correct": pa.array(np.nan_to_num(score).astype(np.int8), pa.int8(), mask=np.isnan(score)),
@@ -373,13 +371,13 @@ def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict
     return unit_tests_table(columns), references
 
 
-def _in_unit_logs(path: Path, unit_test_ids: pa.Array, log_ids: pa.Array) -> tuple[pa.ListArray, dict[str, int]]:
+def _in_unit_logs(path: Path, unit_test_ids: pa.Array, logs: KeyIndex) -> tuple[pa.ListArray, dict[str, int]]:
     """For each unit-test row, the sorted in-unit assignment logs that precede it (empty if none listed); and
     how many relationship rows name a unit-test or in-unit log that is no assignment log (counted, not used
     to stop: a release may list logs it did not ship)."""
     columns = ("unit_test_assignment_log_id", "in_unit_assignment_log_id")
     t = read_csv(path, dict.fromkeys(columns, pa.string()), ids=columns)
-    references = {f"relationship_rows_unknown_{name}": int((_lookup(t[column].combine_chunks(), log_ids) < 0).sum())
+    references = {f"relationship_rows_unknown_{name}": int((logs.rows_by_hash(t[column]) < 0).sum())
                   for name, column in zip(("unit_test_log", "in_unit_log"), columns)}
     # sorted, then each pair once (a hash group-by of the text pairs held 0.36 GiB more at 140,000 students)
     t = t.drop_null().sort_by([(column, "ascending") for column in columns])

@@ -3,7 +3,9 @@ block of a file read a block at a time.
 
 The ids are held sorted as fixed-width bytes (numpy `S`, about 10 bytes an id) and found by binary search: a pandas
 Index of the same ids held about 95 bytes an id (its values and its hash table) and answered a block's few thousand
-ids ten times slower. Equality is exact, byte for byte of the UTF-8 text.
+ids ten times slower. Equality is exact, byte for byte of the UTF-8 text. For millions of values at once
+(`rows_by_hash`) Arrow's hash join is faster than a binary search of each (0.7 s against 4.6 s for 3.4 M values
+among 2.24 M keys): the keys are then given to it as text for the one call, so they are never held twice.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ class KeyIndex:
 
     def __init__(self, keys: pa.Array | pa.ChunkedArray):
         values = _utf8_bytes(keys)
-        self.order = np.argsort(values, kind="stable")
+        self.order = np.argsort(values, kind="stable").astype(np.int32 if len(values) < 2**31 else np.int64)
         self.sorted = values[self.order]
 
     def rows(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -33,6 +35,11 @@ class KeyIndex:
         found[np.flatnonzero(fits)] = np.where(self.sorted[pos] == query, self.order[pos], -1)
         return found
 
+    def rows_by_hash(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+        """As `rows`, through Arrow's hash join of `values` (text) against the keys: for millions of values."""
+        at = pc.index_in(values, value_set=_text(self.sorted)).fill_null(-1).to_numpy(zero_copy_only=False)
+        return np.where(at >= 0, self.order[np.maximum(at, 0)] if len(self.order) else -1, -1).astype(np.int64)
+
 
 def _binary(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
@@ -46,6 +53,17 @@ def _utf8_bytes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
     the lines that do)."""
     arr = _binary(values)
     return np.array(arr.to_numpy(zero_copy_only=False), dtype=f"S{max(1, _longest(arr))}")
+
+
+def _text(fixed: np.ndarray) -> pa.Array:
+    """Fixed-width bytes back as Arrow text, the NUL padding cut (no id holds a NUL byte: `_utf8_bytes`)."""
+    grid = fixed.view(np.uint8).reshape(len(fixed), fixed.dtype.itemsize)
+    used = grid != 0
+    offsets = np.zeros(len(fixed) + 1, np.int64)
+    np.cumsum(used.sum(axis=1), out=offsets[1:])
+    data = grid[used]  # row after row: each value's bytes, in order
+    text = pa.Array.from_buffers(pa.large_string(), len(fixed), [None, pa.py_buffer(offsets), pa.py_buffer(data)])
+    return text.cast(pa.string())
 
 
 def _longest(arr: pa.Array) -> int:
