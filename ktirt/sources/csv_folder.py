@@ -31,7 +31,7 @@ import pyarrow.csv as pacsv
 from ktirt.errors import InputError
 from ktirt.sources.files import check_file, check_raw_folder
 from ktirt.sources.ids import IdForms, normalise_ids
-from ktirt.sources.rows import duplicate_rows, without_corrupt_lines
+from ktirt.sources.rows import kept, without_corrupt_lines
 from ktirt.sources.tables import NULL_VALUES, STRING_DICT, Ledger
 
 log = logging.getLogger(__name__)
@@ -196,12 +196,10 @@ def _typed(text: pa.ChunkedArray, kind: pa.DataType, files: list[Path], file_of_
 
 def _without_duplicates(table: pa.Table, file_of_row: np.ndarray, folder: Path, ledger: Ledger):
     """Rows repeating an earlier row of the same file exactly: removed once, counted (duplicate_rows_<folder>)."""
-    repeated = duplicate_rows(table.append_column("_file", pa.array(file_of_row)))
-    ledger.duplicate_rows[folder.name] = ledger.duplicate_rows.get(folder.name, 0) + len(repeated)
+    repeated = ledger.duplicates(table.append_column("_file", pa.array(file_of_row)), folder.name)
     if not len(repeated):
         return table, file_of_row
     log.warning("%s: %d rows repeat an earlier row of their file exactly: removed once, counted as duplicate_rows",
                 folder, len(repeated))
-    keep = np.ones(table.num_rows, bool)
-    keep[repeated] = False
+    keep = kept(table.num_rows, repeated)
     return table.filter(pa.array(keep)), file_of_row[keep]

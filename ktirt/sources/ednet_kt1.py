@@ -42,7 +42,7 @@ from ktirt.sources.canonical import SourceTables, events_table, unit_tests_table
 from ktirt.sources.csv_folder import FolderTable, csv_files, read_csv_files
 from ktirt.sources.files import check_raw_folder
 from ktirt.sources.ids import IdForms, normalise_ids
-from ktirt.sources.rows import duplicate_rows
+from ktirt.sources.rows import duplicate_rows, kept
 from ktirt.sources.tables import STRING_DICT, Ledger, codes, read_csv, reading, require_unique
 from ktirt.sources.timestamps import HIGH_MS, LOW_MS, to_utc_ms
 
@@ -231,9 +231,7 @@ def _first_responses(columns: dict) -> tuple[np.ndarray, int]:
         order = np.lexsort((columns["timestamp"], key["user"].to_numpy()))  # stable: ties keep the line order
         key = key.take(pa.array(order))
     repeated = duplicate_rows(key)
-    keep = np.ones(len(order), bool)
-    keep[repeated] = False
-    return order[keep], len(repeated)
+    return order[kept(len(order), repeated)], len(repeated)
 
 
 def problem_types(raw_dir: str | Path) -> dict[str, str]:

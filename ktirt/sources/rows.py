@@ -59,6 +59,13 @@ def duplicate_rows(table: pa.Table) -> np.ndarray:
     return candidates[exact.duplicated(keep="first").to_numpy()]
 
 
+def kept(n: int, dropped: np.ndarray) -> np.ndarray:
+    """A mask of `n` rows, False at the positions `dropped` (say, duplicate_rows')."""
+    keep = np.ones(n, bool)
+    keep[dropped] = False
+    return keep
+
+
 def without_corrupt_lines(data: bytes, path) -> tuple[bytes, int]:
     """`data` (a whole CSV file) less every line holding a NUL byte, and how many lines that was."""
     b = np.frombuffer(data, np.uint8)

@@ -25,7 +25,7 @@ from ktirt.errors import InputError
 from ktirt.sources.encoding import scan
 from ktirt.sources.files import check_file
 from ktirt.sources.ids import normalise_ids
-from ktirt.sources.rows import duplicate_rows, without_corrupt_lines
+from ktirt.sources.rows import duplicate_rows, kept, without_corrupt_lines
 from ktirt.sources.timestamps import NAT, to_utc_ms
 
 __all__ = ["NAT", "NULL_VALUES", "STRING_DICT", "Ledger", "codes", "read_csv", "read_header", "reading", "require_unique", "to_utc_ms"]
@@ -45,6 +45,12 @@ class Ledger:
     encodings: dict[str, str] = field(default_factory=dict)
     duplicate_rows: dict[str, int] = field(default_factory=dict)
     corrupt_rows: dict[str, int] = field(default_factory=dict)
+
+    def duplicates(self, table: pa.Table, name: str) -> np.ndarray:
+        """Positions of `table`'s rows that repeat an earlier row exactly, added to file `name`'s count."""
+        repeated = duplicate_rows(table)
+        self.duplicate_rows[name] = self.duplicate_rows.get(name, 0) + len(repeated)
+        return repeated
 
     def dropped(self) -> dict[str, int]:
         """The `dropped` counts: rows removed from any raw table, by reason."""
@@ -156,15 +162,12 @@ def finished(table: pa.Table, path: Path, columns: dict[str, pa.DataType], ids: 
     repeated = []
     if ledger is not None:
         table = table.unify_dictionaries()
-        repeated = duplicate_rows(table)
-        ledger.duplicate_rows[path.name] = ledger.duplicate_rows.get(path.name, 0) + len(repeated)
+        repeated = ledger.duplicates(table, path.name)
         if warn:
             warn_duplicates(path, len(repeated))
     table = table.select(list(columns))
     if len(repeated):  # after the select: the copy filtering makes is of the columns kept
-        keep = np.ones(table.num_rows, bool)
-        keep[repeated] = False
-        table = table.filter(pa.array(keep))
+        table = table.filter(pa.array(kept(table.num_rows, repeated)))
     for column in ids:
         table = table.set_column(table.schema.get_field_index(column), column, normalise_ids(table[column], path, column))
     return table
