@@ -10,7 +10,7 @@ from ktirt.errors import InputError, SettingsError
 from ktirt.kt.sakt_run import CHECKPOINT, SaktRun, check_vocabulary, load_checkpoint, run_sakt
 from ktirt.kt.sakt_training import predict, window_tensors
 from ktirt.kt.sequences import N_PRACTICE_CODES, PRACTICE_BANDS, practice_codes, query_windows
-from ktirt.models.sakt import SAKT, START, SAKTConfig
+from ktirt.models.sakt import SAKT, START, SAKTConfig, skill_mean
 from ktirt.settings import ModelSettings, TrainSettings
 from ktirt.truth import truth_dir
 
@@ -74,6 +74,22 @@ def test_multi_skill_responses_average_their_skills():
     same_twice = m(x | {"q_skill": torch.tensor([[[2, 2], [2, 2]]])})
     both = m(x | {"q_skill": torch.tensor([[[2, 3], [2, 3]]])})
     assert torch.allclose(one, same_twice, atol=1e-6) and not torch.allclose(one, both)
+
+
+@pytest.mark.parametrize("padding_idx,d", [(None, 8), (0, 8), (None, 1)])
+def test_skill_mean_scores_as_it_trains(padding_idx, d):
+    """Scoring's bag sum (no gradients) gives training's gathered mean bit for bit: the export scores with the
+    numbers the model was trained and evaluated with."""
+    torch.manual_seed(padding_idx or 0)
+    table = torch.nn.Embedding(50, d, padding_idx=padding_idx)
+    index = torch.randint(0, 50, (3, 40, 4))
+    index[..., 1:] = torch.where(torch.rand(3, 40, 3) < 0.6, 0, index[..., 1:])  # most responses have one skill
+    present = index > 0
+    trained = skill_mean(table, index, present)
+    with torch.no_grad():
+        scored = skill_mean(table, index, present)
+    assert torch.equal(scored, trained.detach())
+    assert torch.equal(scored[..., 0][~present.any(-1)], torch.zeros(int((~present.any(-1)).sum())))
 
 
 def test_practice_codes_count_earlier_attempts_per_skill():
