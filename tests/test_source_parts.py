@@ -14,7 +14,7 @@ from ktirt.errors import InputError
 from ktirt.events import summarize
 from ktirt.events_digest import EventsDigest
 from ktirt.shape import shape
-from ktirt.sources import edm_cup, tables
+from ktirt.sources import csv_parts, edm_cup, tables
 
 @pytest.fixture(scope="module")
 def messy_raw(tiny_raw, tmp_path_factory):
@@ -37,10 +37,15 @@ def _small_blocks(monkeypatch):
     monkeypatch.setattr(tables, "BLOCK_BYTES", 64 << 10)
 
 
-def test_parts_give_the_tables_and_counts_of_one_read(messy_raw, monkeypatch):
+@pytest.mark.parametrize("buffer_bytes", [64 << 20, 24 << 10], ids=["one batch a part", "several batches a part"])
+def test_parts_give_the_tables_and_counts_of_one_read(messy_raw, monkeypatch, buffer_bytes):
     whole = edm_cup.load(messy_raw)
     assert whole.dropped["duplicate_rows"] == 40 and whole.dropped["responses_unknown_assignment_log"] > 0
     _small_blocks(monkeypatch)
+    monkeypatch.setattr(csv_parts, "BUFFER_BYTES", buffer_bytes)
+    written = []
+    monkeypatch.setattr(csv_parts._PartWriters, "_flush", lambda self, k, flush=csv_parts._PartWriters._flush:
+                        (written.append(k), flush(self, k))[1])
     size = (messy_raw / "action_logs.csv").stat().st_size
     parted = edm_cup.load(messy_raw, part_bytes=size // 6)
     parts = list(parted.event_parts())
@@ -49,6 +54,8 @@ def test_parts_give_the_tables_and_counts_of_one_read(messy_raw, monkeypatch):
     users = [p["user_id"].to_pylist() for p in parts if p.num_rows]
     assert all(a[-1] < b[0] for a, b in zip(users, users[1:])), "parts follow one another in user order"
     assert pa.concat_tables(parts).equals(whole.events)
+    batches = max(written.count(k) for k in set(written))
+    assert batches == 1 if buffer_bytes > size else batches > 1, "the slices of a part wait, then go together"
     digest, one = EventsDigest(0), EventsDigest.of(whole.events, 0)
     for part in parts:
         digest.add(part)
