@@ -10,6 +10,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
+import torch
 
 from conftest import ROOT, params_file
 from ktirt.errors import InputError, SettingsError
@@ -20,7 +21,7 @@ from ktirt.exports.trace import match_topic, trace
 from ktirt.irt.wdirt_run import WDIRTSettings, run_wdirt
 from ktirt.kt.sakt_run import SaktRun, check_vocabulary, load_checkpoint, run_sakt
 from ktirt import user_batches
-from ktirt.kt.scoring import known_item_skills, score_responses, typical_items
+from ktirt.kt.scoring import Scorer, _typical_queries, known_item_skills, score_responses, scoring_windows, typical_items
 from ktirt.catalog import skill_descriptions
 from ktirt.truth import truth_dir
 from ktirt.settings import ModelSettings, TrainSettings
@@ -103,6 +104,30 @@ def test_mastery_is_causal_and_moves_with_the_answer(run):
     np.testing.assert_array_equal(before[:cut], after[:cut])
     np.testing.assert_array_equal(before[hi:], after[hi:])
     assert before[cut, 0] != after[cut, 0]
+
+
+def test_the_copies_of_a_window_score_alike_in_one_pass_or_in_several(run):
+    """The scorer sends a window's 1 + K x typical copies through SAKT batch_size at a time (the export's peak
+    was one pass over all of them): the numbers are those of one pass (bit for bit where measured; a BLAS may
+    block a matrix product by its rows, so 1e-6 is allowed)."""
+    events = run["events"]
+    model, vocab, mv = load_checkpoint(run["root"] / "sakt" / "model.pt")
+    seqs = check_vocabulary(vocab, events, run["split"], "model.pt")
+    params = _table(run, "item_params")
+    typical = typical_items(known_item_skills(seqs.item, seqs.skills), vocab, mv, dict(zip(params["item_id"].to_pylist(), params["difficulty"].to_pylist())), 2)
+    _, _, windows = scoring_windows(seqs, mv, model.cfg.seq_len)
+    b = {k: v[:16] for k, v in windows.items()}
+    n_k, n_typ = b["k_skill"].shape[-1], typical.shape[1]
+    queries = _typical_queries(typical, mv, n_k)
+    sizes = []
+    forward = model.forward
+    model.forward = lambda t: (sizes.append(len(t["q_item"])), forward(t))[1]
+    with torch.no_grad():
+        several = Scorer(model, mv, typical, 16, torch.device("cpu"))._asked(b, queries, n_k, n_typ)
+        assert max(sizes) == 16 and len(sizes) == 1 + n_k * n_typ
+        one = Scorer(model, mv, typical, 16 * (1 + n_k * n_typ), torch.device("cpu"))._asked(b, queries, n_k, n_typ)
+    assert sizes[-1] == 16 * (1 + n_k * n_typ)
+    np.testing.assert_allclose(several, one, rtol=0, atol=1e-6)
 
 
 def test_reports_read_in_a_minute(run):
