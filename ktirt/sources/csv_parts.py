@@ -67,7 +67,7 @@ class CsvParts:
         if self.rows == 0:
             raise InputError("table has a header but no rows", self.path)
 
-    def _route(self, block: pa.RecordBatch, part: np.ndarray, writers: "_PartWriters") -> None:
+    def _route(self, block: pa.RecordBatch, part: np.ndarray, writers: _PartWriters) -> None:
         """Append each row of `block` to its part's file (each slice's own dictionaries go with its rows: small,
         and reading back unifies them as one read does)."""
         order = np.argsort(part, kind="stable")

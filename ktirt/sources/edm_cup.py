@@ -27,7 +27,7 @@ from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, ACTIONS, CODE, FIRST_
                                        WholeLogChecks, read_visits)
 from ktirt.sources.files import check_raw_folder, present
 from ktirt.sources.ids import described_codes, normalise_ids, skill_code_lists
-from ktirt.sources.key_index import KeyIndex
+from ktirt.sources.key_index import KeyIndex, hash_rows
 from ktirt.sources.tables import NAT, read_csv, read_header, reading, require_unique, to_utc_ms
 from ktirt.sources.timestamps import NUMBER_FORM
 
@@ -79,7 +79,7 @@ def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
 @dataclass
 class _Details:
     """assignment_details.csv, keyed by assignment_log_id (the ids held only in `index`); students
-    dictionary-encoded. The index answers the action log's parts: Arrow's hash join (`_lookup`) builds its hash
+    dictionary-encoded. The index answers the action log's parts: Arrow's hash join (`hash_rows`) builds its hash
     of every log anew at each call, so the parts together cost parts x logs (6.3 s at 140,000 students, 0.5 s at
     35,000)."""
 
@@ -118,11 +118,6 @@ def _problem_details(path: Path) -> _Problems:
     require_unique(t["problem_id"], path, "problem_id")
     split = int(pc.sum(pc.greater(pc.list_value_length(skills), 1)).as_py() or 0)
     return _Problems(t["problem_type"].combine_chunks(), skills, has_text, split, KeyIndex(t["problem_id"]))
-
-
-def _lookup(keys: pa.Array, table_keys: pa.Array) -> np.ndarray:
-    """Row of each key in `table_keys` (-1 where absent), by Arrow's hash join."""
-    return pc.index_in(keys, value_set=table_keys).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 @dataclass
@@ -387,7 +382,7 @@ def _in_unit_logs(path: Path, unit_test_ids: pa.Array, logs: KeyIndex) -> tuple[
     first = np.flatnonzero(_starts(tests))
     offsets = np.r_[first, len(tests), len(tests)].astype(np.int32)  # a trailing empty list for the unknown
     lists = pa.ListArray.from_arrays(pa.array(offsets), in_unit)
-    row = _lookup(unit_test_ids, tests.take(pa.array(first)))
+    row = hash_rows(unit_test_ids, tests.take(pa.array(first)))
     return lists.take(pa.array(np.where(row < 0, len(first), row))), references
 
 

@@ -39,8 +39,13 @@ class KeyIndex:
 
     def rows_by_hash(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """As `rows`, through Arrow's hash join of `values` (text) against the keys: for millions of values."""
-        at = pc.index_in(values, value_set=_text(self.sorted)).fill_null(-1).to_numpy(zero_copy_only=False)
+        at = hash_rows(values, _text(self.sorted))
         return np.where(at >= 0, self.order[np.maximum(at, 0)] if len(self.order) else -1, -1).astype(np.int64)
+
+
+def hash_rows(values: pa.Array | pa.ChunkedArray, keys: pa.Array) -> np.ndarray:
+    """Row of each value in `keys` (-1 where absent), by Arrow's hash join (its hash of `keys` built at each call)."""
+    return pc.index_in(values, value_set=keys).fill_null(-1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
 def _binary(values: pa.Array | pa.ChunkedArray) -> pa.Array:
