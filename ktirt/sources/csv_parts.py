@@ -20,14 +20,13 @@ from typing import Callable, Iterator
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.csv as pacsv
 
 from ktirt.errors import InputError
 from ktirt.heap import heap_trimmed
 from ktirt.read_ahead import read_ahead
 from ktirt.sources.encoding import scan
-from ktirt.sources.tables import (Ledger, all_types, checked_header, conversion_error, convert_options, current_ledger,
-                                  finished, opened, read_options, warn_duplicates)
+from ktirt.sources.tables import (Ledger, all_types, checked_header, csv_blocks, current_ledger, finished, opened,
+                                  warn_duplicates)
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +57,7 @@ class CsvParts:
         # dictionaries that _compact then cut up anyway
         parsed = self.types | {c: pa.string() for c, t in self.types.items() if c not in self.columns}
         try:
-            for block in read_ahead(_blocks(source, self.path, header, parsed, forms or {})):
+            for block in read_ahead(csv_blocks(source, self.path, header, parsed, forms or {})):
                 self.rows += block.num_rows
                 self._route(block, route(block), writers)
             writers.flush_all()
@@ -166,17 +165,3 @@ def _compact(rows: pa.RecordBatch, types: dict[str, pa.DataType]) -> pa.RecordBa
             col = col.dictionary_encode()
         columns.append(col)
     return pa.RecordBatch.from_arrays(columns, schema=pa.schema([(n, types[n]) for n in rows.schema.names]))
-
-
-def _blocks(source, path: Path, header: list[str], types: dict, forms: dict[str, str]) -> Iterator[pa.RecordBatch]:
-    """The file's blocks as parsed; a value that does not parse is one InputError naming the column, as read_csv's."""
-    try:
-        reader = pacsv.open_csv(source, read_options=read_options(path), convert_options=convert_options(types))
-        while True:
-            try:
-                block = reader.read_next_batch()
-            except StopIteration:
-                return
-            yield block
-    except pa.ArrowInvalid as exc:
-        raise conversion_error(path, header, exc, forms) from None

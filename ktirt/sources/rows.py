@@ -31,12 +31,17 @@ def _column_codes(column: pa.Array) -> np.ndarray:
 
 
 def _row_hashes(table: pa.Table) -> np.ndarray:
-    """A 64-bit hash of every row (h = h * P + code, column after column), chunk by chunk."""
+    """A 64-bit hash of every row (h = h * P + code, column after column), chunk by chunk where a chunk's codes are
+    the column's: numbers are their own codes and a dictionary column's chunks share one dictionary, but text is
+    encoded anew by each call, so a text column is encoded whole (chunk by chunk, one value had one code per
+    chunk, and a row repeated in another block of a large file went unseen)."""
     h = np.zeros(table.num_rows, np.int64)  # integer arrays wrap around on overflow
     for column in table.columns:
         h *= _P
         start = 0
-        for chunk in column.chunks:
+        kind = column.type
+        by_chunk = pa.types.is_dictionary(kind) or pa.types.is_floating(kind) or pa.types.is_integer(kind)
+        for chunk in column.chunks if by_chunk else [column.combine_chunks()]:
             h[start:start + len(chunk)] += _column_codes(chunk)
             start += len(chunk)
     return h

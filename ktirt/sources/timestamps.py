@@ -120,13 +120,20 @@ def _text_to_ms(arr: pa.Array, path, column: str) -> np.ndarray:
     if not len(valid):
         return np.full(len(arr), NAT, dtype=np.int64)
     fmt = column_format(valid, path, column)
-    text = pd.Series(arr.to_pandas(), dtype=object)
-    parsed = pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
-    bad = parsed.isna() & text.notna()
-    if bad.any():
-        raise InputError(f"timestamps do not parse: '{text[bad].iloc[0]}' does not fit the column's format {fmt} "
-                         f"(set by '{valid[0]}')", path, column)
-    return parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ms]").view(np.int64)
+    out = np.empty(len(arr), np.int64)
+    for start in range(0, len(arr), TEXT_SLICE):  # pandas holds a Python string per value: a slice at a time
+        text = pd.Series(arr.slice(start, TEXT_SLICE).to_pandas(), dtype=object)
+        parsed = pd.to_datetime(text, format=fmt, utc=True, errors="coerce")
+        bad = parsed.isna() & text.notna()
+        if bad.any():
+            raise InputError(f"timestamps do not parse: '{text[bad].iloc[0]}' does not fit the column's format {fmt} "
+                             f"(set by '{valid[0]}')", path, column)
+        out[start:start + len(text)] = parsed.dt.tz_convert(None).to_numpy(dtype="datetime64[ms]").view(np.int64)
+    return out
+
+
+TEXT_SLICE = 1 << 18
+"""date-time texts parsed at a time (2.24 M at once held 0.35 GiB of Python strings and pandas' work)"""
 
 
 def column_format(valid: pa.Array, path, column: str) -> str:
