@@ -12,6 +12,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 
@@ -31,17 +32,18 @@ def _column_codes(column: pa.Array) -> np.ndarray:
 
 
 def _row_hashes(table: pa.Table) -> np.ndarray:
-    """A 64-bit hash of every row (h = h * P + code, column after column), chunk by chunk where a chunk's codes are
-    the column's: numbers are their own codes and a dictionary column's chunks share one dictionary, but text is
-    encoded anew by each call, so a text column is encoded whole (chunk by chunk, one value had one code per
-    chunk, and a row repeated in another block of a large file went unseen)."""
+    """A 64-bit hash of every row (h = h * P + code, column after column), chunk by chunk. A chunk's codes must be
+    the column's: numbers are their own codes and a dictionary column's chunks share one dictionary (unified), and
+    text is dictionary-encoded as one column, whose chunks then share one dictionary (encoded a chunk at a time,
+    one value had a code per chunk, and a row repeated in another block of a large file went unseen)."""
     h = np.zeros(table.num_rows, np.int64)  # integer arrays wrap around on overflow
     for column in table.columns:
         h *= _P
         start = 0
         kind = column.type
-        by_chunk = pa.types.is_dictionary(kind) or pa.types.is_floating(kind) or pa.types.is_integer(kind)
-        for chunk in column.chunks if by_chunk else [column.combine_chunks()]:
+        if not (pa.types.is_dictionary(kind) or pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+            column = pc.dictionary_encode(column)
+        for chunk in column.chunks:
             h[start:start + len(chunk)] += _column_codes(chunk)
             start += len(chunk)
     return h
