@@ -21,8 +21,9 @@ import yaml
 from click.testing import CliRunner
 
 from conftest import ROOT, events_as_assistments_2009, run_stage
+from ktirt.errors import InputError
 from ktirt.simulate import edm_tables
-from ktirt.sources import edm_cup
+from ktirt.sources import edm_cup, timestamps
 from ktirt.sources.timestamps import to_utc_ms
 
 sys.path.insert(0, str(ROOT / "stages"))
@@ -438,3 +439,15 @@ def test_clean_run_sanity_block(clean):
 ])
 def test_one_unit_or_format_per_column(values, first_ms):
     assert to_utc_ms(pa.array(values), "f.csv", "t")[0] == first_ms
+
+
+def test_text_times_parsed_a_slice_at_a_time_read_as_one_column(monkeypatch):
+    """Parsed in slices of TEXT_SLICE, a column gives what one parse gives, its format (here: day first, proven by
+    one value in the last slice) is the column's, and the value that does not fit is named wherever it lies."""
+    values = [f"{d}/9/2022 07:{m:02d}" for d in range(1, 13) for m in range(0, 60, 7)] + [None, "13/9/2022 00:00"]
+    whole = to_utc_ms(pa.array(values), "f.csv", "t")
+    monkeypatch.setattr(timestamps, "TEXT_SLICE", 7)
+    assert (to_utc_ms(pa.array(values), "f.csv", "t") == whole).all()
+    assert whole[0] == 1662015600000 and whole[-2] == timestamps.NAT  # 1 September 07:00, a blank
+    with pytest.raises(InputError, match="'2022-09-14' does not fit"):
+        to_utc_ms(pa.array(values + ["2022-09-14"]), "f.csv", "t")
