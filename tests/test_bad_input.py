@@ -449,5 +449,5 @@ def test_text_times_parsed_a_slice_at_a_time_read_as_one_column(monkeypatch):
     monkeypatch.setattr(timestamps, "TEXT_SLICE", 7)
     assert (to_utc_ms(pa.array(values), "f.csv", "t") == whole).all()
     assert whole[0] == 1662015600000 and whole[-2] == timestamps.NAT  # 1 September 07:00, a blank
-    with pytest.raises(InputError, match="'2022-09-14' does not fit"):
-        to_utc_ms(pa.array(values + ["2022-09-14"]), "f.csv", "t")
+    with pytest.raises(InputError, match="'2022-09-14' does not fit"):  # the first of two, in the fifth slice
+        to_utc_ms(pa.array(values[:30] + ["2022-09-14"] + values[30:] + ["2022-09-15"]), "f.csv", "t")

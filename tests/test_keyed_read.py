@@ -34,19 +34,20 @@ def test_a_row_repeated_in_another_block_is_a_duplicate():
     assert duplicate_rows(table.set_column(1, "number", pa.array([1, 2, 3, 4]))).tolist() == []
 
 
+@pytest.mark.parametrize("start", [pa.string(), tables.STRING_DICT], ids=["text", "dictionary"])
 @pytest.mark.parametrize("corrupt", [False, True], ids=["clean file", "with NUL lines"])
-def test_reading_by_key_keeps_what_reading_every_column_keeps(tmp_path, monkeypatch, corrupt):
+def test_reading_by_key_keeps_what_reading_every_column_keeps(tmp_path, monkeypatch, corrupt, start):
     monkeypatch.setattr(tables, "BLOCK_BYTES", 1 << 10)  # many blocks: a duplicate and its original in different ones
     lines = _lines(np.random.default_rng(0), 400)
     if corrupt:
         lines[20] = lines[20][:4] + "\0" + lines[20][4:]
     path = tmp_path / "details.csv"
-    path.write_text("\n".join(["log,student,start,teacher,section"] + lines) + "\n")
+    path.write_text("\n".join(["log, student ,start, teacher,section"] + lines) + "\n")  # names read stripped
 
     read = {}
     for key in (None, "log"):
         with tables.reading() as ledger:
-            t = tables.read_csv(path, COLUMNS, ids=("log", "student"), key=key)
+            t = tables.read_csv(path, COLUMNS | {"start": start}, ids=("log", "student"), key=key)
         read[key] = t, ledger
     (every, every_ledger), (keyed, keyed_ledger) = read[None], read["log"]
     assert keyed.equals(every)

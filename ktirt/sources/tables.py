@@ -126,7 +126,7 @@ def read_csv(path: Path, columns: dict[str, pa.DataType], allow_empty: bool = Fa
     types = all_types(header, columns) if drop_duplicates and key is None else columns
     source, corrupt = opened(path)
     try:
-        table = pacsv.read_csv(source, read_options=read_options(path), convert_options=convert_options(types))
+        table = pacsv.read_csv(source, read_options=read_options(path, header), convert_options=convert_options(types))
     except pa.ArrowInvalid as exc:
         raise conversion_error(path, header, exc, forms or {}) from None
     ledger = current_ledger()
@@ -135,7 +135,7 @@ def read_csv(path: Path, columns: dict[str, pa.DataType], allow_empty: bool = Fa
     if drop_duplicates:
         ledger.duplicate_rows[path.name] = 0
     if drop_duplicates and key is not None:
-        table = _without_keyed_duplicates(table, source, path, header, columns, key, ledger)
+        table = _without_keyed_duplicates(table.unify_dictionaries(), source, path, header, columns, key, ledger)
     table = finished(table, path, columns, ids, ledger if drop_duplicates and key is None else None)
     if table.num_rows == 0 and not allow_empty:
         raise InputError("table has a header but no rows", path)
@@ -146,8 +146,11 @@ def _without_keyed_duplicates(table: pa.Table, source, path: Path, header: list[
                               key: str, ledger: Ledger) -> pa.Table:
     """`table` (the columns asked for) less the rows that repeat an earlier row in every column of the file, counted
     in `ledger`. Such a row repeats its key, so only the rows whose key repeats (usually none) are read again, a
-    block at a time, with every column: at 140,000 students, parsing all nine columns of assignment_details.csv to
-    find none peaked 0.56 GiB above what the process held before; this way, 0.36."""
+    block at a time, with every column (as text, so that a block's rows taken keep no dictionary of the whole
+    block): at 140,000 students, parsing all nine columns of assignment_details.csv to find none peaked 0.56 GiB
+    above what the process held before; this way, 0.36."""
+    if columns[key] != pa.string():
+        raise ValueError(f"read_csv's key must be a text column; {key} is {columns[key]}")
     counts = pc.value_counts(table[key])  # a null key is one value, as in duplicate_rows
     repeated_keys = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
     del counts
@@ -156,11 +159,14 @@ def _without_keyed_duplicates(table: pa.Table, source, path: Path, header: list[
     candidates = np.flatnonzero(pc.is_in(table[key], value_set=repeated_keys, skip_nulls=False).combine_chunks())
     if isinstance(source, pa.NativeFile):
         source.seek(0)  # the file's bytes without its corrupt lines (opened): read them again
+    as_text = {c: columns.get(c, pa.string()) for c in header}
     full, start = [], 0
-    for block in csv_blocks(source, path, header, all_types(header, columns), {}):
-        inside = candidates[(candidates >= start) & (candidates < start + block.num_rows)]
-        full.append(block.take(pa.array(inside - start)))
+    for block in csv_blocks(source, path, header, as_text, {}):
+        lo, hi = np.searchsorted(candidates, [start, start + block.num_rows])
+        full.append(block.take(pa.array(candidates[lo:hi] - start)))
         start += block.num_rows
+    if start != table.num_rows:
+        raise InputError(f"the file changed while it was read ({table.num_rows} rows, then {start})", path)
     repeated = candidates[ledger.duplicates(pa.Table.from_batches(full).unify_dictionaries(), path.name)]
     warn_duplicates(path, len(repeated))
     return table.filter(pa.array(kept(table.num_rows, repeated))) if len(repeated) else table
@@ -219,8 +225,10 @@ BLOCK_BYTES = 1 << 24
 """bytes of CSV parsed at a time (a file read in parts holds one block while it is split)"""
 
 
-def read_options(path: Path) -> pacsv.ReadOptions:
-    return pacsv.ReadOptions(encoding=scan(path).encoding, block_size=BLOCK_BYTES)
+def read_options(path: Path, header: list[str]) -> pacsv.ReadOptions:
+    """The file's encoding, the block size, and the header's names as read_header gives them (stripped): left to
+    Arrow, a name written ` student_id` would be asked for as `student_id` and not found."""
+    return pacsv.ReadOptions(encoding=scan(path).encoding, block_size=BLOCK_BYTES, column_names=header, skip_rows=1)
 
 
 def convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
@@ -231,7 +239,7 @@ def convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
 def csv_blocks(source, path: Path, header: list[str], types: dict, forms: dict[str, str]) -> Iterator[pa.RecordBatch]:
     """The file's blocks as parsed; a value that does not parse is one InputError naming the column, as read_csv's."""
     try:
-        reader = pacsv.open_csv(source, read_options=read_options(path), convert_options=convert_options(types))
+        reader = pacsv.open_csv(source, read_options=read_options(path, header), convert_options=convert_options(types))
         while True:
             try:
                 block = reader.read_next_batch()
