@@ -338,6 +338,9 @@ CASES = {
                               Refused(None, None, ("is a file, not a folder", "data.raw_dir"))),
     "a09_raw_dir_symlink_loop": Case("files", raw_dir_replaced(lambda raw: raw.symlink_to(raw.name)),
                                      Refused(None, None, ("symbolic link loop", "folder")), A09),
+    "header_names_with_spaces": Case("column", in_every_table(
+        rename_column("assignment_details", '"student_id"', '" student_id "'), rename_column("action_logs", '"action"', '"action "'),
+        rename_column("training_unit_test_scores", "score", " score")), Accepted(same_tables(*SAME))),
     "column_named_twice": Case("column", rename_column("problem_details", "problem_multipart_id", "problem_type"),
                                Refused("problem_details", "problem_type", ("appears twice in the header (columns 2 and 4)",))),
     # a timestamp column in another form than its release's
