@@ -19,8 +19,8 @@ def _lines(rng: np.random.Generator, n: int) -> list[str]:
     rows[n // 2 + 1] = rows[5][:-1] + "9"                    # log L5 again, differing only in a column not asked for
     rows[n - 1] = rows[n - 2] = ",S1,2022-09-01 10:00:00,T1,1"  # no log, twice: an exact duplicate too
     rows[n - 3] = ",S2,2022-09-01 10:00:00,T1,1"             # no log, another row
-    rows[7] = rows[7].replace("L7", "7.0")                   # an id written as a float: L7's row is still its own
-    rows[11] = rows[11].replace("L11", "7")
+    rows[7] = rows[7].replace("L7", "7.0")                   # '7.0' and '7': one id under the id rule, but two
+    rows[11] = rows[11].replace("L11", "7")                  # keys as written, so no exact duplicate: both kept
     order = rng.permutation(n - 10)                          # the rest in any order, the last rows kept last
     return [rows[i] for i in order] + rows[n - 10:]
 

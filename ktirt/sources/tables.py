@@ -115,11 +115,11 @@ def read_csv(path: Path, columns: dict[str, pa.DataType], allow_empty: bool = Fa
 
     `ids`: columns read under the one id rule (ktirt.sources.ids). `drop_duplicates`: remove and count rows
     repeating an earlier row in every column (a lookup read again for another column passes False: a repeated
-    row changes nothing there). `key`: a lookup table's key column (one of `columns`), which an exact duplicate
-    repeats: only the columns asked for are parsed, and the rows whose key repeats are read again in full to find
-    the duplicates among them (_without_keyed_duplicates); the result is the same. `forms`: what a column holds,
-    for the message when a value does not parse. A header with no rows is an error unless `allow_empty` (a file
-    that may legitimately list nothing).
+    row changes nothing there). `key`: a lookup table's key column (text, one of `columns`), which an exact
+    duplicate repeats: only the columns asked for are parsed, and the rows whose key repeats are read again in full
+    to find the duplicates among them (_without_keyed_duplicates); the result is the same. `forms`: what a column
+    holds, for the message when a value does not parse. A header with no rows is an error unless `allow_empty` (a
+    file that may legitimately list nothing).
     """
     path = Path(path)
     header = checked_header(path, columns)
