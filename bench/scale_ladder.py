@@ -44,7 +44,7 @@ LAYOUTS = {"edm_cup": {}, "ednet_kt1": {"simulate": {"profile": "ednet_kt1"}, "d
 """what each layout changes in a step's params.yaml: EDM Cup's files (the whole pipeline) or EdNet KT1's one file
 per student (the data stages; 64 MB parts suit its shorter rows, README)"""
 DATA_STAGES = ("simulate", "prepare", "split", "pykt_adapt")
-TIMED_TWICE = DATA_STAGES + ("export", "validate_join", "report")
+TIMED_TWICE = DATA_STAGES + ("export", "blend", "validate_join", "report")
 """the stages whose time per row the ladder judges: each runs twice in a row, its wall time the faster run (a
 disturbance on a shared machine only ever adds time), its peak the higher; both runs are kept in `runs`"""
 
