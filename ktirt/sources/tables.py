@@ -151,9 +151,7 @@ def _without_keyed_duplicates(table: pa.Table, source, path: Path, header: list[
     above what the process held before; this way, 0.36."""
     if columns[key] != pa.string():
         raise ValueError(f"read_csv's key must be a text column; {key} is {columns[key]}")
-    counts = pc.value_counts(table[key])  # a null key is one value, as in duplicate_rows
-    repeated_keys = counts.field("values").filter(pc.greater(counts.field("counts"), 1))
-    del counts
+    repeated_keys = repeated_values(table[key])  # a null key is one value, as in duplicate_rows
     if not len(repeated_keys):
         return table
     candidates = np.flatnonzero(pc.is_in(table[key], value_set=repeated_keys, skip_nulls=False).combine_chunks())
@@ -282,8 +280,13 @@ def codes(column: pa.ChunkedArray | pa.Array) -> tuple[np.ndarray, pa.Array]:
 def require_unique(values: pa.ChunkedArray | pa.Array, path: Path, column: str, what: str = "keys") -> None:
     """Lookup tables must have one row per key, or joins silently multiply rows (exact duplicate rows are
     already gone: a key repeated here carries different values)."""
-    counts = pc.value_counts(values)
-    dup = counts.filter(pc.greater(counts.field("counts"), 1))
+    dup = repeated_values(values)
     if len(dup):
-        example = str(dup.field("values")[0]).replace("\x1f", ", ")
+        example = str(dup[0]).replace("\x1f", ", ")
         raise InputError(f"{len(dup)} duplicate {what}, e.g. '{example}'", path, column)
+
+
+def repeated_values(values: pa.ChunkedArray | pa.Array) -> pa.Array:
+    """The values that occur more than once (null counted as one value), in the order they first occur."""
+    counts = pc.value_counts(values)
+    return counts.field("values").filter(pc.greater(counts.field("counts"), 1))
