@@ -123,7 +123,8 @@ def read_csv(path: Path, columns: dict[str, pa.DataType], allow_empty: bool = Fa
     """
     path = Path(path)
     header = checked_header(path, columns)
-    types = all_types(header, columns) if drop_duplicates and key is None else columns
+    every_column = drop_duplicates and key is None  # the duplicate rule over every column as parsed (`finished`)
+    types = all_types(header, columns) if every_column else columns
     source, corrupt = opened(path)
     try:
         table = pacsv.read_csv(source, read_options=read_options(path, header), convert_options=convert_options(types))
@@ -136,7 +137,7 @@ def read_csv(path: Path, columns: dict[str, pa.DataType], allow_empty: bool = Fa
         ledger.duplicate_rows[path.name] = 0
     if drop_duplicates and key is not None:
         table = _without_keyed_duplicates(table.unify_dictionaries(), source, path, header, columns, key, ledger)
-    table = finished(table, path, columns, ids, ledger if drop_duplicates and key is None else None)
+    table = finished(table, path, columns, ids, ledger if every_column else None)
     if table.num_rows == 0 and not allow_empty:
         raise InputError("table has a header but no rows", path)
     return table
