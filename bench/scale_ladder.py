@@ -6,9 +6,9 @@ WD-IRT's two calibrations at most CALIBRATION_SWEEPS block-Newton sweeps (their 
 they settle in about 47; at 140,000 students the loss moves by less than 1e-6 a sweep for a hundred more).
 
 Everything but the size, the epochs and the sweeps is params.yaml as it is; each step simulates its own world
-(timed, under bench/out/ladder/<n>/, removed after the step unless --keep). Each data stage runs twice in a row
-(TIMED_TWICE): its time is the faster run, its peak the higher, both runs kept. A stage that fails (say, killed out
-of memory) is recorded as failed with its exit status, and the stages after it in that step are skipped. Results
+(timed, under bench/out/ladder/<n>/, removed after the step unless --keep). Each stage judged by its time per row
+runs twice in a row (TIMED_TWICE): its time is the faster run, its peak the higher, both runs kept. A stage that
+fails (say, killed out of memory) is recorded as failed with its exit status, and the stages after it in that step are skipped. Results
 go to bench/results/scale_ladder.json after every stage, so a long run that is stopped keeps what it measured.
 
     python bench/scale_ladder.py                         # 35k, 70k, 140k
