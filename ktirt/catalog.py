@@ -17,12 +17,13 @@ def _distinct_sorted(*arrays) -> list[str]:
     return sorted(set().union(*(pc.unique(a).to_pylist() for a in arrays)))
 
 
-def items_table(digest: EventsDigest, unit_tests: pa.Table, types: dict[str, str],
+def items_table(digest: EventsDigest, unit_tests, types: dict[str, str],
                 text: tuple[list[str], np.ndarray] | None) -> pa.Table:
-    """items.parquet: each item's type is the one its events carry, else the source catalog's (`types`); its
+    """items.parquet: every item of the events, the unit tests (their digest: ktirt.sources.unit_tests_digest) and
+    the source's catalog; each item's type is the one its events carry, else the source catalog's (`types`); its
     text embedding the source's first vector for it (`text`: ids and a float32 matrix, None without one)."""
     seen = digest.items()
-    ids = _distinct_sorted(seen["item_id"], unit_tests["item_id"], pa.array(list(types), pa.string()),
+    ids = _distinct_sorted(seen["item_id"], unit_tests.items(), pa.array(list(types), pa.string()),
                            pa.array(text[0] if text else [], pa.string()))
     kinds = _types_of(ids, seen.select(["item_id", "problem_type"]), types)
     vectors = pa.nulls(len(ids), pa.list_(pa.float32()))
@@ -48,9 +49,10 @@ def _types_of(ids: list[str], pairs: pa.Table, types: dict[str, str]) -> list:
     return [ev_types.get(i) or types.get(i) for i in ids]
 
 
-def skills_table(digest: EventsDigest, unit_tests: pa.Table, descriptions: dict[str, str]) -> pa.Table:
-    """skills.parquet: every skill code with the source's description of it (null where it has none)."""
-    ids = _distinct_sorted(digest.skills(), pc.list_flatten(unit_tests["skill_ids"]),
+def skills_table(digest: EventsDigest, unit_tests, descriptions: dict[str, str]) -> pa.Table:
+    """skills.parquet: every skill code of the events, the unit tests (their digest) and the source's
+    descriptions, with the source's description of it (null where it has none)."""
+    ids = _distinct_sorted(digest.skills(), unit_tests.skills(),
                            pa.array(list(descriptions), pa.string()))
     return pa.Table.from_arrays([pa.array(ids, pa.string()), pa.array([descriptions.get(k) for k in ids], pa.string())],
                                 schema=SKILLS_SCHEMA)

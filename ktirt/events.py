@@ -98,9 +98,9 @@ def sort_codes(values) -> np.ndarray:
     return rank[arr.indices.to_numpy(zero_copy_only=False)]
 
 
-def summarize(digest, unit_tests: pa.Table) -> dict:
-    """Counts for metrics/prepare.json: what the canonical tables hold (the events through their digest,
-    ktirt.events_digest)."""
+def summarize(digest, unit_tests) -> dict:
+    """Counts for metrics/prepare.json: what the canonical tables hold, through their digests (the events':
+    ktirt.events_digest; the unit tests': ktirt.sources.unit_tests_digest)."""
     n = digest.n
     return {
         "events": n,
@@ -111,9 +111,9 @@ def summarize(digest, unit_tests: pa.Table) -> dict:
         "correct_rate": round(digest.correct / n if n else 0.0, 6),
         "help_rate": round(digest.helped / n if n else 0.0, 6),
         "no_skill_share": round(digest.no_skill / n if n else 0.0, 6),
-        "unit_test_rows": unit_tests.num_rows,
-        "unit_test_scored": unit_tests.num_rows - unit_tests["correct"].null_count,
-        "unit_test_users": len(pc.unique(unit_tests["user_id"])),
+        "unit_test_rows": unit_tests.rows,
+        "unit_test_scored": unit_tests.scored,
+        "unit_test_users": unit_tests.users,
     }
 
 

@@ -22,6 +22,7 @@ from ktirt.settings import DataSettings
 from ktirt.shape import shape
 from ktirt.sources import add_catalogs, load_source
 from ktirt.sources.sanity import check_sanity, future_after_ms, sanity_block
+from ktirt.sources.unit_tests_digest import UnitTestsDigest
 from ktirt.truth import copy_truth
 
 log = logging.getLogger("prepare")
@@ -37,28 +38,31 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
     (data/raw/synthetic/ by default), writes data/interim/events.parquet, data/interim/unit_tests.parquet,
     data/interim/items.parquet, data/interim/skills.parquet, data/interim/truth/ and metrics/prepare.json.
     EDM Cup's action log and EdNet KT1's files are read a part (data.part_mb of them) at a time, the events written
-    as they come."""
+    as they come, then EDM Cup's unit tests, a part of the same students at a time."""
     data = load_params(params_path, "data")
     part_mb = DataSettings.model_validate(data).part_mb
     digest = EventsDigest(future_after_ms())
-    with parquet_parts(f"{out_dir}/events.parquet") as write_events, freed_memory_returned():
+    unit_tests = UnitTestsDigest(digest)
+    with (parquet_parts(f"{out_dir}/events.parquet") as write_events,
+          parquet_parts(f"{out_dir}/unit_tests.parquet") as write_unit_tests, freed_memory_returned()):
         tables = load_source(data["source"], data["raw_dir"], part_bytes=part_mb << 20)
-        for part in tables.event_parts():
-            digest.add(part)
-            write_events(part)
-            del part  # else the loop holds this part while the source reads the next (and gives back its memory)
+        for parts, add, write in ((tables.event_parts, digest.add, write_events),
+                                  (tables.unit_test_parts, unit_tests.add, write_unit_tests)):
+            for part in parts():
+                add(part)
+                write(part)
+                del part  # else the loop holds this part while the source reads the next (and gives back its memory)
         if tables.items is None:
-            add_catalogs(tables, data["source"], data["raw_dir"], digest)
-        metrics = summarize(digest, tables.unit_tests) | {
+            add_catalogs(tables, data["source"], data["raw_dir"], digest, unit_tests)
+        metrics = summarize(digest, unit_tests) | {
             "dropped_total": sum(tables.dropped.values()),
             "dropped": tables.dropped,
             "excluded": tables.excluded,
             "source": tables.features,
-            "sanity": sanity_block(tables, digest),
+            "sanity": sanity_block(tables, digest, unit_tests),
             "shape": shape(digest),
         }
         check_sanity(metrics["sanity"], data["raw_dir"])
-    write_parquet(tables.unit_tests, f"{out_dir}/unit_tests.parquet")
     write_parquet(tables.items, f"{out_dir}/items.parquet")
     write_parquet(tables.skills, f"{out_dir}/skills.parquet")
     copy_truth(data["raw_dir"], f"{out_dir}/truth")

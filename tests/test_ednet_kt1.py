@@ -19,6 +19,7 @@ from ktirt.events_digest import EventsDigest
 from ktirt.shape import shape
 from ktirt.simulate import SimulationConfig, simulate
 from ktirt.sources import csv_folder, ednet_kt1, load_source
+from ktirt.sources.unit_tests_digest import UnitTestsDigest
 
 sys.path.insert(0, str(ROOT / "stages"))
 prepare = importlib.import_module("prepare")
@@ -103,7 +104,8 @@ def test_parts_of_whole_students_give_the_tables_and_counts_of_one_read(tmp_path
     digest, one = EventsDigest(0), EventsDigest.of(whole.events, 0)
     for part in parts:
         digest.add(part)
-    assert summarize(digest, whole.unit_tests) == summarize(one, whole.unit_tests)  # solving ids repeat across students
+    unit_tests = UnitTestsDigest.of(whole.unit_tests, one)
+    assert summarize(digest, unit_tests) == summarize(one, unit_tests)  # solving ids repeat across students
     assert shape(digest) == shape(one)
     for counts in ("dropped", "excluded", "reading", "features"):
         assert getattr(parted, counts) == getattr(whole, counts), counts

@@ -16,6 +16,7 @@ from ktirt.events_digest import EventsDigest
 from ktirt.errors import InputError, SettingsError, one_line
 from ktirt.sources import assistments_2009, ednet_kt1, edm_cup
 from ktirt.sources.canonical import SourceTables
+from ktirt.sources.unit_tests_digest import UnitTestsDigest
 
 
 @dataclass(frozen=True)
@@ -51,19 +52,23 @@ def load_source(name: str, folder: str | Path, part_bytes: int | None = None) ->
     source, folder = SOURCES[name], Path(folder)
     with _one_line_errors():
         tables = source.load(folder, part_bytes) if part_bytes and source.in_parts else source.load(folder)
-        if isinstance(tables.events, pa.Table):
-            add_catalogs(tables, name, folder, EventsDigest.of(tables.events))
+        if isinstance(tables.events, pa.Table) and isinstance(tables.unit_tests, pa.Table):
+            events = EventsDigest.of(tables.events)
+            add_catalogs(tables, name, folder, events, UnitTestsDigest.of(tables.unit_tests, events))
         else:
             tables.events = _one_line_parts(tables.events)
+            tables.unit_tests = _one_line_parts(tables.unit_tests)
     return tables
 
 
-def add_catalogs(tables: SourceTables, name: str, folder: str | Path, digest: EventsDigest) -> None:
-    """Fill in items.parquet and skills.parquet from the events' digest and what the source says of them."""
+def add_catalogs(tables: SourceTables, name: str, folder: str | Path, digest: EventsDigest,
+                 unit_tests: UnitTestsDigest) -> None:
+    """Fill in items.parquet and skills.parquet from the digests of the events and the unit tests and what the
+    source says of them."""
     source, folder = SOURCES[name], Path(folder)
     with _one_line_errors():
-        tables.items = items_table(digest, tables.unit_tests, source.problem_types(folder), source.item_text_embeddings(folder))
-        tables.skills = skills_table(digest, tables.unit_tests, source.skill_descriptions(folder))
+        tables.items = items_table(digest, unit_tests, source.problem_types(folder), source.item_text_embeddings(folder))
+        tables.skills = skills_table(digest, unit_tests, source.skill_descriptions(folder))
 
 
 @contextmanager
@@ -75,9 +80,9 @@ def _one_line_errors() -> Iterator[None]:
         raise type(exc)(one_line(exc.reason), path, column) from None
 
 
-def _one_line_parts(parts: Iterator[pa.Table]) -> Iterator[pa.Table]:
+def _one_line_parts(parts: pa.Table | Iterator[pa.Table]) -> Iterator[pa.Table]:
     with _one_line_errors():
-        yield from parts
+        yield from [parts] if isinstance(parts, pa.Table) else parts
 
 
 __all__ = ["SOURCES", "Source", "SourceTables", "add_catalogs", "load_source"]

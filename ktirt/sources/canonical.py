@@ -16,9 +16,8 @@ from ktirt.events import EVENTS_SCHEMA, UNIT_TESTS_SCHEMA, sort_events
 class SourceTables:
     events: pa.Table | Iterator[pa.Table] | None
     """The events: one table, or (a source read in parts) its parts, see `event_parts`."""
-    unit_tests: pa.Table | None
-    """The unit-test scores; a source read in parts reads them after its last event part (None until then), so
-    they are never held beside a part."""
+    unit_tests: pa.Table | Iterator[pa.Table] | None
+    """The unit-test scores: one table, or (a source read in parts) its parts, see `unit_test_parts`."""
     dropped: dict[str, int] = field(default_factory=dict)
     """Unusable input (no student, no problem, no time...), by reason: never dropped silently."""
     excluded: dict[str, int] = field(default_factory=dict)
@@ -37,20 +36,31 @@ class SourceTables:
 
     def event_parts(self) -> Iterator[pa.Table]:
         """The events as tables in the contract's order, each holding whole students (no student in two); one
-        table where the source was read whole. Parts can be read once: the source's counts (dropped, excluded,
-        first_actions, features, reading) and its unit tests are final after the last."""
-        if isinstance(self.events, pa.Table):
-            yield self.events
+        table where the source was read whole. Parts can be read once."""
+        return self._parts("events")
+
+    def unit_test_parts(self) -> Iterator[pa.Table]:
+        """The unit tests as tables in the contract's order, each holding whole students; one table where the
+        source was read whole. A source read in parts gives them only once its event parts have been read (so they
+        are never held beside one), and its counts (dropped, excluded, first_actions, features, reading) are final
+        after the last."""
+        return self._parts("unit_tests")
+
+    def _parts(self, name: str) -> Iterator[pa.Table]:
+        table = getattr(self, name)
+        if isinstance(table, pa.Table):
+            yield table
             return
-        parts, self.events = self.events, None
-        if parts is None:
-            raise RuntimeError("the event parts were read already")
-        yield from parts
+        if table is None:
+            raise RuntimeError(f"the {name} parts were read already")
+        setattr(self, name, None)
+        yield from table
 
     def whole(self) -> SourceTables:
-        """These tables with the events as one table (every part read)."""
-        if not isinstance(self.events, pa.Table):
-            self.events = pa.concat_tables(list(self.event_parts())).combine_chunks()
+        """These tables with the events and the unit tests as one table each (every part read)."""
+        for name, parts in (("events", self.event_parts), ("unit_tests", self.unit_test_parts)):
+            if not isinstance(getattr(self, name), pa.Table):
+                setattr(self, name, pa.concat_tables(list(parts())).combine_chunks())
         return self
 
 

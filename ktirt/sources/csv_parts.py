@@ -43,8 +43,10 @@ class CsvParts:
         self.types: dict[str, pa.DataType] = {}  # every column as parsed, once `split` has read the header
         self.ledger: Ledger = current_ledger()
 
-    def split(self, route: Callable[[pa.RecordBatch], np.ndarray], forms: dict[str, str] | None = None) -> None:
-        """Read the file a block at a time; `route(block)` gives each row's part (0 .. n_parts - 1)."""
+    def split(self, route: Callable[[pa.RecordBatch], np.ndarray], forms: dict[str, str] | None = None,
+              allow_empty: bool = False) -> None:
+        """Read the file a block at a time; `route(block)` gives each row's part (0 .. n_parts - 1). A header with
+        no rows is an error unless `allow_empty`, as in read_csv."""
         header = checked_header(self.path, self.columns)
         self.types = all_types(header, self.columns)
         source, corrupt = opened(self.path)
@@ -63,7 +65,7 @@ class CsvParts:
             writers.flush_all()
         finally:
             writers.close()
-        if self.rows == 0:
+        if self.rows == 0 and not allow_empty:
             raise InputError("table has a header but no rows", self.path)
 
     def _route(self, block: pa.RecordBatch, part: np.ndarray, writers: _PartWriters) -> None:

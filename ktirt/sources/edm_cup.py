@@ -4,7 +4,9 @@ One event per first response to a problem within an assignment log, by the ASSIS
 `correct = 1` only when the first action after `problem_started` is `correct_response`; asking for a
 hint, the answer, an explanation, a video or a live tutor first counts as incorrect. Ungraded open
 responses are not events. The simulator writes the same files, and this module cannot tell them apart.
-The action log's vocabulary and its grouping into visits live in ktirt.sources.edm_actions.
+The action log's vocabulary and its grouping into visits live in ktirt.sources.edm_actions, the lookup tables
+and the cut of the students into parts in ktirt.sources.edm_details, the unit tests in
+ktirt.sources.edm_unit_tests.
 """
 
 from __future__ import annotations
@@ -12,34 +14,31 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import Iterator
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
-from ktirt.events import sort_codes
 from ktirt.heap import heap_trimmed
-from ktirt.sources.canonical import SourceTables, events_table, unit_tests_order, unit_tests_table
+from ktirt.sources.canonical import SourceTables, events_table
 from ktirt.sources.csv_parts import CsvParts
 from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, ACTIONS, CODE, FIRST_ACTIONS, ID_COLUMNS, NEVER, Visits,
                                        WholeLogChecks, read_visits)
+from ktirt.sources.edm_details import (ASSIGNMENT_DETAILS, PROBLEM_DETAILS, Details, Problems, StudentCut,
+                                       read_assignment_details, read_problem_details)
+from ktirt.sources.edm_unit_tests import UnitTestFiles
 from ktirt.sources.files import check_raw_folder, present
-from ktirt.sources.ids import described_codes, normalise_ids, skill_code_lists
-from ktirt.sources.key_index import KeyIndex, hash_rows
-from ktirt.sources.tables import NAT, read_csv, read_header, reading, require_unique, to_utc_ms
+from ktirt.sources.ids import described_codes, normalise_ids
+from ktirt.sources.key_index import KeyIndex
+from ktirt.sources.tables import Ledger, read_csv, read_header, reading
 from ktirt.sources.timestamps import NUMBER_FORM
 
 log = logging.getLogger(__name__)
 __all__ = ["ACTIONS", "FIRST_ACTIONS", "item_text_embeddings", "load", "problem_types", "skill_descriptions"]
 
 ACTION_LOGS = "action_logs.csv"
-ASSIGNMENT_DETAILS = "assignment_details.csv"
-PROBLEM_DETAILS = "problem_details.csv"
-ASSIGNMENT_RELATIONSHIPS = "assignment_relationships.csv"
-TRAINING_SCORES = "training_unit_test_scores.csv"
-EVALUATION_SCORES = "evaluation_unit_test_scores.csv"
 
 UNGRADED_TYPE = "Ungraded Open Response"
 
@@ -47,80 +46,40 @@ UNGRADED_TYPE = "Ungraded Open Response"
 def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
     """The canonical tables of an EDM Cup 2023 folder. Without `part_bytes` the events are one table; with it,
     parts of whole students in the events' order, about one per `part_bytes` of action log, each read as it is
-    consumed (SourceTables.event_parts): memory is one part, whatever the log's size."""
+    consumed (SourceTables.event_parts), then the unit tests in parts of the same students
+    (SourceTables.unit_test_parts): memory is one part, whatever the release's size."""
     raw = Path(raw_dir)
     check_raw_folder(raw)
     dropped = dict.fromkeys(ACTION_ROW_DROPS + RESPONSE_DROPS, 0)
     excluded = dict.fromkeys(EXCLUSIONS, 0)
     with reading() as ledger:
-        details = _assignment_details(raw / ASSIGNMENT_DETAILS)
-        problems = _problem_details(raw / PROBLEM_DETAILS)
+        details = read_assignment_details(raw / ASSIGNMENT_DETAILS)
+        problems = read_problem_details(raw / PROBLEM_DETAILS)
         heap_trimmed()  # what reading them freed (0.27 GiB at 140,000 students): the split starts from what is held
         action_log = _split_action_log(raw / ACTION_LOGS, details, problems, part_bytes)
     tables = SourceTables(None, None, {}, excluded, {}, dict.fromkeys(FIRST_ACTIONS, 0), {})
 
-    def counted() -> None:
-        """After the last part: the unit tests (read now, so they are never held beside a part) and the final counts."""
-        with reading(ledger):
-            tables.unit_tests, references = _unit_tests(raw, details, problems, dropped)
-        heap_trimmed()
-        tables.features = {
-            "has_unit_tests": int(tables.unit_tests.num_rows > 0),
-            "has_text_embeddings": int(problems.has_text),
-            "has_timestamps": 1,
-        }
-        tables.dropped = dropped | ledger.dropped()
-        tables.reading = {"multi_skill_from_lists": problems.split_lists} | references | ledger.facts()
-
-    tables.events = _first_responses(action_log, details, problems, dropped, tables, counted)
+    tables.events = _first_responses(action_log, details, problems, dropped, tables)
+    tables.unit_tests = _unit_tests(raw, action_log, details, problems, dropped, ledger, tables)
     return tables if part_bytes else tables.whole()
 
 
-@dataclass
-class _Details:
-    """assignment_details.csv, keyed by assignment_log_id (the ids held only in `index`); students
-    dictionary-encoded. The index answers the action log's parts: Arrow's hash join (`hash_rows`) builds its hash
-    of every log anew at each call, so the parts together cost parts x logs (6.3 s at 140,000 students, 0.5 s at
-    35,000)."""
-
-    student: pa.DictionaryArray
-    start_ms: np.ndarray
-    index: KeyIndex  # the row of a log id, built once for every block and part of the action log
-
-
-@dataclass
-class _Problems:
-    """problem_details.csv, keyed by problem_id (the ids held only in `index`)."""
-
-    problem_type: pa.Array
-    skill_ids: pa.ListArray
-    has_text: bool
-    split_lists: int  # problems whose skill field listed several codes
-    index: KeyIndex  # the row of a problem id, as _Details.index
-
-
-def _assignment_details(path: Path) -> _Details:
-    """One row per assignment log, read by its key (read_csv's `key`): the table grows with the release (2.24 M
-    logs at 140,000 students), so only its three columns are parsed."""
-    t = read_csv(path, {"assignment_log_id": pa.string(), "student_id": pa.string(), "assignment_start_time": pa.string()},
-                 ids=("assignment_log_id", "student_id"), key="assignment_log_id")
-    if t["assignment_log_id"].null_count:
-        t = t.filter(pc.is_valid(t["assignment_log_id"]))
-    require_unique(t["assignment_log_id"], path, "assignment_log_id")
-    start_ms = to_utc_ms(t["assignment_start_time"], path, "assignment_start_time", text_only=True)
-    return _Details(t["student_id"].combine_chunks().dictionary_encode(), start_ms, KeyIndex(t["assignment_log_id"]))
-
-
-def _problem_details(path: Path) -> _Problems:
-    has_text = "problem_text_bert_pca" in read_header(path)
-    t = read_csv(path, {"problem_id": pa.string(), "problem_type": pa.string(), "problem_skill_code": pa.string()},
-                 ids=("problem_id",))
-    skills, _ = skill_code_lists(t["problem_skill_code"], path, "problem_skill_code")
-    valid = pc.is_valid(t["problem_id"])
-    t, skills = t.filter(valid), skills.filter(valid)
-    require_unique(t["problem_id"], path, "problem_id")
-    split = int(pc.sum(pc.greater(pc.list_value_length(skills), 1)).as_py() or 0)
-    return _Problems(t["problem_type"].combine_chunks(), skills, has_text, split, KeyIndex(t["problem_id"]))
+def _unit_tests(raw: Path, action_log: _ActionLog, details: Details, problems: Problems, dropped: dict,
+                ledger: Ledger, tables: SourceTables) -> Iterator[pa.Table]:
+    """The unit tests in the action log's parts of students, read only once every event part has been (so that
+    they are never held beside one); after the last, the source's final counts."""
+    if not action_log.read:
+        raise RuntimeError("the unit tests come after the event parts: read those first")
+    with reading(ledger):
+        files = UnitTestFiles(raw, action_log.cut)
+    references: dict[str, int] = {}
+    rows = 0
+    for part in files.parts(details, problems, dropped, references):
+        rows += part.num_rows
+        yield part
+    tables.features = {"has_unit_tests": int(rows > 0), "has_text_embeddings": int(problems.has_text), "has_timestamps": 1}
+    tables.dropped = dropped | ledger.dropped()
+    tables.reading = {"multi_skill_from_lists": problems.split_lists} | references | ledger.facts()
 
 
 @dataclass
@@ -147,27 +106,25 @@ class _ActionLog:
     path: Path
     parts: CsvParts
     factor: float  # ms per unit of its timestamps
+    cut: StudentCut  # the students of each part
+    read: bool = False  # every part has been read
 
 
 class _StudentRoute:
-    """Each action row's part: the students, in id order, cut into `n` parts of as many students each; a row whose
-    assignment log is unknown or has no student goes to part n. Also notes whether any log and any problem of the
-    file join assignment_details and problem_details (if none does, the files do not belong together)."""
+    """Each action row's part: its student's (StudentCut; part n for a row whose assignment log is unknown or has
+    no student). Also notes whether any log and any problem of the file join assignment_details and
+    problem_details (if none does, the files do not belong together)."""
 
-    def __init__(self, path: Path, details: _Details, problems: _Problems, n: int):
-        self.path, self.n, self.checks = path, n, WholeLogChecks()
-        students = details.student.dictionary
-        part_of_student = sort_codes(students) * n // max(len(students), 1)
-        codes = details.student.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-        self.part_of_log = np.where(codes >= 0, part_of_student[np.maximum(codes, 0)], n)
-        self.logs, self.problems = details.index, problems.index
+    def __init__(self, path: Path, cut: StudentCut, problems: Problems):
+        self.path, self.cut, self.checks = path, cut, WholeLogChecks()
+        self.logs, self.problems = cut.logs, problems.index
         self.unjoined = {"assignment_log_id": set(), "problem_id": set()}  # kept only while nothing joins
 
     def __call__(self, block: pa.RecordBatch) -> np.ndarray:
         self.checks.add(block)
         logs = normalise_ids(block["assignment_log_id"], self.path, "assignment_log_id")
         row = self._joined("assignment_log_id", self.logs, logs.dictionary)
-        part = np.append(np.where(row >= 0, self.part_of_log[row], self.n), self.n)
+        part = np.append(self.cut.parts(row), self.cut.n)
         self._joined("problem_id", self.problems, normalise_ids(block["problem_id"], self.path, "problem_id").dictionary)
         return part[logs.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
 
@@ -185,23 +142,23 @@ class _StudentRoute:
                 raise InputError(f"none of the {len(self.unjoined[column])} {what} appear in {table}", self.path, column)
 
 
-def _split_action_log(path: Path, details: _Details, problems: _Problems, part_bytes: int | None) -> _ActionLog:
+def _split_action_log(path: Path, details: Details, problems: Problems, part_bytes: int | None) -> _ActionLog:
     """Read action_logs.csv once, a block at a time, into its parts (about one per `part_bytes` of the file; one
     without), checking what must hold over the whole file."""
     n = max(1, -(-path.stat().st_size // part_bytes)) if part_bytes and path.exists() else 1
-    parts = CsvParts(path, ACTION_LOG_COLUMNS, ID_COLUMNS, n + 1)
-    route = _StudentRoute(path, details, problems, n)
+    parts, cut = CsvParts(path, ACTION_LOG_COLUMNS, ID_COLUMNS, n + 1), StudentCut(details, n)
+    route = _StudentRoute(path, cut, problems)
     parts.split(route, forms={"timestamp": NUMBER_FORM})
     factor = route.checks.unit(path)
     route.check_joins()
-    return _ActionLog(path, parts, factor)
+    return _ActionLog(path, parts, factor, cut)
 
 
-def _first_responses(action_log: _ActionLog, details: _Details, problems: _Problems, dropped: dict,
-                     tables: SourceTables, counted: Callable[[], None]) -> Iterator[pa.Table]:
+def _first_responses(action_log: _ActionLog, details: Details, problems: Problems, dropped: dict,
+                     tables: SourceTables) -> Iterator[pa.Table]:
     """Per part of the action log, one event per visit (ktirt.sources.edm_actions) whose first action is a graded
     response or a help request, in the events' order; the counts (dropped, excluded, first actions) add up part
-    after part, and `counted()` runs after the last."""
+    after part."""
     n_rows = n_events = 0
     for rows in action_log.parts.parts():
         part_dropped: dict[str, int] = {}
@@ -221,11 +178,11 @@ def _first_responses(action_log: _ActionLog, details: _Details, problems: _Probl
         yield events
         del events
         heap_trimmed()
-    counted()
+    action_log.read = True
     log.info("%s: %d action rows -> %d first-response events", action_log.path.name, n_rows, n_events)
 
 
-def _events(visits: Visits, joined: _Joined, problems: _Problems, details: _Details, sel: np.ndarray) -> pa.Table:
+def _events(visits: Visits, joined: _Joined, problems: Problems, details: Details, sel: np.ndarray) -> pa.Table:
     """The events of the visits `sel`, in the contract's schema and order."""
     lg, pr = visits.log[sel], visits.problem[sel]
     latency = visits.first_ts[sel] - visits.start[sel]
@@ -246,11 +203,10 @@ def _events(visits: Visits, joined: _Joined, problems: _Problems, details: _Deta
     return events_table(columns)
 
 
-def _join_details(visits: Visits, details: _Details, problems: _Problems) -> _Joined:
+def _join_details(visits: Visits, details: Details, problems: Problems) -> _Joined:
     """Join the assignment logs to their students and the problems to their types."""
     log_row, prob_row = details.index.rows(visits.log_vals), problems.index.rows(visits.prob_vals)
-    student_codes = details.student.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    log_student = np.where(log_row >= 0, student_codes[np.maximum(log_row, 0)], -1)
+    log_student = details.students_of(log_row)
     ptype = problems.problem_type.take(pa.array(np.maximum(prob_row, 0)))
     ungraded_type = np.asarray(pc.equal(ptype, UNGRADED_TYPE).fill_null(False)) & (prob_row >= 0)
     return _Joined(log_row, log_student, prob_row, ptype, ungraded_type)
@@ -271,128 +227,6 @@ def _usable_visits(visits: Visits, joined: _Joined, dropped: dict, excluded: dic
         dropped[reason] = int((ok & bad).sum())
         ok &= ~bad
     return ok
-
-
-def _key_pairs(t: pa.Table) -> pa.ChunkedArray:
-    return pc.binary_join_element_wise(t["assignment_log_id"], t["problem_id"], "\x1f")
-
-
-def _score_tables(raw: Path, details: _Details, dropped: dict) -> list[pa.Table]:
-    """The training scores and the evaluation rows (score null: withheld). A blank, NaN or non-0/1 training
-    score is an unusable row, counted, never a withheld one; a key in both files is an error."""
-    paths = raw / TRAINING_SCORES, raw / EVALUATION_SCORES
-    if not any(present(p) for p in paths):
-        raise InputError(f"no unit-test score files: neither {TRAINING_SCORES} nor {EVALUATION_SCORES} is there "
-                         "(the EDM Cup release has both)", raw)
-    key = {"assignment_log_id": pa.string(), "problem_id": pa.string()}
-    ids = tuple(key)
-    empty = pa.table({"assignment_log_id": pa.array([], pa.string()), "problem_id": pa.array([], pa.string()),
-                      "score": pa.array([], pa.float64())})
-    train, evaluation = empty, empty
-    if present(paths[0]):
-        train = read_csv(paths[0], key | {"score": pa.float64()}, allow_empty=True, ids=ids)
-    if present(paths[1]):  # header-only when nothing is withheld (simulate.evaluation_fraction: 0)
-        t = read_csv(paths[1], key, allow_empty=True, ids=ids)
-        evaluation = t.append_column("score", pa.nulls(t.num_rows, pa.float64()))
-    keys = [_key_pairs(train), _key_pairs(evaluation)]
-    for path, t, pairs in zip(paths, (train, evaluation), keys):
-        if not present(path):
-            log.warning("%s not found: its unit-test rows are missing", path)
-        require_unique(pairs, path, "assignment_log_id", what="(assignment_log_id, problem_id) rows")
-        if t.num_rows and (details.index.rows_by_hash(t["assignment_log_id"]) < 0).all():
-            raise InputError(
-                f"none of the {t.num_rows} unit-test logs appear in {ASSIGNMENT_DETAILS}", path, "assignment_log_id")
-    if train.num_rows + evaluation.num_rows == 0:
-        raise InputError(f"no unit-test rows: {TRAINING_SCORES} and {EVALUATION_SCORES} list nothing", raw)
-    both = pc.is_in(keys[1], value_set=keys[0].combine_chunks())
-    if pc.any(both).as_py():
-        example = str(keys[1].filter(both)[0]).replace("\x1f", ", ")
-        raise InputError(f"{pc.sum(both).as_py()} (assignment_log_id, problem_id) keys are also in {TRAINING_SCORES}, "
-                         f"e.g. '{example}': a response cannot be both scored and withheld", paths[1], "assignment_log_id")
-    return [_usable_scores(train, paths[0], dropped), evaluation]
-
-
-def _usable_scores(train: pa.Table, path: Path, dropped: dict) -> pa.Table:
-    score = train["score"].to_numpy(zero_copy_only=False)
-    blank = np.isnan(score)
-    not_01 = ~blank & (score != 0) & (score != 1)
-    dropped["unit_test_rows_no_score"] = int(blank.sum())
-    dropped["unit_test_rows_score_not_0_1"] = int(not_01.sum())
-    if train.num_rows and (blank | not_01).all():
-        found = f"e.g. {score[not_01][0]:g}" if not_01.any() else "all blank"
-        raise InputError(f"no usable score: scores must be 0 or 1 ({found})", path, "score")
-    return train.filter(pa.array(~(blank | not_01)))
-
-
-def _unit_tests(raw: Path, details: _Details, problems: _Problems, dropped: dict) -> tuple[pa.Table, dict[str, int]]:
-    """The unit-test rows with their students, dates, skills and in-unit logs; also the counts of
-    assignment_relationships rows whose logs match no assignment log. Sorted on the key columns before the
-    skills and in-unit lists are built, so the table is never held twice (at 140,000 students it is 0.35 GiB)."""
-    t = pa.concat_tables(_score_tables(raw, details, dropped)).combine_chunks()
-    heap_trimmed()  # the files as read and their checks' hashes
-    log_row = details.index.rows_by_hash(t["assignment_log_id"])
-    prob_row = problems.index.rows_by_hash(t["problem_id"])
-    student = np.full(len(log_row), -1)
-    student_codes = details.student.indices.fill_null(-1).to_numpy(zero_copy_only=False)
-    student[log_row >= 0] = student_codes[log_row[log_row >= 0]]
-    start = np.where(log_row >= 0, details.start_ms[np.maximum(log_row, 0)], NAT)
-    ok = np.ones(len(log_row), dtype=bool)
-    for reason, bad in (
-        ("unit_test_rows_unknown_assignment_log", log_row < 0),
-        ("unit_test_rows_no_student", student < 0),
-        ("unit_test_rows_no_timestamp", start == NAT),
-        ("unit_test_rows_unknown_problem", prob_row < 0),
-    ):
-        dropped[reason] = int((ok & bad).sum())
-        ok &= ~bad
-    rows = np.flatnonzero(ok)
-    kept = pa.array(rows)
-    keys = {
-        "user_id": details.student.dictionary.take(pa.array(student[rows])),
-        "unit_test_id": t["assignment_log_id"].take(kept),
-        "item_id": t["problem_id"].take(kept),
-        "timestamp": pa.array(start[rows], pa.timestamp("ms", tz="UTC")),
-    }
-    order = unit_tests_order(keys)
-    rows = rows[order]
-    score = t["score"].to_numpy(zero_copy_only=False)[rows]
-    ordered = pa.array(order)
-    columns = {name: column.take(ordered) for name, column in keys.items()}
-    del t, keys, kept, ordered, log_row, student, start, ok
-    heap_trimmed()
-    in_unit, references = _in_unit_logs(raw / ASSIGNMENT_RELATIONSHIPS, columns["unit_test_id"], details.index)
-    columns |= {
-        "skill_ids": problems.skill_ids.take(pa.array(prob_row[rows])),
-        "correct": pa.array(np.nan_to_num(score).astype(np.int8), pa.int8(), mask=np.isnan(score)),
-        "in_unit_ids": in_unit,
-    }
-    return unit_tests_table(columns), references
-
-
-def _in_unit_logs(path: Path, unit_test_ids: pa.Array, logs: KeyIndex) -> tuple[pa.ListArray, dict[str, int]]:
-    """For each unit-test row, the sorted in-unit assignment logs that precede it (empty if none listed); and
-    how many relationship rows name a unit-test or in-unit log that is no assignment log (counted, not used
-    to stop: a release may list logs it did not ship)."""
-    columns = ("unit_test_assignment_log_id", "in_unit_assignment_log_id")
-    t = read_csv(path, dict.fromkeys(columns, pa.string()), ids=columns)
-    references = {f"relationship_rows_unknown_{name}": int((logs.rows_by_hash(t[column]) < 0).sum())
-                  for name, column in zip(("unit_test_log", "in_unit_log"), columns)}
-    # sorted, then each pair once (a hash group-by of the text pairs held 0.36 GiB more at 140,000 students)
-    t = t.drop_null().sort_by([(column, "ascending") for column in columns])
-    tests, in_unit = (t[column].combine_chunks() for column in columns)
-    once = pa.array(_starts(tests) | _starts(in_unit))
-    tests, in_unit = tests.filter(once), in_unit.filter(once)
-    first = np.flatnonzero(_starts(tests))
-    offsets = np.r_[first, len(tests), len(tests)].astype(np.int32)  # a trailing empty list for the unknown
-    lists = pa.ListArray.from_arrays(pa.array(offsets), in_unit)
-    row = hash_rows(unit_test_ids, tests.take(pa.array(first)))
-    return lists.take(pa.array(np.where(row < 0, len(first), row))), references
-
-
-def _starts(values: pa.Array) -> np.ndarray:
-    """Whether each value differs from the one before it (the first does)."""
-    changed = pc.not_equal(values.slice(1), values.slice(0, max(len(values) - 1, 0))).to_numpy(zero_copy_only=False)
-    return np.r_[True, changed][:len(values)]
 
 
 def item_text_embeddings(raw_dir: str | Path) -> tuple[list[str], np.ndarray] | None:

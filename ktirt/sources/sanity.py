@@ -11,13 +11,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 from ktirt.events_digest import EventsDigest
 from ktirt.sources.canonical import SourceTables
 from ktirt.sources.timestamps import FIRST_YEAR, LAST_YEAR
+from ktirt.sources.unit_tests_digest import UnitTestsDigest
 
 DAY_MS = 86_400_000
 FUTURE_DAYS = 365
@@ -29,27 +28,25 @@ def future_after_ms() -> int:
     return int(time.time() * 1000) + FUTURE_DAYS * DAY_MS
 
 
-def sanity_block(tables: SourceTables, digest: EventsDigest) -> dict:
+def sanity_block(tables: SourceTables, digest: EventsDigest, unit_tests: UnitTestsDigest) -> dict:
     """Numbers only: years and span of the events (sources with real clocks), correct rate, share of each
     first action (sources that log actions), share of unit-test rows dated after some of their unit's work.
-    The events through their digest (made with future_after_ms()), the unit tests as a table."""
-    ut = tables.unit_tests
+    The events and the unit tests through their digests (the events' made with future_after_ms())."""
     block: dict = {"events": digest.n, "correct_rate": round(digest.correct / digest.n if digest.n else 0.0, 6)}
-    if tables.features.get("has_timestamps", 1):
-        ut_ms = _ms(ut["timestamp"])
-        for name, lo, hi in (("event", digest.min_ms, digest.max_ms),
-                             ("unit_test", *((ut_ms.min(), ut_ms.max()) if len(ut_ms) else (None, None)))):
+    timed = tables.features.get("has_timestamps", 1)
+    if timed:
+        for name, lo, hi in (("event", digest.min_ms, digest.max_ms), ("unit_test", unit_tests.min_ms, unit_tests.max_ms)):
             if lo is not None:
                 block[f"first_{name}_year"], block[f"last_{name}_year"] = _year(lo), _year(hi)
                 block[f"{name}_span_days"] = round(float(hi - lo) / DAY_MS, 1)
-        share = _unit_tests_after_unit_work(digest, ut)
+        share = unit_tests.after_work_share()
         if share is not None:
             block["unit_tests_after_unit_work_share"] = share
     total = sum(tables.first_actions.values())
     if total:
         block |= {f"first_action_{a}_share": round(n / total, 6) for a, n in tables.first_actions.items()}
-    if tables.features.get("has_timestamps", 1):
-        block |= {"events_future": digest.future, "unit_tests_future": int((ut_ms > digest.future_after_ms).sum())}
+    if timed:
+        block |= {"events_future": digest.future, "unit_tests_future": unit_tests.future}
     return block | tables.reading
 
 
@@ -72,33 +69,5 @@ def check_sanity(block: dict, raw_dir: str | Path) -> None:
         raise InputError("implausible data (prepare's sanity check): " + "; ".join(found), raw_dir)
 
 
-def _ms(column: pa.ChunkedArray) -> np.ndarray:
-    return column.combine_chunks().cast(pa.int64()).drop_null().to_numpy(zero_copy_only=False)
-
-
 def _year(ms: int) -> int:
     return int(np.datetime64(int(ms), "ms").astype("datetime64[Y]").astype(np.int64)) + 1970
-
-
-def _unit_tests_after_unit_work(digest: EventsDigest, ut: pa.Table) -> float | None:
-    """Among unit-test rows whose in-unit logs have events, the share dated after the earliest of them; a slice
-    of rows at a time (their in-unit logs, flattened, are three times as many: 10 M at 140,000 students)."""
-    if not ut.num_rows or not digest.n:
-        return None
-    first = digest.first_by_log()
-    logs, first_ms = first["action_sequence_id"], _ms(first["timestamp_min"])
-    with_work = after_work = 0
-    for start in range(0, ut.num_rows, SLICE_ROWS):
-        rows = ut.slice(start, SLICE_ROWS)
-        in_unit = rows["in_unit_ids"].combine_chunks()
-        parent = pc.list_parent_indices(in_unit).to_numpy(zero_copy_only=False)
-        row = pc.index_in(pc.list_flatten(in_unit), value_set=logs).fill_null(-1).to_numpy(zero_copy_only=False)
-        parent, row = parent[row >= 0], row[row >= 0]
-        after = _ms(rows["timestamp"])[parent] >= first_ms[row]
-        with_work += int((np.bincount(parent, minlength=rows.num_rows) > 0).sum())
-        after_work += int((np.bincount(parent[after], minlength=rows.num_rows) > 0).sum())
-    return round(after_work / with_work, 6) if with_work else None
-
-
-SLICE_ROWS = 1 << 20
-"""unit-test rows checked at a time"""
