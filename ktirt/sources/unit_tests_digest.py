@@ -69,7 +69,7 @@ class UnitTestsDigest:
         logs, first_ms = self._first_events()
         in_unit = rows["in_unit_ids"].combine_chunks()
         parent = pc.list_parent_indices(in_unit).to_numpy(zero_copy_only=False)
-        row = logs.rows(pc.list_flatten(in_unit))
+        row = logs.rows(pc.dictionary_encode(pc.list_flatten(in_unit)))  # a unit's logs on each of its rows: found once
         parent, row = parent[row >= 0], row[row >= 0]
         after = _ms(rows["timestamp"])[parent] >= first_ms[row]
         self.with_work += int((np.bincount(parent, minlength=rows.num_rows) > 0).sum())
