@@ -1,9 +1,10 @@
 """ktirt.sources.key_index: the row of each id among many, as a dictionary lookup gives it, byte for byte (an id
 longer than every key, a prefix of a key, non-ASCII text, nulls, the first row of a repeated key), by binary
-search and by Arrow's hash join alike."""
+search of each value or of a dictionary array's dictionary alike."""
 
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from ktirt.sources.key_index import KeyIndex
 
@@ -20,17 +21,21 @@ def test_rows_are_those_of_a_dictionary_lookup():
     values = ["L2", "L1", "L", "L10X", "Élève-7", "Élève", None, "70001.0", "ß", "ss", "a b", "", "L10"]
     index = KeyIndex(pa.array(keys))
     assert index.rows(pa.array(values)).tolist() == _expected(keys, values)
-    assert index.rows_by_hash(pa.array(values)).tolist() == _expected(keys, values)
+    assert index.rows(pa.array(values).dictionary_encode()).tolist() == _expected(keys, values)
+    nulls_encoded = pc.dictionary_encode(pa.array(values), null_encoding="encode")  # a null in the dictionary
+    assert index.rows(nulls_encoded).tolist() == _expected(keys, values)
 
 
 def test_dictionary_and_chunked_values_and_empty_keys():
     keys = pa.chunked_array([["SZK9", "Q1"], ["Q22"]])
     values = pa.array(["Q22", None, "Q1", "Q2", "Q22"]).dictionary_encode()
     assert KeyIndex(keys).rows(values).tolist() == [2, -1, 1, -1, 2]
-    assert KeyIndex(keys).rows_by_hash(values).tolist() == [2, -1, 1, -1, 2]
-    assert KeyIndex(keys).rows_by_hash(pa.chunked_array([["Q1"], ["SZK9", "Q"]])).tolist() == [1, 0, -1]
+    assert KeyIndex(keys).rows(pa.chunked_array([["Q1"], ["SZK9", "Q"]])).tolist() == [1, 0, -1]
+    two_dictionaries = pa.chunked_array([pa.array(["Q1", "Q"]).dictionary_encode(), pa.array(["SZK9", "Q1"]).dictionary_encode()])
+    assert KeyIndex(keys).rows(two_dictionaries).tolist() == [1, -1, 0, 1]
     assert KeyIndex(pa.array([], pa.string())).rows(pa.array(["x"])).tolist() == [-1]
-    assert KeyIndex(pa.array([], pa.string())).rows_by_hash(pa.array(["x", None])).tolist() == [-1, -1]
+    assert KeyIndex(pa.array([], pa.string())).rows(pa.array(["x", None]).dictionary_encode()).tolist() == [-1, -1]
+    assert KeyIndex(pa.array(["x"])).rows(pa.array([], pa.string()).dictionary_encode()).tolist() == []
     assert KeyIndex(pa.array(["x"])).rows(pa.array([], pa.string())).tolist() == []
 
 
@@ -41,5 +46,5 @@ def test_many_random_ids():
     values = ["".join(rng.choice(alphabet, rng.integers(0, 9))) for _ in range(3000)] + keys[::7]
     got = KeyIndex(pa.array(keys)).rows(pa.array(values))
     assert got.tolist() == _expected(keys, values)
-    assert KeyIndex(pa.array(keys)).rows_by_hash(pa.array(values)).tolist() == got.tolist()
+    assert KeyIndex(pa.array(keys)).rows(pa.array(values).dictionary_encode()).tolist() == got.tolist()
     assert (got >= 0).sum() > 400  # both kinds of answer met
