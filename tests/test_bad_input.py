@@ -322,6 +322,12 @@ CASES = {
     "duplicate_training_score": Case("ids", edit("training_unit_test_scores", lambda d: pd.concat([d, d.iloc[[0]].assign(
         score=lambda x: x.score.map({"0": "1", "1": "0"}))])), Refused("training_unit_test_scores", "assignment_log_id",
                                                                        ("duplicate",))),
+    "null_in_training_keys": Case("ids", edit("training_unit_test_scores", lambda d: d.assign(  # a null key part: one value
+        problem_id=d.problem_id.where(d.index != 0, ""), assignment_log_id=d.assignment_log_id.where(d.index != len(d) - 1, ""))),
+        Refused("training_unit_test_scores", "assignment_log_id", ("1 duplicate (assignment_log_id, problem_id) rows",))),
+    "unknown_unit_test_logs": Case("ids", edit("training_unit_test_scores", lambda d: d.assign(
+        assignment_log_id="X" + d.assignment_log_id)), Refused("training_unit_test_scores", "assignment_log_id", (
+            "none of its", "rows' assignment logs appear in assignment_details.csv"))),
     # unit-test scores
     "blank_scores": Case("score", edit("training_unit_test_scores", each_row("score", lambda v: "", DROP_20)),
                          Accepted(dropped("unit_test_rows_no_score", 20, -20, -20))),

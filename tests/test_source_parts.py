@@ -132,20 +132,26 @@ def test_an_unknown_action_in_a_late_block_stops_the_run_before_any_part(tiny_ra
         edm_cup.load(raw, part_bytes=1 << 16)
 
 
-@pytest.mark.parametrize("where", ["training", "both"])
+@pytest.mark.parametrize("where", ["training", "both", "null"])
 def test_score_keys_are_checked_over_every_part(tiny_raw, tmp_path, where):
     """A key twice in the training scores, or in both score files, stops the run with the count over every part,
-    as one read does, when the rows lie in the parts of the first and last students."""
+    as one read does, when the rows lie in the parts of the first and last students; so do two keys holding a
+    null (one value), one of a known log and one of none."""
     raw = tmp_path / "raw"
     shutil.copytree(tiny_raw, raw)
     read = lambda name: pd.read_csv(raw / name, dtype=str, keep_default_na=False)  # noqa: E731
     train = read("training_unit_test_scores.csv")
-    students = train.merge(read("assignment_details.csv")[["assignment_log_id", "student_id"]]).sort_values("student_id")
-    picked = students.iloc[[0, len(students) // 2, len(students) - 1]][["assignment_log_id", "problem_id", "score"]]
+    students = train.reset_index().merge(read("assignment_details.csv")[["assignment_log_id", "student_id"]])
+    picked = students.sort_values("student_id").iloc[[0, len(students) // 2, -1]].set_index("index")[list(train.columns)]
     if where == "training":
         flipped = picked.assign(score=(1 - picked["score"].astype(int)).astype(str))
         pd.concat([train, flipped]).to_csv(raw / "training_unit_test_scores.csv", index=False)
         name, message = "training_unit_test_scores.csv", "3 duplicate (assignment_log_id, problem_id) rows, e.g. '"
+    elif where == "null":
+        first, last = picked.index[0], picked.index[-1]
+        train.loc[first, "problem_id"], train.loc[last, "assignment_log_id"] = "", ""
+        train.to_csv(raw / "training_unit_test_scores.csv", index=False)
+        name, message = "training_unit_test_scores.csv", "1 duplicate (assignment_log_id, problem_id) rows, e.g. 'None'"
     else:
         evaluation = read("evaluation_unit_test_scores.csv")
         ids = [str(i) for i in range(10**6, 10**6 + 3)]

@@ -43,8 +43,9 @@ SOURCES = {
 
 def load_source(name: str, folder: str | Path, part_bytes: int | None = None) -> SourceTables:
     """Every canonical table of source `name` from its raw files in `folder`. With `part_bytes`, a source that
-    reads in parts (EDM Cup's) gives its events as parts of about that many bytes of raw log each
-    (SourceTables.event_parts) and its catalogs only once they are read (`add_catalogs`, after the last part).
+    reads in parts (EDM Cup's, EdNet KT1's) gives its events as parts of about that many bytes of raw log each
+    (SourceTables.event_parts), then its unit tests (SourceTables.unit_test_parts: EDM Cup's in parts of the same
+    students), and its catalogs only once both are read (`add_catalogs`, from their digests).
     A raw value quoted in an error (a NUL, a newline, a tab) is escaped (ktirt.errors.one_line), so the message
     stays one line, while the parts are read too."""
     if name not in SOURCES:

@@ -4,9 +4,11 @@ The two score files and assignment_relationships.csv are split (ktirt.sources.cs
 row's assignment log, the cut the action log's parts use (edm_details.StudentCut): a part's rows sorted within it
 are sorted across the parts, and the table is never held whole (at 140,000 students it is 0.35 GiB, its phase
 peaked level with the action log's parts, and it grew by about 0.6 GiB per 140,000 students). What must hold over
-a whole file (one id form, some log known, some usable score) is checked as the file is split, before any part is
-built; a key once in a file and never in both holds per part, since a key's rows share their log and so their
-part, and is counted over every part before the run stops.
+a whole file (one id form, some log known, some usable score) is checked as the files are split, before any part
+is built; a key once in a file and never in both holds per part, since a key's rows share their log and so their
+part (a key holding a null goes to the last part, with the logs of no known student), and is counted over every
+part before the run stops, naming the first such key of the first part that has one. So where an input breaks
+several rules, the whole-file ones are reported first.
 """
 
 from __future__ import annotations
@@ -46,12 +48,15 @@ DROPS = ("unit_test_rows_no_score", "unit_test_rows_score_not_0_1", "unit_test_r
 
 
 class _LogRoute:
-    """CsvParts' route for a file keyed by an assignment log: each row goes to its log's part (StudentCut). Gathers
-    what must hold over the whole file: the id forms of `ids` (ktirt.sources.ids.IdForms), how many rows name a
-    known log, and with `score`, how many rows carry a usable score (0 or 1) and the first that does not."""
+    """CsvParts' route for a file keyed by an assignment log: each row goes to its log's part (StudentCut). With
+    `keyed`, a row with a null in any of `ids` goes to part n, as a key that holds a null is one value wherever it
+    lies (the rule that finds repeated keys), and such a row is unusable in any part. Gathers what must hold over
+    the whole file: the id forms of `ids` (ktirt.sources.ids.IdForms), how many rows name a known log, and with
+    `score`, how many rows carry a usable score (0 or 1) and the first that does not."""
 
-    def __init__(self, path: Path, column: str, ids: tuple[str, ...], cut: StudentCut, score: bool = False):
-        self.path, self.column, self.cut, self.score = path, column, cut, score
+    def __init__(self, path: Path, column: str, ids: tuple[str, ...], cut: StudentCut, keyed: bool = False,
+                 score: bool = False):
+        self.path, self.column, self.cut, self.keyed, self.score = path, column, cut, keyed, score
         self.forms = {c: IdForms() for c in ids}
         self.known = self.usable = 0
         self.not_01: float | None = None
@@ -69,7 +74,11 @@ class _LogRoute:
         logs = normalise_ids(block[self.column], self.path, self.column)
         rows = self.cut.logs.rows(pc.dictionary_encode(logs))  # a unit test's log on each of its rows: found once
         self.known += int((rows >= 0).sum())
-        return self.cut.parts(rows)
+        part = self.cut.parts(rows)
+        if self.keyed:
+            for column in self.forms:
+                part[np.asarray(block[column].is_null())] = self.cut.n
+        return part
 
     def check_forms(self) -> None:
         for column, forms in self.forms.items():
@@ -148,6 +157,10 @@ class _ScoreFiles:
         self.splits: list[CsvParts | None] = []
         self.repeats = [_Repeats(), _Repeats(), _Repeats()]  # within each file, then in both
         routes = [self._split(path, columns) for path, columns in zip(self.paths, SCORE_COLUMNS)]
+        for path, parts, route in zip(self.paths, self.splits, routes):
+            if parts and parts.rows and not route.known:
+                raise InputError(f"none of its {parts.rows} rows' assignment logs appear in {ASSIGNMENT_DETAILS}", path,
+                                 "assignment_log_id")
         if sum(parts.rows for parts in self.splits if parts) == 0:
             raise InputError(f"no unit-test rows: {TRAINING_SCORES} and {EVALUATION_SCORES} list nothing", raw)
         train = routes[0]
@@ -161,12 +174,9 @@ class _ScoreFiles:
             self.splits.append(None)
             return None
         parts = CsvParts(path, columns, tuple(KEY), self.cut.n + 1)
-        route = _LogRoute(path, "assignment_log_id", tuple(KEY), self.cut, score="score" in columns)
+        route = _LogRoute(path, "assignment_log_id", tuple(KEY), self.cut, keyed=True, score="score" in columns)
         parts.split(route, allow_empty=True)  # header-only when nothing is withheld (simulate.evaluation_fraction: 0)
         route.check_forms()
-        if parts.rows and not route.known:
-            raise InputError(f"none of the {parts.rows} unit-test logs appear in {ASSIGNMENT_DETAILS}", path,
-                             "assignment_log_id")
         self.splits.append(parts)
         return route
 
