@@ -2,8 +2,9 @@
 
 The two score files and assignment_relationships.csv are split (ktirt.sources.csv_parts) by the student of each
 row's assignment log, the cut the action log's parts use (edm_details.StudentCut): a part's rows sorted within it
-are sorted across the parts, and the table is never held whole (at 140,000 students it is 0.35 GiB, its phase
-peaked level with the action log's parts, and it grew by about 0.6 GiB per 140,000 students). What must hold over
+are sorted across the parts, and the table is never held whole (built whole, it was 0.35 GiB at 140,000 students
+and its phase peaked at 1.01 GiB, level with the action log's parts, growing about 0.5 GiB per 100,000 students;
+in parts, 0.73 GiB, the rest the logs' index and the writer's row group). What must hold over
 a whole file (one id form, some log known, some usable score) is checked as the files are split, before any part
 is built; a key once in a file and never in both holds per part, since a key's rows share their log and so their
 part (a key holding a null goes to the last part, with the logs of no known student), and is counted over every
@@ -104,7 +105,7 @@ class UnitTestFiles:
         dropped |= dict.fromkeys(DROPS, 0)
         references |= {"relationship_rows_unknown_unit_test_log": 0, "relationship_rows_unknown_in_unit_log": 0}
         for (train, evaluation), relationships in _in_step(self.scores.parts(), self.relationships.parts()):
-            t = pa.concat_tables([_usable_scores(train, self.scores.paths[0], dropped), evaluation]).combine_chunks()
+            t = pa.concat_tables([_usable_scores(train, dropped), evaluation]).combine_chunks()
             del train, evaluation
             part = _part(t, relationships, details, problems, dropped, references)
             del t, relationships
@@ -205,7 +206,7 @@ class _ScoreFiles:
                              "assignment_log_id")
 
 
-def _usable_scores(train: pa.Table, path: Path, dropped: dict) -> pa.Table:
+def _usable_scores(train: pa.Table, dropped: dict) -> pa.Table:
     score = train["score"].to_numpy(zero_copy_only=False)
     blank = np.isnan(score)
     not_01 = ~blank & (score != 0) & (score != 1)
