@@ -58,9 +58,9 @@ class SourceTables:
 
     def whole(self) -> SourceTables:
         """These tables with the events and the unit tests as one table each (every part read)."""
-        for name, parts in (("events", self.event_parts), ("unit_tests", self.unit_test_parts)):
+        for name in ("events", "unit_tests"):  # events first: a source read in parts gives its unit tests after them
             if not isinstance(getattr(self, name), pa.Table):
-                setattr(self, name, pa.concat_tables(list(parts())).combine_chunks())
+                setattr(self, name, pa.concat_tables(list(self._parts(name))).combine_chunks())
         return self
 
 
