@@ -3,11 +3,11 @@ source to the engines."""
 
 import os
 
-# Arrow's allocator (mimalloc) gives the pages a part freed back to the system at once, not after a delay, so the
-# next part is not built on top of them: read when Arrow loads, so set before anything imports it. At 140,000
-# students the stage's peak went 1.17 -> 1.02 GiB (35,000: 0.94 -> 0.85) for about 15% more time (README,
-# "The scale ladder"). A value the user set is kept.
-os.environ.setdefault("MIMALLOC_PURGE_DELAY", "0")
+# Arrow's jemalloc pool, not its default (mimalloc): read when Arrow loads, so set before anything imports it. Part
+# after part, mimalloc gave each part's pages back and faulted fresh ones in for the next; at EDM-Cup scale the
+# stage spent 12.7 of its 30 CPU seconds in the kernel, with jemalloc (and glibc's heap reused: ktirt.heap) 5 to 6,
+# for about 0.2 GiB more peak (README, "Preparing the EDM Cup release"). A value the user set is kept.
+os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 import logging
 
@@ -16,7 +16,7 @@ from _stage import OutputPath, load_params, params_option, stage
 
 from ktirt.events import summarize
 from ktirt.events_digest import EventsDigest
-from ktirt.heap import freed_memory_returned
+from ktirt.heap import heap_reused
 from ktirt.io import parquet_parts, write_json, write_parquet
 from ktirt.settings import DataSettings
 from ktirt.shape import shape
@@ -44,7 +44,7 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
     digest = EventsDigest(future_after_ms())
     unit_tests = UnitTestsDigest(digest)
     with (parquet_parts(f"{out_dir}/events.parquet") as write_events,
-          parquet_parts(f"{out_dir}/unit_tests.parquet") as write_unit_tests, freed_memory_returned()):
+          parquet_parts(f"{out_dir}/unit_tests.parquet") as write_unit_tests, heap_reused()):
         tables = load_source(data["source"], data["raw_dir"], part_bytes=part_mb << 20)
         for parts, add, write in ((tables.event_parts, digest.add, write_events),
                                   (tables.unit_test_parts, unit_tests.add, write_unit_tests)):
