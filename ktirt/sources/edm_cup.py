@@ -30,6 +30,7 @@ from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, ACTIONS, CODE, FIRST_
 from ktirt.sources.edm_details import (ASSIGNMENT_DETAILS, PROBLEM_DETAILS, Details, Problems, StudentCut,
                                        read_assignment_details, read_problem_details)
 from ktirt.sources.edm_unit_tests import UnitTestFiles
+from ktirt.sources.encoding import scan_ahead
 from ktirt.sources.files import check_raw_folder, present
 from ktirt.sources.ids import described_codes, normalise_ids
 from ktirt.sources.key_index import KeyIndex
@@ -53,6 +54,8 @@ def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
     check_raw_folder(raw)
     dropped = dict.fromkeys(ACTION_ROW_DROPS + RESPONSE_DROPS, 0)
     excluded = dict.fromkeys(EXCLUSIONS, 0)
+    if (raw / ACTION_LOGS).is_file():
+        scan_ahead(raw / ACTION_LOGS)  # its encoding, found while the lookup tables are read
     with reading() as ledger:
         details = read_assignment_details(raw / ASSIGNMENT_DETAILS)
         problems = read_problem_details(raw / PROBLEM_DETAILS)
