@@ -4,16 +4,21 @@ For producers that spend their time outside Python's lock: pyarrow's streaming C
 and releases the lock while it does, so the next block of a large CSV is parsed on the second core while the
 caller routes the current one. Items, and the producer's exception if it raises, come out in the producer's
 order, so the results are those of the plain loop; at most `ahead` items are made before the caller asks for
-them (memory: the caller's item and `ahead` more).
+them (memory: the caller's item and `ahead` more). `mapped_ahead` does the same for independent items, several
+threads at a time: the segments of a large CSV (ktirt/sources/csv_segments.py).
 """
 
 from __future__ import annotations
 
 import queue
 import threading
-from typing import Iterable, Iterator, TypeVar
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
+from itertools import islice
+from typing import Callable, Iterable, Iterator, TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 _END = object()
 
 
@@ -51,3 +56,21 @@ def read_ahead(items: Iterable[T], ahead: int = 1) -> Iterator[T]:
         stop.set()
         slots.release()  # a producer waiting for a slot wakes, sees `stop` and ends
         worker.join()
+
+
+def mapped_ahead(function: Callable[[T], R], items: Iterable[T], workers: int = 2) -> Iterator[R]:
+    """`function(item)` for each item, in the items' order, made by `workers` threads while the caller holds the
+    result before (memory: the caller's result and `workers` more). An item's error is raised where the plain loop
+    would raise it: after the results before it."""
+    items = iter(items)
+    with ThreadPoolExecutor(workers, thread_name_prefix="mapped_ahead") as pool:
+        pending = deque(pool.submit(function, item) for item in islice(items, workers))
+        try:
+            while pending:
+                result = pending.popleft().result()
+                pending.extend(pool.submit(function, item) for item in islice(items, 1))
+                yield result
+                del result
+        finally:
+            for future in pending:
+                future.cancel()

@@ -1,4 +1,4 @@
-"""ktirt/read_ahead.py: the items of the plain loop, in its order, at most `ahead` made before they are asked
+"""ktirt/read_ahead.py: the items of the plain loop (or map), in its order, at most `ahead` made before they are asked
 for, the producer's error raised where the loop would raise it, and a caller that stops early stops the producer."""
 
 import threading
@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ktirt.read_ahead import read_ahead
+from ktirt.read_ahead import mapped_ahead, read_ahead
 
 
 def test_the_items_of_the_plain_loop_in_order():
@@ -74,3 +74,37 @@ def test_a_caller_that_stops_early_stops_the_producer():
     items.close()
     assert closed.wait(5)
     assert not [t for t in threading.enumerate() if t.name == "read_ahead"]
+
+
+def test_mapped_ahead_gives_the_plain_maps_results_in_order():
+    def slow_square(k):
+        time.sleep(0.001 * (k % 3))  # later items may finish first
+        return k * k
+
+    assert list(mapped_ahead(slow_square, range(50))) == [k * k for k in range(50)]
+    assert list(mapped_ahead(slow_square, [])) == []
+
+
+def test_mapped_ahead_works_on_the_next_items_while_the_caller_holds_one():
+    started = [threading.Event() for _ in range(3)]
+
+    def work(k):
+        started[k].set()
+        return k
+
+    for k in mapped_ahead(work, range(3)):
+        if k == 0:
+            assert started[1].wait(10) and started[2].wait(10)
+
+
+def test_mapped_ahead_raises_an_items_error_after_the_results_before_it():
+    def work(k):
+        if k == 5:
+            raise ValueError("bad segment")
+        return k
+
+    seen = []
+    with pytest.raises(ValueError, match="bad segment"):
+        for k in mapped_ahead(work, range(10)):
+            seen.append(k)
+    assert seen == [0, 1, 2, 3, 4]

@@ -1,13 +1,14 @@
-"""A CSV too large to hold, read in parts: one pass reads it a block at a time (pyarrow's streaming reader, one
-thread, parsing the next block while this one is routed: ktirt/read_ahead.py) and routes every row to one of n
-parts on disk (Arrow IPC, rows in file order), then each part is read back and finished as `read_csv` finishes
-a whole file (exact duplicates, the columns asked for, the id rule).
+"""A CSV too large to hold, read in parts: one pass reads it a block at a time (segments parsed two at a time on
+two threads while this one is routed: ktirt/sources/csv_segments.py) and routes every row to one of n parts on
+disk (Arrow IPC, rows in file order), then each part is read back and finished as `read_csv` finishes a whole
+file (exact duplicates, the columns asked for, the id rule). The columns read only for the exact-duplicate rule
+travel as int32 codes of their values (_ValueCodes), not as text.
 
 The caller routes the rows (`route`: part of each row of a block), so that the rows a later step must see
 together land in one part: the EDM Cup action log sends every row to its student's part, which keeps a
-visit's rows, a student's events and an exact duplicate and its original together. Memory is two blocks and the
-parts' slices waiting to be written (BUFFER_BYTES) while the file is split, then one part; disk is the parts
-(about the CSV's size) in a temporary folder.
+visit's rows, a student's events and an exact duplicate and its original together. Memory is three blocks (the
+caller's and the two being parsed) and the parts' slices waiting to be written (BUFFER_BYTES) while the file is
+split, then one part; disk is the parts (about the CSV's size) in a temporary folder.
 """
 
 from __future__ import annotations
@@ -23,9 +24,9 @@ import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 from ktirt.heap import heap_trimmed
-from ktirt.read_ahead import read_ahead
+from ktirt.sources.csv_segments import csv_blocks_in_parallel
 from ktirt.sources.encoding import scan
-from ktirt.sources.tables import (Ledger, all_types, checked_header, csv_blocks, current_ledger, finished, opened,
+from ktirt.sources.tables import (Ledger, all_types, checked_header, current_ledger, finished, opened,
                                   warn_duplicates)
 
 log = logging.getLogger(__name__)
@@ -48,37 +49,35 @@ class CsvParts:
         """Read the file a block at a time; `route(block)` gives each row's part (0 .. n_parts - 1). A header with
         no rows is an error unless `allow_empty`, as in read_csv."""
         header = checked_header(self.path, self.columns)
-        self.types = all_types(header, self.columns)
+        self.types = {c: self.columns.get(c, pa.int32()) for c in header}  # the others as codes (_ValueCodes)
         source, corrupt = opened(self.path)
         self.ledger.encodings[self.path.name] = scan(self.path).encoding
         self.ledger.corrupt_rows[self.path.name] = corrupt
         self.ledger.duplicate_rows[self.path.name] = 0
         writers = _PartWriters(self.files, pa.schema(list(self.types.items())))
-        # the columns read only for the exact-duplicate rule are parsed as text and dictionary-encoded a part's
-        # slice at a time (_compact): the parser, this pass's bottleneck, spent 3 s of its 10 at EDM-Cup scale on
-        # dictionaries that _compact then cut up anyway
-        parsed = self.types | {c: pa.string() for c, t in self.types.items() if c not in self.columns}
+        codes = {c: _ValueCodes() for c in header if c not in self.columns}
+        parsed = all_types(header, self.columns)
         try:
-            blocks = csv_blocks(source, self.path, header, parsed, forms or {})
-            # each block's parts are found on the parser's thread too: the slices' copying and writing, here, is
-            # then about as long as the parsing and routing there (EDM-Cup scale: routing 4.9 s here, finding the parts 1.5 s there)
-            for block, part in read_ahead((block, route(block)) for block in blocks):
+            for block in csv_blocks_in_parallel(source, self.path, header, parsed, forms or {}):
                 self.rows += block.num_rows
-                self._route(block, part, writers)
+                self._route(block, route(block), codes, writers)
             writers.flush_all()
         finally:
             writers.close()
         if self.rows == 0 and not allow_empty:
             raise InputError("table has a header but no rows", self.path)
 
-    def _route(self, block: pa.RecordBatch, part: np.ndarray, writers: _PartWriters) -> None:
-        """Append each row of `block` to its part's file (each slice's own dictionaries go with its rows: small,
-        and reading back unifies them as one read does)."""
+    def _route(self, block: pa.RecordBatch, part: np.ndarray, codes: dict[str, _ValueCodes],
+               writers: _PartWriters) -> None:
+        """Append each row of `block` to its part's file, the columns of `codes` as codes (each slice's own
+        dictionaries go with its rows: small, and reading back unifies them as one read does)."""
+        block = pa.RecordBatch.from_arrays([codes[c].of(col) if c in codes else col
+                                            for c, col in zip(block.schema.names, block.columns)], schema=writers.schema)
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(self.n_parts + 1))
         block = block.take(pa.array(order))  # rows in part order: each part's rows are then one slice
         for k in np.flatnonzero(np.diff(bounds)):
-            writers.add(k, _compact(block.slice(bounds[k], bounds[k + 1] - bounds[k]), self.types))
+            writers.add(k, _compact(block.slice(bounds[k], bounds[k + 1] - bounds[k])))
 
     def parts(self) -> Iterator[pa.Table]:
         """Each part's rows as `read_csv` would give them (duplicates removed and counted in the ledger), in part
@@ -154,19 +153,35 @@ BUFFER_BYTES = 64 << 20
 """the parts' slices held while the file is split, before they are written (_PartWriters)"""
 
 
-def _compact(rows: pa.RecordBatch, types: dict[str, pa.DataType]) -> pa.RecordBatch:
-    """`rows` with each dictionary column's dictionary cut to the values they use, and the text columns that
-    `types` wants as dictionaries encoded so. A block's rows go to every part, and each slice would otherwise
-    carry the whole block's dictionary: a part read back then unifies one dictionary per block of the file, so
-    the work per part grew with the file (time per row x 1.8 at 4x the log). Either way a slice's dictionary
-    lists its values in the order they first appear in it, as one read's would."""
+def _compact(rows: pa.RecordBatch) -> pa.RecordBatch:
+    """`rows` with each dictionary column's dictionary cut to the values they use. A block's rows go to every
+    part, and each slice would otherwise carry the whole block's dictionary: a part read back then unifies one
+    dictionary per block of the file, so the work per part grew with the file (time per row x 1.8 at 4x the log).
+    A slice's dictionary lists its values in the order they first appear in it, as one read's would."""
     columns = []
-    for name, col in zip(rows.schema.names, rows.columns):
+    for col in rows.columns:
         if pa.types.is_dictionary(col.type):
             used = pc.unique(col.indices.drop_null())
             col = pa.DictionaryArray.from_arrays(pc.index_in(col.indices, value_set=used).cast(col.indices.type),
                                                  col.dictionary.take(used))
-        elif pa.types.is_dictionary(types[name]):
-            col = col.dictionary_encode()
         columns.append(col)
-    return pa.RecordBatch.from_arrays(columns, schema=pa.schema([(n, types[n]) for n in rows.schema.names]))
+    return pa.RecordBatch.from_arrays(columns, schema=rows.schema)
+
+
+class _ValueCodes:
+    """A column read only for the exact-duplicate rule, held in the parts as one int32 code per row: equal values,
+    equal codes, over the whole file (null: -1). The values met so far are kept (for EDM Cup's action log, its hint
+    and explanation ids and a few flags: the content's size, not the log's). Held as text, these six columns were
+    most of what the split copied, wrote and read back, and cost half its work in dictionaries cut per slice."""
+
+    def __init__(self):
+        self.values = pa.array([], pa.binary())
+
+    def of(self, column: pa.DictionaryArray) -> pa.Array:
+        lut = pc.index_in(column.dictionary, value_set=self.values).fill_null(-1).to_numpy().astype(np.int32)
+        new = lut < 0
+        if new.any():
+            lut[new] = len(self.values) + np.arange(int(new.sum()), dtype=np.int32)
+            self.values = pa.concat_arrays([self.values, column.dictionary.filter(pa.array(new))])
+        lut = np.append(lut, np.int32(-1))  # a null value: the last entry
+        return pa.array(lut[column.indices.fill_null(len(lut) - 1).to_numpy(zero_copy_only=False)])

@@ -134,7 +134,7 @@ def _visit_rows(t: pa.Table, path: Path, factor: float, dropped: dict) -> tuple[
     """Keep the problem actions with a time, a log and a problem (the rest counted as dropped) and group them into
     visits: returns the visits' keys and the kept rows."""
     n_rows = t.num_rows
-    ts = in_unit(t["timestamp"].to_numpy(zero_copy_only=False).astype(np.float64), factor)
+    ts = in_unit(t["timestamp"].to_numpy(zero_copy_only=False).astype(np.float64, copy=False), factor)
     log_idx, log_vals = codes(t["assignment_log_id"])
     prob_idx, prob_vals = codes(t["problem_id"])
     act_idx, act_vals = codes(t["action"])

@@ -78,7 +78,7 @@ def _unit_tests(raw: Path, action_log: _ActionLog, details: Details, problems: P
         files = UnitTestFiles(raw, action_log.cut)
     references: dict[str, int] = {}
     rows = 0
-    for part in files.parts(details, problems, dropped, references):
+    for part in read_ahead(files.parts(details, problems, dropped, references)):  # the next built while one is written
         rows += part.num_rows
         yield part
     tables.features = {"has_unit_tests": int(rows > 0), "has_text_embeddings": int(problems.has_text), "has_timestamps": 1}
