@@ -6,7 +6,8 @@ import os
 # Arrow's jemalloc pool, not its default (mimalloc): read when Arrow loads, so set before anything imports it. Part
 # after part, mimalloc gave each part's pages back and faulted fresh ones in for the next; at EDM-Cup scale the
 # stage spent 12.7 of its 30 CPU seconds in the kernel, with jemalloc (and glibc's heap reused: ktirt.heap) 5 to 6,
-# for about 0.2 GiB more peak (README, "Preparing the EDM Cup release"). A value the user set is kept.
+# for a higher but still flat peak (README, "The scale ladder"; docs/PERFORMANCE_HISTORY.md). A value the user set
+# is kept.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
 
 import logging
