@@ -1,0 +1,30 @@
+"""The events' row order (ktirt/events.py: sort_events) comes from np.lexsort over fewer, packed keys
+(packed_keys): the order must be exactly the one the unpacked keys give, ties kept in their rows' order."""
+
+import numpy as np
+import pytest
+
+from ktirt.events import packed_keys
+
+I64 = np.iinfo(np.int64)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_packed_keys_give_lexsorts_order(seed):
+    rng = np.random.default_rng(seed)
+    for _ in range(100):
+        n = int(rng.integers(0, 400))
+        keys = [rng.integers(-5, int(rng.choice([2, 1000, 1 << 40, 1 << 61])), n) for _ in range(int(rng.integers(1, 5)))]
+        assert np.array_equal(np.lexsort(keys), np.lexsort(packed_keys(keys)))
+
+
+def test_keys_too_wide_to_pack_and_other_kinds_are_kept():
+    rng = np.random.default_rng(7)
+    wide = rng.choice(np.array([I64.min, -1, 0, 5, I64.max]), 500)  # a span of 2^64: packing it would wrap
+    small = rng.integers(0, 3, 500)
+    flags = rng.random(500) < 0.5
+    for keys in ([small, wide, small], [wide, small], [flags, small], [small, wide]):
+        assert np.array_equal(np.lexsort(keys), np.lexsort(packed_keys(keys)))
+    times = rng.random(500)
+    assert packed_keys([small, times])[1] is times  # floats are not packed
+    assert len(packed_keys([small, small, small])) == 1
