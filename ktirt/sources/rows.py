@@ -22,13 +22,22 @@ _P = np.int64(-0x61C8864680B583EB)  # odd (0x9E3779B97F4A7C15 as int64): h * _P 
 def _column_codes(column: pa.Array) -> np.ndarray:
     """One 64-bit value per row that is equal exactly where the values are (nulls equal to each other)."""
     if pa.types.is_dictionary(column.type):
-        return column.indices.fill_null(-1).to_numpy(zero_copy_only=False)
+        return _filled(column.indices, -1)
     if pa.types.is_floating(column.type):
-        values = column.cast(pa.float64()).fill_null(np.nan).to_numpy(zero_copy_only=False)
+        values = _filled(column, np.nan).astype(np.float64, copy=False)
         return np.where(np.isnan(values), np.nan, values + 0.0).view(np.int64)  # one NaN, and -0.0 == 0.0
     if pa.types.is_integer(column.type):
-        return column.cast(pa.int64()).fill_null(np.iinfo(np.int64).min).to_numpy(zero_copy_only=False)
+        signed = column.cast(pa.int64()) if pa.types.is_unsigned_integer(column.type) else column
+        return _filled(signed, np.iinfo(np.int64).min)
     return _column_codes(column.dictionary_encode())
+
+
+def _filled(column: pa.Array, null) -> np.ndarray:
+    """The column's values, `null` where missing (its own values, not a copy, when none is)."""
+    if column.null_count:
+        column = column.cast(pa.int64()) if isinstance(null, int) and pa.types.is_integer(column.type) else column
+        column = column.fill_null(null)
+    return column.to_numpy(zero_copy_only=False)
 
 
 def _row_hashes(table: pa.Table) -> np.ndarray:
