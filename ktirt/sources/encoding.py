@@ -100,8 +100,10 @@ def _first_invalid_utf8(path: Path) -> tuple[int | None, int | None, bool]:
     """(offset of the first byte that is not UTF-8 or None, offset of a UTF-8 multi-byte character before it,
     whether a NUL byte comes before it)."""
     base, tail, multibyte, nul = 0, b"", None, False
+    buffer = bytearray(CHUNK)  # read into again and again: a fresh 16 MiB per chunk was most of the scan's time
     with open(path, "rb") as f:
-        while chunk := f.read(CHUNK):
+        while n := f.readinto(buffer):
+            chunk = buffer if n == CHUNK else buffer[:n]
             data = tail + chunk if tail else chunk
             if data.isascii():  # UTF-8 without a multi-byte character: nothing to decode (most files, every chunk)
                 nul = nul or b"\0" in chunk
