@@ -36,7 +36,8 @@ def heap_reused():
     try:
         yield
     finally:
-        _glibc("mallopt", M_MMAP_MAX, 1 << 16)  # glibc's default
+        _glibc("mallopt", M_MMAP_MAX, 1 << 16)  # glibc's defaults
+        _glibc("mallopt", M_ARENA_MAX, 0)
 
 
 def heap_trimmed() -> None:

@@ -170,18 +170,16 @@ def _compact(rows: pa.RecordBatch) -> pa.RecordBatch:
 
 class _ValueCodes:
     """A column read only for the exact-duplicate rule, held in the parts as one int32 code per row: equal values,
-    equal codes, over the whole file (null: -1). The values met so far are kept (for EDM Cup's action log, its hint
-    and explanation ids and a few flags: the content's size, not the log's). Held as text, these six columns were
-    most of what the split copied, wrote and read back, and cost half its work in dictionaries cut per slice."""
+    equal codes, over the whole file (null: -1). Every value met is kept, with its code (for EDM Cup's action log,
+    its hint and explanation ids and a few flags: the content's size, not the log's; a column of row ids would be
+    held whole, about as KeyIndex holds assignment_details' logs). Held as text, these six columns were most of
+    what the split copied, wrote and read back (its CPU time at EDM-Cup scale 9.6 -> 8.9 s with codes)."""
 
     def __init__(self):
-        self.values = pa.array([], pa.binary())
+        self.code: dict[bytes, int] = {}
 
     def of(self, column: pa.DictionaryArray) -> pa.Array:
-        lut = pc.index_in(column.dictionary, value_set=self.values).fill_null(-1).to_numpy().astype(np.int32)
-        new = lut < 0
-        if new.any():
-            lut[new] = len(self.values) + np.arange(int(new.sum()), dtype=np.int32)
-            self.values = pa.concat_arrays([self.values, column.dictionary.filter(pa.array(new))])
+        values = column.dictionary.to_pylist()  # a block's distinct values: few, but for a column of row ids
+        lut = np.fromiter((self.code.setdefault(v, len(self.code)) for v in values), np.int32, len(values))
         lut = np.append(lut, np.int32(-1))  # a null value: the last entry
         return pa.array(lut[column.indices.fill_null(len(lut) - 1).to_numpy(zero_copy_only=False)])
