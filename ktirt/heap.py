@@ -5,6 +5,7 @@ stages use it without importing torch."""
 from __future__ import annotations
 
 import ctypes
+import os
 from contextlib import contextmanager
 
 import pyarrow as pa
@@ -36,8 +37,8 @@ def heap_reused():
     try:
         yield
     finally:
-        _glibc("mallopt", M_MMAP_MAX, 1 << 16)  # glibc's defaults
-        _glibc("mallopt", M_ARENA_MAX, 0)
+        _glibc("mallopt", M_MMAP_MAX, 1 << 16)  # glibc's defaults (an arena bound of 0 is ignored: 8 per core)
+        _glibc("mallopt", M_ARENA_MAX, 8 * (os.cpu_count() or 1))
 
 
 def heap_trimmed() -> None:

@@ -88,3 +88,31 @@ def test_rows_apart_in_a_column_read_only_for_duplicates_are_no_duplicates(tmp_p
     (rows, _) = list(parts.parts())
     assert parts.ledger.duplicate_rows["log.csv"] == 1
     assert rows.num_rows == len(lines) - 2
+
+
+def test_a_quoted_value_holding_a_line_end_is_never_cut(tmp_path, monkeypatch):
+    """A cut inside a quoted value would split its row in two, silently: such a segment (an odd number of quote
+    marks) and the rest of the file go to the streaming reader."""
+    monkeypatch.setattr(tables, "BLOCK_BYTES", 64)
+    monkeypatch.setattr(csv_segments, "_LOOK", 8)
+    path = tmp_path / "log.csv"
+    path.write_bytes(b"a,b\n" + b"0,x\n" * 15 + b'1,"p\nq,r"\n' + b"2,y\n" * 20)
+    header = read_header(path)
+    types = {"a": pa.int64(), "b": pa.string()}
+    serial = pa.Table.from_batches(list(csv_blocks(path, path, header, types, {})))
+    parallel = pa.Table.from_batches(list(csv_blocks_in_parallel(path, path, header, types, {})))
+    assert parallel.to_pylist() == serial.to_pylist() and {"a": 1, "b": "p\nq,r"} in parallel.to_pylist()
+
+
+def test_a_row_with_too_few_columns_is_the_streaming_readers_error(tmp_path, monkeypatch):
+    monkeypatch.setattr(tables, "BLOCK_BYTES", 1 << 10)
+    path = tmp_path / "log.csv"
+    path.write_text("user,t,x\n" + "u1,2,3\n" * 1000 + "u1,2\n")
+    header = read_header(path)
+    types = {"user": pa.string(), "t": pa.int64(), "x": pa.int64()}
+    messages = []
+    for reader in (csv_blocks, csv_blocks_in_parallel):
+        with pytest.raises(InputError) as caught:
+            list(reader(path, path, header, types, {}))
+        messages.append(str(caught.value))
+    assert messages[0] == messages[1] and "Row #" not in messages[1]

@@ -28,3 +28,8 @@ def test_keys_too_wide_to_pack_and_other_kinds_are_kept():
     times = rng.random(500)
     assert packed_keys([small, times])[1] is times  # floats are not packed
     assert len(packed_keys([small, small, small])) == 1
+
+
+def test_unsigned_64_bit_keys_are_sorted_as_they_are():
+    keys = [np.array([2**63 + 5, 2**63 + 1, 3], np.uint64), np.array([1, 0, 1])]
+    assert np.array_equal(np.lexsort(keys), np.lexsort(packed_keys(keys)))

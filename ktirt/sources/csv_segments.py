@@ -5,14 +5,15 @@ the caller works on the blocks before it.
 pyarrow's streaming reader parses one block at a time on one thread: for EDM Cup's action log (2 GB at 35,000
 students) that was the split's bottleneck, the routing of the blocks waiting on it. A segment is parsed as a
 whole small file (the header's names given, its first line the file's header only in the first segment), so the
-blocks, their values and their errors are those of the streaming reader's, in the same order. The reader does not
-let a quoted value hold a line end (ParseOptions.newlines_in_values is off), so a line end always ends a row and
-cutting there changes nothing. A file whose first MiB holds no line end (old Mac line ends, or none) is read by
-the streaming reader instead. Memory: the segments being parsed and the caller's, each a block.
+blocks, their values and their errors are those of the streaming reader's, in the same order. A line end ends a
+row unless it lies inside a quoted value: a segment holding an odd number of quote marks may have been cut inside
+one, so from that segment on the file goes to the streaming reader (as does a file whose first MiB holds no line
+end: old Mac line ends, or none). Memory: the segments being parsed and the caller's, each a block.
 """
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Iterator
 
@@ -36,23 +37,49 @@ def csv_blocks_in_parallel(source: Path | pa.NativeFile, path: Path, header: lis
             yield from csv_blocks(source, path, header, types, forms)
             return
 
-        def parse(segment: tuple[int, int]) -> list[pa.RecordBatch]:
+        def parse(segment: tuple[int, int]) -> tuple[int, list[pa.RecordBatch] | None]:
             start, end = segment
-            options = read_options(path, header)
-            options.skip_rows, options.use_threads = (1 if start == 0 else 0), False
+            data = file.read_at(end - start, start)
+            if data.count(b'"') % 2:  # the cut may lie inside a quoted value: left to the streaming reader
+                return start, None
+            options = _options(path, header, start)
             options.block_size = max(options.block_size, end - start)
             try:
-                return pacsv.read_csv(pa.BufferReader(file.read_at(end - start, start)), read_options=options,
-                                      convert_options=convert_options(types)).to_batches()
-            except pa.ArrowInvalid as exc:
-                raise conversion_error(path, header, exc, forms) from None
+                return start, pacsv.read_csv(pa.BufferReader(data), read_options=options,
+                                             convert_options=convert_options(types)).to_batches()
+            except pa.ArrowInvalid as exc:  # pyarrow numbers the rows of the segment, the streaming reader none
+                raise conversion_error(path, header, pa.ArrowInvalid(re.sub(r"Row #\d+: ", "", str(exc))),
+                                       forms) from None
 
         step = read_options(path, header).block_size  # BLOCK_BYTES
-        for batches in mapped_ahead(parse, _segments(file, size, step), workers):
+        for start, batches in mapped_ahead(parse, _segments(file, size, step), workers):
+            if batches is None:
+                yield from _streamed_from(file, start, path, header, types, forms)
+                return
             yield from batches
     finally:
         if file is not source:
             file.close()
+
+
+def _options(path: Path, header: list[str], start: int) -> pacsv.ReadOptions:
+    """read_options for a part of the file from byte `start` (a line's start): the header skipped only at 0."""
+    options = read_options(path, header)
+    options.skip_rows, options.use_threads = (1 if start == 0 else 0), False
+    return options
+
+
+def _streamed_from(file: pa.NativeFile, start: int, path: Path, header: list[str], types: dict,
+                   forms: dict[str, str]) -> Iterator[pa.RecordBatch]:
+    """The rest of the file from byte `start` by the streaming reader, one thread: a segment holding an odd number
+    of quote marks may end inside a quoted value holding a line end, where cutting would split a row in two."""
+    file.seek(start)
+    try:
+        reader = pacsv.open_csv(file, read_options=_options(path, header, start), convert_options=convert_options(types))
+        for block in reader:
+            yield block
+    except pa.ArrowInvalid as exc:
+        raise conversion_error(path, header, exc, forms) from None
 
 
 def _segments(file: pa.NativeFile, size: int, step: int) -> Iterator[tuple[int, int]]:
