@@ -53,8 +53,9 @@ def csv_blocks_in_parallel(source: Path | pa.NativeFile, path: Path, header: lis
 
         step = read_options(path, header).block_size  # BLOCK_BYTES
         for start, batches in mapped_ahead(parse, _segments(file, size, step), workers):
-            if batches is None:
-                yield from _streamed_from(file, start, path, header, types, forms)
+            if batches is None:  # cutting might split a row in two: the streaming reader reads on, one thread
+                file.seek(start)
+                yield from csv_blocks(file, path, header, types, forms, _options(path, header, start))
                 return
             yield from batches
     finally:
@@ -67,19 +68,6 @@ def _options(path: Path, header: list[str], start: int) -> pacsv.ReadOptions:
     options = read_options(path, header)
     options.skip_rows, options.use_threads = (1 if start == 0 else 0), False
     return options
-
-
-def _streamed_from(file: pa.NativeFile, start: int, path: Path, header: list[str], types: dict,
-                   forms: dict[str, str]) -> Iterator[pa.RecordBatch]:
-    """The rest of the file from byte `start` by the streaming reader, one thread: a segment holding an odd number
-    of quote marks may end inside a quoted value holding a line end, where cutting would split a row in two."""
-    file.seek(start)
-    try:
-        reader = pacsv.open_csv(file, read_options=_options(path, header, start), convert_options=convert_options(types))
-        for block in reader:
-            yield block
-    except pa.ArrowInvalid as exc:
-        raise conversion_error(path, header, exc, forms) from None
 
 
 def _segments(file: pa.NativeFile, size: int, step: int) -> Iterator[tuple[int, int]]:

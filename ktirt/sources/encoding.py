@@ -46,8 +46,8 @@ def scan(path: Path) -> Scan:
     """The file's encoding and whether it holds NUL bytes (cached per file size and modification time)."""
     path = Path(path)
     key = _key(path)
-    if key in _ahead and _ahead.pop(key).exception() is None:
-        pass  # scan_ahead's result is in the cache; had it failed, the scan below raises the same error here
+    if key in _ahead:  # wait for scan_ahead: its result is then in the cache; had it failed, the scan below raises
+        _ahead.pop(key).exception()  # the same error here
     if key not in _cache:
         _cache[key] = _scan(path)
     return _cache[key]

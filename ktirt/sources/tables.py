@@ -237,10 +237,13 @@ def convert_options(types: dict[str, pa.DataType]) -> pacsv.ConvertOptions:
                                 strings_can_be_null=True, quoted_strings_can_be_null=True)
 
 
-def csv_blocks(source, path: Path, header: list[str], types: dict, forms: dict[str, str]) -> Iterator[pa.RecordBatch]:
-    """The file's blocks as parsed; a value that does not parse is one InputError naming the column, as read_csv's."""
+def csv_blocks(source, path: Path, header: list[str], types: dict, forms: dict[str, str],
+               options: pacsv.ReadOptions | None = None) -> Iterator[pa.RecordBatch]:
+    """The file's blocks as parsed (with `options`, read_options' by default); a value that does not parse is one
+    InputError naming the column, as read_csv's."""
     try:
-        reader = pacsv.open_csv(source, read_options=read_options(path, header), convert_options=convert_options(types))
+        reader = pacsv.open_csv(source, read_options=options or read_options(path, header),
+                                convert_options=convert_options(types))
         while True:
             try:
                 block = reader.read_next_batch()
