@@ -31,14 +31,21 @@ def heap_reused():
     arrays part after part (prepare) then reuses the pages the part before freed, where mapped afresh each array
     cost a page fault per 4 KiB and an unmapping that stops the other core (at EDM-Cup scale prepare spent 12 of its
     30 CPU seconds in the kernel). heap_trimmed still gives back what is free between parts. On leaving, glibc maps
-    again. Nothing happens where the C library is not glibc."""
+    again. Nothing happens where the C library is not glibc.
+
+    Nor does glibc give back the top of its heap on its own, at every free of a large block (above 128 KiB by
+    default): a part's arrays, and the split's 16 MiB segments, were freed at the top, given back and faulted in
+    afresh for the next (the kernel's share of prepare's CPU time at EDM-Cup scale 5-6 -> ~4 of ~20 s);
+    heap_trimmed still gives it back between parts."""
     _glibc("mallopt", M_MMAP_MAX, 0)
     _glibc("mallopt", M_ARENA_MAX, 1)  # threads share the one heap: per-thread heaps left the peak ~0.1 GiB higher
+    _glibc("mallopt", M_TRIM_THRESHOLD, TRIM_THRESHOLD)
     try:
         yield
     finally:
         _glibc("mallopt", M_MMAP_MAX, 1 << 16)  # glibc's defaults (an arena bound of 0 is ignored: 8 per core)
         _glibc("mallopt", M_ARENA_MAX, 8 * (os.cpu_count() or 1))
+        _glibc("mallopt", M_TRIM_THRESHOLD, 128 << 10)
 
 
 def heap_trimmed() -> None:
@@ -61,5 +68,8 @@ def _glibc(function: str, *args: int) -> None:
         pass
 
 
-M_MMAP_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -3, -4, -8
+M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_MMAP_MAX, M_ARENA_MAX = -1, -3, -4, -8
 """glibc's mallopt parameters (malloc.h)"""
+
+TRIM_THRESHOLD = 512 << 20
+"""free bytes at the top of glibc's heap that it keeps, inside heap_reused, until heap_trimmed gives them back"""

@@ -5,7 +5,8 @@ and releases the lock while it does, so the next block of a large CSV is parsed 
 caller routes the current one. Items, and the producer's exception if it raises, come out in the producer's
 order, so the results are those of the plain loop; at most `ahead` items are made before the caller asks for
 them (memory: the caller's item and `ahead` more). `mapped_ahead` does the same for independent items, several
-threads at a time: the segments of a large CSV (ktirt/sources/csv_segments.py).
+threads at a time: the segments of a large CSV (ktirt/sources/csv_segments.py). `started` begins one call on
+another thread, for work the caller needs only later.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import queue
 import threading
 from collections import deque
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from itertools import islice
 from typing import Callable, Iterable, Iterator, TypeVar
 
@@ -74,3 +75,13 @@ def mapped_ahead(function: Callable[[T], R], items: Iterable[T], workers: int = 
         finally:
             for future in pending:
                 future.cancel()
+
+
+def started(function: Callable[..., R], *args) -> Future:
+    """`function(*args)` begun on another thread while the caller goes on; the future's `result()` waits for it and
+    raises its error there, where the plain call would have been made."""
+    pool = ThreadPoolExecutor(1, thread_name_prefix="started")
+    try:
+        return pool.submit(function, *args)
+    finally:
+        pool.shutdown(wait=False)

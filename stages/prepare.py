@@ -9,6 +9,9 @@ import os
 # for a higher but still flat peak (README, "The scale ladder"; docs/PERFORMANCE_HISTORY.md). A value the user set
 # is kept.
 os.environ.setdefault("ARROW_DEFAULT_MEMORY_POOL", "jemalloc")
+# Nor does numpy ask the kernel for huge pages for its large arrays (read when numpy loads): every fault then
+# cleared 2 MiB, and at EDM-Cup scale clearing them was 11% of the stage's CPU time, more than the 4 KiB pages cost.
+os.environ.setdefault("NUMPY_MADVISE_HUGEPAGE", "0")
 
 import logging
 

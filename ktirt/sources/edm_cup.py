@@ -12,6 +12,7 @@ ktirt.sources.edm_unit_tests.
 from __future__ import annotations
 
 import logging
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
@@ -22,7 +23,7 @@ import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 from ktirt.heap import heap_trimmed
-from ktirt.read_ahead import read_ahead
+from ktirt.read_ahead import read_ahead, started
 from ktirt.sources.canonical import SourceTables, events_table
 from ktirt.sources.csv_parts import CsvParts
 from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, ACTIONS, CODE, FIRST_ACTIONS, ID_COLUMNS, NEVER, Visits,
@@ -61,21 +62,29 @@ def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
         problems = read_problem_details(raw / PROBLEM_DETAILS)
         heap_trimmed()  # what reading them freed (0.27 GiB at 140,000 students): the split starts from what is held
         action_log = _split_action_log(raw / ACTION_LOGS, details, problems, part_bytes)
+    # split on another thread while the first event part is read back (the caller waits for that part, one core
+    # idle): the files go to disk, only their blocks in flight are held; an error there is raised after the events'
+    unit_test_files = started(_unit_test_files, raw, action_log.cut, ledger)
     tables = SourceTables(None, None, {}, excluded, {}, dict.fromkeys(FIRST_ACTIONS, 0), {})
 
     tables.events = _first_responses(action_log, details, problems, dropped, tables)
-    tables.unit_tests = _unit_tests(raw, action_log, details, problems, dropped, ledger, tables)
+    tables.unit_tests = _unit_tests(unit_test_files, action_log, details, problems, dropped, ledger, tables)
     return tables if part_bytes else tables.whole()
 
 
-def _unit_tests(raw: Path, action_log: _ActionLog, details: Details, problems: Problems, dropped: dict,
+def _unit_test_files(raw: Path, cut: StudentCut, ledger: Ledger) -> UnitTestFiles:
+    with reading(ledger):
+        return UnitTestFiles(raw, cut)
+
+
+def _unit_tests(files: Future, action_log: _ActionLog, details: Details, problems: Problems, dropped: dict,
                 ledger: Ledger, tables: SourceTables) -> Iterator[pa.Table]:
-    """The unit tests in the action log's parts of students, read only once every event part has been (so that
-    they are never held beside one); after the last, the source's final counts."""
+    """The unit tests in the action log's parts of students (`files`: their files as split, UnitTestFiles), built
+    only once every event part has been read (so that they are never held beside one); after the last, the
+    source's final counts."""
     if not action_log.read:
         raise RuntimeError("the unit tests come after the event parts: read those first")
-    with reading(ledger):
-        files = UnitTestFiles(raw, action_log.cut)
+    files = files.result()
     references: dict[str, int] = {}
     rows = 0
     for part in read_ahead(files.parts(details, problems, dropped, references)):  # the next built while one is written
