@@ -150,10 +150,21 @@ def _visit_rows(t: pa.Table, path: Path, factor: float, dropped: dict) -> tuple[
     rows = np.flatnonzero(keep)
     ts, act = ts[rows], act[rows]
     n_prob = max(len(prob_vals), 1)
-    group, uniq = pd.factorize(log_idx[rows] * np.int64(n_prob) + prob_idx[rows])
+    group, uniq = _factorized_runs(log_idx[rows] * np.int64(n_prob) + prob_idx[rows])
     keys = {"n_action_rows": n_rows, "log": uniq // n_prob, "problem": uniq % n_prob,
             "log_vals": log_vals, "prob_vals": prob_vals}
     return keys, _Rows(group, ts, act)
+
+
+def _factorized_runs(key: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """pd.factorize(key), for keys that come in runs (a visit's rows follow one another in the log): each run's
+    first key is factorized and the rows take their run's code. The same codes and order, since a key's first row
+    starts a run; a part's 4 M rows hold about 1 M runs, and hashing those alone halved the grouping's time."""
+    starts = np.empty(len(key), dtype=bool)
+    starts[:1] = True
+    np.not_equal(key[1:], key[:-1], out=starts[1:])
+    codes, uniq = pd.factorize(key[starts])
+    return codes[np.cumsum(starts) - 1], uniq
 
 
 def _first_actions(rows: _Rows, n_visits: int, excluded: dict) -> dict[str, np.ndarray]:
