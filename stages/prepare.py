@@ -24,7 +24,7 @@ from ktirt.heap import heap_reused
 from ktirt.io import parquet_parts, write_json, write_parquet
 from ktirt.settings import DataSettings
 from ktirt.shape import shape
-from ktirt.sources import add_catalogs, load_source
+from ktirt.sources import add_catalogs, described_ahead, load_source
 from ktirt.sources.sanity import check_sanity, future_after_ms, sanity_block
 from ktirt.sources.unit_tests_digest import UnitTestsDigest
 from ktirt.truth import copy_truth
@@ -50,6 +50,7 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
     with (parquet_parts(f"{out_dir}/events.parquet") as write_events,
           parquet_parts(f"{out_dir}/unit_tests.parquet") as write_unit_tests, heap_reused()):
         tables = load_source(data["source"], data["raw_dir"], part_bytes=part_mb << 20)
+        described = described_ahead(data["source"], data["raw_dir"]) if tables.items is None else None
         for parts, add, write in ((tables.event_parts, digest.add, write_events),
                                   (tables.unit_test_parts, unit_tests.add, write_unit_tests)):
             for part in parts():
@@ -57,7 +58,7 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
                 write(part)
                 del part  # else the loop holds this part while the source reads the next (and gives back its memory)
         if tables.items is None:
-            add_catalogs(tables, data["source"], data["raw_dir"], digest, unit_tests)
+            add_catalogs(tables, data["source"], data["raw_dir"], digest, unit_tests, described)
         metrics = summarize(digest, unit_tests) | {
             "dropped_total": sum(tables.dropped.values()),
             "dropped": tables.dropped,

@@ -116,3 +116,22 @@ def test_a_row_with_too_few_columns_is_the_streaming_readers_error(tmp_path, mon
             list(reader(path, path, header, types, {}))
         messages.append(str(caught.value))
     assert messages[0] == messages[1] and "Row #" not in messages[1]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_a_parts_slices_join_with_the_dictionary_arrows_unify_and_cut_give(seed):
+    """csv_parts._used_values: the slices' values, in one dictionary of the values used, in the order they first
+    appear: what uniting the slices' dictionaries (combine_chunks) and keeping the used entries gives. Slices
+    carry whole blocks' dictionaries, share values across them, and hold nulls and unused entries."""
+    rng = np.random.default_rng(seed)
+    words = [f"v{i}" for i in range(30)]
+    chunks = []
+    for _ in range(int(rng.integers(1, 6))):
+        dictionary = pa.array(list(rng.choice(words, int(rng.integers(1, 12)), replace=False)))
+        n = int(rng.integers(0, 40))
+        indices = pa.array(rng.integers(0, len(dictionary), n), pa.int32(), mask=rng.random(n) < 0.2)
+        chunks.append(pa.DictionaryArray.from_arrays(indices, dictionary))
+    got = csv_parts._used_values(chunks)
+    want = pa.chunked_array(chunks).combine_chunks()
+    assert got.to_pylist() == want.to_pylist()
+    assert got.dictionary.to_pylist() == list(dict.fromkeys(v for v in want.to_pylist() if v is not None))

@@ -1,10 +1,13 @@
 """The events' row order (ktirt/events.py: sort_events) comes from np.lexsort over fewer, packed keys
-(packed_keys): the order must be exactly the one the unpacked keys give, ties kept in their rows' order."""
+(packed_keys): the order must be exactly the one the unpacked keys give, ties kept in their rows' order. A part's
+visits are numbered in the order they first appear (edm_actions._factorized_runs), as pd.factorize numbers them."""
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from ktirt.events import packed_keys
+from ktirt.sources.edm_actions import _factorized_runs
 
 I64 = np.iinfo(np.int64)
 
@@ -33,3 +36,14 @@ def test_keys_too_wide_to_pack_and_other_kinds_are_kept():
 def test_unsigned_64_bit_keys_are_sorted_as_they_are():
     keys = [np.array([2**63 + 5, 2**63 + 1, 3], np.uint64), np.array([1, 0, 1])]
     assert np.array_equal(np.lexsort(keys), np.lexsort(packed_keys(keys)))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_visits_grouped_by_runs_get_pd_factorizes_codes(seed):
+    """edm_actions._factorized_runs == pd.factorize, including keys met again after other keys (a revisit)."""
+    rng = np.random.default_rng(seed)
+    keys = rng.integers(0, [5, 1 << 40][seed % 2], rng.integers(0, 2000))
+    key = np.repeat(keys, rng.integers(1, 6, len(keys)))
+    codes, uniq = _factorized_runs(key)
+    want_codes, want_uniq = pd.factorize(key)
+    assert np.array_equal(codes, want_codes) and np.array_equal(uniq, want_uniq)

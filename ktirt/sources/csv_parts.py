@@ -138,7 +138,7 @@ class _PartWriters:
             self._flush(k)
 
     def _flush(self, k: int) -> None:
-        rows = _compact(pa.Table.from_batches(self.waiting.pop(k)).combine_chunks())
+        rows = _joined(self.waiting.pop(k), self.schema)
         self.bytes[k] = 0
         if k not in self.writers:  # the writer owns (and closes) the file
             self.writers[k] = pa.ipc.new_stream(str(self.files[k]), self.schema)
@@ -153,21 +153,30 @@ BUFFER_BYTES = 64 << 20
 """the parts' slices held while the file is split, before they are written (_PartWriters)"""
 
 
-def _compact(rows: pa.Table) -> pa.Table:
-    """`rows` (one chunk a column) with each dictionary column's dictionary cut to the values they use. A block's
-    rows go to every part, each slice with the whole block's dictionary, and combining a part's waiting slices
-    unites those: a part read back would then unify dictionaries holding most of the file's values, so the work
-    per part grew with the file (time per row x 1.8 at 4x the log). Cut once a batch, not once a slice (a tenth of
-    the calls). The values stay in the order they first appear in the batch, as one read's would."""
-    columns = []
-    for col in rows.columns:
-        if pa.types.is_dictionary(col.type) and col.num_chunks == 1:
-            col = col.chunk(0)
-            used = pc.unique(col.indices.drop_null())
-            col = pa.DictionaryArray.from_arrays(pc.index_in(col.indices, value_set=used).cast(col.indices.type),
-                                                 col.dictionary.take(used))
-        columns.append(col)
-    return pa.Table.from_arrays(columns, schema=rows.schema)
+def _joined(slices: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
+    """A part's waiting slices as one batch, each dictionary column's dictionary cut to the values its rows use
+    (_used_values)."""
+    columns = [_used_values([b.column(i) for b in slices]) if pa.types.is_dictionary(field.type)
+               else pa.concat_arrays([b.column(i) for b in slices]) for i, field in enumerate(schema)]
+    return pa.Table.from_arrays(columns, schema=schema)
+
+
+def _used_values(chunks: list[pa.DictionaryArray]) -> pa.DictionaryArray:
+    """The chunks as one array whose dictionary holds the values they use, once each, in the order they first
+    appear, as one read of the rows would list them. A block's rows go to every part, each slice with the whole
+    block's dictionary: read back with those, a part would unify dictionaries holding most of the file's values,
+    and its work grew with the file (time per row x 1.8 at 4x the log). The chunks' dictionaries are laid end to
+    end and only the entries used are encoded (uniting the whole dictionaries, at every write of every part, was
+    most of the split's writing time)."""
+    starts = np.cumsum([0] + [len(c.dictionary) for c in chunks[:-1]])
+    indices = pa.chunked_array([pc.add(c.indices.cast(pa.int64()), int(start)) for c, start in zip(chunks, starts)],
+                               pa.int64()).combine_chunks()
+    used = pc.unique(indices.drop_null())  # positions in the laid-out dictionaries, in order of first use
+    values = pa.chunked_array([c.dictionary for c in chunks], chunks[0].dictionary.type).combine_chunks().take(used)
+    once = values.dictionary_encode()  # a value used from two chunks' dictionaries: one entry, at its first use
+    code = np.zeros(int(starts[-1]) + len(chunks[-1].dictionary), np.int32)
+    code[used.to_numpy()] = once.indices.to_numpy(zero_copy_only=False)
+    return pa.DictionaryArray.from_arrays(pa.array(code).take(indices), once.dictionary)
 
 
 class _ValueCodes:
