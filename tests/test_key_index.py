@@ -1,11 +1,13 @@
 """ktirt.sources.key_index: the row of each id among many, as a dictionary lookup gives it, byte for byte (an id
 longer than every key, a prefix of a key, non-ASCII text, nulls, the first row of a repeated key), by binary
-search of each value or of a dictionary array's dictionary alike."""
+search of each value or of a dictionary array's dictionary alike, and whatever the hashes it searches."""
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
+import pytest
 
+from ktirt.sources import key_index
 from ktirt.sources.key_index import KeyIndex
 
 
@@ -48,3 +50,19 @@ def test_many_random_ids():
     assert got.tolist() == _expected(keys, values)
     assert KeyIndex(pa.array(keys)).rows(pa.array(values).dictionary_encode()).tolist() == got.tolist()
     assert (got >= 0).sum() > 400  # both kinds of answer met
+
+
+def test_a_shared_hash_never_finds_the_wrong_key(monkeypatch):
+    """Keys are found by a 64-bit hash, then their bytes: two keys of one hash make the index draw another hash,
+    and a value sharing a key's hash is found only if its bytes are the key's."""
+    real = key_index._hashes
+    monkeypatch.setattr(key_index, "_hashes", lambda values, seed: np.zeros(len(values), np.uint64)
+                        if seed != key_index._SEEDS[-1] else real(values, seed))
+    keys, values = ["L10", "L2", "L1", "L2"], ["L2", "L1", "L", "L10", None]
+    index = KeyIndex(pa.array(keys))
+    assert index.seed == key_index._SEEDS[-1] and index.rows(pa.array(values)).tolist() == _expected(keys, values)
+    one = KeyIndex(pa.array(["L1", "L1"]))  # one key: every value hashes alike, only the bytes tell them apart
+    assert one.seed == key_index._SEEDS[0] and one.rows(pa.array(values)).tolist() == [-1, 0, -1, -1, -1]
+    monkeypatch.setattr(key_index, "_hashes", lambda values, seed: np.zeros(len(values), np.uint64))
+    with pytest.raises(RuntimeError, match="no hash separates the keys"):
+        KeyIndex(pa.array(keys))

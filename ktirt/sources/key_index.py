@@ -1,10 +1,14 @@
 """Row of each of some ids (a block's, a part's) among a large set of ids (every assignment log of a release), asked
 once per block or part of a file read in parts.
 
-The ids are held sorted as fixed-width bytes (numpy `S`, about 10 bytes an id) and found by binary search: a pandas
-Index of the same ids held about 95 bytes an id (its values and its hash table) and answered a block's few thousand
-ids ten times slower, and Arrow's hash join (`hash_rows`) builds its hash of the keys anew at each call (0.6 s for
-2.24 M logs, against 0.2 s here for 600,000 ids among them). Equality is exact, byte for byte of the UTF-8 text.
+The ids are held as fixed-width bytes (numpy `S`, about 10 bytes an id) in the order of a 64-bit hash of each, and
+found by binary search of the hashes, then one exact comparison of the bytes: a pandas Index of the same ids held
+about 95 bytes an id (its values and its hash table) and answered a block's few thousand ids ten times slower;
+Arrow's hash join (`hash_rows`) builds its hash of the keys anew at each call (0.6 s for 2.24 M logs, against
+0.2 s here for 600,000 ids among them); and a binary search of the bytes themselves compared text twenty times an
+id (2.3 s of prepare's CPU at EDM-Cup scale). Equality is exact, byte for byte of the UTF-8 text: two different
+keys of one hash are never left in the index (another hash is drawn), and a found hash counts only where the
+bytes are equal.
 """
 
 from __future__ import annotations
@@ -18,9 +22,17 @@ class KeyIndex:
     """Lookups into `keys` (strings, no nulls; the first row where one repeats)."""
 
     def __init__(self, keys: pa.Array | pa.ChunkedArray):
-        values = _utf8_bytes(keys)
-        self.order = np.argsort(values, kind="stable").astype(np.int32 if len(values) < 2**31 else np.int64)
-        self.sorted = values[self.order]
+        values = _utf8_bytes(keys, 8)
+        for seed in _SEEDS:
+            hashes = _hashes(values, seed)
+            order = np.argsort(hashes, kind="stable")  # a repeated key's rows in row order: the first found first
+            same = np.flatnonzero(hashes[order[1:]] == hashes[order[:-1]])
+            if (values[order[same]] == values[order[same + 1]]).all():  # no two different keys share a hash
+                break
+        else:
+            raise RuntimeError("no hash separates the keys")  # 1e-8 per seed for a release's logs: never met
+        self.seed, self.hashes, self.sorted = seed, hashes[order], values[order]
+        self.order = order.astype(np.int32 if len(values) < 2**31 else np.int64)
 
     def rows(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Row in `keys` of each value (-1 where absent or null). A dictionary array's dictionary is searched, each
@@ -39,12 +51,29 @@ class KeyIndex:
             return found
         width = self.sorted.dtype.itemsize
         fits = np.asarray(pc.fill_null(pc.less_equal(pc.binary_length(_binary(values)), width), False))
-        query = _utf8_bytes(_binary(values).filter(pa.array(fits))).astype(self.sorted.dtype)  # no value cut short
-        by_value = np.argsort(query)  # searched in order (200,000 values among 2.24 M keys: 133 -> 50 ms)
+        query = _utf8_bytes(_binary(values).filter(pa.array(fits)), 8).astype(self.sorted.dtype)  # none cut short
+        hashes = _hashes(query, self.seed)
+        by_hash = np.argsort(hashes)  # searched in order, each search starting where the one before ended
         pos = np.empty(len(query), np.intp)
-        pos[by_value] = np.minimum(np.searchsorted(self.sorted, query[by_value]), len(self.sorted) - 1)
-        found[np.flatnonzero(fits)] = np.where(self.sorted[pos] == query, self.order[pos], -1)
+        pos[by_hash] = np.minimum(np.searchsorted(self.hashes, hashes[by_hash]), len(self.sorted) - 1)
+        found[np.flatnonzero(fits)] = np.where((self.hashes[pos] == hashes) & (self.sorted[pos] == query),
+                                               self.order[pos], -1)
         return found
+
+
+_SEEDS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
+"""odd multipliers, tried in turn until one hashes the keys without a collision"""
+
+
+def _hashes(values: np.ndarray, seed: int) -> np.ndarray:
+    """A 64-bit hash of each fixed-width value (its width a multiple of 8 bytes), mixed a word at a time; unsigned
+    arithmetic wraps around."""
+    words = values.view(np.uint64).reshape(len(values), values.dtype.itemsize // 8)
+    h = np.zeros(len(values), np.uint64)
+    for j in range(words.shape[1]):
+        h = (h ^ words[:, j]) * np.uint64(seed)
+        h ^= h >> np.uint64(29)
+    return h
 
 
 def hash_rows(values: pa.Array | pa.ChunkedArray, keys: pa.Array) -> np.ndarray:
@@ -59,11 +88,12 @@ def _binary(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return arr.cast(pa.large_binary())
 
 
-def _utf8_bytes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
-    """Fixed-width bytes of each value (numpy pads with NUL bytes, which no id holds: ktirt.sources.rows drops
-    the lines that do)."""
+def _utf8_bytes(values: pa.Array | pa.ChunkedArray, multiple: int = 1) -> np.ndarray:
+    """Fixed-width bytes of each value, the width rounded up to a `multiple` (numpy pads with NUL bytes, which no
+    id holds: ktirt.sources.rows drops the lines that do)."""
     arr = _binary(values)
-    return np.array(arr.to_numpy(zero_copy_only=False), dtype=f"S{max(1, _longest(arr))}")
+    width = -(-max(1, _longest(arr)) // multiple) * multiple
+    return np.array(arr.to_numpy(zero_copy_only=False), dtype=f"S{width}")
 
 
 def _longest(arr: pa.Array) -> int:
