@@ -64,16 +64,18 @@ class SourceTables:
         return self
 
 
-def events_table(columns: dict[str, object]) -> pa.Table:
-    """Build events.parquet from column arrays, in the contract's schema and row order."""
-    order = sort_events(columns)
+def events_table(columns: dict[str, object], ordered: bool = False) -> pa.Table:
+    """Build events.parquet from column arrays, in the contract's schema and row order (`ordered`: the rows are
+    in that order already, sort_events' as the caller computed it)."""
+    order = None if ordered else pa.array(sort_events(columns))
     arrays = []
     for f in EVENTS_SCHEMA:
         col = columns[f.name]
         if isinstance(col, (pa.Array, pa.ChunkedArray)):
-            arrays.append(col.take(pa.array(order)).cast(f.type))
+            arrays.append((col if order is None else col.take(order)).cast(f.type))
         else:
-            arrays.append(pa.array(np.asarray(col)[order], type=f.type, from_pandas=True))
+            col = np.asarray(col)
+            arrays.append(pa.array(col if order is None else col[order], type=f.type, from_pandas=True))
     return pa.Table.from_arrays(arrays, schema=EVENTS_SCHEMA)
 
 

@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
+from ktirt.events import sort_events
 from ktirt.heap import heap_trimmed
 from ktirt.read_ahead import read_ahead, started
 from ktirt.sources.canonical import SourceTables, events_table
@@ -191,24 +192,34 @@ def _first_responses(action_log: _ActionLog, details: Details, problems: Problem
 
 
 def _events(visits: Visits, joined: _Joined, problems: Problems, details: Details, sel: np.ndarray) -> pa.Table:
-    """The events of the visits `sel`, in the contract's schema and order."""
-    lg, pr = visits.log[sel], visits.problem[sel]
+    """The events of the visits `sel`, in the contract's schema and order: the visits are put in that order
+    first, from the four key columns, so that the text columns (skill lists, problem types) are gathered once,
+    in order, not gathered and then reordered (a copy of every event's text)."""
+    sel = sel[sort_events(_event_keys(visits, joined, details, sel))]
+    pr = visits.problem[sel]
     latency = visits.first_ts[sel] - visits.start[sel]
     has_start = visits.start[sel] != NEVER
-    columns = {
-        "user_id": pa.DictionaryArray.from_arrays(pa.array(joined.log_student[lg], pa.int32()), details.student.dictionary),
-        "item_id": pa.DictionaryArray.from_arrays(pa.array(pr, pa.int32()), visits.prob_vals),
+    columns = _event_keys(visits, joined, details, sel) | {
         "skill_ids": problems.skill_ids.take(pa.array(joined.prob_row[pr])),
-        "timestamp": visits.first_ts[sel],
         "correct": (visits.first_act[sel] == CODE["correct_response"]).astype(np.int8),
-        "action_sequence_id": pa.DictionaryArray.from_arrays(pa.array(lg, pa.int32()), visits.log_vals),
         "latency_ms": pa.array(np.where(has_start, latency, 0), pa.int64(), mask=~has_start),
         "help_requested": visits.help_requested[sel],
         "hint_count": np.minimum(visits.hint_count[sel], np.iinfo(np.int16).max).astype(np.int16),
         "attempt_count": np.minimum(visits.attempt_count[sel], np.iinfo(np.int16).max).astype(np.int16),
         "problem_type": joined.ptype.take(pa.array(pr)),
     }
-    return events_table(columns)
+    return events_table(columns, ordered=True)
+
+
+def _event_keys(visits: Visits, joined: _Joined, details: Details, sel: np.ndarray) -> dict:
+    """The columns of the visits `sel` that order the events (ktirt.events.sort_events)."""
+    lg, pr = visits.log[sel], visits.problem[sel]
+    return {
+        "user_id": pa.DictionaryArray.from_arrays(pa.array(joined.log_student[lg], pa.int32()), details.student.dictionary),
+        "item_id": pa.DictionaryArray.from_arrays(pa.array(pr, pa.int32()), visits.prob_vals),
+        "timestamp": visits.first_ts[sel],
+        "action_sequence_id": pa.DictionaryArray.from_arrays(pa.array(lg, pa.int32()), visits.log_vals),
+    }
 
 
 def _visits_of_parts(action_log: _ActionLog) -> Iterator[tuple[Visits, dict, dict]]:
