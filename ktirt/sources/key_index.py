@@ -22,7 +22,7 @@ class KeyIndex:
     """Lookups into `keys` (strings, no nulls; the first row where one repeats)."""
 
     def __init__(self, keys: pa.Array | pa.ChunkedArray):
-        values = _utf8_bytes(keys, 8)
+        values = _utf8_bytes(keys)  # held at the keys' own width; hashed padded to whole 64-bit words
         for seed in _SEEDS:
             hashes = _hashes(values, seed)
             order = np.argsort(hashes, kind="stable")  # a repeated key's rows in row order: the first found first
@@ -51,7 +51,7 @@ class KeyIndex:
             return found
         width = self.sorted.dtype.itemsize
         fits = np.asarray(pc.fill_null(pc.less_equal(pc.binary_length(_binary(values)), width), False))
-        query = _utf8_bytes(_binary(values).filter(pa.array(fits)), 8).astype(self.sorted.dtype)  # none cut short
+        query = _utf8_bytes(_binary(values).filter(pa.array(fits))).astype(self.sorted.dtype)  # none cut short
         hashes = _hashes(query, self.seed)
         by_hash = np.argsort(hashes)  # searched in order, each search starting where the one before ended
         pos = np.empty(len(query), np.intp)
@@ -66,9 +66,10 @@ _SEEDS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB8
 
 
 def _hashes(values: np.ndarray, seed: int) -> np.ndarray:
-    """A 64-bit hash of each fixed-width value (its width a multiple of 8 bytes), mixed a word at a time; unsigned
+    """A 64-bit hash of each fixed-width value (NUL-padded to whole 64-bit words), mixed a word at a time; unsigned
     arithmetic wraps around."""
-    words = values.view(np.uint64).reshape(len(values), values.dtype.itemsize // 8)
+    width = -(-values.dtype.itemsize // 8) * 8
+    words = values.astype(f"S{width}").view(np.uint64).reshape(len(values), width // 8)
     h = np.zeros(len(values), np.uint64)
     for j in range(words.shape[1]):
         h = (h ^ words[:, j]) * np.uint64(seed)
@@ -88,12 +89,11 @@ def _binary(values: pa.Array | pa.ChunkedArray) -> pa.Array:
     return arr.cast(pa.large_binary())
 
 
-def _utf8_bytes(values: pa.Array | pa.ChunkedArray, multiple: int = 1) -> np.ndarray:
-    """Fixed-width bytes of each value, the width rounded up to a `multiple` (numpy pads with NUL bytes, which no
-    id holds: ktirt.sources.rows drops the lines that do)."""
+def _utf8_bytes(values: pa.Array | pa.ChunkedArray) -> np.ndarray:
+    """Fixed-width bytes of each value (numpy pads with NUL bytes, which no id holds: ktirt.sources.rows drops
+    the lines that do)."""
     arr = _binary(values)
-    width = -(-max(1, _longest(arr)) // multiple) * multiple
-    return np.array(arr.to_numpy(zero_copy_only=False), dtype=f"S{width}")
+    return np.array(arr.to_numpy(zero_copy_only=False), dtype=f"S{max(1, _longest(arr))}")
 
 
 def _longest(arr: pa.Array) -> int:
