@@ -43,7 +43,7 @@ class DataSettings(Section):
 
     source: Source = Field("synthetic", description="synthetic (the simulator's EDM Cup tables) or a real release")
     raw_dir: Text = Field("data/raw/synthetic", description="the source's raw files")
-    part_mb: int = Field(512, ge=1, le=1_000_000, json_schema_extra=cap("a bound on memory"),
+    part_mb: int = Field(384, ge=1, le=1_000_000, json_schema_extra=cap("a bound on memory"),
                          description="EDM Cup's action log and EdNet KT1's files are read in parts of about this many MB (prepare holds one)")
 
 

@@ -53,8 +53,10 @@ def csv_blocks_in_parallel(source: Path | pa.NativeFile, path: Path, header: lis
                                        forms) from None
 
         step = read_options(path, header).block_size  # BLOCK_BYTES
-        for start, batches in mapped_ahead(parse, _segments(file, size, step), workers):
+        parsed = mapped_ahead(parse, _segments(file, size, step), workers)
+        for start, batches in parsed:
             if batches is None:  # cutting might split a row in two: the streaming reader reads on, one thread
+                parsed.close()  # after the segments still being parsed, which read the file too
                 file.seek(start)
                 yield from csv_blocks(file, path, header, types, forms, _options(path, header, start))
                 return
