@@ -13,9 +13,9 @@ from typing import Callable, Iterator
 import pyarrow as pa
 
 from ktirt.catalog import items_table, skills_table
+from ktirt.errors import InputError, SettingsError, one_line
 from ktirt.events_digest import EventsDigest
 from ktirt.read_ahead import started
-from ktirt.errors import InputError, SettingsError, one_line
 from ktirt.sources import assistments_2009, ednet_kt1, edm_cup
 from ktirt.sources.canonical import SourceTables
 from ktirt.sources.unit_tests_digest import UnitTestsDigest

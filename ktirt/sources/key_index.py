@@ -6,9 +6,8 @@ found by binary search of the hashes, then one exact comparison of the bytes: a 
 about 95 bytes an id (its values and its hash table) and answered a block's few thousand ids ten times slower;
 Arrow's hash join (`hash_rows`) builds its hash of the keys anew at each call (0.6 s for 2.24 M logs, against
 0.2 s here for 600,000 ids among them); and a binary search of the bytes themselves compared text twenty times an
-id (2.3 s of prepare's CPU at EDM-Cup scale). Equality is exact, byte for byte of the UTF-8 text: two different
-keys of one hash are never left in the index (another hash is drawn), and a found hash counts only where the
-bytes are equal.
+id (2.3 s of prepare's CPU at EDM-Cup scale). Equality is exact, byte for byte of the UTF-8 text: a found hash
+counts only where the bytes are equal, and where different keys share a hash each of them is compared.
 """
 
 from __future__ import annotations
@@ -23,15 +22,9 @@ class KeyIndex:
 
     def __init__(self, keys: pa.Array | pa.ChunkedArray):
         values = _utf8_bytes(keys)  # held at the keys' own width; hashed padded to whole 64-bit words
-        for seed in _SEEDS:
-            hashes = _hashes(values, seed)
-            order = np.argsort(hashes, kind="stable")  # a repeated key's rows in row order: the first found first
-            same = np.flatnonzero(hashes[order[1:]] == hashes[order[:-1]])
-            if (values[order[same]] == values[order[same + 1]]).all():  # no two different keys share a hash
-                break
-        else:
-            raise RuntimeError("no hash separates the keys")  # 1e-8 per seed for a release's logs: never met
-        self.seed, self.hashes, self.sorted = seed, hashes[order], values[order]
+        hashes = _hashes(values)
+        order = np.argsort(hashes, kind="stable")  # keys of one hash in row order: a repeated key's first row first
+        self.hashes, self.sorted = hashes[order], values[order]
         self.order = order.astype(np.int32 if len(values) < 2**31 else np.int64)
 
     def rows(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
@@ -52,28 +45,34 @@ class KeyIndex:
         width = self.sorted.dtype.itemsize
         fits = np.asarray(pc.fill_null(pc.less_equal(pc.binary_length(_binary(values)), width), False))
         query = _utf8_bytes(_binary(values).filter(pa.array(fits))).astype(self.sorted.dtype)  # none cut short
-        hashes = _hashes(query, self.seed)
+        hashes = _hashes(query)
         by_hash = np.argsort(hashes)  # searched in order, each search starting where the one before ended
-        pos = np.empty(len(query), np.intp)
-        pos[by_hash] = np.minimum(np.searchsorted(self.hashes, hashes[by_hash]), len(self.sorted) - 1)
-        found[np.flatnonzero(fits)] = np.where((self.hashes[pos] == hashes) & (self.sorted[pos] == query),
-                                               self.order[pos], -1)
+        first, end = np.empty(len(query), np.intp), np.empty(len(query), np.intp)
+        first[by_hash] = np.searchsorted(self.hashes, hashes[by_hash], "left")
+        end[by_hash] = np.searchsorted(self.hashes, hashes[by_hash], "right")
+        pos = np.minimum(first, len(self.sorted) - 1)
+        row = np.where((end > first) & (self.sorted[pos] == query), self.order[pos], -1)
+        for i in np.flatnonzero((row < 0) & (end - first > 1)):  # different keys of one hash: each compared
+            same = np.flatnonzero(self.sorted[first[i]:end[i]] == query[i])
+            row[i] = self.order[first[i] + same[0]] if len(same) else -1
+        found[np.flatnonzero(fits)] = row
         return found
 
 
-_SEEDS = (0x9E3779B97F4A7C15, 0xC2B2AE3D27D4EB4F, 0x165667B19E3779F9, 0xD6E8FEB86659FD93)
-"""odd multipliers, tried in turn until one hashes the keys without a collision"""
-
-
-def _hashes(values: np.ndarray, seed: int) -> np.ndarray:
-    """A 64-bit hash of each fixed-width value (NUL-padded to whole 64-bit words), mixed a word at a time; unsigned
-    arithmetic wraps around."""
+def _hashes(values: np.ndarray) -> np.ndarray:
+    """A 64-bit hash of each fixed-width value (NUL-padded to whole 64-bit words), each word mixed in by
+    splitmix64's finalizer; unsigned arithmetic wraps around. Keys of one hash are still told apart by their
+    bytes (KeyIndex._distinct_rows), so the hash decides only how fast."""
     width = -(-values.dtype.itemsize // 8) * 8
     words = values.astype(f"S{width}").view(np.uint64).reshape(len(values), width // 8)
     h = np.zeros(len(values), np.uint64)
     for j in range(words.shape[1]):
-        h = (h ^ words[:, j]) * np.uint64(seed)
-        h ^= h >> np.uint64(29)
+        h ^= words[:, j]
+        h ^= h >> np.uint64(30)
+        h *= np.uint64(0xBF58476D1CE4E5B9)
+        h ^= h >> np.uint64(27)
+        h *= np.uint64(0x94D049BB133111EB)
+        h ^= h >> np.uint64(31)
     return h
 
 
