@@ -169,9 +169,9 @@ def _joined(slices: list[pa.RecordBatch], schema: pa.Schema) -> pa.Table:
 def _used_values(chunks: list[pa.DictionaryArray]) -> pa.DictionaryArray:
     """The chunks (dictionaries as the CSV parser makes them: no null entry, no value twice) as one array whose
     dictionary holds the values they use, once each, in the order they first appear, as one read of the rows
-    would list them. A block's rows go to every part, each slice with the whole
-    block's dictionary: read back with those, a part would unify dictionaries holding most of the file's values,
-    and its work grew with the file (time per row x 1.8 at 4x the log). The chunks' dictionaries are laid end to
+    would list them. A block's rows go to every part, each slice with the whole block's dictionary: read back
+    with those, a part would unify dictionaries holding most of the file's values, and its work grew with the
+    file (time per row x 1.8 at 4x the log). The chunks' dictionaries are laid end to
     end and only the entries used are encoded (uniting the whole dictionaries, at every write of every part, was
     most of the split's writing time)."""
     starts = np.cumsum([0] + [len(c.dictionary) for c in chunks[:-1]])

@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import codecs
 import re
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from ktirt.errors import InputError
+from ktirt.read_ahead import started
 
 CHUNK = 1 << 24
 # a well-formed UTF-8 multi-byte sequence (RFC 3629); Windows-1252 text practically never holds one
@@ -59,9 +60,7 @@ def scan_ahead(path: Path) -> None:
     path = Path(path)
     key = _key(path)
     if key not in _cache and key not in _ahead:
-        pool = ThreadPoolExecutor(1, thread_name_prefix="scan_ahead")
-        _ahead[key] = pool.submit(lambda: _cache.setdefault(key, _scan(path)))
-        pool.shutdown(wait=False)
+        _ahead[key] = started(lambda: _cache.setdefault(key, _scan(path)))
 
 
 def _key(path: Path) -> tuple:
