@@ -1,6 +1,6 @@
 """A large CSV parsed in segments on two threads (ktirt/sources/csv_segments.py) gives the streaming reader's rows,
 values and errors in its order, whatever the line ends; and the columns a split reads only for the exact-duplicate
-rule (ktirt/sources/csv_parts.py: _ValueCodes) keep equal values equal across blocks, and different ones apart."""
+rule (ktirt/sources/csv_parts.py, as bytes) keep equal values equal across blocks, and different ones apart."""
 
 from pathlib import Path
 
@@ -64,14 +64,6 @@ def test_a_file_without_line_feeds_is_read_by_the_streaming_reader(tmp_path, mon
     path = _write(tmp_path / "log.csv", 3000, "\r")
     serial, parallel = _both(path)
     assert parallel.num_rows == 3000 and parallel.to_pylist() == serial.to_pylist()
-
-
-def test_value_codes_are_equal_exactly_where_values_are():
-    codes = csv_parts._ValueCodes()
-    first = pa.array(["a", None, "b", "a"]).cast(pa.binary()).dictionary_encode()
-    second = pa.array(["b", "c", None, "a"]).cast(pa.binary()).dictionary_encode()  # another dictionary, order
-    a, b = codes.of(first).to_pylist(), codes.of(second).to_pylist()
-    assert a == [0, -1, 1, 0] and b == [1, 2, -1, 0]
 
 
 def test_rows_apart_in_a_column_read_only_for_duplicates_are_no_duplicates(tmp_path, monkeypatch):

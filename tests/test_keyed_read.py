@@ -34,6 +34,18 @@ def test_a_row_repeated_in_another_block_is_a_duplicate():
     assert duplicate_rows(table.set_column(1, "number", pa.array([1, 2, 3, 4]))).tolist() == []
 
 
+def test_text_columns_are_compared_on_the_rows_that_repeat_the_others():
+    """Plain text is not hashed (a split carries the columns read only for this rule so): a row is a duplicate only
+    if its text repeats too, a missing value apart from an empty one, a row of text alone compared in full."""
+    code = pa.array(["a", "a", "a", "b", "a", "a"]).dictionary_encode()
+    number = pa.array([1.0, 1.0, 1.0, 1.0, 1.0, 2.0])
+    text = pa.array([b"x", b"y", b"x", b"x", None, b"x"], pa.binary())
+    assert duplicate_rows(pa.table({"code": code, "n": number, "text": text})).tolist() == [2]
+    blank = pa.array([b"", None, b"", b"", None, b""], pa.binary())
+    assert duplicate_rows(pa.table({"code": code, "n": number, "text": blank})).tolist() == [2, 4]
+    assert duplicate_rows(pa.table({"text": text, "blank": blank})).tolist() == [2, 3, 5]
+
+
 @pytest.mark.parametrize("start", [pa.string(), tables.STRING_DICT], ids=["text", "dictionary"])
 @pytest.mark.parametrize("corrupt", [False, True], ids=["clean file", "with NUL lines"])
 def test_reading_by_key_keeps_what_reading_every_column_keeps(tmp_path, monkeypatch, corrupt, start):

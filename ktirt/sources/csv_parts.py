@@ -2,7 +2,9 @@
 two threads while this one is routed: ktirt/sources/csv_segments.py) and routes every row to one of n parts on
 disk (Arrow IPC, rows in file order), then each part is read back and finished as `read_csv` finishes a whole
 file (exact duplicates, the columns asked for, the id rule). The columns read only for the exact-duplicate rule
-travel as int32 codes of their values (_ValueCodes), not as text.
+are parsed and carried as plain bytes: a dictionary's hash per value made them a quarter of the parsing (1.6 of
+6.4 CPU seconds at EDM-Cup scale), and only the rows that repeat the other columns are compared on them
+(ktirt.sources.rows.duplicate_rows).
 
 The caller routes the rows (`route`: part of each row of a block), so that the rows a later step must see
 together land in one part: the EDM Cup action log sends every row to its student's part, which keeps a
@@ -26,7 +28,7 @@ from ktirt.errors import InputError
 from ktirt.heap import heap_trimmed
 from ktirt.sources.csv_segments import csv_blocks_in_parallel
 from ktirt.sources.encoding import scan
-from ktirt.sources.tables import (Ledger, all_types, checked_header, current_ledger, finished, opened,
+from ktirt.sources.tables import (Ledger, checked_header, current_ledger, finished, opened,
                                   warn_duplicates)
 
 log = logging.getLogger(__name__)
@@ -49,30 +51,25 @@ class CsvParts:
         """Read the file a block at a time; `route(block)` gives each row's part (0 .. n_parts - 1). A header with
         no rows is an error unless `allow_empty`, as in read_csv."""
         header = checked_header(self.path, self.columns)
-        self.types = {c: self.columns.get(c, pa.int32()) for c in header}  # the others as codes (_ValueCodes)
+        self.types = {c: self.columns.get(c, pa.binary()) for c in header}  # the others as their bytes
         source, corrupt = opened(self.path)
         self.ledger.encodings[self.path.name] = scan(self.path).encoding
         self.ledger.corrupt_rows[self.path.name] = corrupt
         self.ledger.duplicate_rows[self.path.name] = 0
         writers = _PartWriters(self.files, pa.schema(list(self.types.items())))
-        codes = {c: _ValueCodes() for c in header if c not in self.columns}
-        parsed = all_types(header, self.columns)
         try:
-            for block in csv_blocks_in_parallel(source, self.path, header, parsed, forms or {}):
+            for block in csv_blocks_in_parallel(source, self.path, header, self.types, forms or {}):
                 self.rows += block.num_rows
-                self._route(block, route(block), codes, writers)
+                self._route(block, route(block), writers)
             writers.flush_all()
         finally:
             writers.close()
         if self.rows == 0 and not allow_empty:
             raise InputError("table has a header but no rows", self.path)
 
-    def _route(self, block: pa.RecordBatch, part: np.ndarray, codes: dict[str, _ValueCodes],
-               writers: _PartWriters) -> None:
-        """Append each row of `block` to its part's file, the columns of `codes` as codes (a slice carries its
-        block's dictionaries; a part's slices are cut to the values they use when they are written: _flush)."""
-        block = pa.RecordBatch.from_arrays([codes[c].of(col) if c in codes else col
-                                            for c, col in zip(block.schema.names, block.columns)], schema=writers.schema)
+    def _route(self, block: pa.RecordBatch, part: np.ndarray, writers: _PartWriters) -> None:
+        """Append each row of `block` to its part's file (a slice carries its block's dictionaries; a part's slices
+        are cut to the values they use when they are written: _flush)."""
         order = np.argsort(part, kind="stable")
         bounds = np.searchsorted(part[order], np.arange(self.n_parts + 1))
         block = block.take(pa.array(order))  # rows in part order: each part's rows are then one slice
@@ -183,20 +180,3 @@ def _used_values(chunks: list[pa.DictionaryArray]) -> pa.DictionaryArray:
     code = np.zeros(int(starts[-1]) + len(chunks[-1].dictionary), np.int32)
     code[used.to_numpy()] = once.indices.to_numpy(zero_copy_only=False)
     return pa.DictionaryArray.from_arrays(pa.array(code).take(indices), once.dictionary)
-
-
-class _ValueCodes:
-    """A column read only for the exact-duplicate rule, held in the parts as one int32 code per row: equal values,
-    equal codes, over the whole file (null: -1). Every value met is kept, with its code (for EDM Cup's action log,
-    its hint and explanation ids and a few flags: the content's size, not the log's; a column of row ids would be
-    held whole, about as KeyIndex holds assignment_details' logs). Held as text, these six columns were most of
-    what the split copied, wrote and read back (its CPU time at EDM-Cup scale 9.6 -> 8.9 s with codes)."""
-
-    def __init__(self):
-        self.code: dict[bytes, int] = {}
-
-    def of(self, column: pa.DictionaryArray) -> pa.Array:
-        values = column.dictionary.to_pylist()  # a block's distinct values: few, but for a column of row ids
-        lut = np.fromiter((self.code.setdefault(v, len(self.code)) for v in values), np.int32, len(values))
-        lut = np.append(lut, np.int32(-1))  # a null value: the last entry
-        return pa.array(lut[column.indices.fill_null(len(lut) - 1).to_numpy(zero_copy_only=False)])

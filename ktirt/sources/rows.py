@@ -49,8 +49,7 @@ def _row_hashes(table: pa.Table) -> np.ndarray:
     for column in table.columns:
         h *= _P
         start = 0
-        kind = column.type
-        if not (pa.types.is_dictionary(kind) or pa.types.is_floating(kind) or pa.types.is_integer(kind)):
+        if not _has_codes(column.type):
             column = pc.dictionary_encode(column)
         for chunk in column.chunks:
             h[start:start + len(chunk)] += _column_codes(chunk)
@@ -60,10 +59,13 @@ def _row_hashes(table: pa.Table) -> np.ndarray:
 
 def duplicate_rows(table: pa.Table) -> np.ndarray:
     """Positions of the rows that repeat an earlier row exactly (every column equal). Dictionary columns must
-    share one dictionary across chunks (Table.unify_dictionaries)."""
+    share one dictionary across chunks (Table.unify_dictionaries). Plain text columns (a file read in parts
+    carries the columns read only for this rule so: ktirt/sources/csv_parts.py) are not hashed: a repeated row
+    repeats the other columns, so only the rows whose hash of those repeats are compared in full."""
     if table.num_rows < 2:
         return np.zeros(0, np.int64)
-    h = _row_hashes(table)
+    hashed = [c for c, kind in zip(table.column_names, table.schema.types) if _has_codes(kind)]
+    h = _row_hashes(table.select(hashed) if hashed else table)
     ordered = np.sort(h)
     repeated = ordered[1:][ordered[1:] == ordered[:-1]]
     if not len(repeated):
@@ -73,6 +75,11 @@ def duplicate_rows(table: pa.Table) -> np.ndarray:
     taken = table.take(pa.array(candidates)).combine_chunks()
     exact = pd.DataFrame({i: _column_codes(c.chunk(0)) for i, c in enumerate(taken.columns) if c.num_chunks})
     return candidates[exact.duplicated(keep="first").to_numpy()]
+
+
+def _has_codes(kind: pa.DataType) -> bool:
+    """A column whose values are their own codes, or whose dictionary gives them (no hashing of text)."""
+    return pa.types.is_dictionary(kind) or pa.types.is_floating(kind) or pa.types.is_integer(kind)
 
 
 def kept(n: int, dropped: np.ndarray) -> np.ndarray:
