@@ -25,6 +25,7 @@ import pyarrow.parquet as pq
 
 from ktirt.errors import InputError, OutputError
 from ktirt.events import EVENTS_SCHEMA, ITEMS_SCHEMA, SKILLS_SCHEMA, UNIT_TESTS_SCHEMA
+from ktirt.read_ahead import started
 
 TEMP_TAG = ".ktirt-tmp-"
 """marks our temporary siblings (`.NAME.ktirt-tmp-XXXX/`), so a later write removes only its own leftovers"""
@@ -229,22 +230,32 @@ def write_parquet_parts(parts: Iterable[pa.Table], path: str | Path, row_group_s
 
 
 @contextmanager
-def parquet_parts(path: str | Path, row_group_size: int | None = None, atomic: bool = True
-                  ) -> Iterator[Callable[[pa.Table], None]]:
+def parquet_parts(path: str | Path, row_group_size: int | None = None, atomic: bool = True, behind: bool = False
+                  ) -> Iterator[Callable[[pa.Table | None], None]]:
     """`write_parquet_parts` as a writer the caller feeds, part after part (a stage writing two tables in one
-    pass): yields the function that takes the next part; the file is complete when the block ends. `atomic`
-    False writes `path` itself (a temporary file of the caller's, not one of the stage's outputs)."""
+    pass): yields the function that takes the next part, or None once the last has come (the rest is then
+    written: at the latest when the block ends, where the file is complete). `atomic` False writes `path` itself
+    (a temporary file of the caller's, not one of the stage's outputs). `behind`: each part is written on another
+    thread while the caller makes the next (one part in flight, so one more held; the same bytes), for a caller
+    whose work and writing would otherwise take turns on two cores."""
     with atomic_path(path) if atomic else contextlib.nullcontext(Path(path)) as tmp:
-        with _parts_writer(tmp, path, row_group_size or ROW_GROUP_ROWS) as add:
+        with _parts_writer(tmp, path, row_group_size or ROW_GROUP_ROWS, behind) as add:
             yield add
 
 
 @contextmanager
-def _parts_writer(tmp: Path, path: str | Path, group: int) -> Iterator[Callable[[pa.Table], None]]:
-    writer, held, written = None, [], 0
+def _parts_writer(tmp: Path, path: str | Path, group: int, behind: bool) -> Iterator[Callable[[pa.Table | None], None]]:
+    writer, held, written, in_flight, ended = None, [], 0, None, False
 
-    def add(part: pa.Table) -> None:
+    def take(part: pa.Table | None) -> None:
         nonlocal writer, held, written
+        if part is None:
+            if writer is None:
+                raise ValueError(f"{path}: no table to write")
+            tail = pa.concat_tables(held).combine_chunks()
+            if tail.num_rows or not written:
+                writer.write_table(tail, group)
+            return
         writer = writer or pq.ParquetWriter(tmp, part.schema, compression="zstd")
         held.append(part)
         if sum(t.num_rows for t in held) >= group:
@@ -253,14 +264,26 @@ def _parts_writer(tmp: Path, path: str | Path, group: int) -> Iterator[Callable[
             writer.write_table(table.slice(0, full).combine_chunks(), group)
             held, written = [copied(table.slice(full))], written + full  # a view would keep the last part alive
 
+    def add(part: pa.Table | None) -> None:
+        nonlocal in_flight, ended
+        if ended:
+            raise ValueError(f"{path}: a part after the last")
+        ended = part is None
+        if not behind:
+            return take(part)
+        if in_flight is not None:
+            in_flight.result()  # its error, if any, raised here
+        in_flight = started(take, part)
+
     try:
         yield add
-        if writer is None:
-            raise ValueError(f"{path}: no table to write")
-        tail = pa.concat_tables(held).combine_chunks()
-        if tail.num_rows or not written:
-            writer.write_table(tail, group)
+        if not ended:
+            add(None)
+        if in_flight is not None:
+            in_flight.result()
     finally:
+        if in_flight is not None:
+            in_flight.exception()  # the writer's thread done before the file is closed (or removed)
         if writer is not None:
             writer.close()
 

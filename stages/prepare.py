@@ -47,8 +47,8 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
     part_mb = DataSettings.model_validate(data).part_mb
     digest = EventsDigest(future_after_ms())
     unit_tests = UnitTestsDigest(digest)
-    with (parquet_parts(f"{out_dir}/events.parquet") as write_events,
-          parquet_parts(f"{out_dir}/unit_tests.parquet") as write_unit_tests, heap_reused()):
+    with (parquet_parts(f"{out_dir}/events.parquet", behind=True) as write_events,
+          parquet_parts(f"{out_dir}/unit_tests.parquet", behind=True) as write_unit_tests, heap_reused()):
         tables = load_source(data["source"], data["raw_dir"], part_bytes=part_mb << 20)
         described = described_ahead(data["source"], data["raw_dir"]) if tables.items is None else None
         for parts, add, write in ((tables.event_parts, digest.add, write_events),
@@ -57,6 +57,7 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
                 add(part)
                 write(part)
                 del part  # else the loop holds this part while the source reads the next (and gives back its memory)
+            write(None)  # the last rows written (behind) while the next table is read
         if tables.items is None:
             add_catalogs(tables, data["source"], data["raw_dir"], digest, unit_tests, described)
         metrics = summarize(digest, unit_tests) | {
