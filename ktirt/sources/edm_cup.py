@@ -139,7 +139,9 @@ class _StudentRoute:
         logs = normalise_ids(block["assignment_log_id"], self.path, "assignment_log_id")
         row = self._joined("assignment_log_id", self.logs, logs.dictionary)
         part = np.append(self.cut.parts(row), self.cut.n)
-        self._joined("problem_id", self.problems, normalise_ids(block["problem_id"], self.path, "problem_id").dictionary)
+        if self.unjoined["problem_id"] is not None:  # looked up only until one problem joins
+            self._joined("problem_id", self.problems,
+                         normalise_ids(block["problem_id"], self.path, "problem_id").dictionary)
         return part[logs.indices.fill_null(-1).to_numpy(zero_copy_only=False)]
 
     def _joined(self, column: str, index: KeyIndex, values: pa.Array) -> np.ndarray:
