@@ -51,10 +51,12 @@ def heap_reused():
 def heap_trimmed() -> None:
     """Give the free memory of Arrow's pool and of glibc's heap (malloc_trim) back to the system: called after each
     batch or part of a stage that streams the log, whose freed batches would otherwise stay in its resident memory
-    as free pages. glibc's part does nothing where the C library is not glibc. With Arrow's jemalloc pool (prepare's)
-    Arrow's part gives nothing back at once in pyarrow 26: jemalloc's own decay does, about a second after a free
-    (0.24 GiB read and freed at 140,000 students stayed resident until then)."""
-    pa.default_memory_pool().release_unused()
+    as free pages. glibc's part does nothing where the C library is not glibc. Arrow's jemalloc pool (prepare's) is
+    not asked: in pyarrow 26 that gives nothing back at once (jemalloc's own decay does, about a second after a
+    free) and cost prepare 0.3 s at EDM-Cup scale, for the same peak."""
+    pool = pa.default_memory_pool()
+    if pool.backend_name != "jemalloc":
+        pool.release_unused()
     _glibc("malloc_trim", 0)
 
 
