@@ -25,7 +25,6 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from ktirt.errors import InputError
-from ktirt.heap import heap_trimmed
 from ktirt.sources.csv_segments import csv_blocks_in_parallel
 from ktirt.sources.encoding import scan
 from ktirt.sources.tables import (Ledger, checked_header, current_ledger, finished, opened,
@@ -83,8 +82,7 @@ class CsvParts:
             for file in self.files:
                 rows = finished(self._read(file), self.path, self.columns, self.ids, self.ledger, warn=False)
                 file.unlink(missing_ok=True)
-                heap_trimmed()  # what reading and the duplicate check freed: the caller's work starts low
-                yield rows
+                yield rows  # what reading and the duplicate check freed is the caller's to reuse (or give back)
                 del rows
             warn_duplicates(self.path, self.ledger.duplicate_rows[self.path.name])  # once for the file, not a part
         finally:

@@ -188,6 +188,9 @@ def _first_responses(action_log: _ActionLog, details: Details, problems: Problem
         del visits, joined, sel
         yield events
         del events
+        # freed memory given back once a part, here: after each step of a part (reading back, the duplicate
+        # check, the visits) the next step faulted the pages straight back in (prepare 11.7 -> 10.8 s at EDM-Cup
+        # scale, for a peak 0.2 GiB higher and as flat: docs/PERFORMANCE_HISTORY.md)
         heap_trimmed()
     action_log.read = True
     log.info("%s: %d action rows -> %d first-response events", action_log.path.name, n_rows, n_events)
@@ -232,8 +235,7 @@ def _visits_of_parts(action_log: _ActionLog) -> Iterator[tuple[Visits, dict, dic
         part_dropped: dict[str, int] = {}
         part_excluded: dict[str, int] = {}
         visits = read_visits(rows, action_log.path, action_log.factor, part_dropped, part_excluded)
-        del rows
-        heap_trimmed()  # the rows and read_visits' working arrays: the events are built on what is live
+        del rows  # its pages, and read_visits' working arrays', reused by the next part's (_first_responses)
         yield visits, part_dropped, part_excluded
         del visits
 
