@@ -13,6 +13,7 @@ import re
 import shutil
 import stat
 import tempfile
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from contextvars import ContextVar
 from pathlib import Path
@@ -25,7 +26,6 @@ import pyarrow.parquet as pq
 
 from ktirt.errors import InputError, OutputError
 from ktirt.events import EVENTS_SCHEMA, ITEMS_SCHEMA, SKILLS_SCHEMA, UNIT_TESTS_SCHEMA
-from ktirt.read_ahead import started
 
 TEMP_TAG = ".ktirt-tmp-"
 """marks our temporary siblings (`.NAME.ktirt-tmp-XXXX/`), so a later write removes only its own leftovers"""
@@ -246,6 +246,7 @@ def parquet_parts(path: str | Path, row_group_size: int | None = None, atomic: b
 @contextmanager
 def _parts_writer(tmp: Path, path: str | Path, group: int, behind: bool) -> Iterator[Callable[[pa.Table | None], None]]:
     writer, held, written, in_flight, ended = None, [], 0, None, False
+    pool = ThreadPoolExecutor(1, thread_name_prefix="parquet_parts") if behind else None  # the writer's thread
 
     def take(part: pa.Table | None) -> None:
         nonlocal writer, held, written
@@ -273,7 +274,7 @@ def _parts_writer(tmp: Path, path: str | Path, group: int, behind: bool) -> Iter
             return take(part)
         if in_flight is not None:
             in_flight.result()  # its error, if any, raised here
-        in_flight = started(take, part)
+        in_flight = pool.submit(take, part)
 
     try:
         yield add
@@ -282,8 +283,8 @@ def _parts_writer(tmp: Path, path: str | Path, group: int, behind: bool) -> Iter
         if in_flight is not None:
             in_flight.result()
     finally:
-        if in_flight is not None:
-            in_flight.exception()  # the writer's thread done before the file is closed (or removed)
+        if pool is not None:
+            pool.shutdown()  # the writer's thread done before the file is closed (or removed)
         if writer is not None:
             writer.close()
 
