@@ -11,7 +11,8 @@ from ktirt.io import parquet_parts
 
 def _parts(rng: np.random.Generator) -> list[pa.Table]:
     sizes = rng.integers(0, 700, 12)
-    return [pa.table({"user": pa.array([f"u{k}"] * n).dictionary_encode(), "t": rng.random(n)}) for k, n in enumerate(sizes)]
+    return [pa.table({"user": pa.array([f"u{k}"] * n).dictionary_encode(), "t": rng.random(n)})
+            for k, n in enumerate(sizes)]
 
 
 @pytest.mark.parametrize("end", ["at the block's end", "told"])

@@ -235,7 +235,7 @@ def _visits_of_parts(action_log: _ActionLog) -> Iterator[tuple[Visits, dict, dic
         part_dropped: dict[str, int] = {}
         part_excluded: dict[str, int] = {}
         visits = read_visits(rows, action_log.path, action_log.factor, part_dropped, part_excluded)
-        del rows  # its pages, and read_visits' working arrays', reused by the next part's (_first_responses)
+        del rows  # freed, not given back: the next step reuses its pages (_first_responses gives back once a part)
         yield visits, part_dropped, part_excluded
         del visits
 
