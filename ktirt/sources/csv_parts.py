@@ -49,15 +49,10 @@ class CsvParts:
               allow_empty: bool = False) -> None:
         """Read the file a block at a time; `route(block)` gives each row's part (0 .. n_parts - 1). A header with
         no rows is an error unless `allow_empty`, as in read_csv."""
-        header = checked_header(self.path, self.columns)
-        self.types = {c: self.columns.get(c, pa.binary()) for c in header}  # the others as their bytes
-        source, corrupt = opened(self.path)
-        self.ledger.encodings[self.path.name] = scan(self.path).encoding
-        self.ledger.corrupt_rows[self.path.name] = corrupt
-        self.ledger.duplicate_rows[self.path.name] = 0
+        self.types = column_types(self.path, self.columns)
         writers = _PartWriters(self.files, pa.schema(list(self.types.items())))
         try:
-            for block in csv_blocks_in_parallel(source, self.path, header, self.types, forms or {}):
+            for block in ledgered_blocks(self.path, self.types, forms or {}, self.ledger):
                 self.rows += block.num_rows
                 self._route(block, route(block), writers)
             writers.flush_all()
@@ -108,6 +103,23 @@ class CsvParts:
                 columns.append(column.combine_chunks() if name in self.columns else column)
                 del reader, column  # its dictionaries map the file: the pages go when the map does
         return pa.Table.from_arrays(columns, schema=schema)
+
+
+def column_types(path: Path, columns: dict[str, pa.DataType]) -> dict[str, pa.DataType]:
+    """Every column of the file's header as it is parsed: those asked for as `columns` says, the others (read only
+    for the exact-duplicate rule) as their bytes."""
+    return {c: columns.get(c, pa.binary()) for c in checked_header(path, columns)}
+
+
+def ledgered_blocks(path: Path, types: dict[str, pa.DataType], forms: dict[str, str],
+                    ledger: Ledger) -> Iterator[pa.RecordBatch]:
+    """The file's blocks as parsed (`types`: column_types'), two segments at a time, its lines holding NUL bytes
+    left out; its encoding and those lines go in `ledger`, and its duplicate count starts at 0."""
+    source, corrupt = opened(path)
+    ledger.encodings[path.name] = scan(path).encoding
+    ledger.corrupt_rows[path.name] = corrupt
+    ledger.duplicate_rows[path.name] = 0
+    yield from csv_blocks_in_parallel(source, path, list(types), types, forms)
 
 
 class _PartWriters:

@@ -104,11 +104,25 @@ def read_visits(rows: pa.Table, path: Path, factor: float, dropped: dict, exclud
     """The visits of some of action_logs.csv's rows (all of a student's, as read_csv would give them: `rows`, with
     ACTION_LOG_COLUMNS; timestamps in a unit of `factor` ms); unusable rows are counted into `dropped`, visits
     started but never answered into `excluded`."""
-    keys, kept = _visit_rows(rows, path, factor, dropped)
+    ts = in_unit(rows["timestamp"].to_numpy(zero_copy_only=False).astype(np.float64, copy=False), factor)
+    log_idx, log_vals = codes(rows["assignment_log_id"])
+    prob_idx, prob_vals = codes(rows["problem_id"])
+    act_idx, act_vals = codes(rows["action"])
+    n_rows = rows.num_rows
+    del rows
+    act = _action_codes(act_idx, act_vals, path, dropped)
+    return Visits(n_rows, log_vals=log_vals, prob_vals=prob_vals,
+                  **grouped_visits(log_idx, prob_idx, act, ts, dropped, excluded))
+
+
+def grouped_visits(log: np.ndarray, problem: np.ndarray, act: np.ndarray, ts: np.ndarray, dropped: dict,
+                   excluded: dict) -> dict[str, np.ndarray]:
+    """Visits' fields (Visits, less the row count and the values) of action rows given as codes (-1: blank) of
+    their log and problem, their action codes (CODE) and their times (int64 ms, NAT: none): the problem actions
+    with a time, a log and a problem are kept (the rest counted into `dropped`) and grouped by log and problem."""
+    keys, kept = _visit_rows(log, problem, act, ts, dropped)
     n_visits = len(keys["log"])
-    first = _first_actions(kept, n_visits, excluded)
-    help_counts = _help_counts(kept, n_visits)
-    return Visits(**keys, **first, **help_counts)
+    return keys | _first_actions(kept, n_visits, excluded) | _help_counts(kept, n_visits)
 
 
 def _check_actions(rows_by_action: dict[str, int], path: Path) -> None:
@@ -125,22 +139,20 @@ def _action_codes(act_idx: np.ndarray, act_vals: pa.Array, path: Path, dropped: 
     """Action code of each row (_UNKNOWN where blank, counted)."""
     names = act_vals.to_pylist()
     _check_actions(dict(zip(names, np.bincount(act_idx[act_idx >= 0], minlength=len(names)).tolist())), path)
-    lut = np.array([CODE.get(a, _UNKNOWN) for a in names] + [_UNKNOWN], dtype=np.int8)
     dropped["action_rows_no_action"] = int((act_idx < 0).sum())
-    return lut[act_idx]  # -1 (blank action) picks the trailing _UNKNOWN
+    return action_lut(names)[act_idx]  # -1 (blank action) picks the trailing _UNKNOWN
 
 
-def _visit_rows(t: pa.Table, path: Path, factor: float, dropped: dict) -> tuple[dict, _Rows]:
+def action_lut(names: list[str | None]) -> np.ndarray:
+    """The action code (CODE) of each of `names`, a value outside ACTIONS an unknown one; one more entry, last,
+    for a blank action (index -1)."""
+    return np.array([CODE.get(a, _UNKNOWN) for a in names] + [_UNKNOWN], dtype=np.int8)
+
+
+def _visit_rows(log_idx: np.ndarray, prob_idx: np.ndarray, act: np.ndarray, ts: np.ndarray,
+                dropped: dict) -> tuple[dict, _Rows]:
     """Keep the problem actions with a time, a log and a problem (the rest counted as dropped) and group them into
     visits: returns the visits' keys and the kept rows."""
-    n_rows = t.num_rows
-    ts = in_unit(t["timestamp"].to_numpy(zero_copy_only=False).astype(np.float64, copy=False), factor)
-    log_idx, log_vals = codes(t["assignment_log_id"])
-    prob_idx, prob_vals = codes(t["problem_id"])
-    act_idx, act_vals = codes(t["action"])
-    del t
-    act = _action_codes(act_idx, act_vals, path, dropped)
-
     is_problem_action = act < len(PROBLEM_ACTIONS)
     bad_ts = ts == NAT
     dropped["action_rows_no_timestamp"] = int((bad_ts & is_problem_action).sum())
@@ -149,10 +161,9 @@ def _visit_rows(t: pa.Table, path: Path, factor: float, dropped: dict) -> tuple[
     keep = is_problem_action & ~bad_ts & (log_idx >= 0) & (prob_idx >= 0)
     rows = np.flatnonzero(keep)
     ts, act = ts[rows], act[rows]
-    n_prob = max(len(prob_vals), 1)
+    n_prob = max(int(prob_idx.max(initial=0)) + 1, 1)
     group, uniq = _factorized_runs(log_idx[rows] * np.int64(n_prob) + prob_idx[rows])
-    keys = {"n_action_rows": n_rows, "log": uniq // n_prob, "problem": uniq % n_prob,
-            "log_vals": log_vals, "prob_vals": prob_vals}
+    keys = {"log": uniq // n_prob, "problem": uniq % n_prob}
     return keys, _Rows(group, ts, act)
 
 

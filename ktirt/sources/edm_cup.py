@@ -29,6 +29,8 @@ from ktirt.sources.canonical import SourceTables, events_table
 from ktirt.sources.csv_parts import CsvParts
 from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, ACTIONS, CODE, FIRST_ACTIONS, ID_COLUMNS, NEVER, Visits,
                                        WholeLogChecks, read_visits)
+from ktirt.sources.edm_stream import NotStreamable, Ranks, StreamedVisits, stream_visits
+from ktirt.sources.edm_visits import ACTION_ROW_DROPS, EXCLUSIONS, RESPONSE_DROPS, Joined, join_details, usable_visits
 from ktirt.sources.edm_details import (ASSIGNMENT_DETAILS, PROBLEM_DETAILS, Details, Problems, StudentCut,
                                        read_assignment_details, read_problem_details)
 from ktirt.sources.edm_unit_tests import UnitTestFiles
@@ -36,16 +38,13 @@ from ktirt.sources.encoding import scan_ahead
 from ktirt.sources.files import check_raw_folder, present
 from ktirt.sources.ids import described_codes, normalise_ids
 from ktirt.sources.key_index import KeyIndex
-from ktirt.sources.tables import Ledger, read_csv, read_header, reading
+from ktirt.sources.tables import Ledger, current_ledger, read_csv, read_header, reading
 from ktirt.sources.timestamps import NUMBER_FORM
 
 log = logging.getLogger(__name__)
 __all__ = ["ACTIONS", "FIRST_ACTIONS", "item_text_embeddings", "load", "problem_types", "skill_descriptions"]
 
 ACTION_LOGS = "action_logs.csv"
-
-UNGRADED_TYPE = "Ungraded Open Response"
-
 
 def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
     """The canonical tables of an EDM Cup 2023 folder. Without `part_bytes` the events are one table; with it,
@@ -62,7 +61,7 @@ def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
         details = read_assignment_details(raw / ASSIGNMENT_DETAILS)
         problems = read_problem_details(raw / PROBLEM_DETAILS)
         heap_trimmed()  # what reading them freed (0.27 GiB at 140,000 students): the split starts from what is held
-        action_log = _split_action_log(raw / ACTION_LOGS, details, problems, part_bytes)
+        action_log = _read_action_log(raw / ACTION_LOGS, details, problems, part_bytes)
     # split on another thread while the first event part is read back (the caller waits for that part, one core
     # idle): the files go to disk, only their blocks in flight are held; an error there is raised after the events'
     unit_test_files = started(_unit_test_files, raw, action_log.cut, ledger)
@@ -97,30 +96,16 @@ def _unit_tests(files: Future, action_log: _ActionLog, details: Details, problem
 
 
 @dataclass
-class _Joined:
-    """The visits' assignment logs joined to assignment_details and their problems to problem_details."""
-
-    log_row: np.ndarray  # per log code: row in assignment_details, -1 where absent
-    log_student: np.ndarray  # per log code: student code, -1 where unknown
-    prob_row: np.ndarray  # per problem code: row in problem_details, -1 where absent
-    ptype: pa.Array  # per problem code: problem_type
-    ungraded_type: np.ndarray  # per problem code: an ungraded open response
-
-
-ACTION_ROW_DROPS = ("action_rows_no_action", "action_rows_no_timestamp", "action_rows_no_assignment_log",
-                    "action_rows_no_problem")
-RESPONSE_DROPS = ("responses_unknown_assignment_log", "responses_no_student", "responses_unknown_problem")
-EXCLUSIONS = ("problems_started_never_answered", "ungraded_responses")
-
-
-@dataclass
 class _ActionLog:
-    """action_logs.csv split into parts by student (the last part: rows of no known student), checked whole."""
+    """action_logs.csv, read once and checked whole: its usable visits by part where each log's rows lie together
+    (`streamed`: ktirt.sources.edm_stream), else its rows split into parts by student (`parts`; the last part:
+    rows of no known student)."""
 
     path: Path
-    parts: CsvParts
     factor: float  # ms per unit of its timestamps
     cut: StudentCut  # the students of each part
+    parts: CsvParts | None = None
+    streamed: StreamedVisits | None = None
     read: bool = False  # every part has been read
 
 
@@ -158,32 +143,38 @@ class _StudentRoute:
                 raise InputError(f"none of the {len(self.unjoined[column])} {what} appear in {table}", self.path, column)
 
 
-def _split_action_log(path: Path, details: Details, problems: Problems, part_bytes: int | None) -> _ActionLog:
-    """Read action_logs.csv once, a block at a time, into its parts (about one per `part_bytes` of the file; one
-    without), checking what must hold over the whole file."""
+def _read_action_log(path: Path, details: Details, problems: Problems, part_bytes: int | None) -> _ActionLog:
+    """Read action_logs.csv once, a block at a time, checking what must hold over the whole file: into its usable
+    visits by part of students (about one part per `part_bytes` of the file; one without) where each log's rows lie
+    together, else into its rows by part."""
     n = max(1, -(-path.stat().st_size // part_bytes)) if part_bytes and path.exists() else 1
-    parts, cut = CsvParts(path, ACTION_LOG_COLUMNS, ID_COLUMNS, n + 1), StudentCut(details, n)
+    cut = StudentCut(details, n)
+    try:
+        streamed = stream_visits(path, details, problems, cut, current_ledger())
+        return _ActionLog(path, streamed.factor, cut, streamed=streamed)
+    except NotStreamable as exc:
+        log.info("%s: split by student, not read in one pass: %s", path.name, exc)
+    parts = CsvParts(path, ACTION_LOG_COLUMNS, ID_COLUMNS, n + 1)
     route = _StudentRoute(path, cut, problems)
     parts.split(route, forms={"timestamp": NUMBER_FORM})
     factor = route.checks.unit(path)
     route.check_joins()
-    return _ActionLog(path, parts, factor, cut)
+    return _ActionLog(path, factor, cut, parts=parts)
 
 
 def _first_responses(action_log: _ActionLog, details: Details, problems: Problems, dropped: dict,
                      tables: SourceTables) -> Iterator[pa.Table]:
     """Per part of the action log, one event per visit (ktirt.sources.edm_actions) whose first action is a graded
     response or a help request, in the events' order; the counts (dropped, excluded, first actions) add up part
-    after part."""
-    n_rows = n_events = 0
-    for visits, part_dropped, part_excluded in read_ahead(_visits_of_parts(action_log)):
-        joined = _join_details(visits, details, problems)
-        sel = np.flatnonzero(_usable_visits(visits, joined, part_dropped, part_excluded))
-        counts = np.bincount(visits.first_act[sel], minlength=len(FIRST_ACTIONS))
-        for totals, more in ((dropped, part_dropped), (tables.excluded, part_excluded),
-                             (tables.first_actions, dict(zip(FIRST_ACTIONS, counts.tolist())))):
-            totals.update({k: totals.get(k, 0) + int(v) for k, v in more.items()})
-        events = _events(visits, joined, problems, details, sel)
+    after part (a log read in one pass counted them all as it was read)."""
+    streamed, n_events = action_log.streamed, 0
+    n_rows = streamed.n_action_rows if streamed else 0
+    if streamed:
+        _add_counts((dropped, tables.excluded, tables.first_actions),
+                    (streamed.dropped, streamed.excluded, dict(zip(FIRST_ACTIONS, streamed.first_actions.tolist()))))
+    for visits, joined, sel, counts in read_ahead(_usable_of_parts(action_log, details, problems)):
+        _add_counts((dropped, tables.excluded, tables.first_actions), counts)
+        events = _events(visits, joined, problems, details, sel, streamed.ranks if streamed else None)
         n_rows, n_events = n_rows + visits.n_action_rows, n_events + events.num_rows
         del visits, joined, sel
         yield events
@@ -196,11 +187,19 @@ def _first_responses(action_log: _ActionLog, details: Details, problems: Problem
     log.info("%s: %d action rows -> %d first-response events", action_log.path.name, n_rows, n_events)
 
 
-def _events(visits: Visits, joined: _Joined, problems: Problems, details: Details, sel: np.ndarray) -> pa.Table:
+def _add_counts(totals: tuple[dict, ...], more: tuple[dict, ...]) -> None:
+    for total, add in zip(totals, more):
+        total.update({k: total.get(k, 0) + int(v) for k, v in add.items()})
+
+
+def _events(visits: Visits, joined: Joined, problems: Problems, details: Details, sel: np.ndarray,
+            ranks: Ranks | None = None) -> pa.Table:
     """The events of the visits `sel`, in the contract's schema and order: the visits are put in that order
-    first, from the four key columns, so that the text columns (skill lists, problem types) are gathered once,
-    in order, not gathered and then reordered (a copy of every event's text)."""
-    sel = sel[sort_events(_event_keys(visits, joined, details, sel))]
+    first, from the four key columns (`ranks`: the ids' order, where the visits' codes are rows of the whole
+    lookup tables), so that the text columns (skill lists, problem types) are gathered once, in order, not
+    gathered and then reordered (a copy of every event's text)."""
+    keys = ranks.event_keys(visits, joined, sel) if ranks else _event_keys(visits, joined, details, sel)
+    sel = sel[sort_events(keys)]
     pr = visits.problem[sel]
     latency = visits.first_ts[sel] - visits.start[sel]
     has_start = visits.start[sel] != NEVER
@@ -216,7 +215,7 @@ def _events(visits: Visits, joined: _Joined, problems: Problems, details: Detail
     return events_table(columns, ordered=True)
 
 
-def _event_keys(visits: Visits, joined: _Joined, details: Details, sel: np.ndarray) -> dict:
+def _event_keys(visits: Visits, joined: Joined, details: Details, sel: np.ndarray) -> dict:
     """The columns of the visits `sel` that order the events (ktirt.events.sort_events)."""
     lg, pr = visits.log[sel], visits.problem[sel]
     return {
@@ -227,43 +226,26 @@ def _event_keys(visits: Visits, joined: _Joined, details: Details, sel: np.ndarr
     }
 
 
-def _visits_of_parts(action_log: _ActionLog) -> Iterator[tuple[Visits, dict, dict]]:
-    """Each part's visits, with the part's dropped and excluded counts; `_first_responses` reads them one part
-    ahead (ktirt/read_ahead.py), so part k + 1 is read back, checked for duplicates and grouped on the second
-    core while part k's events are built: the two halves take about as long, and one part more is held."""
+def _usable_of_parts(action_log: _ActionLog, details: Details,
+                     problems: Problems) -> Iterator[tuple[Visits, Joined, np.ndarray, tuple[dict, dict, dict]]]:
+    """Each part's visits, joined, the usable ones among them and the part's counts (dropped, excluded, first
+    actions). A log split by student is read here: `_first_responses` reads them one part ahead
+    (ktirt/read_ahead.py), so part k + 1 is read back, checked for duplicates and grouped on the second core while
+    part k's events are built."""
+    if action_log.streamed is not None:
+        for visits in action_log.streamed.parts():  # usable only, counted as they were read
+            yield visits, action_log.streamed.joined, np.arange(len(visits.log)), ({}, {}, {})
+        return
     for rows in action_log.parts.parts():
         part_dropped: dict[str, int] = {}
         part_excluded: dict[str, int] = {}
         visits = read_visits(rows, action_log.path, action_log.factor, part_dropped, part_excluded)
         del rows  # freed, not given back: the next step reuses its pages (_first_responses gives back once a part)
-        yield visits, part_dropped, part_excluded
-        del visits
-
-
-def _join_details(visits: Visits, details: Details, problems: Problems) -> _Joined:
-    """Join the assignment logs to their students and the problems to their types."""
-    log_row, prob_row = details.index.rows(visits.log_vals), problems.index.rows(visits.prob_vals)
-    log_student = details.students_of(log_row)
-    ptype = problems.problem_type.take(pa.array(np.maximum(prob_row, 0)))
-    ungraded_type = np.asarray(pc.equal(ptype, UNGRADED_TYPE).fill_null(False)) & (prob_row >= 0)
-    return _Joined(log_row, log_student, prob_row, ptype, ungraded_type)
-
-
-def _usable_visits(visits: Visits, joined: _Joined, dropped: dict, excluded: dict) -> np.ndarray:
-    """Which answered visits become events: ungraded responses are excluded (not an error); visits whose log,
-    student or problem is unknown are dropped, each counted under its first reason."""
-    g_log, g_prob = visits.log, visits.problem
-    ungraded = visits.answered & ((visits.first_act == CODE["open_response"]) | joined.ungraded_type[g_prob])
-    excluded["ungraded_responses"] = int(ungraded.sum())
-    ok = visits.answered & ~ungraded
-    for reason, bad in (
-        ("responses_unknown_assignment_log", joined.log_row[g_log] < 0),
-        ("responses_no_student", joined.log_student[g_log] < 0),
-        ("responses_unknown_problem", joined.prob_row[g_prob] < 0),
-    ):
-        dropped[reason] = int((ok & bad).sum())
-        ok &= ~bad
-    return ok
+        joined = join_details(visits, details, problems)
+        sel = np.flatnonzero(usable_visits(visits, joined, part_dropped, part_excluded))
+        counts = np.bincount(visits.first_act[sel], minlength=len(FIRST_ACTIONS))
+        yield visits, joined, sel, (part_dropped, part_excluded, dict(zip(FIRST_ACTIONS, counts.tolist())))
+        del visits, joined
 
 
 def item_text_embeddings(raw_dir: str | Path) -> tuple[list[str], np.ndarray] | None:

@@ -27,6 +27,12 @@ class KeyIndex:
         self.hashes, self.sorted = hashes[order], values[order]
         self.order = order.astype(np.int32 if len(values) < 2**31 else np.int64)
 
+    def keys(self) -> pa.Array:
+        """The keys, in row order (as text)."""
+        by_row = np.empty_like(self.sorted)
+        by_row[self.order] = self.sorted
+        return pa.array(by_row, pa.binary()).cast(pa.string())
+
     def rows(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Row in `keys` of each value (-1 where absent or null). A dictionary array's dictionary is searched, each
         value once: a caller whose ids repeat (a unit test's log on each of its problems, its in-unit logs on each of

@@ -24,12 +24,17 @@ def _column_codes(column: pa.Array) -> np.ndarray:
     if pa.types.is_dictionary(column.type):
         return _filled(column.indices, -1)
     if pa.types.is_floating(column.type):
-        values = _filled(column, np.nan).astype(np.float64, copy=False)
-        return np.where(np.isnan(values), np.nan, values + 0.0).view(np.int64)  # one NaN, and -0.0 == 0.0
+        return float_codes(_filled(column, np.nan))
     if pa.types.is_integer(column.type):
         signed = column.cast(pa.int64()) if pa.types.is_unsigned_integer(column.type) else column
         return _filled(signed, np.iinfo(np.int64).min)
     return _column_codes(column.dictionary_encode())
+
+
+def float_codes(values: np.ndarray) -> np.ndarray:
+    """One 64-bit value per float (NaN: missing), equal exactly where the values are: one NaN, and -0.0 == 0.0."""
+    values = values.astype(np.float64, copy=False)
+    return np.where(np.isnan(values), np.nan, values + 0.0).view(np.int64)
 
 
 def _filled(column: pa.Array, null) -> np.ndarray:
@@ -41,10 +46,10 @@ def _filled(column: pa.Array, null) -> np.ndarray:
 
 
 def _row_hashes(table: pa.Table) -> np.ndarray:
-    """A 64-bit hash of every row (h = h * P + code, column after column), chunk by chunk. A chunk's codes must be
-    the column's: numbers are their own codes and a dictionary column's chunks share one dictionary (unified), and
-    text is dictionary-encoded as one column, whose chunks then share one dictionary (encoded a chunk at a time,
-    one value had a code per chunk, and a row repeated in another block of a large file went unseen)."""
+    """A 64-bit hash of every row (hashed_codes), chunk by chunk. A chunk's codes must be the column's: numbers are
+    their own codes and a dictionary column's chunks share one dictionary (unified), and text is dictionary-encoded
+    as one column, whose chunks then share one dictionary (encoded a chunk at a time, one value had a code per
+    chunk, and a row repeated in another block of a large file went unseen)."""
     h = np.zeros(table.num_rows, np.int64)  # integer arrays wrap around on overflow
     for column in table.columns:
         h *= _P
@@ -57,6 +62,23 @@ def _row_hashes(table: pa.Table) -> np.ndarray:
     return h
 
 
+def hashed_codes(codes: list[np.ndarray]) -> np.ndarray:
+    """A 64-bit hash of every row given its columns' codes (h = h * P + code, column after column): rows with equal
+    codes have equal hashes."""
+    h = np.zeros(len(codes[0]) if codes else 0, np.int64)  # integer arrays wrap around on overflow
+    for code in codes:
+        h *= _P
+        h += code
+    return h
+
+
+def repeated_hashes(h: np.ndarray) -> np.ndarray:
+    """Positions of the rows whose hash another row shares: the only candidates to repeat a row exactly."""
+    ordered = np.sort(h)
+    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
+    return np.flatnonzero(np.isin(h, repeated)) if len(repeated) else np.zeros(0, np.int64)
+
+
 def duplicate_rows(table: pa.Table) -> np.ndarray:
     """Positions of the rows that repeat an earlier row exactly (every column equal). Dictionary columns must
     share one dictionary across chunks (Table.unify_dictionaries). Plain text columns (a file read in parts
@@ -65,16 +87,18 @@ def duplicate_rows(table: pa.Table) -> np.ndarray:
     if table.num_rows < 2:
         return np.zeros(0, np.int64)
     hashed = [c for c, kind in zip(table.column_names, table.schema.types) if _has_codes(kind)]
-    h = _row_hashes(table.select(hashed) if hashed else table)
-    ordered = np.sort(h)
-    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-    if not len(repeated):
-        return np.zeros(0, np.int64)
-    # the exact check, on the few rows whose hashes repeat
-    candidates = np.flatnonzero(np.isin(h, repeated))
-    taken = table.take(pa.array(candidates)).combine_chunks()
+    candidates = repeated_hashes(_row_hashes(table.select(hashed) if hashed else table))
+    if not len(candidates):
+        return candidates
+    return candidates[repeats_among(table.take(pa.array(candidates)))]
+
+
+def repeats_among(rows: pa.Table) -> np.ndarray:
+    """Which of `rows` repeat an earlier one of them exactly, every column compared (a mask): the exact check, on
+    the few rows whose hashes repeat."""
+    taken = rows.combine_chunks()
     exact = pd.DataFrame({i: _column_codes(c.chunk(0)) for i, c in enumerate(taken.columns) if c.num_chunks})
-    return candidates[exact.duplicated(keep="first").to_numpy()]
+    return exact.duplicated(keep="first").to_numpy()
 
 
 def _has_codes(kind: pa.DataType) -> bool:
