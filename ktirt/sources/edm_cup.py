@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -24,7 +25,7 @@ import pyarrow.compute as pc
 from ktirt.errors import InputError
 from ktirt.events import sort_events
 from ktirt.heap import heap_trimmed
-from ktirt.read_ahead import read_ahead, started
+from ktirt.read_ahead import mapped_ahead, read_ahead, started
 from ktirt.sources.canonical import SourceTables, events_table
 from ktirt.sources.csv_parts import CsvParts
 from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, ACTIONS, CODE, FIRST_ACTIONS, ID_COLUMNS, NEVER, Visits,
@@ -167,16 +168,19 @@ def _first_responses(action_log: _ActionLog, details: Details, problems: Problem
     """Per part of the action log, one event per visit (ktirt.sources.edm_actions) whose first action is a graded
     response or a help request, in the events' order; the counts (dropped, excluded, first actions) add up part
     after part (a log read in one pass counted them all as it was read)."""
-    streamed, n_events = action_log.streamed, 0
-    n_rows = streamed.n_action_rows if streamed else 0
+    streamed, counts = action_log.streamed, (dropped, tables.excluded, tables.first_actions)
+    n_rows, n_events = (streamed.n_action_rows if streamed else 0), 0
+    usable = _usable_of_parts(action_log, details, problems)
     if streamed:
-        _add_counts((dropped, tables.excluded, tables.first_actions),
-                    (streamed.dropped, streamed.excluded, dict(zip(FIRST_ACTIONS, streamed.first_actions.tolist()))))
-    for visits, joined, sel, counts in read_ahead(_usable_of_parts(action_log, details, problems)):
-        _add_counts((dropped, tables.excluded, tables.first_actions), counts)
-        events = _events(visits, joined, problems, details, sel, streamed.ranks if streamed else None)
-        n_rows, n_events = n_rows + visits.n_action_rows, n_events + events.num_rows
-        del visits, joined, sel
+        _add_counts(counts, (streamed.dropped, streamed.excluded,
+                             dict(zip(FIRST_ACTIONS, streamed.first_actions.tolist()))))
+        # its parts are only read from disk: their events are built two parts at a time, one on each core
+        parts = mapped_ahead(partial(_part_events, details=details, problems=problems, ranks=streamed.ranks), usable)
+    else:  # part k + 1 read back, checked for duplicates and grouped on the second core while part k's events are built
+        parts = map(partial(_part_events, details=details, problems=problems, ranks=None), read_ahead(usable))
+    for events, part_counts, part_rows in parts:
+        _add_counts(counts, part_counts)
+        n_rows, n_events = n_rows + part_rows, n_events + events.num_rows
         yield events
         del events
         # freed memory given back once a part, here: after each step of a part (reading back, the duplicate
@@ -185,6 +189,13 @@ def _first_responses(action_log: _ActionLog, details: Details, problems: Problem
         heap_trimmed()
     action_log.read = True
     log.info("%s: %d action rows -> %d first-response events", action_log.path.name, n_rows, n_events)
+
+
+def _part_events(usable: tuple[Visits, Joined, np.ndarray, tuple[dict, ...]], details: Details, problems: Problems,
+                 ranks: Ranks | None) -> tuple[pa.Table, tuple[dict, ...], int]:
+    """A part's events (`usable`: an item of _usable_of_parts), with its counts and its action rows read."""
+    visits, joined, sel, part_counts = usable
+    return _events(visits, joined, problems, details, sel, ranks), part_counts, visits.n_action_rows
 
 
 def _add_counts(totals: tuple[dict, ...], more: tuple[dict, ...]) -> None:

@@ -85,9 +85,10 @@ class StreamedVisits:
             for file in self.files:
                 rec = np.fromfile(file, VISIT) if file.exists() else np.zeros(0, VISIT)
                 file.unlink(missing_ok=True)
-                yield Visits(0, rec["log"], rec["problem"], self.log_vals, self.prob_vals, rec["start"],
-                             rec["first_ts"], rec["first_act"], np.ones(len(rec), bool), rec["hint_count"],
-                             rec["attempt_count"], rec["help_requested"])
+                field = {name: np.ascontiguousarray(rec[name]) for name in VISIT.names}  # gathered from at random
+                yield Visits(0, field["log"], field["problem"], self.log_vals, self.prob_vals, field["start"],
+                             field["first_ts"], field["first_act"], np.ones(len(rec), bool), field["hint_count"],
+                             field["attempt_count"], field["help_requested"])
                 del rec
         finally:
             self.folder.cleanup()

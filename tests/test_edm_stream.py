@@ -1,0 +1,102 @@
+"""EDM Cup's action log read in one pass (ktirt.sources.edm_stream): where each assignment log's rows lie together,
+the tables and every count are those of the split by student (ktirt.sources.csv_parts), whatever the parser's
+block and the part sizes; where they do not (a log met again, a blank or unknown log) the file is split instead,
+and nothing of the pass is left behind."""
+
+import logging
+import shutil
+import tempfile
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from ktirt.sources import edm_cup, tables
+from ktirt.sources.edm_stream import NotStreamable
+
+COUNTS = ("dropped", "excluded", "first_actions", "reading", "features")
+
+
+@pytest.fixture(scope="module")
+def dirty_in_runs(tiny_raw, tmp_path_factory):
+    """The tiny simulation with, each inside its log's own rows: exact duplicates right after their originals, rows
+    that repeat another but for a column read only for the duplicate rule or for a log id written with a space
+    (the same log, not the same row), blank actions and times, problems blank or not in problem_details."""
+    raw = tmp_path_factory.mktemp("stream") / "raw"
+    shutil.copytree(tiny_raw, raw)
+    rows = pd.read_csv(raw / "action_logs.csv", dtype=str, keep_default_na=False)
+    rng = np.random.default_rng(1)
+    exact, hint, spaced = (rows.iloc[rng.choice(len(rows), n, replace=False)] for n in (40, 10, 10))
+    rows = pd.concat([rows, exact, hint.assign(hint_id="H0"),
+                      spaced.assign(assignment_log_id=spaced["assignment_log_id"] + " ")])
+    rows = rows.sort_index(kind="stable").reset_index(drop=True)  # each copy right after its original
+    for column, value, n in (("action", "", 5), ("timestamp", "", 5), ("problem_id", "NO_SUCH_PROBLEM", 12),
+                             ("problem_id", "", 3)):
+        rows.loc[rng.choice(len(rows), n, replace=False), column] = value
+    rows.to_csv(raw / "action_logs.csv", index=False)
+    return raw
+
+
+def _loaded(raw, part_bytes, stream: bool, monkeypatch) -> tuple[list[pa.Table], list[pa.Table], object]:
+    with monkeypatch.context() as m:
+        if not stream:
+            m.setattr(edm_cup, "stream_visits", _refused)
+        t = edm_cup.load(raw, part_bytes=part_bytes)
+        return list(t.event_parts()), list(t.unit_test_parts()), t
+
+
+def _refused(*args):
+    raise NotStreamable("refused by the test")
+
+
+@pytest.mark.parametrize("block_bytes", [None, 4 << 10], ids=["one block", "logs across blocks"])
+@pytest.mark.parametrize("parts", [1, 6], ids=["one part", "six parts"])
+def test_one_pass_gives_what_the_split_gives(dirty_in_runs, monkeypatch, caplog, block_bytes, parts):
+    if block_bytes:
+        monkeypatch.setattr(tables, "BLOCK_BYTES", block_bytes)
+    part_bytes = -(-(dirty_in_runs / "action_logs.csv").stat().st_size // parts)
+    with caplog.at_level(logging.INFO):
+        events, unit_tests, streamed = _loaded(dirty_in_runs, part_bytes, True, monkeypatch)
+    assert "not read in one pass" not in caplog.text, "this file is read in one pass"
+    split_events, split_unit_tests, split = _loaded(dirty_in_runs, part_bytes, False, monkeypatch)
+    assert len(events) == parts and len(split_events) == parts + 1  # the split's last: rows of no known student
+    assert split_events[-1].num_rows == 0
+    for a, b in zip(events, split_events):
+        assert a.equals(b)
+    for a, b in zip(unit_tests, split_unit_tests):
+        assert a.equals(b)
+    for counts in COUNTS:
+        assert getattr(streamed, counts) == getattr(split, counts), counts
+        assert list(getattr(streamed, counts)) == list(getattr(split, counts)), f"{counts}: same order in the metrics"
+    dropped = streamed.dropped
+    assert dropped["duplicate_rows"] == 40 and dropped["responses_unknown_problem"] > 0
+    assert dropped["action_rows_no_action"] == 5 and dropped["action_rows_no_problem"] > 0
+
+
+def _moved_row(rows):
+    """One row of the first log moved to the end of the file: that log's rows are no longer together."""
+    return pd.concat([rows.drop(index=1), rows.iloc[[1]]])
+
+
+@pytest.mark.parametrize("change", [
+    _moved_row,
+    lambda rows: rows.assign(assignment_log_id=rows["assignment_log_id"].mask(rows.index == 300, "")),
+    lambda rows: rows.assign(assignment_log_id=rows["assignment_log_id"].mask(rows.index == 300, "NO_SUCH_LOG")),
+], ids=["a log met again", "a blank log", "a log not in assignment_details"])
+def test_a_file_the_one_pass_cannot_read_is_split(tiny_raw, tmp_path, monkeypatch, caplog, change):
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_raw, raw)
+    rows = pd.read_csv(raw / "action_logs.csv", dtype=str, keep_default_na=False)
+    change(rows).to_csv(raw / "action_logs.csv", index=False)
+    monkeypatch.setattr(tables, "BLOCK_BYTES", 4 << 10)  # the pass stops after some blocks, not at the first
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    with caplog.at_level(logging.INFO):
+        events, unit_tests, streamed = _loaded(raw, None, True, monkeypatch)
+    assert "split by student, not read in one pass" in caplog.text
+    split_events, split_unit_tests, split = _loaded(raw, None, False, monkeypatch)
+    assert pa.concat_tables(events).equals(pa.concat_tables(split_events))
+    assert pa.concat_tables(unit_tests).equals(pa.concat_tables(split_unit_tests))
+    for counts in COUNTS:
+        assert getattr(streamed, counts) == getattr(split, counts), counts
+    assert not list(tmp_path.glob("ktirt-*")), "the pass's and the parts' folders are removed"
