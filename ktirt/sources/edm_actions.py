@@ -185,7 +185,9 @@ def _first_actions(rows: _Rows, n_visits: int, excluded: dict) -> dict[str, np.n
     start = np.full(n_visits, NEVER, dtype=np.int64)
     started = act == CODE["problem_started"]
     np.minimum.at(start, group[started], ts[started])
-    cand = (act < len(FIRST_ACTIONS)) & ((start[group] == NEVER) | (ts >= start[group]))
+    own_start = start[group]
+    cand = (act < len(FIRST_ACTIONS)) & ((own_start == NEVER) | (ts >= own_start))
+    del own_start
     first_ts = np.full(n_visits, NEVER, dtype=np.int64)
     np.minimum.at(first_ts, group[cand], ts[cand])
     at_min = cand & (ts == first_ts[group])

@@ -24,6 +24,7 @@ import pyarrow.compute as pc
 
 from ktirt.errors import InputError
 from ktirt.events import sort_codes
+from ktirt.read_ahead import started
 from ktirt.sources.csv_parts import column_types, ledgered_blocks
 from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, FIRST_ACTIONS, Visits, WholeLogChecks, action_lut,
                                        grouped_visits)
@@ -153,6 +154,7 @@ class _Stream:
         self.files = [Path(self.folder.name) / f"part-{k:05d}.visits" for k in range(cut.n)]
         self.handles: dict[int, object] = {}
         self._joined: Joined | None = None
+        self.ids = started(_ids_and_ranks, details, problems)  # while the first blocks are parsed
 
     def add(self, block: pa.RecordBatch) -> None:
         self.checks.add(block)
@@ -182,8 +184,7 @@ class _Stream:
             raise NotStreamable("the first block's timestamps suggested another unit")
         if not self.any_problem_joined:
             raise NotStreamable("no problem in problem_details")
-        log_vals, prob_vals = self.cut.logs.keys(), self.problems.index.keys()
-        ranks = Ranks(sort_codes(log_vals), sort_codes(prob_vals), sort_codes(self.details.student.dictionary))
+        log_vals, prob_vals, ranks = self.ids.result()
         return StreamedVisits(self.folder, self.files, self._joined_all(), log_vals, prob_vals, ranks, self.n_rows,
                               factor, self.dropped, self.excluded, self.first_actions)
 
@@ -251,12 +252,12 @@ class _Stream:
         return keep
 
     def _write(self, visits: Visits, sel: np.ndarray) -> None:
+        part = self.cut.parts(visits.log[sel])
+        order = np.argsort(part, kind="stable")
+        sel, part = sel[order], part[order]
         rec = np.empty(len(sel), VISIT)
         for name in VISIT.names:
             rec[name] = getattr(visits, name)[sel]
-        part = self.cut.parts(rec["log"])
-        order = np.argsort(part, kind="stable")
-        rec, part = rec[order], part[order]
         bounds = np.searchsorted(part, np.arange(self.cut.n + 1))
         for k in np.flatnonzero(np.diff(bounds)):
             if k not in self.handles:
@@ -271,6 +272,12 @@ class _Stream:
             prob_row = np.where(np.arange(n_problems) < n_known, np.arange(n_problems), -1)
             self._joined = joined_rows(np.arange(len(self.seen)), prob_row, self.details, self.problems)
         return self._joined
+
+
+def _ids_and_ranks(details: Details, problems: Problems) -> tuple[pa.Array, pa.Array, Ranks]:
+    """Every assignment log's and problem's id, by row, and the order of those and of the students' ids."""
+    log_vals, prob_vals = details.index.keys(), problems.index.keys()
+    return log_vals, prob_vals, Ranks(sort_codes(log_vals), sort_codes(prob_vals), sort_codes(details.student.dictionary))
 
 
 def _decoded(rows: pa.RecordBatch) -> pa.Table:
