@@ -74,7 +74,7 @@ class StreamedVisits:
     log_vals: pa.Array  # assignment_details' log ids, by row
     prob_vals: pa.Array  # problem_details' problem ids, by row
     ranks: Ranks
-    n_action_rows: int
+    n_action_rows: int  # read, less the exact duplicates
     factor: float
     dropped: dict[str, int]
     excluded: dict[str, int]
@@ -185,8 +185,8 @@ class _Stream:
         if not self.any_problem_joined:
             raise NotStreamable("no problem in problem_details")
         log_vals, prob_vals, ranks = self.ids.result()
-        return StreamedVisits(self.folder, self.files, self._joined_all(), log_vals, prob_vals, ranks, self.n_rows,
-                              factor, self.dropped, self.excluded, self.first_actions)
+        return StreamedVisits(self.folder, self.files, self._joined_all(), log_vals, prob_vals, ranks,
+                              self.n_rows - self.duplicates, factor, self.dropped, self.excluded, self.first_actions)
 
     def close(self) -> None:
         for handle in self.handles.values():
