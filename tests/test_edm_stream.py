@@ -58,8 +58,10 @@ def test_one_pass_gives_what_the_split_gives(dirty_in_runs, monkeypatch, caplog,
     part_bytes = -(-(dirty_in_runs / "action_logs.csv").stat().st_size // parts)
     with caplog.at_level(logging.INFO):
         events, unit_tests, streamed = _loaded(dirty_in_runs, part_bytes, True, monkeypatch)
-    assert "not read in one pass" not in caplog.text, "this file is read in one pass"
-    split_events, split_unit_tests, split = _loaded(dirty_in_runs, part_bytes, False, monkeypatch)
+        assert "not read in one pass" not in caplog.text, "this file is read in one pass"
+        split_events, split_unit_tests, split = _loaded(dirty_in_runs, part_bytes, False, monkeypatch)
+    said = [r.getMessage() for r in caplog.records if "first-response events" in r.getMessage()]
+    assert len(said) == 2 and said[0] == said[1], "the same action rows (duplicates out) and events"
     assert len(events) == parts and len(split_events) == parts + 1  # the split's last: rows of no known student
     assert split_events[-1].num_rows == 0
     for a, b in zip(events, split_events):
