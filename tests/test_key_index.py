@@ -64,3 +64,11 @@ def test_keys_sharing_a_hash_are_told_apart_by_their_bytes(monkeypatch):
         index = KeyIndex(pa.array(keys))
         assert index.rows(pa.array(values)).tolist() == _expected(keys, values)
         assert index.rows(pa.array(values).dictionary_encode()).tolist() == _expected(keys, values)
+
+
+def test_keys_come_back_in_row_order_as_one_array():
+    # past 16 MiB of fixed-width bytes pyarrow makes them two chunks
+    ids = [f"log{i * 7919 % 100003:06d}".ljust(900, "x") for i in range(20000)] + ["é", "a b"]
+    keys = KeyIndex(pa.array(ids)).keys()
+    assert isinstance(keys, pa.StringArray), "one array: a chunked dictionary made every lookup of a part slow"
+    assert keys.to_pylist() == ids

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 from ktirt.errors import InputError
 from ktirt.events import sort_events
 from ktirt.heap import heap_trimmed
-from ktirt.read_ahead import mapped_ahead, read_ahead, started
+from ktirt.read_ahead import read_ahead, started
 from ktirt.sources.canonical import SourceTables, events_table
 from ktirt.sources.csv_parts import CsvParts
 from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, ACTIONS, CODE, FIRST_ACTIONS, ID_COLUMNS, NEVER, Visits,
@@ -63,10 +63,11 @@ def load(raw_dir: str | Path, part_bytes: int | None = None) -> SourceTables:
         details = read_assignment_details(raw / ASSIGNMENT_DETAILS)
         problems = problems.result()
         heap_trimmed()  # what reading them freed (0.27 GiB at 140,000 students): the split starts from what is held
-        action_log = _read_action_log(raw / ACTION_LOGS, details, problems, part_bytes)
-    # split on another thread while the first event part is read back (the caller waits for that part, one core
-    # idle): the files go to disk, only their blocks in flight are held; an error there is raised after the events'
-    unit_test_files = started(_unit_test_files, raw, action_log.cut, ledger)
+        cut = StudentCut(details, _n_parts(raw / ACTION_LOGS, part_bytes))
+        # split on another thread while the action log is read (then only its blocks in flight are held, where beside
+        # the event parts it raised prepare's peak at 140,000 students); an error there is raised after the events'
+        unit_test_files = started(_unit_test_files, raw, cut, ledger)
+        action_log = _read_action_log(raw / ACTION_LOGS, details, problems, cut)
     tables = SourceTables(None, None, {}, excluded, {}, dict.fromkeys(FIRST_ACTIONS, 0), {})
 
     tables.events = _first_responses(action_log, details, problems, dropped, tables)
@@ -150,18 +151,21 @@ class _StudentRoute:
                 raise InputError(f"none of the {len(self.unjoined[column])} {what} appear in {table}", self.path, column)
 
 
-def _read_action_log(path: Path, details: Details, problems: Problems, part_bytes: int | None) -> _ActionLog:
+def _n_parts(path: Path, part_bytes: int | None) -> int:
+    """About one part per `part_bytes` of action log, the nearest count (one without)."""
+    return max(1, round(path.stat().st_size / part_bytes)) if part_bytes and path.exists() else 1
+
+
+def _read_action_log(path: Path, details: Details, problems: Problems, cut: StudentCut) -> _ActionLog:
     """Read action_logs.csv once, a block at a time, checking what must hold over the whole file: into its usable
-    visits by part of students (about one part per `part_bytes` of the file; one without) where each log's rows lie
-    together, else into its rows by part."""
-    n = max(1, -(-path.stat().st_size // part_bytes)) if part_bytes and path.exists() else 1
-    cut = StudentCut(details, n)
+    visits by part of students (`cut`) where each log's rows lie together, else into its rows by part."""
     try:
         streamed = stream_visits(path, details, problems, cut, current_ledger())
+        heap_trimmed()  # what the pass freed: the parts start from what is held
         return _ActionLog(path, streamed.factor, cut, streamed=streamed)
     except NotStreamable as exc:
         log.info("%s: split by student, not read in one pass: %s", path.name, exc)
-    parts = CsvParts(path, ACTION_LOG_COLUMNS, ID_COLUMNS, n + 1)
+    parts = CsvParts(path, ACTION_LOG_COLUMNS, ID_COLUMNS, cut.n + 1)
     route = _StudentRoute(path, cut, problems)
     parts.split(route, forms={"timestamp": NUMBER_FORM})
     factor = route.checks.unit(path)
@@ -180,10 +184,11 @@ def _first_responses(action_log: _ActionLog, details: Details, problems: Problem
     if streamed:
         _add_counts(counts, (streamed.dropped, streamed.excluded,
                              dict(zip(FIRST_ACTIONS, streamed.first_actions.tolist()))))
-        # its parts are only read from disk: their events are built two parts at a time, one on each core
-        parts = mapped_ahead(partial(_part_events, details=details, problems=problems, ranks=streamed.ranks), usable)
-    else:  # part k + 1 read back, checked for duplicates and grouped on the second core while part k's events are built
-        parts = map(partial(_part_events, details=details, problems=problems, ranks=None), read_ahead(usable))
+    # a log split by student: part k + 1 read back, checked for duplicates and grouped on the second core while part
+    # k's events are built. A streamed log's parts are only read from disk: their events are built here (built
+    # ahead, or two at a time, more parts were held at once, for no time saved: docs/PERFORMANCE_HISTORY.md)
+    parts = map(partial(_part_events, details=details, problems=problems, ranks=streamed.ranks if streamed else None),
+                usable if streamed else read_ahead(usable))
     for events, part_counts, part_rows in parts:
         _add_counts(counts, part_counts)
         n_rows, n_events = n_rows + part_rows, n_events + events.num_rows

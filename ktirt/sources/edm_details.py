@@ -85,7 +85,7 @@ class StudentCut:
         codes = details.student.indices.fill_null(-1).to_numpy(zero_copy_only=False)
         self.n, self.logs = n, details.index
         # the last entry answers row -1 (no such log): part n
-        self.part_of_row = np.append(np.where(codes >= 0, part_of_student[np.maximum(codes, 0)], n), n)
+        self.part_of_row = np.append(np.where(codes >= 0, part_of_student[np.maximum(codes, 0)], n), n).astype(np.int32)
 
     def parts(self, rows: np.ndarray) -> np.ndarray:
         """The part of each assignment_details row (`rows`, as `logs.rows` gives them: -1 for a log not there)."""

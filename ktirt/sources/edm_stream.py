@@ -14,7 +14,7 @@ Memory is the blocks being parsed, the run of the log a block ends in, and the v
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Iterator
 
@@ -270,14 +270,17 @@ class _Stream:
         if self._joined is None or len(self._joined.prob_row) != n_problems:
             n_known = len(self.problems.problem_type)
             prob_row = np.where(np.arange(n_problems) < n_known, np.arange(n_problems), -1)
-            self._joined = joined_rows(np.arange(len(self.seen)), prob_row, self.details, self.problems)
+            joined = joined_rows(np.arange(len(self.seen)), prob_row, self.details, self.problems)
+            # every log is in assignment_details (_coded): its row need not be held, per log, while the parts are made
+            self._joined = replace(joined, log_row=np.broadcast_to(np.int32(0), len(self.seen)))
         return self._joined
 
 
 def _ids_and_ranks(details: Details, problems: Problems) -> tuple[pa.Array, pa.Array, Ranks]:
     """Every assignment log's and problem's id, by row, and the order of those and of the students' ids."""
     log_vals, prob_vals = details.index.keys(), problems.index.keys()
-    return log_vals, prob_vals, Ranks(sort_codes(log_vals), sort_codes(prob_vals), sort_codes(details.student.dictionary))
+    ranks = (sort_codes(ids).astype(np.int32) for ids in (log_vals, prob_vals, details.student.dictionary))
+    return log_vals, prob_vals, Ranks(*ranks)  # int32: held per log while the parts are made
 
 
 def _decoded(rows: pa.RecordBatch) -> pa.Table:

@@ -31,7 +31,8 @@ class KeyIndex:
         """The keys, in row order (as text)."""
         by_row = np.empty_like(self.sorted)
         by_row[self.order] = self.sorted
-        return pa.array(by_row, pa.binary()).cast(pa.string())
+        keys = pa.array(by_row, pa.binary())  # from numpy's fixed-width bytes pyarrow may give chunks: one array
+        return (keys.combine_chunks() if isinstance(keys, pa.ChunkedArray) else keys).cast(pa.string())
 
     def rows(self, values: pa.Array | pa.ChunkedArray) -> np.ndarray:
         """Row in `keys` of each value (-1 where absent or null). A dictionary array's dictionary is searched, each
