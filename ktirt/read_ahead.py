@@ -6,8 +6,7 @@ caller routes the current one. Items, and the producer's exception if it raises,
 order, so the results are those of the plain loop; at most `ahead` items are made before the caller asks for
 them (memory: the caller's item and `ahead` more). `mapped_ahead` does the same for independent items, several
 threads at a time: the segments of a large CSV (ktirt/sources/csv_segments.py). `started` begins one call on
-another thread, for work the caller needs only later; `Behind` makes calls in order on a thread of its own while
-the caller goes on (prepare's digests of the parts it writes).
+another thread, for work the caller needs only later.
 """
 
 from __future__ import annotations
@@ -86,32 +85,3 @@ def started(function: Callable[..., R], *args) -> Future:
         return pool.submit(function, *args)
     finally:
         pool.shutdown(wait=False)
-
-
-class Behind:
-    """Calls made in order on a thread of its own, one in flight, while the caller goes on: `behind(function, *args)`
-    waits for the call before (raising its error there) and begins this one; `wait()` waits for the last. Use it as
-    a context manager, so the thread ends with the block."""
-
-    def __init__(self):
-        self.pool = ThreadPoolExecutor(1, thread_name_prefix="behind")
-        self.in_flight: Future | None = None
-
-    def __call__(self, function: Callable[..., object], *args) -> None:
-        self.wait()
-        self.in_flight = self.pool.submit(function, *args)
-
-    def wait(self) -> None:
-        if self.in_flight is not None:
-            in_flight, self.in_flight = self.in_flight, None
-            in_flight.result()
-
-    def __enter__(self) -> Behind:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        try:
-            if exc[0] is None:
-                self.wait()
-        finally:
-            self.pool.shutdown()

@@ -22,7 +22,6 @@ from ktirt.events import summarize
 from ktirt.events_digest import EventsDigest
 from ktirt.heap import heap_reused
 from ktirt.io import parquet_parts, write_json, write_parquet
-from ktirt.read_ahead import Behind
 from ktirt.settings import DataSettings
 from ktirt.shape import shape
 from ktirt.sources import add_catalogs, described_ahead, load_source
@@ -49,18 +48,16 @@ def main(params_path: str, out_dir: str, metrics_path: str) -> None:
     digest = EventsDigest(future_after_ms())
     unit_tests = UnitTestsDigest(digest)
     with (parquet_parts(f"{out_dir}/events.parquet", behind=True) as write_events,
-          parquet_parts(f"{out_dir}/unit_tests.parquet", behind=True) as write_unit_tests, heap_reused(),
-          Behind() as digested):
+          parquet_parts(f"{out_dir}/unit_tests.parquet", behind=True) as write_unit_tests, heap_reused()):
         tables = load_source(data["source"], data["raw_dir"], part_bytes=part_mb << 20)
         described = described_ahead(data["source"], data["raw_dir"]) if tables.items is None else None
         for parts, add, write in ((tables.event_parts, digest.add, write_events),
                                   (tables.unit_test_parts, unit_tests.add, write_unit_tests)):
             for part in parts():
-                digested(add, part)  # in order, on a thread of its own, while the source makes the next part
+                add(part)
                 write(part)
                 del part  # else the loop holds this part while the source reads the next (and gives back its memory)
             write(None)  # the last rows written (behind) while the next table is read
-        digested.wait()
         if tables.items is None:
             add_catalogs(tables, data["source"], data["raw_dir"], digest, unit_tests, described)
         metrics = summarize(digest, unit_tests) | {

@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from ktirt.read_ahead import Behind, mapped_ahead, read_ahead
+from ktirt.read_ahead import mapped_ahead, read_ahead
 
 
 def test_the_items_of_the_plain_loop_in_order():
@@ -108,26 +108,3 @@ def test_mapped_ahead_raises_an_items_error_after_the_results_before_it():
         for k in mapped_ahead(work, range(10)):
             seen.append(k)
     assert seen == [0, 1, 2, 3, 4]
-
-
-def test_behind_makes_the_calls_in_order_one_at_a_time_and_raises_their_error():
-    seen, running = [], []
-
-    def slow(k):
-        running.append(k)
-        assert len(running) == 1, "one call in flight"
-        time.sleep(0.01)
-        seen.append(k)
-        running.remove(k)
-        if k == 3:
-            raise ValueError("three")
-
-    with Behind() as behind:
-        for k in range(3):
-            behind(slow, k)
-        behind.wait()
-        assert seen == [0, 1, 2]
-        behind(slow, 3)
-        with pytest.raises(ValueError, match="three"):
-            behind(slow, 4)
-    assert seen == [0, 1, 2, 3]
