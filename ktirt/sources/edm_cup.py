@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 from concurrent.futures import Future
 from dataclasses import dataclass
-from functools import partial
 from pathlib import Path
 from typing import Iterator
 
@@ -187,11 +186,11 @@ def _first_responses(action_log: _ActionLog, details: Details, problems: Problem
     # a log split by student: part k + 1 read back, checked for duplicates and grouped on the second core while part
     # k's events are built. A streamed log's parts are only read from disk: their events are built here (built
     # ahead, or two at a time, more parts were held at once, for no time saved: docs/PERFORMANCE_HISTORY.md)
-    parts = map(partial(_part_events, details=details, problems=problems, ranks=streamed.ranks if streamed else None),
-                usable if streamed else read_ahead(usable))
-    for events, part_counts, part_rows in parts:
+    for visits, joined, sel, part_counts in (usable if streamed else read_ahead(usable)):
         _add_counts(counts, part_counts)
-        n_rows, n_events = n_rows + part_rows, n_events + events.num_rows
+        events = _events(visits, joined, problems, details, sel, streamed.ranks if streamed else None)
+        n_rows, n_events = n_rows + visits.n_action_rows, n_events + events.num_rows
+        del visits, joined, sel
         yield events
         del events
         # freed memory given back once a part, here: after each step of a part (reading back, the duplicate
@@ -200,13 +199,6 @@ def _first_responses(action_log: _ActionLog, details: Details, problems: Problem
         heap_trimmed()
     action_log.read = True
     log.info("%s: %d action rows -> %d first-response events", action_log.path.name, n_rows, n_events)
-
-
-def _part_events(usable: tuple[Visits, Joined, np.ndarray, tuple[dict, ...]], details: Details, problems: Problems,
-                 ranks: Ranks | None) -> tuple[pa.Table, tuple[dict, ...], int]:
-    """A part's events (`usable`: an item of _usable_of_parts), with its counts and its action rows read."""
-    visits, joined, sel, part_counts = usable
-    return _events(visits, joined, problems, details, sel, ranks), part_counts, visits.n_action_rows
 
 
 def _add_counts(totals: tuple[dict, ...], more: tuple[dict, ...]) -> None:

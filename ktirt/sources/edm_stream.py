@@ -87,10 +87,10 @@ class StreamedVisits:
                 rec = np.fromfile(file, VISIT) if file.exists() else np.zeros(0, VISIT)
                 file.unlink(missing_ok=True)
                 field = {name: np.ascontiguousarray(rec[name]) for name in VISIT.names}  # gathered from at random
-                yield Visits(0, field["log"], field["problem"], self.log_vals, self.prob_vals, field["start"],
-                             field["first_ts"], field["first_act"], np.ones(len(rec), bool), field["hint_count"],
-                             field["attempt_count"], field["help_requested"])
                 del rec
+                yield Visits(0, field["log"], field["problem"], self.log_vals, self.prob_vals, field["start"],
+                             field["first_ts"], field["first_act"], np.ones(len(field["log"]), bool),
+                             field["hint_count"], field["attempt_count"], field["help_requested"])
         finally:
             self.folder.cleanup()
 
