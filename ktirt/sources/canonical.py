@@ -64,6 +64,13 @@ class SourceTables:
         return self
 
 
+def add_counts(totals: tuple[dict, ...], more: tuple[dict, ...]) -> None:
+    """Add each of `more`'s counts (a part's, by name) to the one in the same place in `totals`, new names after
+    the others, in the order met."""
+    for total, add in zip(totals, more):
+        total.update({k: total.get(k, 0) + int(v) for k, v in add.items()})
+
+
 def events_table(columns: dict[str, object], ordered: bool = False) -> pa.Table:
     """Build events.parquet from column arrays, in the contract's schema and row order (`ordered`: the rows are
     in that order already, sort_events' as the caller computed it)."""

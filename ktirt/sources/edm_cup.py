@@ -25,7 +25,7 @@ from ktirt.errors import InputError
 from ktirt.events import sort_events
 from ktirt.heap import heap_trimmed
 from ktirt.read_ahead import read_ahead, started
-from ktirt.sources.canonical import SourceTables, events_table
+from ktirt.sources.canonical import SourceTables, add_counts, events_table
 from ktirt.sources.csv_parts import CsvParts
 from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, ACTIONS, CODE, FIRST_ACTIONS, ID_COLUMNS, NEVER, Visits,
                                        WholeLogChecks, read_visits)
@@ -181,13 +181,13 @@ def _first_responses(action_log: _ActionLog, details: Details, problems: Problem
     n_rows, n_events = (streamed.n_action_rows if streamed else 0), 0
     usable = _usable_of_parts(action_log, details, problems)
     if streamed:
-        _add_counts(counts, (streamed.dropped, streamed.excluded,
+        add_counts(counts, (streamed.dropped, streamed.excluded,
                              dict(zip(FIRST_ACTIONS, streamed.first_actions.tolist()))))
     # a log split by student: part k + 1 read back, checked for duplicates and grouped on the second core while part
     # k's events are built. A streamed log's parts are only read from disk: their events are built here (built
     # ahead, or two at a time, more parts were held at once, for no time saved: docs/PERFORMANCE_HISTORY.md)
     for visits, joined, sel, part_counts in (usable if streamed else read_ahead(usable)):
-        _add_counts(counts, part_counts)
+        add_counts(counts, part_counts)
         events = _events(visits, joined, problems, details, sel, streamed.ranks if streamed else None)
         n_rows, n_events = n_rows + visits.n_action_rows, n_events + events.num_rows
         del visits, joined, sel
@@ -199,11 +199,6 @@ def _first_responses(action_log: _ActionLog, details: Details, problems: Problem
         heap_trimmed()
     action_log.read = True
     log.info("%s: %d action rows -> %d first-response events", action_log.path.name, n_rows, n_events)
-
-
-def _add_counts(totals: tuple[dict, ...], more: tuple[dict, ...]) -> None:
-    for total, add in zip(totals, more):
-        total.update({k: total.get(k, 0) + int(v) for k, v in add.items()})
 
 
 def _events(visits: Visits, joined: Joined, problems: Problems, details: Details, sel: np.ndarray,

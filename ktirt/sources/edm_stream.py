@@ -25,11 +25,12 @@ import pyarrow.compute as pc
 from ktirt.errors import InputError
 from ktirt.events import sort_codes
 from ktirt.read_ahead import started
+from ktirt.sources.canonical import add_counts
 from ktirt.sources.csv_parts import column_types, ledgered_blocks
 from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, FIRST_ACTIONS, Visits, WholeLogChecks, action_lut,
                                        grouped_visits)
 from ktirt.sources.edm_details import Details, Problems, StudentCut
-from ktirt.sources.edm_visits import Joined, joined_rows, usable_visits
+from ktirt.sources.edm_visits import Joined, problems_joined, usable_visits
 from ktirt.sources.ids import normalise_ids
 from ktirt.sources.rows import float_codes, hashed_codes, repeated_hashes, repeats_among
 from ktirt.sources.tables import Ledger, warn_duplicates
@@ -153,7 +154,10 @@ class _Stream:
         self.folder = tempfile.TemporaryDirectory(prefix="ktirt-visits-")
         self.files = [Path(self.folder.name) / f"part-{k:05d}.visits" for k in range(cut.n)]
         self.handles: dict[int, object] = {}
-        self._joined: Joined | None = None
+        # every log is in assignment_details (_coded), so its row is not held; a visit's codes are rows of the tables
+        n_logs = len(details.student)
+        self.joined = Joined(np.broadcast_to(np.int32(0), n_logs), details.students_of(np.arange(n_logs)),
+                             **problems_joined(np.arange(len(problems.problem_type)), problems))
         self.ids = started(_ids_and_ranks, details, problems)  # while the first blocks are parsed
 
     def add(self, block: pa.RecordBatch) -> None:
@@ -185,7 +189,7 @@ class _Stream:
         if not self.any_problem_joined:
             raise NotStreamable("no problem in problem_details")
         log_vals, prob_vals, ranks = self.ids.result()
-        return StreamedVisits(self.folder, self.files, self._joined_all(), log_vals, prob_vals, ranks,
+        return StreamedVisits(self.folder, self.files, self.joined, log_vals, prob_vals, ranks,
                               self.n_rows - self.duplicates, factor, self.dropped, self.excluded, self.first_actions)
 
     def close(self) -> None:
@@ -201,10 +205,13 @@ class _Stream:
         problems = normalise_ids(block["problem_id"], self.path, "problem_id")
         prob_row = self.problems.index.rows(problems.dictionary)
         self.any_problem_joined |= bool((prob_row >= 0).any())
-        n_known = len(self.problems.problem_type)
+        n_known, n_unknown = len(self.problems.problem_type), len(self.unknown_problems)
         for i in np.flatnonzero(prob_row < 0):  # an unknown problem: a code of its own, its visits counted
             prob_row[i] = n_known + self.unknown_problems.setdefault(problems.dictionary[i].as_py(),
                                                                      len(self.unknown_problems))
+        if len(self.unknown_problems) > n_unknown:  # the new codes join no problem
+            codes = np.arange(n_known + len(self.unknown_problems))
+            self.joined = replace(self.joined, **problems_joined(np.where(codes < n_known, codes, -1), self.problems))
         actions = block["action"]
         names = actions.dictionary.to_pylist()
         name_code = np.array([self.action_names.setdefault(a, len(self.action_names)) for a in names] + [-1])
@@ -229,10 +236,9 @@ class _Stream:
         excluded: dict[str, int] = {}
         fields = grouped_visits(log, problem, act, in_unit(ts, self.factor or 1.0), dropped, excluded)
         visits = Visits(len(log), log_vals=None, prob_vals=None, **fields)
-        sel = np.flatnonzero(usable_visits(visits, self._joined_all(), dropped, excluded))
+        sel = np.flatnonzero(usable_visits(visits, self.joined, dropped, excluded))
         self.first_actions += np.bincount(visits.first_act[sel], minlength=len(FIRST_ACTIONS))
-        for totals, more in ((self.dropped, dropped), (self.excluded, excluded)):
-            totals.update({k: totals.get(k, 0) + v for k, v in more.items()})
+        add_counts((self.dropped, self.excluded), (dropped, excluded))
         self._write(visits, sel)
 
     def _not_repeated(self, pieces: list[_Coded], h: np.ndarray) -> np.ndarray | None:
@@ -263,17 +269,6 @@ class _Stream:
             if k not in self.handles:
                 self.handles[k] = open(self.files[k], "wb")
             rec[bounds[k]:bounds[k + 1]].tofile(self.handles[k])
-
-    def _joined_all(self) -> Joined:
-        """Every log and problem joined (a visit's codes are their rows), unknown problems past the known ones."""
-        n_problems = len(self.problems.problem_type) + len(self.unknown_problems)
-        if self._joined is None or len(self._joined.prob_row) != n_problems:
-            n_known = len(self.problems.problem_type)
-            prob_row = np.where(np.arange(n_problems) < n_known, np.arange(n_problems), -1)
-            joined = joined_rows(np.arange(len(self.seen)), prob_row, self.details, self.problems)
-            # every log is in assignment_details (_coded): its row need not be held, per log, while the parts are made
-            self._joined = replace(joined, log_row=np.broadcast_to(np.int32(0), len(self.seen)))
-        return self._joined
 
 
 def _ids_and_ranks(details: Details, problems: Problems) -> tuple[pa.Array, pa.Array, Ranks]:

@@ -40,10 +40,14 @@ def join_details(visits: Visits, details: Details, problems: Problems) -> Joined
 
 def joined_rows(log_row: np.ndarray, prob_row: np.ndarray, details: Details, problems: Problems) -> Joined:
     """The join, given each log code's row in assignment_details and each problem code's in problem_details."""
-    log_student = details.students_of(log_row)
+    return Joined(log_row, details.students_of(log_row), **problems_joined(prob_row, problems))
+
+
+def problems_joined(prob_row: np.ndarray, problems: Problems) -> dict[str, np.ndarray | pa.Array]:
+    """Joined's problem fields, given each problem code's row in problem_details (-1: absent)."""
     ptype = problems.problem_type.take(pa.array(np.maximum(prob_row, 0)))
     ungraded_type = np.asarray(pc.equal(ptype, UNGRADED_TYPE).fill_null(False)) & (prob_row >= 0)
-    return Joined(log_row, log_student, prob_row, ptype, ungraded_type)
+    return {"prob_row": prob_row, "ptype": ptype, "ungraded_type": ungraded_type}
 
 
 def usable_visits(visits: Visits, joined: Joined, dropped: dict, excluded: dict) -> np.ndarray:

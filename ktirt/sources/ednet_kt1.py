@@ -38,7 +38,7 @@ import pyarrow.compute as pc
 from ktirt.errors import InputError
 from ktirt.events import sort_codes
 from ktirt.heap import heap_trimmed
-from ktirt.sources.canonical import SourceTables, events_table, unit_tests_table
+from ktirt.sources.canonical import SourceTables, add_counts, events_table, unit_tests_table
 from ktirt.sources.csv_folder import FolderTable, csv_files, read_csv_files
 from ktirt.sources.files import check_raw_folder
 from ktirt.sources.ids import IdForms, normalise_ids
@@ -111,8 +111,7 @@ def _event_parts(folder: Path, files: list[Path], users: pa.Array, questions: _Q
         columns, part_facts = _event_columns(rows, logs, questions)
         first, repeated = _first_responses(columns)
         events = events_table({k: v.take(pa.array(first)) if isinstance(v, pa.Array) else v[first] for k, v in columns.items()})
-        for totals, more in ((dropped, part_dropped), (facts, part_facts), (tables.excluded, {"repeated_in_session": repeated})):
-            totals.update({k: totals.get(k, 0) + v for k, v in more.items()})
+        add_counts((dropped, facts, tables.excluded), (part_dropped, part_facts, {"repeated_in_session": repeated}))
         n_rows, n_events = n_rows + len(rows) + sum(part_dropped.values()), n_events + events.num_rows
         del logs, columns
         yield events
