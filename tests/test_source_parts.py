@@ -56,7 +56,7 @@ def test_parts_give_the_tables_and_counts_of_one_read(messy_raw, monkeypatch, bu
     monkeypatch.setattr(csv_parts, "BUFFER_BYTES", buffer_bytes)
     written = []
     monkeypatch.setattr(csv_parts._PartWriters, "_flush", lambda self, k, flush=csv_parts._PartWriters._flush:
-                        (written.append((id(self), k)), flush(self, k))[1])  # per file
+                        (written.append(self.files[k]), flush(self, k))[1])  # per file (not id(self): reused once freed)
     size = (messy_raw / "action_logs.csv").stat().st_size
     parted = edm_cup.load(messy_raw, part_bytes=size // 6)
     parts = list(parted.event_parts())
