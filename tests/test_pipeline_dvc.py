@@ -20,11 +20,14 @@ from ktirt.irt.plot_tables import OBSERVED_REFERENCE
 
 sys.path.insert(0, str(ROOT / "bench"))  # bench/browser_check.py: the headless-Chromium check
 
-COPY = ["dvc.yaml", "params.yaml", "stages", "ktirt", ".dvc/config", ".dvcignore", "plots/offline_template.html"]
+COPY = ["dvc.yaml", "params.yaml", "stages", "ktirt", ".dvc/config", ".dvcignore", ".gitignore",
+        "plots/offline_template.html"]
+AS_A_USER = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+"""DVC as a user runs it: Python writes its bytecode caches into the ktirt/ folders the stages depend on"""
 
 
 def sh(*cmd, cwd, env=None):
-    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env)
+    r = subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, env=env or AS_A_USER)
     assert r.returncode == 0, f"{' '.join(cmd)}\n{r.stdout}\n{r.stderr}"
     return r.stdout
 
@@ -133,7 +136,7 @@ def test_a_fresh_clone_pulls_every_output_from_an_s3_remote_and_has_nothing_to_r
     """The README's "Sharing data and models" recipe against a local S3 server: `dvc push` from this checkout,
     then a fresh clone's `dvc pull` brings the events, models and exports, byte for byte, `dvc status` is clean
     and `dvc repro` runs no stage."""
-    env = {**os.environ, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
+    env = {**AS_A_USER, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing"}
     sh("dvc", "remote", "add", "-d", "team", "s3://ktirt-team/ktirt", cwd=repo)
     sh("dvc", "remote", "modify", "team", "endpointurl", s3_endpoint, cwd=repo)  # any S3-compatible server
     sh("git", "add", "-A", cwd=repo)
@@ -299,7 +302,8 @@ def test_a_bad_setting_stops_an_experiment_before_any_output_is_removed(repo):
     never reaches train_sakt to remove its outputs."""
     kept = [repo / "models" / "sakt" / "model.pt", repo / "metrics" / "sakt.json", repo / "data" / "exports" / "report.html"]
     before = [p.read_bytes() for p in kept]
-    r = subprocess.run(["dvc", "exp", "run", "-S", "train.epochs=abc"], cwd=repo, capture_output=True, text=True)
+    r = subprocess.run(["dvc", "exp", "run", "-S", "train.epochs=abc"], cwd=repo, capture_output=True, text=True,
+                       env=AS_A_USER)
     assert r.returncode != 0 and "train.epochs: must be an integer, got 'abc'" in r.stdout + r.stderr
     assert "Running stage 'train_sakt'" not in r.stdout
     assert [p.read_bytes() for p in kept] == before
@@ -316,7 +320,7 @@ def test_two_queued_experiments_run_at_once_each_rerunning_what_it_changed(repo)
     sh("dvc", "exp", "run", "--queue", "-S", "model.emb_size=16", "-n", "emb16", cwd=repo)
     sh("dvc", "exp", "run", "--queue", "-S", "wdirt.prior_strength=4.0", "-n", "prior4", cwd=repo)
     # the workers it starts keep its output pipes open until they finish: no pipes, so it returns at once
-    assert subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, stdout=subprocess.DEVNULL,
+    assert subprocess.run(["dvc", "queue", "start", "-j", "2"], cwd=repo, env=AS_A_USER, stdout=subprocess.DEVNULL,
                           stderr=subprocess.DEVNULL).returncode == 0
     assert _most_running_at_once(repo) == 2
 
@@ -349,7 +353,7 @@ def _most_running_at_once(repo, timeout_s: float = 600) -> int:
     a poll is retried, a run of them fails."""
     most, t0, failed = 0, time.monotonic(), 0
     while time.monotonic() - t0 < timeout_s:
-        r = subprocess.run(["dvc", "queue", "status"], cwd=repo, capture_output=True, text=True)
+        r = subprocess.run(["dvc", "queue", "status"], cwd=repo, capture_output=True, text=True, env=AS_A_USER)
         failed = 0 if r.returncode == 0 else failed + 1
         assert failed < 5, f"dvc queue status\n{r.stdout}\n{r.stderr}"
         if failed:
