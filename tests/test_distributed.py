@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime
 import json
 import re
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -65,8 +64,9 @@ def launched(world):
                "--live-dir", f"{stage}/live", "--timings", f"{stage}/timings.json"]
         cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(ROOT / "stages" / f"{stage}.py"), "--params", "params.yaml", "--split", "split.json", *args, *out]
-        runs[stage] = subprocess.Popen(cmd, cwd=work, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    return {stage: (p.wait(timeout=300), p.stdout.read()) for stage, p in runs.items()}
+        with open(work / f"{stage}.out", "w") as log:  # a file, not a pipe: no run can stall on a full pipe
+            runs[stage] = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    return {stage: (p.wait(timeout=300), (work / f"{stage}.out").read_text()) for stage, p in runs.items()}
 
 
 def _one_process(stage: str, tiny_tables, split) -> dict:
@@ -121,13 +121,13 @@ def test_two_ranks_score_as_one_process_and_rank_0_writes_once(stage, launched, 
     assert (work / stage / "model" / "model.pt").is_file()
 
 
-def _calibrate(rank: int, port: int, data: tuple, out: Path | None = None) -> dict:
+def _calibrate(rank: int, store: Path, data: tuple, out: Path | None = None) -> dict:
     """calibrate_items on `data` as rank `rank` of two gloo ranks (this process and a spawned one): its loss and
     the fitted parameters, written to `out` too (the spawned rank's way back)."""
     from ktirt.irt.calibration import calibrate_items
 
     m, student, item, log_opportunity, y, after = data
-    dist.init_process_group("gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=2,
+    dist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=2,
                             timeout=datetime.timedelta(seconds=120))
     try:
         curves = calibrate_items(m, student, log_opportunity, item, y, prior_strength=1.0, skill_prior_strength=1.0,
@@ -155,12 +155,10 @@ def test_sharded_calibration_reaches_the_one_process_fit(tmp_path):
     m, _, student, item, log_opportunity, _, y, _ = _learning_students()
     after = (item == 0) & (student >= 150)
     data = (copy.deepcopy(m), student, item, log_opportunity, y, after)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    other = mp.get_context("spawn").Process(target=_calibrate, args=(1, port, data, tmp_path / "rank1.json"))
+    store = tmp_path / "store"  # the ranks meet in a file: no port to race another process for
+    other = mp.get_context("spawn").Process(target=_calibrate, args=(1, store, data, tmp_path / "rank1.json"))
     other.start()
-    two = _calibrate(0, port, data)
+    two = _calibrate(0, store, data)
     other.join(60)
     assert other.exitcode == 0
     assert json.loads((tmp_path / "rank1.json").read_text()) == two  # every rank took the same steps
