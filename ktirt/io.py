@@ -318,12 +318,13 @@ def write_json(obj, path: str | Path) -> None:
     """Strict JSON (NaN and infinity refused, see check_finite), written atomically."""
     check_finite(obj, path)
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n")
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=False, allow_nan=False) + "\n", encoding="utf-8")
 
 
 def write_text(text: str, path: str | Path) -> None:
+    """UTF-8 whatever the machine's locale, so an output's bytes are the same everywhere; written atomically."""
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_text(text, encoding="utf-8")
 
 
 def write_csv(df, path: str | Path) -> None:

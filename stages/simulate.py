@@ -43,7 +43,7 @@ def main(params_path: str, out: str) -> None:
         (tmp / PLACEHOLDER).write_text(f"Nothing simulated: data.source is {source!r} in {params_path}.\n"
                                        "Set data.source: synthetic to write the simulated EDM Cup 2023 tables here "
                                        "(or simulate.profile: skill_builder with data.source: assistments_2009, "
-                                       "simulate.profile: ednet_kt1 with data.source: ednet_kt1).\n")
+                                       "simulate.profile: ednet_kt1 with data.source: ednet_kt1).\n", encoding="utf-8")
         log.info("data.source is %r: nothing to simulate (wrote %s/%s)", source, out, PLACEHOLDER)
 
 

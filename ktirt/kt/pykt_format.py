@@ -68,7 +68,8 @@ def write_pykt(parts: Iterable[Sequences], labels: np.ndarray, vocab: Vocabulary
     n = _Counts()
     with atomic_path(out) as tmp:
         tmp.mkdir()
-        with open(tmp / TRAIN_VALID, "w", newline="") as tv, open(tmp / TEST, "w", newline="") as test:
+        with (open(tmp / TRAIN_VALID, "w", newline="", encoding="utf-8") as tv,
+              open(tmp / TEST, "w", newline="", encoding="utf-8") as test):
             for seqs in parts:
                 f = fold[n.sequences : n.sequences + len(seqs.users)]
                 w_tv, w_test = pykt_windows(seqs, np.flatnonzero(f >= 0), seq_len), pykt_windows(seqs, np.flatnonzero(f < 0), seq_len)
@@ -77,8 +78,9 @@ def write_pykt(parts: Iterable[Sequences], labels: np.ndarray, vocab: Vocabulary
                 windows_frame(seqs, w_test, f).to_csv(test, index=False, header=test.tell() == 0)
         if n.sequences != len(labels):
             raise RuntimeError(f"pyKT files hold {n.sequences} of {len(labels)} students")
-        (tmp / "keyid2idx.json").write_text(json.dumps(vocab.to_json()) + "\n")
-        (tmp / "data_config.json").write_text(json.dumps(_config(out, vocab, seq_len, folds), indent=2) + "\n")
+        (tmp / "keyid2idx.json").write_text(json.dumps(vocab.to_json()) + "\n", encoding="utf-8")
+        (tmp / "data_config.json").write_text(json.dumps(_config(out, vocab, seq_len, folds), indent=2) + "\n",
+                                               encoding="utf-8")
     return n.metrics(vocab)
 
 

@@ -36,7 +36,7 @@ def simulate(cfg: SimulationConfig, out_dir: str | Path) -> dict:
     world = build_world(cfg, rng)
     out = Path(out_dir)
     counts = write_in_batches(cfg, world, rng, lambda n_tests: TablesWriter(world, out, cfg.evaluation_fraction, n_tests))
-    (out / "_truth" / "config.json").write_text(json.dumps(cfg.to_dict(), indent=2) + "\n")
+    _write_config(cfg.to_dict(), out)
     counts |= {"students": cfg.n_students, "drifting_items": int(world.items["drift"].sum())}
     log.info("simulated %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
@@ -48,7 +48,7 @@ def _simulate_skill_builder(cfg: SimulationConfig, out: Path) -> dict:
     world = build_skill_builder_world(cfg.n_students, rng)
     counts = write_skill_builder(world, work_skill_builders(world, rng), out, rng)
     used = {k: getattr(cfg, k) for k in ("profile", "seed", "n_students")}
-    (out / "_truth" / "config.json").write_text(json.dumps(used | counts, indent=2) + "\n")
+    _write_config(used | counts, out)
     log.info("simulated the skill-builder world: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
 
@@ -58,6 +58,12 @@ def _simulate_ednet_kt1(cfg: SimulationConfig, out: Path) -> dict:
     rng = np.random.default_rng(cfg.seed)
     world = build_world(cfg, rng)
     counts = write_in_batches(cfg, world, rng, lambda n_tests: Kt1Writer(world, out, cfg.start_date))
-    (out / "_truth" / "config.json").write_text(json.dumps(cfg.to_dict() | counts, indent=2) + "\n")
+    _write_config(cfg.to_dict() | counts, out)
     log.info("simulated the default world as EdNet KT1: %s", ", ".join(f"{k}={v}" for k, v in counts.items()))
     return counts
+
+
+def _write_config(config: dict, out: Path) -> None:
+    """The settings (and counts) the truth was simulated with, in the simulation's folder (itself written to a
+    temporary path that the stage moves into place)."""
+    (out / "_truth" / "config.json").write_text(json.dumps(config, indent=2) + "\n", encoding="utf-8")
