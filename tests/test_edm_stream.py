@@ -1,6 +1,6 @@
 """EDM Cup's action log read in one pass (ktirt.sources.edm_stream): where each assignment log's rows lie together,
-the tables and every count are those of the split by student (ktirt.sources.csv_parts), whatever the parser's
-block and the part sizes; where they do not (a log met again, a blank or unknown log) the file is split instead,
+the tables, every count and the fault a bad file stops on are those of the split by student
+(ktirt.sources.csv_parts), whatever the parser's block and the part sizes; where they do not (a log met again, a blank or unknown log) the file is split instead,
 and nothing of the pass is left behind."""
 
 import logging
@@ -12,6 +12,8 @@ import pandas as pd
 import pyarrow as pa
 import pytest
 
+from conftest import hand_written_edm
+from ktirt.errors import InputError
 from ktirt.sources import edm_cup, tables
 from ktirt.sources.edm_stream import NotStreamable
 
@@ -102,3 +104,34 @@ def test_a_file_the_one_pass_cannot_read_is_split(tiny_raw, tmp_path, monkeypatc
     for counts in COUNTS:
         assert getattr(streamed, counts) == getattr(split, counts), counts
     assert not list(tmp_path.glob("ktirt-*")), "the pass's and the parts' folders are removed"
+
+
+def _two_ambiguous_problems(rows):
+    """`7.0` / `007` in blocks apart, `8.0` / `008` side by side in one block: one read names the first met."""
+    return rows.assign(problem_id=rows["problem_id"].mask(rows.index == 1, "7.0").mask(rows.index == 10, "8.0")
+                       .mask(rows.index == 11, "008").mask(rows.index == 20, "007"))
+
+
+def _ambiguous_problem_then_a_bad_time(rows):
+    """`8.0` / `008` side by side, then a timestamp that does not parse in a later block: the parser meets it first."""
+    rows = rows.assign(problem_id=rows["problem_id"].mask(rows.index == 10, "8.0").mask(rows.index == 11, "008"))
+    return rows.assign(timestamp=rows["timestamp"].mask(rows.index == 20, "abc"))
+
+
+@pytest.mark.parametrize("change, named", [
+    (_two_ambiguous_problems, "column 'problem_id': ids '7.0' and '007' may be the same id"),
+    (_ambiguous_problem_then_a_bad_time, "column 'timestamp': value 'abc' does not parse"),
+], ids=["two ambiguous problem ids", "an ambiguous problem id, then a bad time"])
+def test_a_file_with_several_faults_stops_on_the_same_one_either_way(tmp_path, monkeypatch, change, named):
+    """The one pass refuses a problem id in a block only as the split does (until a problem joins), then leaves it
+    to the whole file's checks: which fault a run names does not depend on the path or on where blocks end."""
+    raw = hand_written_edm(tmp_path / "raw")
+    rows = pd.read_csv(raw / "action_logs.csv", dtype=str, keep_default_na=False)
+    change(rows).to_csv(raw / "action_logs.csv", index=False)
+    monkeypatch.setattr(tables, "BLOCK_BYTES", 512)  # a few rows a block: rows 10 and 11 together, 1 and 20 apart
+    said = []
+    for stream in (True, False):
+        with pytest.raises(InputError) as error:
+            _loaded(raw, None, stream, monkeypatch)
+        said.append(str(error.value))
+    assert said[0] == said[1] and named in said[0]

@@ -202,7 +202,8 @@ class _Stream:
         log_row = self.cut.logs.rows(logs.dictionary)
         if logs.null_count or (log_row < 0).any():
             raise NotStreamable("a row without an assignment log, or with one not in assignment_details")
-        problems = normalise_ids(block["problem_id"], self.path, "problem_id")
+        # refused in the block as the split refuses them (until a problem joins), then by the whole file's checks
+        problems = normalise_ids(block["problem_id"], self.path, "problem_id", refuse=not self.any_problem_joined)
         prob_row = self.problems.index.rows(problems.dictionary)
         self.any_problem_joined |= bool((prob_row >= 0).any())
         n_known, n_unknown = len(self.problems.problem_type), len(self.unknown_problems)

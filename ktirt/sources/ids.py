@@ -38,16 +38,19 @@ def _rule(text: pa.Array) -> pa.Array:
     return pc.replace_substring_regex(pc.utf8_trim_whitespace(text), INTEGRAL_FLOAT, r"\1")
 
 
-def normalise_ids(values: pa.ChunkedArray | pa.Array, path, column: str) -> pa.Array:
+def normalise_ids(values: pa.ChunkedArray | pa.Array, path, column: str, refuse: bool = True) -> pa.Array:
     """`values` (string or dictionary of strings) under the id rule; the same array where nothing changes.
 
-    A dictionary column is normalised through its dictionary (one entry per distinct id, not per row)."""
+    A dictionary column is normalised through its dictionary (one entry per distinct id, not per row).
+    refuse=False leaves an ambiguous pair (`7.0` and `007`) to the file's IdForms, which names it as one read
+    would: for a block of a file, where another path checks the whole file only."""
     arr = _combined(values)
     text = arr.dictionary if pa.types.is_dictionary(arr.type) else arr
     new = _rule(text)
     if new.equals(text):
         return arr
-    _refuse_ambiguous(pc.unique(text), path, column)
+    if refuse:
+        _refuse_ambiguous(pc.unique(text), path, column)
     if not pa.types.is_dictionary(arr.type):
         return new
     distinct = pc.unique(new)
