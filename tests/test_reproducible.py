@@ -3,7 +3,8 @@ this CPU, and SAKT's metrics stay within the tolerance the README states.
 
 Another x86-64 machine is emulated on this one by switching off the AVX-512 code paths
 (`NPY_DISABLE_CPU_FEATURES`, `ATEN_CPU_CAPABILITY`); on a CPU without AVX-512 there is nothing to switch off
-and the comparisons are skipped rather than passing vacuously."""
+and the comparisons are skipped rather than passing vacuously. A checkout, too, gives the code's bytes (which
+dvc.lock records) whatever git's line-ending setting."""
 
 from __future__ import annotations
 
@@ -126,3 +127,14 @@ def test_sakt_metrics_hold_the_stated_tolerance_on_another_cpu(tmp_path):
             assert abs(here[key] - other[key]) <= AUC_TOLERANCE, (key, here[key], other[key])
         elif isinstance(here[key], int):
             assert here[key] == other[key], key
+
+
+def test_a_checkout_has_the_codes_bytes_whatever_gits_line_endings(tmp_path):
+    """Git for Windows checks text out with CRLF by default (core.autocrlf); .gitattributes keeps every text file
+    LF, or every stage of a committed dvc.lock would look changed there (its code deps hashed in other bytes)."""
+    clone = tmp_path / "clone"
+    subprocess.run(["git", "clone", "-q", "-c", "core.autocrlf=true", str(ROOT), str(clone)], check=True)
+    files = subprocess.run(["git", "ls-files", "--eol"], cwd=clone, capture_output=True, text=True, check=True)
+    eol = dict(line.split("\t")[::-1] for line in files.stdout.splitlines())
+    assert "w/lf" in eol["ktirt/io.py"] and "w/lf" in eol["dvc.yaml"]
+    assert [path for path, how in eol.items() if "w/crlf" in how] == []
