@@ -91,17 +91,19 @@ def test_data_stages_write_the_same_bytes_on_another_cpu(tmp_path):
     assert differ == [], f"written differently under {OTHER_CPU}: {differ}"
 
 
-ELSEWHERE = {"TZ": "America/Los_Angeles", "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0"}
-"""another timezone, and a locale whose default text encoding is ASCII (no UTF-8 mode)"""
+ELSEWHERE = {"TZ": "America/Los_Angeles", "LC_ALL": "C", "LANG": "C", "PYTHONUTF8": "0", "PYTHONCOERCECLOCALE": "0",
+             "OMP_NUM_THREADS": "8"}
+"""another time zone, a locale whose default text encoding is ASCII (no UTF-8 mode), and pyarrow's thread pool of
+a machine with 8 cores"""
 
 
-def test_data_stages_write_the_same_bytes_in_another_timezone_and_locale(tmp_path):
-    probe = subprocess.run([sys.executable, "-c", "import locale, time; print(time.localtime(0).tm_hour, "
-                            "locale.getpreferredencoding(False))"], env={**os.environ, **ELSEWHERE},
+def test_data_stages_write_the_same_bytes_in_another_time_zone_locale_and_core_count(tmp_path):
+    probe = subprocess.run([sys.executable, "-c", "import locale, time, pyarrow; print(time.localtime(0).tm_hour, "
+                            "locale.getpreferredencoding(False), pyarrow.cpu_count())"], env={**os.environ, **ELSEWHERE},
                            capture_output=True, text=True, check=True).stdout.split()
     if probe[0] == "0":
         pytest.skip("no time zone data on this machine: TZ would change nothing")
-    assert probe[1].lower() in {"ansi_x3.4-1968", "ascii", "us-ascii"}, probe  # the other machine is set up
+    assert probe[1].lower() in {"ansi_x3.4-1968", "ascii", "us-ascii"} and probe[2] == "8", probe  # it is set up
     here, elsewhere = _data_stages(tmp_path / "here", {}), _data_stages(tmp_path / "elsewhere", ELSEWHERE)
     assert "interim/events.parquet" in here and sorted(here) == sorted(elsewhere)
     differ = [name for name in here if here[name] != elsewhere[name]]
