@@ -53,6 +53,8 @@ def repo(tmp_path_factory):
     sh("git", "add", "-A", cwd=repo)
     sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "init", cwd=repo)
     sh("dvc", "repro", cwd=repo)
+    sh("git", "add", "-A", cwd=repo)  # the baseline, which a test that resets the repository goes back to
+    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline", cwd=repo)
     return repo
 
 
@@ -140,7 +142,7 @@ def test_a_fresh_clone_pulls_every_output_from_an_s3_remote_and_has_nothing_to_r
     sh("dvc", "remote", "add", "-d", "team", "s3://ktirt-team/ktirt", cwd=repo)
     sh("dvc", "remote", "modify", "team", "endpointurl", s3_endpoint, cwd=repo)  # any S3-compatible server
     sh("git", "add", "-A", cwd=repo)
-    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "baseline and its remote", cwd=repo)
+    sh("git", "-c", "user.email=t@t", "-c", "user.name=t", "commit", "-qm", "the remote", cwd=repo)
     assert "files pushed" in sh("dvc", "push", cwd=repo, env=env)
 
     clone = tmp_path / "clone"
