@@ -1,7 +1,8 @@
 """EDM Cup's action log read in one pass (ktirt.sources.edm_stream): where each assignment log's rows lie together,
 the tables, every count and the fault a bad file stops on are those of the split by student
-(ktirt.sources.csv_parts), whatever the parser's block and the part sizes; where they do not (a log met again, a blank or unknown log) the file is split instead,
-and nothing of the pass is left behind."""
+(ktirt.sources.csv_parts), whatever the parser's block and the part sizes, on fixed and on seeded random dirt;
+where they do not (a log met again, a blank or unknown log) the file is split instead, and nothing of the pass
+is left behind."""
 
 import logging
 import shutil
@@ -135,3 +136,49 @@ def test_a_file_with_several_faults_stops_on_the_same_one_either_way(tmp_path, m
             _loaded(raw, None, stream, monkeypatch)
         said.append(str(error.value))
     assert said[0] == said[1] and named in said[0]
+
+
+def _trailing_zeros(rows: pd.DataFrame) -> pd.Series:
+    """Each time with a decimal point written with two more zeros: the same time, written another way."""
+    return rows["timestamp"].mask(rows["timestamp"].str.contains(".", regex=False), rows["timestamp"] + "00")
+
+
+def _shuffled_dirt(rows: pd.DataFrame, rng: np.random.Generator) -> pd.DataFrame:
+    """Dirt a real export may hold, each log's rows still together: rows out of time order within their log,
+    exact duplicates far from their originals (in the same log), copies written another way (a time with
+    trailing zeros, a hint id quoted with a comma) or a millisecond later, blank actions, times and problems."""
+    run = np.r_[0, np.cumsum(rows["assignment_log_id"].to_numpy()[1:] != rows["assignment_log_id"].to_numpy()[:-1])]
+    rows = rows.assign(_run=run, _at=rng.permutation(len(rows)))
+    pick = lambda n: rows.iloc[rng.choice(len(rows), n, replace=False)]  # noqa: E731
+    copies = [pick(30), pick(8).assign(timestamp=_trailing_zeros),
+              pick(8).assign(hint_id="H1, or H2"),
+              pick(8).assign(timestamp=lambda d: (d["timestamp"].astype(float) + 0.001).map("{:.3f}".format))]
+    rows = pd.concat([rows, *(c.assign(_at=rng.integers(0, len(rows), len(c))) for c in copies)], ignore_index=True)
+    for column, n in (("action", 4), ("timestamp", 4), ("problem_id", 4)):
+        rows.loc[rng.choice(len(rows), n, replace=False), column] = ""
+    return rows.sort_values(["_run", "_at"], kind="stable").drop(columns=["_run", "_at"])
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_seeded_dirty_files_read_the_same_either_way(tiny_raw, tmp_path, monkeypatch, caplog, seed):
+    """Random dirt (seeded), in a file with Windows line endings and a byte-order mark: the one pass and the
+    split give the same events, unit tests and counts, with logs spanning 4 KB blocks, in one part and in three."""
+    rng = np.random.default_rng(seed)
+    raw = tmp_path / "raw"
+    shutil.copytree(tiny_raw, raw)
+    rows = pd.read_csv(raw / "action_logs.csv", dtype=str, keep_default_na=False)
+    text = _shuffled_dirt(rows, rng).to_csv(index=False, lineterminator="\r\n")
+    (raw / "action_logs.csv").write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+    monkeypatch.setattr(tables, "BLOCK_BYTES", 4 << 10)
+    for parts in (1, 3):
+        part_bytes = -(-(raw / "action_logs.csv").stat().st_size // parts)
+        with caplog.at_level(logging.INFO):
+            caplog.clear()
+            events, unit_tests, streamed = _loaded(raw, part_bytes, True, monkeypatch)
+            assert "not read in one pass" not in caplog.text, "this file is read in one pass"
+        split_events, split_unit_tests, split = _loaded(raw, part_bytes, False, monkeypatch)
+        assert pa.concat_tables(events).equals(pa.concat_tables(split_events))
+        assert pa.concat_tables(unit_tests).equals(pa.concat_tables(split_unit_tests))
+        for counts in COUNTS:
+            assert getattr(streamed, counts) == getattr(split, counts), counts
+        assert streamed.dropped["duplicate_rows"] >= 30 and sum(map(len, events)) > 0
