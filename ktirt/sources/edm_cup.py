@@ -176,18 +176,19 @@ def _first_responses(action_log: _ActionLog, details: Details, problems: Problem
                      tables: SourceTables) -> Iterator[pa.Table]:
     """Per part of the action log, one event per visit (ktirt.sources.edm_actions) whose first action is a graded
     response or a help request, in the events' order; the counts (dropped, excluded, first actions) add up part
-    after part (a log read in one pass counted them all as it was read)."""
+    after part (a log read in one pass counted its dropped and excluded rows as it was read); the first actions
+    are those of the events."""
     streamed, counts = action_log.streamed, (dropped, tables.excluded, tables.first_actions)
     n_rows, n_events = (streamed.n_action_rows if streamed else 0), 0
     usable = _usable_of_parts(action_log, details, problems)
     if streamed:
-        add_counts(counts, (streamed.dropped, streamed.excluded,
-                             dict(zip(FIRST_ACTIONS, streamed.first_actions.tolist()))))
+        add_counts(counts, (streamed.dropped, streamed.excluded))
     # a log split by student: part k + 1 read back, checked for duplicates and grouped on the second core while part
     # k's events are built. A streamed log's parts are only read from disk: their events are built here (built
     # ahead, or two at a time, more parts were held at once, for no time saved: docs/PERFORMANCE_HISTORY.md)
     for visits, joined, sel, part_counts in (usable if streamed else read_ahead(usable)):
-        add_counts(counts, part_counts)
+        first = np.bincount(visits.first_act[sel], minlength=len(FIRST_ACTIONS))
+        add_counts(counts, (*part_counts, dict(zip(FIRST_ACTIONS, first.tolist()))))
         events = _events(visits, joined, problems, details, sel, streamed.ranks if streamed else None)
         n_rows, n_events = n_rows + visits.n_action_rows, n_events + events.num_rows
         del visits, joined, sel
@@ -236,14 +237,13 @@ def _event_keys(visits: Visits, joined: Joined, details: Details, sel: np.ndarra
 
 
 def _usable_of_parts(action_log: _ActionLog, details: Details,
-                     problems: Problems) -> Iterator[tuple[Visits, Joined, np.ndarray, tuple[dict, dict, dict]]]:
-    """Each part's visits, joined, the usable ones among them and the part's counts (dropped, excluded, first
-    actions). A log split by student is read here: `_first_responses` reads them one part ahead
-    (ktirt/read_ahead.py), so part k + 1 is read back, checked for duplicates and grouped on the second core while
-    part k's events are built."""
+                     problems: Problems) -> Iterator[tuple[Visits, Joined, np.ndarray, tuple[dict, dict]]]:
+    """Each part's visits, joined, the usable ones among them and the part's counts (dropped, excluded). A log
+    split by student is read here: `_first_responses` reads them one part ahead (ktirt/read_ahead.py), so part
+    k + 1 is read back, checked for duplicates and grouped on the second core while part k's events are built."""
     if action_log.streamed is not None:
         for visits in action_log.streamed.parts():  # usable only, counted as they were read
-            yield visits, action_log.streamed.joined, np.arange(len(visits.log)), ({}, {}, {})
+            yield visits, action_log.streamed.joined, np.arange(len(visits.log)), ({}, {})
         return
     for rows in action_log.parts.parts():
         part_dropped: dict[str, int] = {}
@@ -252,8 +252,7 @@ def _usable_of_parts(action_log: _ActionLog, details: Details,
         del rows  # freed, not given back: the next step reuses its pages (_first_responses gives back once a part)
         joined = join_details(visits, details, problems)
         sel = np.flatnonzero(usable_visits(visits, joined, part_dropped, part_excluded))
-        counts = np.bincount(visits.first_act[sel], minlength=len(FIRST_ACTIONS))
-        yield visits, joined, sel, (part_dropped, part_excluded, dict(zip(FIRST_ACTIONS, counts.tolist())))
+        yield visits, joined, sel, (part_dropped, part_excluded)
         del visits, joined
 
 

@@ -27,8 +27,7 @@ from ktirt.events import sort_codes
 from ktirt.read_ahead import started
 from ktirt.sources.canonical import add_counts
 from ktirt.sources.csv_parts import column_types, ledgered_blocks
-from ktirt.sources.edm_actions import (ACTION_LOG_COLUMNS, FIRST_ACTIONS, Visits, WholeLogChecks, action_lut,
-                                       grouped_visits)
+from ktirt.sources.edm_actions import ACTION_LOG_COLUMNS, Visits, WholeLogChecks, action_lut, grouped_visits
 from ktirt.sources.edm_details import Details, Problems, StudentCut
 from ktirt.sources.edm_visits import Joined, problems_joined, usable_visits
 from ktirt.sources.ids import normalise_ids
@@ -79,7 +78,6 @@ class StreamedVisits:
     factor: float
     dropped: dict[str, int]
     excluded: dict[str, int]
-    first_actions: np.ndarray  # events by first action (FIRST_ACTIONS)
 
     def parts(self) -> Iterator[Visits]:
         """Each part's usable visits, in part order; the folder is removed after the last."""
@@ -150,7 +148,6 @@ class _Stream:
         self.n_rows = self.duplicates = 0
         self.dropped: dict[str, int] = {}
         self.excluded: dict[str, int] = {}
-        self.first_actions = np.zeros(len(FIRST_ACTIONS), np.int64)
         self.folder = tempfile.TemporaryDirectory(prefix="ktirt-visits-")
         self.files = [Path(self.folder.name) / f"part-{k:05d}.visits" for k in range(cut.n)]
         self.handles: dict[int, object] = {}
@@ -190,7 +187,7 @@ class _Stream:
             raise NotStreamable("no problem in problem_details")
         log_vals, prob_vals, ranks = self.ids.result()
         return StreamedVisits(self.folder, self.files, self.joined, log_vals, prob_vals, ranks,
-                              self.n_rows - self.duplicates, factor, self.dropped, self.excluded, self.first_actions)
+                              self.n_rows - self.duplicates, factor, self.dropped, self.excluded)
 
     def close(self) -> None:
         for handle in self.handles.values():
@@ -238,7 +235,6 @@ class _Stream:
         fields = grouped_visits(log, problem, act, in_unit(ts, self.factor or 1.0), dropped, excluded)
         visits = Visits(len(log), log_vals=None, prob_vals=None, **fields)
         sel = np.flatnonzero(usable_visits(visits, self.joined, dropped, excluded))
-        self.first_actions += np.bincount(visits.first_act[sel], minlength=len(FIRST_ACTIONS))
         add_counts((self.dropped, self.excluded), (dropped, excluded))
         self._write(visits, sel)
 

@@ -35,11 +35,7 @@ class Joined:
 
 def join_details(visits: Visits, details: Details, problems: Problems) -> Joined:
     """Join the assignment logs to their students and the problems to their types."""
-    return joined_rows(details.index.rows(visits.log_vals), problems.index.rows(visits.prob_vals), details, problems)
-
-
-def joined_rows(log_row: np.ndarray, prob_row: np.ndarray, details: Details, problems: Problems) -> Joined:
-    """The join, given each log code's row in assignment_details and each problem code's in problem_details."""
+    log_row, prob_row = details.index.rows(visits.log_vals), problems.index.rows(visits.prob_vals)
     return Joined(log_row, details.students_of(log_row), **problems_joined(prob_row, problems))
 
 
